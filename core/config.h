@@ -1,0 +1,104 @@
+// The configuration model (DESIGN.md section 7) and its TOML loader. A Config is a plain value,
+// fully validated by the loader: code that holds one may trust every field. Key names are a
+// contract with operators and outside checks; add keys, never rename them.
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/ip.h"
+
+namespace ringmx::core {
+
+enum class TlsMode { kNone, kStartTls, kImplicit };
+enum class ClientCertMode { kNone, kOptional, kRequired };
+enum class SpoolMode { kDurable, kDiscard };
+
+struct ListenerConfig {
+  std::string name;                  // `name`, unique among listeners
+  Endpoint address;                  // `address`, "ip:port" or "[ipv6]:port"
+  TlsMode tls = TlsMode::kNone;      // `tls`
+  bool tls_required = false;         // `tls_required`
+  std::string min_tls = "1.2";       // `min_tls`: "1.2" or "1.3"
+  ClientCertMode client_certs = ClientCertMode::kNone;  // `client_certs`
+  bool sni_strict = false;           // `sni_strict`
+  std::vector<Cidr> no_tls_hosts;    // `no_tls_hosts`
+  bool auth = false;                 // `auth`
+};
+
+struct SniConfig {
+  std::vector<std::string> names;  // exact names or "*.domain"
+  std::string cert;
+  std::string key;
+};
+
+struct TlsConfig {
+  std::string cert;       // default certificate chain (PEM), "" if none
+  std::string key;
+  std::string client_ca;
+  std::vector<SniConfig> sni;
+};
+
+struct PolicyConfig {
+  std::vector<std::string> local_domains;  // lower-cased by the loader
+  std::vector<Cidr> relay_networks;
+  int max_recipients = 100;
+  uint64_t max_message_size = 26214400;
+};
+
+struct AuthConfig {
+  std::string passwd;  // "" if AUTH has no backend
+};
+
+struct SpoolConfig {
+  std::string path = "spool";
+  // `mode`: "durable" (default) or "discard" (benchmark only: nothing is written).
+  SpoolMode mode = SpoolMode::kDurable;
+};
+
+struct TimeoutsConfig {
+  absl::Duration idle = absl::Seconds(300);        // `idle_s`: between commands
+  absl::Duration data = absl::Seconds(600);        // `data_s`: whole DATA/BDAT phase
+  absl::Duration greet_pause = absl::ZeroDuration();  // `greet_pause_ms`: wait before 220
+  absl::Duration shutdown_grace = absl::Seconds(30);  // `shutdown_grace_s`
+};
+
+struct ControlConfig {
+  std::string socket;  // "" disables the control socket
+};
+
+struct LogConfig {
+  std::string file;  // `file`: "" means stderr
+};
+
+struct Config {
+  std::string hostname;  // required
+  int workers = 0;       // 0: one shard per core
+  std::vector<ListenerConfig> listeners;  // at least one
+  TlsConfig tls;
+  PolicyConfig policy;
+  AuthConfig auth;
+  SpoolConfig spool;
+  TimeoutsConfig timeouts;
+  ControlConfig control;
+  LogConfig log;
+};
+
+// Parses and validates TOML text. `source_name` (usually the file path) prefixes error messages.
+// Errors are kInvalidArgument with one message naming the source, the line and the key, e.g.
+// "ringmx.toml:7: listener[0].address: expected \"ip:port\", got \"localhost\"". Unknown keys are
+// errors. Relative paths (spool.path, tls.*, auth.passwd, control.socket, log.file) are resolved
+// against `base_dir` when it is not empty.
+absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view source_name,
+                                   std::string_view base_dir = "");
+
+// Reads `path` and calls ParseConfig with the file's directory as `base_dir`. kNotFound (or the
+// errno mapping) if the file cannot be read.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+}  // namespace ringmx::core

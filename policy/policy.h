@@ -1,0 +1,45 @@
+// Pure policy decisions from (connection facts, Snapshot). No I/O, no clock, no socket headers:
+// every rule here is testable from plain values.
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+#include <string_view>
+
+#include "core/config.h"
+#include "core/ip.h"
+#include "core/snapshot.h"
+
+namespace ringmx::policy {
+
+// What is known about one connection. Filled by net/ at accept (and after TLS/AUTH later).
+// Shard-local; owned by the session.
+struct ConnectionFacts {
+  core::Endpoint client;
+  core::Endpoint local;
+  // The listener this connection came in on; points into the session's Snapshot.
+  const core::ListenerConfig* listener = nullptr;
+  bool tls = false;
+  std::string auth_identity;  // empty until AUTH succeeds
+};
+
+enum class RecipientVerdict {
+  kAccept,       // local domain, postmaster, or relaying allowed
+  kRelayDenied,  // 554 5.7.1
+};
+
+// True if `domain` (any case, no trailing dot handling beyond one final '.') is a local domain.
+bool IsLocalDomain(const core::Snapshot& snapshot, std::string_view domain);
+
+// True if the client may relay: its address is in policy.relay_networks, or it authenticated.
+bool RelayAllowed(const core::Snapshot& snapshot, const ConnectionFacts& facts);
+
+// Decides one RCPT TO. `local_part` and `domain` come from the parsed path; `domain` is empty for
+// the bare "<postmaster>" form. Postmaster (case-insensitive, RFC 5321 section 4.5.1) is accepted
+// bare or at the server's hostname; any address in a local domain is accepted; anything else only
+// when RelayAllowed().
+RecipientVerdict CheckRecipient(const core::Snapshot& snapshot, const ConnectionFacts& facts,
+                                std::string_view local_part, std::string_view domain);
+
+}  // namespace ringmx::policy

@@ -1,0 +1,107 @@
+// The SMTP state machine for one connection (RFC 5321, with PIPELINING, SIZE, 8BITMIME,
+// ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING). Pure: bytes in, actions out. It never touches a
+// socket, a file, OpenSSL or the clock; net/ executes what it asks for. That is what makes every
+// protocol rule testable byte by byte.
+#pragma once
+
+#include <stdint.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/queue_id.h"
+#include "core/snapshot.h"
+#include "core/spool_record.h"
+#include "policy/policy.h"
+
+namespace ringmx::smtp {
+
+// What the driver must do after a call into a Session. Calls append; the driver executes and then
+// calls Clear(). Order of execution: deliver (if set), send `replies` (one write), then close.
+struct Output {
+  // Wire bytes of every reply produced by the call(s), in command order (RFC 2920).
+  std::string replies;
+  // A message to store. The session waits (buffering any further input) until the driver calls
+  // OnDelivered() with the store's result; at most one is outstanding.
+  std::optional<core::SpoolRecord> deliver;
+  // Close the connection once `replies` has been sent.
+  bool close = false;
+
+  void Clear() {
+    replies.clear();
+    deliver.reset();
+    close = false;
+  }
+};
+
+// Counters for the session-end log line.
+struct SessionStats {
+  uint64_t messages_accepted = 0;
+  uint64_t messages_rejected = 0;  // refused after DATA/BDAT (size, bare CR/LF, line length, store)
+  uint64_t bytes_accepted = 0;     // message bytes of accepted messages
+  uint64_t commands = 0;
+};
+
+// One SMTP conversation. Owned by the net/ connection that feeds it. Shard-local. Holds the
+// Snapshot it was created with until it is destroyed, so a reload never changes a live session.
+class Session {
+ public:
+  // `ids` must outlive the session (the shard owns it). `facts.listener` must point into
+  // `snapshot`.
+  Session(std::shared_ptr<const core::Snapshot> snapshot, policy::ConnectionFacts facts,
+          core::QueueIdGenerator& ids);
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session();
+
+  // The greeting: "220 <hostname> ESMTP ringmx". The driver calls it once, after the optional
+  // greet pause. Input received before Start() is early talk: 554 and close (OnInput handles it).
+  void Start(absl::Time now, Output& out);
+
+  // Consumes client bytes. `input` may end anywhere, in a command line or in message data, and is
+  // valid only during the call. While a delivery is outstanding the bytes are buffered (bounded)
+  // and processed after OnDelivered().
+  void OnInput(std::string_view input, absl::Time now, Output& out);
+
+  // The store's answer for the outstanding `deliver`: OK gives "250 2.0.0 Ok: queued as <id>",
+  // an error "452 4.3.1". Then buffered input is processed.
+  void OnDelivered(const absl::Status& result, absl::Time now, Output& out);
+
+  // The driver calls this when now >= deadline(): "421 4.4.2" and close.
+  void OnTimeout(absl::Time now, Output& out);
+
+  // Graceful shutdown (SIGTERM): a session between transactions gets "421 4.3.2" and closes at
+  // once; any other session gets it at its next command. A DATA/BDAT transfer in progress
+  // finishes and is answered normally first.
+  void OnShutdown(absl::Time now, Output& out);
+
+  // When the session times out if nothing advances it: idle timeout from the last complete
+  // command, or the data timeout from the start of DATA/BDAT. Bytes alone do not extend it
+  // (slowloris). InfiniteFuture() while a delivery is outstanding.
+  absl::Time deadline() const { return deadline_; }
+
+  bool closed() const { return closed_; }
+  // Why the session ended ("quit", "timeout", "shutdown", "early-talk", ...); "" while open.
+  std::string_view end_reason() const { return end_reason_; }
+  std::string_view helo() const;
+  const SessionStats& stats() const { return stats_; }
+  const policy::ConnectionFacts& facts() const { return facts_; }
+
+ private:
+  struct State;  // parser and transaction state, in session.cc
+
+  std::shared_ptr<const core::Snapshot> snapshot_;
+  policy::ConnectionFacts facts_;
+  core::QueueIdGenerator& ids_;
+  std::unique_ptr<State> state_;
+  absl::Time deadline_ = absl::InfiniteFuture();
+  bool closed_ = false;
+  std::string end_reason_;
+  SessionStats stats_;
+};
+
+}  // namespace ringmx::smtp
