@@ -1,0 +1,239 @@
+#include "net/connection.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/log.h"
+#include "core/strings.h"
+#include "net/buffer_ring.h"
+#include "net/shard.h"
+
+namespace ringmx::net {
+namespace {
+
+// How long a closing connection waits for the client's EOF after our FIN, so that the last
+// reply (221, 421, 554) is not destroyed by a RST from unread input.
+constexpr absl::Duration kLinger = absl::Seconds(2);
+
+}  // namespace
+
+Connection::Connection(Shard& shard, int fd, std::shared_ptr<const core::Snapshot> snapshot,
+                       policy::ConnectionFacts facts, absl::Time now)
+    : shard_(shard),
+      fd_(fd),
+      session_(std::move(snapshot), std::move(facts), shard.ids()),
+      started_(now) {
+  recv_op_.connection = this;
+  recv_op_.on_complete = &Connection::OnRecv;
+  send_op_.connection = this;
+  send_op_.on_complete = &Connection::OnSend;
+  greet_op_.connection = this;
+  greet_op_.on_complete = &Connection::OnGreetTimer;
+}
+
+Connection::~Connection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void Connection::Start(absl::Time now) {
+  ArmRecv();
+  const absl::Duration greet_pause = shard_.snapshot_->config.timeouts.greet_pause;
+  if (greet_pause > absl::ZeroDuration()) {
+    const int64_t ns = absl::ToInt64Nanoseconds(greet_pause);
+    greet_ts_.tv_sec = ns / 1000000000;
+    greet_ts_.tv_nsec = ns % 1000000000;
+    io_uring_sqe* sqe = shard_.reactor().Prepare(&greet_op_);
+    io_uring_prep_timeout(sqe, &greet_ts_, 0, 0);
+    greet_inflight_ = true;
+    return;
+  }
+  session_.Start(now, out_);
+  AfterSession();
+}
+
+void Connection::OnGreetTimer(const io_uring_cqe& /*cqe*/) {
+  greet_inflight_ = false;
+  if (!done_ && !closing_ && !session_.closed()) {
+    session_.Start(absl::Now(), out_);
+    AfterSession();
+  }
+  MarkDirty();
+}
+
+void Connection::ArmRecv() {
+  io_uring_sqe* sqe = shard_.reactor().Prepare(&recv_op_);
+  io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = shard_.buffers().group_id();
+  recv_armed_ = true;
+  recv_rearm_ = false;
+}
+
+void Connection::OnRecv(const io_uring_cqe& cqe) {
+  if (!(cqe.flags & IORING_CQE_F_MORE)) recv_armed_ = false;
+  const bool has_buffer = (cqe.flags & IORING_CQE_F_BUFFER) != 0;
+  const uint16_t buffer_id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
+  if (cqe.res > 0) {
+    if (has_buffer) {
+      if (!done_ && !closing_) {
+        session_.OnInput(shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res)),
+                         absl::Now(), out_);
+        AfterSession();
+      }
+      // Whatever the session needs of these bytes it has copied.
+      shard_.buffers().Recycle(buffer_id);
+    }
+    if (!recv_armed_ && !done_) recv_rearm_ = true;
+  } else if (cqe.res == -ENOBUFS) {
+    // Every receive buffer of the shard was in use for a moment; try again after this batch.
+    if (!done_) recv_rearm_ = true;
+  } else {
+    if (has_buffer) shard_.buffers().Recycle(buffer_id);
+    // EOF (0), reset, or our own cancel: nothing more will come from this client.
+    if (cqe.res != -ECANCELED && !closing_ && end_reason_.empty() && !session_.closed()) {
+      end_reason_ = cqe.res == 0 ? "disconnect" : "reset";
+    }
+    done_ = true;
+  }
+  MarkDirty();
+}
+
+void Connection::AfterSession() {
+  if (out_.deliver.has_value()) {
+    spool_inflight_ = true;
+    shard_.spool().Submit(std::move(*out_.deliver), this);
+    out_.deliver.reset();
+  }
+  if (out_.close) closing_ = true;
+  MarkDirty();
+}
+
+void Connection::OnStored(const absl::Status& result) {
+  spool_inflight_ = false;
+  ShardCounters& counters = shard_.mutable_counters();
+  if (!result.ok()) {
+    ShardCounters::Add(counters.store_errors, 1);
+    core::LogError(absl::StrCat("shard=", shard_.index(), " spool error: ", result.ToString()));
+  }
+  if (!done_) {
+    session_.OnDelivered(result, absl::Now(), out_);
+    AfterSession();
+  }
+  MarkDirty();
+}
+
+void Connection::SubmitSend() {
+  io_uring_sqe* sqe = shard_.reactor().Prepare(&send_op_);
+  io_uring_prep_send(sqe, fd_, sending_.data() + send_offset_, sending_.size() - send_offset_,
+                     MSG_NOSIGNAL);
+  send_inflight_ = true;
+}
+
+void Connection::OnSend(const io_uring_cqe& cqe) {
+  send_inflight_ = false;
+  if (cqe.res < 0) {
+    if (end_reason_.empty() && !session_.closed()) end_reason_ = "send-error";
+    done_ = true;
+  } else {
+    send_offset_ += static_cast<size_t>(cqe.res);
+    if (send_offset_ < sending_.size() && !done_) {
+      SubmitSend();  // short write: the rest of the same batch's replies
+      return;
+    }
+    sending_.clear();
+    send_offset_ = 0;
+  }
+  MarkDirty();
+}
+
+void Connection::Tick(absl::Time now) {
+  if (done_) return;
+  if (fin_sent_) {
+    if (now >= linger_deadline_) {
+      done_ = true;
+      MarkDirty();
+    }
+    return;
+  }
+  if (!closing_ && now >= session_.deadline()) {
+    session_.OnTimeout(now, out_);
+    AfterSession();
+  }
+}
+
+void Connection::Drain(absl::Time now) {
+  if (done_ || closing_) return;
+  session_.OnShutdown(now, out_);
+  AfterSession();
+}
+
+void Connection::Abort() {
+  if (end_reason_.empty() && !session_.closed()) end_reason_ = "shutdown-forced";
+  done_ = true;
+  MarkDirty();
+}
+
+void Connection::MarkDirty() { shard_.MarkDirty(this); }
+
+void Connection::Flush(absl::Time now) {
+  if (!done_) {
+    if (!out_.replies.empty() && !send_inflight_) {
+      // One write per batch: everything the session produced since the last send (RFC 2920).
+      sending_.swap(out_.replies);
+      out_.replies.clear();
+      send_offset_ = 0;
+      SubmitSend();
+    }
+    if (recv_rearm_ && !recv_armed_ && !closing_) ArmRecv();
+    if (closing_ && !fin_sent_ && !send_inflight_ && out_.replies.empty() && !spool_inflight_) {
+      // Replies are out: half-close and wait (bounded) for the client's EOF.
+      shutdown(fd_, SHUT_WR);
+      fin_sent_ = true;
+      linger_deadline_ = now + kLinger;
+      if (!recv_armed_) done_ = true;
+    }
+  }
+  if (done_) {
+    if (recv_armed_ && !cancel_sent_) {
+      io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
+      io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
+      cancel_sent_ = true;
+    }
+    if (send_inflight_ && !cancel_sent_) {
+      io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
+      io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
+      cancel_sent_ = true;
+    }
+    if (Finished()) LogEnd(now);
+  }
+}
+
+bool Connection::Finished() const {
+  return done_ && !recv_armed_ && !send_inflight_ && !spool_inflight_ && !greet_inflight_;
+}
+
+void Connection::LogEnd(absl::Time now) {
+  if (logged_) return;
+  logged_ = true;
+  const smtp::SessionStats& stats = session_.stats();
+  ShardCounters& counters = shard_.mutable_counters();
+  ShardCounters::Add(counters.messages_accepted, stats.messages_accepted);
+  ShardCounters::Add(counters.messages_rejected, stats.messages_rejected);
+  ShardCounters::Add(counters.bytes_accepted, stats.bytes_accepted);
+  std::string_view result = session_.end_reason();
+  if (result.empty()) result = end_reason_;
+  if (result.empty()) result = "closed";
+  const std::string_view helo = session_.helo();
+  core::LogInfo(absl::StrCat(
+      "session shard=", shard_.index(), " client=", session_.facts().client.ToString(),
+      " listener=", session_.facts().listener->name, " helo=", helo.empty() ? "-" : core::Av(helo),
+      " messages=", stats.messages_accepted, " rejected=", stats.messages_rejected,
+      " bytes=", stats.bytes_accepted, " commands=", stats.commands, " result=", core::Av(result),
+      " duration_ms=", absl::ToInt64Milliseconds(now - started_)));
+}
+
+}  // namespace ringmx::net

@@ -1,0 +1,100 @@
+// The connection driver: joins one accepted socket to one smtp::Session. It moves bytes between
+// the ring and the session, executes the session's actions (send, deliver, close) and owns the
+// lifetime rules: a Connection is destroyed only when none of its operations is in flight.
+#pragma once
+
+#include <stdint.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/snapshot.h"
+#include "net/reactor.h"
+#include "net/spool.h"
+#include "policy/policy.h"
+#include "smtp/session.h"
+
+namespace ringmx::net {
+
+class Shard;
+
+// Shard-local. Created by its Shard on accept, destroyed by the Shard once Finished().
+class Connection final : public SpoolWaiter {
+ public:
+  Connection(Shard& shard, int fd, std::shared_ptr<const core::Snapshot> snapshot,
+             policy::ConnectionFacts facts, absl::Time now);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Arms the receive and either greets at once or after the configured greet pause.
+  void Start(absl::Time now);
+  // Periodic check of the session deadline and the closing linger. Called by the shard's tick.
+  void Tick(absl::Time now);
+  // SIGTERM: the session answers 421 now or at its next command.
+  void Drain(absl::Time now);
+  // Shutdown grace over: drop the connection without waiting for the client.
+  void Abort();
+  // Acts on what the batch produced: one send, re-arming, closing. Called by the shard once per
+  // completion batch for each dirty connection.
+  void Flush(absl::Time now);
+  // True when the connection is closed and no operation of it is in flight.
+  bool Finished() const;
+
+  void OnStored(const absl::Status& result) override;
+
+  // Bookkeeping used by the Shard.
+  bool dirty_ = false;
+  size_t slot_ = 0;  // index in Shard::connections_
+
+ private:
+  // One handler object per kind of operation, so a completion says what it is for.
+  struct Op final : CompletionHandler {
+    Connection* connection = nullptr;
+    void (Connection::*on_complete)(const io_uring_cqe& cqe) = nullptr;
+    void OnCompletion(const io_uring_cqe& cqe) override { (connection->*on_complete)(cqe); }
+  };
+
+  void OnRecv(const io_uring_cqe& cqe);
+  void OnSend(const io_uring_cqe& cqe);
+  void OnGreetTimer(const io_uring_cqe& cqe);
+  void ArmRecv();
+  void SubmitSend();
+  void AfterSession();  // executes deliver/close requests found in out_
+  void MarkDirty();
+  void LogEnd(absl::Time now);
+
+  Shard& shard_;
+  const int fd_;
+  smtp::Session session_;
+  smtp::Output out_;
+  const absl::Time started_;
+
+  Op recv_op_;
+  Op send_op_;
+  Op greet_op_;
+  __kernel_timespec greet_ts_{};
+
+  // Bytes handed to the kernel by the send in flight; `send_offset_` of them are already sent.
+  std::string sending_;
+  size_t send_offset_ = 0;
+
+  bool recv_armed_ = false;
+  bool recv_rearm_ = false;     // the multishot recv ended (e.g. ENOBUFS) and must be re-armed
+  bool send_inflight_ = false;
+  bool spool_inflight_ = false;  // a message is with the spool; OnStored() clears it
+  bool greet_inflight_ = false;
+  bool cancel_sent_ = false;
+  // The session asked to close: flush replies, send FIN, then wait for the client's EOF.
+  bool closing_ = false;
+  bool fin_sent_ = false;
+  absl::Time linger_deadline_ = absl::InfiniteFuture();
+  // Nothing more will be read or written: the peer went away, the linger ended, or Abort().
+  bool done_ = false;
+  std::string end_reason_;  // set when the driver, not the session, ends the connection
+  bool logged_ = false;
+};
+
+}  // namespace ringmx::net

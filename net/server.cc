@@ -1,0 +1,349 @@
+#include "net/server.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <future>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+#include "net/listener.h"
+#include "net/shard.h"
+#include "net/spool.h"
+
+namespace ringmx::net {
+namespace {
+
+int WorkerCount(const core::Config& config) {
+  if (config.workers > 0) return config.workers;
+  const unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : static_cast<int>(n);
+}
+
+// A reload may change anything but the set of listening addresses, which belong to the shards'
+// sockets; changing those needs a restart.
+absl::Status CheckListenersUnchanged(const core::Config& old_config,
+                                     const core::Config& new_config) {
+  if (old_config.listeners.size() != new_config.listeners.size()) {
+    return absl::FailedPreconditionError("the number of listeners changed (restart required)");
+  }
+  for (size_t i = 0; i < old_config.listeners.size(); ++i) {
+    const auto& a = old_config.listeners[i];
+    const auto& b = new_config.listeners[i];
+    if (a.name != b.name || !(a.address.address == b.address.address) ||
+        (a.address.port != b.address.port && a.address.port != 0)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "listener[", i, "] name or address changed (restart required)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+bool WriteAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_path,
+                                                      core::Config config) {
+  std::unique_ptr<Server> server(new Server());
+  server->config_path_ = config_path;
+  const int workers = WorkerCount(config);
+
+  if (config.spool.mode == core::SpoolMode::kDurable) {
+    RINGMX_RETURN_IF_ERROR(PrepareSpoolDirectory(config.spool.path));
+  }
+
+  // Signals are taken through a signalfd; block them before any thread starts so every thread
+  // inherits the mask.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigaddset(&mask, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  server->signal_fd_ = signalfd(-1, &mask, SFD_CLOEXEC);
+  if (server->signal_fd_ < 0) return core::ErrnoStatus(errno, "signalfd");
+
+  // Listening sockets first: a bad address fails start-up before any thread exists.
+  std::vector<std::vector<ShardListener>> per_shard(workers);
+  std::vector<core::Endpoint> bound;
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    absl::StatusOr<ListenerSockets> sockets = OpenListenerSockets(config.listeners[i], workers);
+    if (!sockets.ok()) {
+      for (auto& listeners : per_shard) {
+        for (auto& l : listeners) close(l.fd);
+      }
+      return sockets.status();
+    }
+    bound.push_back(sockets->bound);
+    for (int s = 0; s < workers; ++s) per_shard[s].push_back(ShardListener{i, sockets->fds[s]});
+  }
+  // Record the bound ports (port 0 resolved) so sessions and reloads see the real address.
+  for (size_t i = 0; i < bound.size(); ++i) config.listeners[i].address = bound[i];
+
+  server->snapshot_ = core::Snapshot::Build(std::move(config), 1);
+  const core::Config& cfg = server->snapshot_->config;
+
+  std::vector<std::future<absl::Status>> ready;
+  for (int s = 0; s < workers; ++s) {
+    server->shards_.push_back(
+        std::make_unique<Shard>(s, server->snapshot_, std::move(per_shard[s])));
+  }
+  for (int s = 0; s < workers; ++s) {
+    auto promise = std::make_shared<std::promise<absl::Status>>();
+    ready.push_back(promise->get_future());
+    Shard* shard = server->shards_[s].get();
+    server->threads_.emplace_back([shard, promise] {
+      shard->Run([promise](absl::Status status) { promise->set_value(std::move(status)); });
+    });
+  }
+  absl::Status start_status;
+  for (auto& f : ready) {
+    absl::Status status = f.get();
+    if (!status.ok() && start_status.ok()) start_status = status;
+  }
+  if (!start_status.ok()) {
+    for (auto& shard : server->shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}});
+    for (auto& t : server->threads_) t.join();
+    server->threads_.clear();
+    return start_status;
+  }
+  RINGMX_RETURN_IF_ERROR(server->OpenControlSocket());
+  for (size_t i = 0; i < cfg.listeners.size(); ++i) {
+    core::LogInfo(absl::StrCat("listening name=", cfg.listeners[i].name,
+                               " address=", cfg.listeners[i].address.ToString(),
+                               " shards=", workers));
+  }
+  core::LogInfo(absl::StrCat("ringmx ready hostname=", cfg.hostname, " workers=", workers,
+                             " spool=", cfg.spool.path,
+                             cfg.spool.mode == core::SpoolMode::kDiscard ? " (discard mode)" : ""));
+  return server;
+}
+
+Server::~Server() {
+  if (!threads_.empty()) {
+    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}});
+    for (auto& t : threads_) t.join();
+  }
+  if (signal_fd_ >= 0) close(signal_fd_);
+  if (control_fd_ >= 0) {
+    close(control_fd_);
+    unlink(control_path_.c_str());
+  }
+}
+
+absl::Status Server::OpenControlSocket() {
+  control_path_ = snapshot_->config.control.socket;
+  if (control_path_.empty()) return absl::OkStatus();
+  sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (control_path_.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("control.socket: path too long (", control_path_.size(), " bytes)"));
+  }
+  memcpy(addr.sun_path, control_path_.data(), control_path_.size());
+  control_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (control_fd_ < 0) return core::ErrnoStatus(errno, "control socket");
+  unlink(control_path_.c_str());  // a stale socket from a previous run
+  // Owner only (DESIGN.md section 8): create it with a restrictive umask, then chmod to be sure.
+  const mode_t old_umask = umask(0177);
+  const int rc = bind(control_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  umask(old_umask);
+  if (rc < 0) return core::ErrnoStatus(errno, absl::StrCat("bind control socket ", control_path_));
+  chmod(control_path_.c_str(), 0600);
+  if (listen(control_fd_, 16) < 0) return core::ErrnoStatus(errno, "listen control socket");
+  return absl::OkStatus();
+}
+
+absl::Status Server::Run() {
+  while (true) {
+    pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {control_fd_, POLLIN, 0}};
+    const int nfds = control_fd_ >= 0 ? 2 : 1;
+    // Wake up now and then to notice shards that have finished draining.
+    int rc = poll(fds, nfds, 200);
+    if (rc < 0 && errno != EINTR) return core::ErrnoStatus(errno, "poll");
+    if (rc > 0 && (fds[0].revents & POLLIN)) {
+      signalfd_siginfo info;
+      if (read(signal_fd_, &info, sizeof(info)) == sizeof(info)) {
+        if (info.ssi_signo == SIGHUP) {
+          core::LogInfo(absl::StrCat("SIGHUP: ", Reload()));
+        } else if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) {
+          core::LogInfo(absl::StrCat(info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", ": ",
+                                     Drain()));
+        }
+      }
+    }
+    if (rc > 0 && nfds == 2 && (fds[1].revents & POLLIN)) {
+      int client = accept4(control_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client >= 0) {
+        HandleControlClient(client);
+        close(client);
+      }
+    }
+    if (draining_) {
+      // Shards return from Run() once drained; join them as they finish.
+      bool all_done = true;
+      for (auto& shard : shards_) {
+        if (shard->counters().connections_open.load(std::memory_order_relaxed) != 0) {
+          all_done = false;
+        }
+      }
+      if (all_done) {
+        for (auto& t : threads_) t.join();
+        threads_.clear();
+        core::LogInfo("ringmx stopped");
+        return absl::OkStatus();
+      }
+    }
+  }
+}
+
+void Server::HandleControlClient(int fd) {
+  // One command per line; a short, bounded read (the client is local and trusted by file mode).
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string line;
+  char buf[256];
+  while (line.find('\n') == std::string::npos && line.size() < 1024) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  std::string command(core::Sv(absl::StripAsciiWhitespace(line.substr(0, line.find('\n')))));
+  std::string reply;
+  if (command == "reload") {
+    reply = Reload();
+  } else if (command == "stats") {
+    reply = Stats();
+  } else if (command == "drain") {
+    reply = Drain();
+  } else {
+    reply = absl::StrCat("error unknown command \"", command,
+                         "\" (commands: reload, stats, drain)");
+  }
+  reply.push_back('\n');
+  WriteAll(fd, reply);
+}
+
+std::string Server::Reload() {
+  absl::StatusOr<core::Config> config = core::LoadConfigFile(config_path_);
+  if (!config.ok()) {
+    core::LogError(absl::StrCat("reload failed, keeping the running config: ",
+                                config.status().message()));
+    return absl::StrCat("error ", config.status().message());
+  }
+  // Keep the ports actually bound (a configured port 0 stays what the kernel gave us).
+  absl::Status same = CheckListenersUnchanged(snapshot_->config, *config);
+  if (!same.ok()) {
+    core::LogError(absl::StrCat("reload refused, keeping the running config: ", same.message()));
+    return absl::StrCat("error ", same.message());
+  }
+  for (size_t i = 0; i < config->listeners.size(); ++i) {
+    config->listeners[i].address = snapshot_->config.listeners[i].address;
+  }
+  snapshot_ = core::Snapshot::Build(*std::move(config), snapshot_->generation + 1);
+  for (auto& shard : shards_) {
+    shard->mailbox().Post({ShardMessage::Kind::kSnapshot, snapshot_});
+  }
+  core::LogInfo(absl::StrCat("reloaded config generation=", snapshot_->generation));
+  return absl::StrCat("ok generation=", snapshot_->generation);
+}
+
+std::string Server::Stats() const {
+  uint64_t open = 0, total = 0, accepted = 0, rejected = 0, bytes = 0, store_errors = 0;
+  for (const auto& shard : shards_) {
+    const ShardCounters& c = shard->counters();
+    open += c.connections_open.load(std::memory_order_relaxed);
+    total += c.connections_total.load(std::memory_order_relaxed);
+    accepted += c.messages_accepted.load(std::memory_order_relaxed);
+    rejected += c.messages_rejected.load(std::memory_order_relaxed);
+    bytes += c.bytes_accepted.load(std::memory_order_relaxed);
+    store_errors += c.store_errors.load(std::memory_order_relaxed);
+  }
+  std::string out;
+  core::JsonWriter json(out);
+  json.BeginObject()
+      .Key("generation").Uint(snapshot_->generation)
+      .Key("shards").Uint(shards_.size())
+      .Key("connections_open").Uint(open)
+      .Key("connections_total").Uint(total)
+      .Key("messages_accepted").Uint(accepted)
+      .Key("messages_rejected").Uint(rejected)
+      .Key("bytes_accepted").Uint(bytes)
+      .Key("store_errors").Uint(store_errors)
+      .Key("draining").Bool(draining_)
+      .EndObject();
+  return out;
+}
+
+std::string Server::Drain() {
+  if (!draining_) {
+    draining_ = true;
+    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}});
+  }
+  return "ok draining";
+}
+
+absl::StatusOr<std::string> ControlRequest(const std::string& socket_path,
+                                           const std::string& command) {
+  sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError("control socket path too long");
+  }
+  memcpy(addr.sun_path, socket_path.data(), socket_path.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return core::ErrnoStatus(errno, "socket");
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) < 0) {
+    const int err = errno;
+    close(fd);
+    return core::ErrnoStatus(err, absl::StrCat("connect ", socket_path));
+  }
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (!WriteAll(fd, absl::StrCat(command, "\n"))) {
+    const int err = errno;
+    close(fd);
+    return core::ErrnoStatus(err, "write control socket");
+  }
+  std::string reply;
+  char buf[4096];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n <= 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
+  if (reply.empty()) return absl::UnavailableError("no reply from the control socket");
+  return reply;
+}
+
+}  // namespace ringmx::net

@@ -1,0 +1,272 @@
+#include "net/shard.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "core/status.h"
+#include "core/status_macros.h"
+#include "net/buffer_ring.h"
+#include "net/connection.h"
+#include "net/listener.h"
+#include "net/spool.h"
+
+namespace ringmx::net {
+namespace {
+
+constexpr unsigned kRingEntries = 4096;
+constexpr uint16_t kBufferGroup = 1;
+constexpr uint32_t kBufferCount = 512;        // power of two
+constexpr uint32_t kBufferBytes = 16 * 1024;  // per receive buffer
+constexpr absl::Duration kTickInterval = absl::Milliseconds(100);
+
+}  // namespace
+
+// ---- Mailbox ------------------------------------------------------------------------------
+
+Mailbox::Mailbox() : eventfd_(::eventfd(0, EFD_CLOEXEC)) { RINGMX_CHECK(eventfd_ >= 0); }
+
+Mailbox::~Mailbox() { close(eventfd_); }
+
+void Mailbox::Post(ShardMessage message) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(message));
+  }
+  const uint64_t one = 1;
+  ssize_t unused = write(eventfd_, &one, sizeof(one));
+  (void)unused;  // the counter cannot overflow from our few posts
+}
+
+std::vector<ShardMessage> Mailbox::TakeAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ShardMessage> out;
+  out.swap(queue_);
+  return out;
+}
+
+// ---- Completion handlers owned by the shard -------------------------------------------------
+
+class Shard::Acceptor final : public CompletionHandler {
+ public:
+  Acceptor(Shard& shard, ShardListener listener) : shard_(shard), listener_(listener) {}
+  ~Acceptor() {
+    if (listener_.fd >= 0) close(listener_.fd);
+  }
+  void OnCompletion(const io_uring_cqe& cqe) override { shard_.OnAccept(cqe, *this); }
+
+  Shard& shard_;
+  ShardListener listener_;
+  bool armed_ = false;
+  bool rearm_ = false;
+};
+
+class Shard::MailboxReader final : public CompletionHandler {
+ public:
+  explicit MailboxReader(Shard& shard) : shard_(shard) {}
+  void OnCompletion(const io_uring_cqe& /*cqe*/) override {
+    armed_ = false;
+    shard_.OnMailbox();
+  }
+  Shard& shard_;
+  uint64_t value_ = 0;
+  bool armed_ = false;
+};
+
+// ---- Shard ----------------------------------------------------------------------------------
+
+Shard::Shard(uint32_t index, std::shared_ptr<const core::Snapshot> snapshot,
+             std::vector<ShardListener> listeners)
+    : index_(index), snapshot_(std::move(snapshot)), ids_(index) {
+  for (const ShardListener& listener : listeners) {
+    acceptors_.push_back(std::make_unique<Acceptor>(*this, listener));
+  }
+  mailbox_reader_ = std::make_unique<MailboxReader>(*this);
+}
+
+Shard::~Shard() {
+  for (Connection* connection : connections_) delete connection;
+  // Acceptors close their listening sockets; the ring goes after every user of it.
+  acceptors_.clear();
+  spool_.reset();
+  buffers_.reset();
+  reactor_.reset();
+}
+
+absl::Status Shard::Init() {
+  RINGMX_ASSIGN_OR_RETURN(reactor_, Reactor::Create(kRingEntries));
+  RINGMX_ASSIGN_OR_RETURN(
+      buffers_, BufferRing::Create(reactor_->ring(), kBufferGroup, kBufferCount, kBufferBytes));
+  const core::SpoolConfig& spool = snapshot_->config.spool;
+  if (spool.mode == core::SpoolMode::kDiscard) {
+    spool_ = CreateDiscardSpool(*reactor_);
+  } else {
+    RINGMX_ASSIGN_OR_RETURN(spool_, CreateLocalSpool(spool.path, *reactor_));
+  }
+  for (auto& acceptor : acceptors_) ArmAccept(*acceptor);
+  ArmMailbox();
+  return reactor_->Submit();
+}
+
+void Shard::Run(const std::function<void(absl::Status)>& ready) {
+  absl::Status status = Init();
+  ready(status);
+  if (!status.ok()) return;
+  while (!Finished()) {
+    absl::StatusOr<int> ran = reactor_->RunOnce(kTickInterval);
+    if (!ran.ok()) {
+      core::LogError(absl::StrCat("shard=", index_, " ring failed: ", ran.status().ToString()));
+      break;
+    }
+    const absl::Time now = absl::Now();
+    if (now >= next_tick_) {
+      Tick(now);
+      next_tick_ = now + kTickInterval;
+    }
+    FlushDirty();
+    spool_->Flush();
+  }
+}
+
+bool Shard::Finished() const {
+  if (!draining_) return false;
+  if (!connections_.empty() || spool_->pending() > 0) return false;
+  for (const auto& acceptor : acceptors_) {
+    if (acceptor->armed_) return false;
+  }
+  return true;
+}
+
+void Shard::ArmAccept(Acceptor& acceptor) {
+  io_uring_sqe* sqe = reactor_->Prepare(&acceptor);
+  io_uring_prep_multishot_accept(sqe, acceptor.listener_.fd, nullptr, nullptr, SOCK_CLOEXEC);
+  acceptor.armed_ = true;
+  acceptor.rearm_ = false;
+}
+
+void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
+  if (!(cqe.flags & IORING_CQE_F_MORE)) {
+    acceptor.armed_ = false;
+    if (!draining_) acceptor.rearm_ = true;  // re-armed at the next tick
+  }
+  if (cqe.res < 0) {
+    if (cqe.res != -ECANCELED) {
+      core::LogWarning(absl::StrCat("shard=", index_, " accept: ",
+                                    core::ErrnoStatus(-cqe.res, "accept").message()));
+    }
+    return;
+  }
+  const int fd = cqe.res;
+  if (draining_) {
+    close(fd);
+    return;
+  }
+  policy::ConnectionFacts facts;
+  facts.listener = &snapshot_->config.listeners[acceptor.listener_.index];
+  sockaddr_storage storage;
+  socklen_t len = sizeof(storage);
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &len) < 0 ||
+      !EndpointFromSockaddr(&storage, facts.client)) {
+    close(fd);  // the client is already gone
+    return;
+  }
+  len = sizeof(storage);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&storage), &len) == 0) {
+    EndpointFromSockaddr(&storage, facts.local);
+  }
+  const absl::Time now = absl::Now();
+  auto* connection = new Connection(*this, fd, snapshot_, std::move(facts), now);
+  connection->slot_ = connections_.size();
+  connections_.push_back(connection);
+  ShardCounters::Add(counters_.connections_open, 1);
+  ShardCounters::Add(counters_.connections_total, 1);
+  connection->Start(now);
+}
+
+void Shard::ArmMailbox() {
+  io_uring_sqe* sqe = reactor_->Prepare(mailbox_reader_.get());
+  io_uring_prep_read(sqe, mailbox_.eventfd(), &mailbox_reader_->value_, sizeof(uint64_t), 0);
+  mailbox_reader_->armed_ = true;
+}
+
+void Shard::OnMailbox() {
+  const absl::Time now = absl::Now();
+  for (ShardMessage& message : mailbox_.TakeAll()) {
+    switch (message.kind) {
+      case ShardMessage::Kind::kSnapshot:
+        // New sessions get the new snapshot; live ones keep theirs until they end.
+        snapshot_ = std::move(message.snapshot);
+        break;
+      case ShardMessage::Kind::kDrain:
+        BeginDrain(now);
+        break;
+    }
+  }
+  if (!draining_) ArmMailbox();
+}
+
+void Shard::BeginDrain(absl::Time now) {
+  if (draining_) return;
+  draining_ = true;
+  drain_deadline_ = now + snapshot_->config.timeouts.shutdown_grace;
+  for (auto& acceptor : acceptors_) {
+    acceptor->rearm_ = false;
+    if (acceptor->armed_) {
+      io_uring_sqe* sqe = reactor_->Prepare(nullptr);
+      io_uring_prep_cancel_fd(sqe, acceptor->listener_.fd, IORING_ASYNC_CANCEL_ALL);
+    }
+  }
+  for (Connection* connection : connections_) connection->Drain(now);
+}
+
+void Shard::Tick(absl::Time now) {
+  if (!draining_) {
+    for (auto& acceptor : acceptors_) {
+      if (acceptor->rearm_ && !acceptor->armed_) ArmAccept(*acceptor);
+    }
+  }
+  if (draining_ && !forced_ && now >= drain_deadline_) {
+    forced_ = true;
+    core::LogWarning(absl::StrCat("shard=", index_, " shutdown grace over, closing ",
+                                  connections_.size(), " connections"));
+    for (Connection* connection : connections_) connection->Abort();
+  }
+  for (Connection* connection : connections_) connection->Tick(now);
+}
+
+void Shard::MarkDirty(Connection* connection) {
+  if (connection->dirty_) return;
+  connection->dirty_ = true;
+  dirty_.push_back(connection);
+}
+
+void Shard::FlushDirty() {
+  if (dirty_.empty()) return;
+  const absl::Time now = absl::Now();
+  // Flush may mark connections dirty again (for the next batch), so work on a swapped list.
+  std::vector<Connection*> batch;
+  batch.swap(dirty_);
+  for (Connection* connection : batch) {
+    connection->dirty_ = false;
+    connection->Flush(now);
+    if (connection->Finished() && !connection->dirty_) {
+      // Unlink in O(1): move the last connection into this slot.
+      Connection* last = connections_.back();
+      last->slot_ = connection->slot_;
+      connections_[connection->slot_] = last;
+      connections_.pop_back();
+      ShardCounters::Sub(counters_.connections_open, 1);
+      delete connection;
+    }
+  }
+  if (dirty_.empty()) dirty_.swap(batch), dirty_.clear();
+}
+
+}  // namespace ringmx::net

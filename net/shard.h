@@ -1,0 +1,138 @@
+// A shard: one thread, one io_uring ring, one SO_REUSEPORT socket per listener, and every
+// connection it accepted (DESIGN.md section 1). Nothing here is shared with another shard; the
+// only way in from outside is the Mailbox.
+#pragma once
+
+#include <stdint.h>
+
+#include <atomic>
+#include <memory>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/queue_id.h"
+#include "core/snapshot.h"
+#include "net/reactor.h"
+
+namespace ringmx::net {
+
+class BufferRing;
+class Connection;
+class Spool;
+
+// A request from the control plane to one shard.
+struct ShardMessage {
+  enum class Kind { kSnapshot, kDrain };
+  Kind kind = Kind::kSnapshot;
+  std::shared_ptr<const core::Snapshot> snapshot;  // kSnapshot only
+};
+
+// The control plane's way into a shard: a queue plus an eventfd the shard reads through its ring.
+// Thread-safe (control plane only; never on the per-connection path).
+class Mailbox {
+ public:
+  Mailbox();
+  ~Mailbox();
+  void Post(ShardMessage message);
+  std::vector<ShardMessage> TakeAll();
+  int eventfd() const { return eventfd_; }
+
+ private:
+  int eventfd_ = -1;
+  std::mutex mu_;
+  std::vector<ShardMessage> queue_ ABSL_GUARDED_BY(mu_);
+};
+
+// Per-shard counters. Written only by the shard's thread (relaxed load+store, no locked
+// instruction), read by the control plane when someone asks for stats.
+struct ShardCounters {
+  std::atomic<uint64_t> connections_open{0};
+  std::atomic<uint64_t> connections_total{0};
+  std::atomic<uint64_t> messages_accepted{0};
+  std::atomic<uint64_t> messages_rejected{0};
+  std::atomic<uint64_t> bytes_accepted{0};
+  std::atomic<uint64_t> store_errors{0};
+
+  static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  static void Sub(std::atomic<uint64_t>& counter, uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
+  }
+};
+
+// One listening socket of this shard.
+struct ShardListener {
+  size_t index = 0;  // into Snapshot::config.listeners
+  int fd = -1;       // owned by the shard from Run() on
+};
+
+// Shard-local except for mailbox() and counters(), which the control plane uses. Created on the
+// main thread; Run() executes on the shard's own thread and returns when the shard has drained.
+class Shard {
+ public:
+  Shard(uint32_t index, std::shared_ptr<const core::Snapshot> snapshot,
+        std::vector<ShardListener> listeners);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  // The thread body: builds the ring, arms accepts, loops until drained. `ready` is called once
+  // with the start-up result (the ring and buffers exist and accepts are armed, or an error).
+  void Run(const std::function<void(absl::Status)>& ready);
+
+  Mailbox& mailbox() { return mailbox_; }
+  const ShardCounters& counters() const { return counters_; }
+  uint32_t index() const { return index_; }
+
+ private:
+  friend class Connection;
+  class Acceptor;
+  class MailboxReader;
+
+  absl::Status Init();
+  void OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor);
+  void ArmAccept(Acceptor& acceptor);
+  void OnMailbox();
+  void ArmMailbox();
+  void Tick(absl::Time now);
+  void BeginDrain(absl::Time now);
+  void FlushDirty();
+  bool Finished() const;
+
+  // Used by Connection.
+  void MarkDirty(Connection* connection);
+  Reactor& reactor() { return *reactor_; }
+  BufferRing& buffers() { return *buffers_; }
+  Spool& spool() { return *spool_; }
+  core::QueueIdGenerator& ids() { return ids_; }
+  ShardCounters& mutable_counters() { return counters_; }
+
+  const uint32_t index_;
+  std::shared_ptr<const core::Snapshot> snapshot_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  Mailbox mailbox_;
+  std::unique_ptr<MailboxReader> mailbox_reader_;
+  std::unique_ptr<Reactor> reactor_;
+  std::unique_ptr<BufferRing> buffers_;
+  std::unique_ptr<Spool> spool_;
+  core::QueueIdGenerator ids_;
+  ShardCounters counters_;
+
+  // Every live connection, for ticks and drain. Owned here; removed when finished.
+  std::vector<Connection*> connections_;
+  // Connections with output or state changes to act on at the end of this completion batch
+  // (one write per batch, RFC 2920). Each appears at most once (Connection::dirty_).
+  std::vector<Connection*> dirty_;
+  absl::Time next_tick_ = absl::InfinitePast();
+  bool draining_ = false;
+  absl::Time drain_deadline_ = absl::InfiniteFuture();
+  bool forced_ = false;
+};
+
+}  // namespace ringmx::net
