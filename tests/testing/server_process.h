@@ -1,0 +1,67 @@
+// Starts the real `ringmx serve` binary for end-to-end tests: writes the config into a temporary
+// directory, sends the server's log to a file there, waits (with a deadline) for it to report
+// ready, and reads back the ports it bound. Stops only the process it started, by PID. Test-only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/time/time.h"
+#include "tests/testing/temp_dir.h"
+
+namespace ringmx::testing {
+
+// Path of the built `ringmx` binary (set by CMake).
+std::string RingmxBinary();
+
+// A config for tests: one plain listener "mx" on 127.0.0.1:0, spool in `dir`/spool, control
+// socket in `dir`, local domain example.test, relay from 127.0.0.0/8 unless `relay` is false.
+// `extra` is appended verbatim (more tables); `overrides` replace whole sections when their key
+// (e.g. "[timeouts]") is present in `extra` — keep it simple: pass sections not used by default.
+std::string BasicConfig(const TempDir& dir, const std::string& policy_extra = "",
+                        const std::string& extra = "", bool relay = true, int workers = 2);
+
+// Runs a command (argv[0] is the program) and returns its exit status and combined output.
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;
+};
+CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout);
+
+class ServerProcess {
+ public:
+  // Writes `config_toml` to `dir`/ringmx.toml and starts the server. nullptr (and a gtest
+  // failure message in `error`) if it does not report ready within `timeout`.
+  static std::unique_ptr<ServerProcess> Start(const TempDir& dir, const std::string& config_toml,
+                                              std::string* error = nullptr,
+                                              absl::Duration timeout = absl::Seconds(20));
+  ~ServerProcess();  // SIGKILL if still running
+
+  pid_t pid() const { return pid_; }
+  // The port the named listener bound ("mx" by default).
+  uint16_t port(const std::string& listener = "mx") const;
+  std::string config_path() const { return config_path_; }
+  std::string spool() const { return spool_; }
+  // Everything the server has logged so far.
+  std::string Log() const;
+  // Waits until the log contains `needle` (deadline). True if it did.
+  bool WaitForLog(const std::string& needle, absl::Duration timeout = absl::Seconds(10)) const;
+  void Signal(int signo) const;
+  // Waits for the process to exit; its exit code, or nullopt on timeout (or death by signal: -sig).
+  std::optional<int> WaitExit(absl::Duration timeout);
+
+ private:
+  ServerProcess() = default;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  std::string config_path_;
+  std::string log_path_;
+  std::string spool_;
+  std::map<std::string, uint16_t> ports_;
+};
+
+}  // namespace ringmx::testing

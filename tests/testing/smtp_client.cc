@@ -1,0 +1,159 @@
+#include "tests/testing/smtp_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace ringmx::testing {
+
+std::string SmtpReply::Enhanced() const {
+  // Last line: "250 2.0.0 Ok" -> "2.0.0".
+  std::string_view t = text;
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.remove_suffix(1);
+  size_t start = t.rfind('\n');
+  std::string_view line = start == std::string_view::npos ? t : t.substr(start + 1);
+  if (line.size() < 9 || line[3] != ' ') return "";
+  std::string_view rest = line.substr(4);
+  size_t space = rest.find(' ');
+  std::string_view code = rest.substr(0, space);
+  if (code.size() < 5 || code[1] != '.') return "";
+  return std::string(code);
+}
+
+std::unique_ptr<SmtpClient> SmtpClient::Connect(const std::string& host, uint16_t port) {
+  sockaddr_storage storage;
+  memset(&storage, 0, sizeof(storage));
+  socklen_t len;
+  int family;
+  auto* sin = reinterpret_cast<sockaddr_in*>(&storage);
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&storage);
+  if (inet_pton(AF_INET, host.c_str(), &sin->sin_addr) == 1) {
+    sin->sin_family = family = AF_INET;
+    sin->sin_port = htons(port);
+    len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &sin6->sin6_addr) == 1) {
+    sin6->sin6_family = family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    len = sizeof(sockaddr_in6);
+  } else {
+    return nullptr;
+  }
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return nullptr;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&storage), len) < 0) {
+    close(fd);
+    return nullptr;
+  }
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  return std::unique_ptr<SmtpClient>(new SmtpClient(fd));
+}
+
+SmtpClient::~SmtpClient() { close(fd_); }
+
+bool SmtpClient::Send(std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool SmtpClient::Fill(absl::Time deadline) {
+  while (true) {
+    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (ms <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    int rc = poll(&p, 1, static_cast<int>(ms));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) return false;
+    char buf[65536];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    buffer_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+}
+
+SmtpReply SmtpClient::ReadReply(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  SmtpReply reply;
+  size_t pos = 0;
+  while (true) {
+    size_t eol = buffer_.find("\r\n", pos);
+    if (eol == std::string::npos) {
+      if (!Fill(deadline)) return reply;  // code -1
+      continue;
+    }
+    std::string_view line(buffer_.data() + pos, eol - pos);
+    const bool last = line.size() < 4 || line[3] != '-';
+    pos = eol + 2;
+    if (last) {
+      reply.text = buffer_.substr(0, pos);
+      int code = -1;
+      if (line.size() >= 3 && absl::SimpleAtoi(absl::string_view(line.data(), 3), &code)) {
+        reply.code = code;
+      }
+      buffer_.erase(0, pos);
+      return reply;
+    }
+  }
+}
+
+SmtpReply SmtpClient::Command(std::string_view line, absl::Duration timeout) {
+  if (!Send(absl::StrCat(absl::string_view(line.data(), line.size()), "\r\n"))) return SmtpReply{};
+  return ReadReply(timeout);
+}
+
+bool SmtpClient::WaitClosed(absl::Duration timeout, std::string* rest) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    if (ms <= 0) return false;
+    pollfd p{fd_, POLLIN, 0};
+    int rc = poll(&p, 1, static_cast<int>(ms));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) return false;
+    char buf[65536];
+    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (rest != nullptr) rest->append(buffer_), buffer_.clear();
+      return true;
+    }
+    buffer_.append(buf, static_cast<size_t>(n));
+  }
+}
+
+SmtpReply SmtpClient::SendMail(const std::string& from, const std::vector<std::string>& rcpts,
+                               std::string_view data, bool ehlo) {
+  SmtpReply r = Command(ehlo ? "EHLO client.example.test" : "HELO client.example.test");
+  if (r.code != 250) return r;
+  r = Command(absl::StrCat("MAIL FROM:<", from, ">"));
+  if (r.code != 250) return r;
+  for (const std::string& rcpt : rcpts) {
+    r = Command(absl::StrCat("RCPT TO:<", rcpt, ">"));
+    if (r.code != 250) return r;
+  }
+  r = Command("DATA");
+  if (r.code != 354) return r;
+  if (!Send(data) || !Send(".\r\n")) return SmtpReply{};
+  return ReadReply();
+}
+
+}  // namespace ringmx::testing

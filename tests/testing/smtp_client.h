@@ -1,0 +1,53 @@
+// A small blocking SMTP client for end-to-end tests: connect, send raw bytes, read whole replies
+// (multi-line aware) with a deadline. Test-only.
+#pragma once
+
+#include <stdint.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace ringmx::testing {
+
+struct SmtpReply {
+  int code = -1;     // -1: connection closed or deadline passed before a whole reply arrived
+  std::string text;  // every line of the reply, CRLF included
+  // The enhanced status code of the last line ("2.0.0"), or "" if none.
+  std::string Enhanced() const;
+};
+
+class SmtpClient {
+ public:
+  // Connects to host (an IPv4 or IPv6 literal) and port. nullptr on failure.
+  static std::unique_ptr<SmtpClient> Connect(const std::string& host, uint16_t port);
+  ~SmtpClient();
+
+  bool Send(std::string_view bytes);
+  // Reads one reply; waits at most `timeout`.
+  SmtpReply ReadReply(absl::Duration timeout = absl::Seconds(10));
+  // Sends `line` + CRLF and reads the reply.
+  SmtpReply Command(std::string_view line, absl::Duration timeout = absl::Seconds(10));
+  // Reads until the server closes the connection or `timeout` passes. True if it closed.
+  // Everything read meanwhile is appended to `*rest` when given.
+  bool WaitClosed(absl::Duration timeout, std::string* rest = nullptr);
+  // A whole session up to the 250 after the data: EHLO, MAIL, RCPT..., DATA, `data`, ".".
+  // `data` must already be dot-stuffed and end in CRLF. Returns the final reply.
+  SmtpReply SendMail(const std::string& from, const std::vector<std::string>& rcpts,
+                     std::string_view data, bool ehlo = true);
+  // Bytes buffered but not yet returned as a reply.
+  const std::string& pending() const { return buffer_; }
+  int fd() const { return fd_; }
+
+ private:
+  explicit SmtpClient(int fd) : fd_(fd) {}
+  // Reads more bytes into buffer_; false on EOF, error or deadline.
+  bool Fill(absl::Time deadline);
+  int fd_;
+  std::string buffer_;
+};
+
+}  // namespace ringmx::testing
