@@ -1,0 +1,225 @@
+// End-to-end: the real ringmx on 127.0.0.1 stores mail byte-exact and durably, pipelines, and
+// handles many connections at once.
+#include <sys/resource.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/e2e_util.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/smtp_client.h"
+
+namespace ringmx::testing {
+namespace {
+
+class DeliveryTest : public ::testing::Test {
+ protected:
+  void StartServer(const std::string& config) {
+    std::string error;
+    server_ = ServerProcess::Start(dir_, config, &error);
+    ASSERT_NE(server_, nullptr) << error;
+  }
+  std::unique_ptr<SmtpClient> Connect() {
+    auto client = SmtpClient::Connect("127.0.0.1", server_->port());
+    EXPECT_NE(client, nullptr);
+    if (client) EXPECT_EQ(client->ReadReply().code, 220);
+    return client;
+  }
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(DeliveryTest, StoresMessageByteExactWithReceivedHeaderAndEnvelope) {
+  StartServer(BasicConfig(dir_));
+  // 3000 lines with trailing spaces, a 998-octet line, 8-bit bytes, and lines that need dot
+  // stuffing on the wire.
+  std::string message = "From: a@remote.test\r\nTo: user@example.test\r\nSubject: exact\r\n\r\n";
+  for (int i = 0; i < 3000; ++i) absl::StrAppend(&message, "line ", i, " trailing spaces   \r\n");
+  message += std::string(998, 'x') + "\r\n";
+  message += "8-bit: \xc3\xa9\xe2\x82\xac \xff\x80\x01\r\n";
+  message += ".starts with a dot\r\n..two dots\r\n.\t\r\n";
+  message += "\r\n";  // an empty last line
+  std::string wire;
+  for (absl::string_view line : absl::StrSplit(message, "\r\n")) {
+    if (!line.empty() && line[0] == '.') wire += ".";
+    absl::StrAppend(&wire, line, "\r\n");
+  }
+  wire.resize(wire.size() - 2);  // StrSplit yields a final empty piece after the last CRLF
+
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  SmtpReply reply = client->SendMail("a@remote.test", {"user@example.test"}, wire);
+  ASSERT_EQ(reply.code, 250) << reply.text;
+  EXPECT_EQ(reply.Enhanced(), "2.0.0");
+  const std::string id = QueuedId(reply.text);
+  ASSERT_FALSE(id.empty()) << reply.text;
+  EXPECT_EQ(client->Command("QUIT").code, 221);
+
+  const std::string eml = ReadWholeFile(server_->spool() + "/new/" + id + ".eml");
+  ASSERT_TRUE(eml.rfind("Received: from client.example.test ([127.0.0.1])", 0) == 0) << eml.substr(0, 300);
+  const size_t header_end = eml.find("\r\nFrom: a@remote.test");
+  ASSERT_NE(header_end, std::string::npos);
+  const std::string received = eml.substr(0, header_end + 2);
+  EXPECT_NE(received.find("by mx.example.test"), std::string::npos) << received;
+  EXPECT_NE(received.find("with ESMTP id " + id), std::string::npos) << received;
+  EXPECT_NE(received.find("for <user@example.test>;"), std::string::npos) << received;
+  EXPECT_NE(received.find("+0000"), std::string::npos) << received;
+  EXPECT_EQ(eml.substr(header_end + 2), message) << "stored bytes differ from what was sent";
+
+  const std::string json = ReadWholeFile(server_->spool() + "/new/" + id + ".json");
+  EXPECT_NE(json.find("\"mail_from\":\"a@remote.test\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"user@example.test\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"127.0.0.1\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"helo\":\"client.example.test\""), std::string::npos) << json;
+  EXPECT_NE(json.find(absl::StrCat("\"size\":", message.size())), std::string::npos) << json;
+  EXPECT_TRUE(ListDir(server_->spool() + "/tmp").empty());
+}
+
+TEST_F(DeliveryTest, PipelinedTransactionsGetRepliesInOrder) {
+  StartServer(BasicConfig(dir_));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(client->Send(
+      "EHLO pipe.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<u1@example.test>\r\n"
+      "RCPT TO:<nobody@elsewhere.test>\r\nRCPT TO:<u2@example.test>\r\nDATA\r\n"));
+  SmtpReply ehlo = client->ReadReply();
+  EXPECT_EQ(ehlo.code, 250);
+  EXPECT_NE(ehlo.text.find("PIPELINING"), std::string::npos);
+  EXPECT_NE(ehlo.text.find("CHUNKING"), std::string::npos);
+  EXPECT_EQ(client->ReadReply().code, 250);  // MAIL
+  EXPECT_EQ(client->ReadReply().code, 250);  // RCPT u1
+  EXPECT_EQ(client->ReadReply().code, 250);  // relay from 127.0.0.0/8 is allowed here
+  EXPECT_EQ(client->ReadReply().code, 250);  // RCPT u2
+  EXPECT_EQ(client->ReadReply().code, 354);
+  // End of data, a whole second transaction and BDAT, all in one write.
+  ASSERT_TRUE(client->Send(
+      "Subject: one\r\n\r\nbody one\r\n.\r\nMAIL FROM:<b@remote.test>\r\n"
+      "RCPT TO:<u3@example.test>\r\nBDAT 19 LAST\r\nSubject: two\r\n\r\nhi\r\nNOOP\r\nQUIT\r\n"));
+  SmtpReply first = client->ReadReply();
+  EXPECT_EQ(first.code, 250) << first.text;
+  EXPECT_EQ(client->ReadReply().code, 250);  // MAIL
+  EXPECT_EQ(client->ReadReply().code, 250);  // RCPT
+  SmtpReply second = client->ReadReply();
+  EXPECT_EQ(second.code, 250) << second.text;
+  EXPECT_EQ(client->ReadReply().code, 250);  // NOOP
+  EXPECT_EQ(client->ReadReply().code, 221);  // QUIT
+  EXPECT_TRUE(client->WaitClosed(absl::Seconds(5)));
+  const std::string id2 = QueuedId(second.text);
+  ASSERT_FALSE(id2.empty());
+  const std::string eml2 = ReadWholeFile(server_->spool() + "/new/" + id2 + ".eml");
+  EXPECT_TRUE(eml2.size() > 19 && eml2.substr(eml2.size() - 19) == "Subject: two\r\n\r\nhi\r\n")
+      << eml2;
+  EXPECT_EQ(CommittedIds(server_->spool()).size(), 2u);
+}
+
+TEST_F(DeliveryTest, ManyMessagesOnOneConnectionAndAcrossConnections) {
+  StartServer(BasicConfig(dir_));
+  constexpr int kConnections = 20;
+  constexpr int kPerConnection = 10;
+  std::vector<std::unique_ptr<SmtpClient>> clients;
+  for (int c = 0; c < kConnections; ++c) {
+    clients.push_back(Connect());
+    ASSERT_NE(clients.back(), nullptr);
+    ASSERT_EQ(clients.back()->Command("EHLO many.test").code, 250);
+  }
+  // Interleave the clients so the shard groups their commits.
+  for (int m = 0; m < kPerConnection; ++m) {
+    for (auto& client : clients) {
+      ASSERT_TRUE(client->Send(absl::StrCat("MAIL FROM:<s@remote.test>\r\nRCPT TO:<u@example.test>\r\n"
+                                            "DATA\r\n")));
+    }
+    for (auto& client : clients) {
+      ASSERT_EQ(client->ReadReply().code, 250);
+      ASSERT_EQ(client->ReadReply().code, 250);
+      ASSERT_EQ(client->ReadReply().code, 354);
+      ASSERT_TRUE(client->Send(absl::StrCat("Subject: ", m, "\r\n\r\nbody\r\n.\r\n")));
+    }
+    for (auto& client : clients) ASSERT_EQ(client->ReadReply().code, 250);
+  }
+  for (auto& client : clients) EXPECT_EQ(client->Command("QUIT").code, 221);
+  EXPECT_EQ(CommittedIds(server_->spool()).size(),
+            static_cast<size_t>(kConnections * kPerConnection));
+  EXPECT_EQ(ListDir(server_->spool() + "/new").size(),
+            static_cast<size_t>(2 * kConnections * kPerConnection));
+}
+
+TEST_F(DeliveryTest, ThousandSimultaneousConnectionsAreAllGreeted) {
+  rlimit limit;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &limit), 0);
+  if (limit.rlim_cur < 2200 && limit.rlim_max >= 2200) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  ASSERT_GE(limit.rlim_cur, 2200u) << "need file descriptors for 1000 client sockets";
+  StartServer(BasicConfig(dir_));
+  constexpr int kConnections = 1000;
+  std::vector<std::unique_ptr<SmtpClient>> clients;
+  clients.reserve(kConnections);
+  for (int i = 0; i < kConnections; ++i) {
+    auto client = SmtpClient::Connect("127.0.0.1", server_->port());
+    ASSERT_NE(client, nullptr) << "connection " << i;
+    clients.push_back(std::move(client));
+  }
+  int greeted = 0;
+  for (auto& client : clients) {
+    SmtpReply reply = client->ReadReply(absl::Seconds(20));
+    if (reply.code == 220) ++greeted;
+  }
+  EXPECT_EQ(greeted, kConnections);
+  // Still all alive: each answers a command.
+  int answered = 0;
+  for (auto& client : clients) client->Send("NOOP\r\n");
+  for (auto& client : clients) answered += client->ReadReply().code == 250;
+  EXPECT_EQ(answered, kConnections);
+}
+
+TEST_F(DeliveryTest, Ipv6ListenerWorks) {
+  std::string config = BasicConfig(dir_);
+  config += "[[listener]]\nname = \"mx6\"\naddress = \"[::1]:0\"\n";
+  std::string error;
+  server_ = ServerProcess::Start(dir_, config, &error);
+  if (server_ == nullptr && error.find("Cannot assign requested address") != std::string::npos) {
+    GTEST_SKIP() << "no IPv6 loopback on this machine: " << error;
+  }
+  ASSERT_NE(server_, nullptr) << error;
+  auto client = SmtpClient::Connect("::1", server_->port("mx6"));
+  ASSERT_NE(client, nullptr);
+  EXPECT_EQ(client->ReadReply().code, 220);
+  SmtpReply reply = client->SendMail("a@remote.test", {"u@example.test"}, "Subject: v6\r\n\r\nx\r\n");
+  ASSERT_EQ(reply.code, 250) << reply.text;
+  const std::string eml =
+      ReadWholeFile(server_->spool() + "/new/" + QueuedId(reply.text) + ".eml");
+  EXPECT_NE(eml.find("[IPv6:::1]"), std::string::npos) << eml.substr(0, 200);
+}
+
+TEST_F(DeliveryTest, LeftoversInTmpAreRemovedAtStart) {
+  std::filesystem::create_directories(dir_ / "spool/tmp");
+  { std::ofstream(dir_ / "spool/tmp/CRASHED.eml") << "half a message"; }
+  StartServer(BasicConfig(dir_));
+  EXPECT_TRUE(ListDir(server_->spool() + "/tmp").empty());
+  EXPECT_TRUE(ListDir(server_->spool() + "/new").empty());
+}
+
+TEST_F(DeliveryTest, StoreFailureGives452AndServerStaysUp) {
+  StartServer(BasicConfig(dir_));
+  // Replace new/ with a regular file: every commit into it now fails with a real I/O error.
+  std::filesystem::remove_all(server_->spool() + "/new");
+  { std::ofstream(server_->spool() + "/new") << "not a directory"; }
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  SmtpReply reply = client->SendMail("a@remote.test", {"u@example.test"}, "Subject: x\r\n\r\nx\r\n");
+  EXPECT_EQ(reply.code, 452) << reply.text;
+  EXPECT_EQ(reply.Enhanced(), "4.3.1");
+  // The session goes on, and so does the server.
+  EXPECT_EQ(client->Command("NOOP").code, 250);
+  auto second = Connect();
+  ASSERT_NE(second, nullptr);
+  EXPECT_TRUE(ListDir(server_->spool() + "/tmp").empty()) << "failed message left files in tmp/";
+}
+
+}  // namespace
+}  // namespace ringmx::testing

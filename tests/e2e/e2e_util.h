@@ -1,0 +1,50 @@
+// Shared helpers for the end-to-end tests: spool inspection.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace ringmx::testing {
+
+inline std::string ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Names in `dir` (not paths), sorted; empty if the directory does not exist.
+inline std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Ids of the committed messages in `spool`/new (names of the .json files without extension).
+inline std::vector<std::string> CommittedIds(const std::string& spool) {
+  std::vector<std::string> ids;
+  for (const std::string& name : ListDir(spool + "/new")) {
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
+      ids.push_back(name.substr(0, name.size() - 5));
+    }
+  }
+  return ids;
+}
+
+// "250 2.0.0 Ok: queued as ABC\r\n" -> "ABC".
+inline std::string QueuedId(const std::string& reply_text) {
+  const std::string marker = "queued as ";
+  size_t pos = reply_text.find(marker);
+  if (pos == std::string::npos) return "";
+  size_t end = reply_text.find_first_of(" \r\n", pos + marker.size());
+  return reply_text.substr(pos + marker.size(), end - pos - marker.size());
+}
+
+}  // namespace ringmx::testing
