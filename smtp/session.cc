@@ -1,0 +1,752 @@
+#include "smtp/session.h"
+
+#include <string.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+#include "core/strings.h"
+#include "smtp/command.h"
+#include "smtp/data_decoder.h"
+#include "smtp/envelope.h"
+#include "smtp/limits.h"
+
+namespace ringmx::smtp {
+
+// What happens to the octets of the BDAT chunk being read.
+enum class Session::Disposition : uint8_t {
+  kStore,     // part of the message (the decoder may still refuse it)
+  kNeedMail,  // RFC 3030: consumed, then 503 (no MAIL)
+  kNeedRcpt,  // consumed, then 503 (no accepted RCPT)
+};
+
+namespace {
+
+enum class Mode : uint8_t {
+  kCommand,  // reading command lines
+  kData,     // after 354: message data until CR LF "." CR LF
+  kChunk,    // reading the octets of a BDAT chunk
+};
+
+enum class Hello : uint8_t { kNone, kHelo, kEhlo };
+
+constexpr bool IsBlank(char c) { return c == ' ' || c == '\t'; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && StartsWithIgnoreCase(a, b);
+}
+
+bool AllDigits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
+// Decimal digits to uint64_t, saturating at UINT64_MAX (a SIZE that large exceeds any limit).
+uint64_t ParseDecimalSaturating(std::string_view digits) {
+  uint64_t v = 0;
+  for (char c : digits) {
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return UINT64_MAX;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+// Client text echoed in a reply: printable ASCII only, bounded.
+void AppendPrintable(std::string& out, std::string_view text) {
+  text = text.substr(0, 100);
+  for (char ch : text) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    out.push_back(c >= 0x20 && c < 0x7F ? ch : '?');
+  }
+}
+
+std::string_view DecoderErrorReply(DataDecoder::Error error) {
+  switch (error) {
+    case DataDecoder::Error::kBareCrLf:
+      return "550 5.6.0 Message contains bare CR or LF";
+    case DataDecoder::Error::kLineTooLong:
+      return "550 5.6.0 Message line too long";
+    case DataDecoder::Error::kTooBig:
+      return "552 5.3.4 Message size exceeds fixed maximum message size";
+    case DataDecoder::Error::kNone:
+      break;
+  }
+  return "451 4.3.0 Error: internal state";  // not reached
+}
+
+}  // namespace
+
+struct Session::State {
+  bool started = false;
+  bool shutdown = false;           // OnShutdown() was called: 421 at the next opportunity
+  bool awaiting_delivery = false;  // a `deliver` is out; input goes to `pending`
+  bool pending_overflow = false;   // more than kMaxPendingInputBytes arrived while awaiting
+  bool discarding_line = false;    // inside an over-long command line, dropping through its LF
+  Mode mode = Mode::kCommand;
+  Hello hello = Hello::kNone;
+  int errors = 0;  // protocol errors so far (kMaxProtocolErrors)
+  std::string helo;
+
+  // The transaction. `in_mail` is true from an accepted MAIL to its end (delivery, refusal,
+  // RSET, EHLO/HELO).
+  bool in_mail = false;
+  Envelope envelope;
+  bool bdat_used = false;          // a BDAT chunk was taken in this transaction (DATA is now 503)
+  bool rejection_counted = false;  // stats already count this transaction as refused
+
+  // The BDAT chunk being read (mode == kChunk).
+  Disposition chunk_disposition = Disposition::kStore;
+  uint64_t chunk_size = 0;
+  uint64_t chunk_remaining = 0;
+  bool chunk_last = false;
+
+  DataDecoder decoder;
+  // The start of a command line whose LF has not arrived. Invariant: size() <
+  // kMaxCommandLineOctets; a longer line is dropped (`discarding_line`) instead of buffered.
+  std::string line;
+  // Input that arrived while a delivery was outstanding. Invariant: size() <=
+  // kMaxPendingInputBytes; non-empty only while awaiting_delivery.
+  std::string pending;
+  // Id and size of the outstanding delivery; OnDelivered() answers with them.
+  std::string outstanding_id;
+  uint64_t outstanding_size = 0;
+};
+
+Session::Session(std::shared_ptr<const core::Snapshot> snapshot, policy::ConnectionFacts facts,
+                 core::QueueIdGenerator& ids)
+    : snapshot_(std::move(snapshot)),
+      facts_(std::move(facts)),
+      ids_(ids),
+      state_(std::make_unique<State>()) {}
+
+Session::~Session() = default;
+
+std::string_view Session::helo() const { return state_->helo; }
+
+bool Session::delivery_outstanding() const { return state_->awaiting_delivery; }
+
+size_t Session::MemoryUsageForTest() const {
+  return state_->line.capacity() + state_->decoder.capacity() + state_->pending.capacity();
+}
+
+void Session::Reply(Output& out, std::string_view line) {
+  out.replies.append(line);
+  out.replies.append("\r\n");
+}
+
+void Session::ReplyError(Output& out, std::string_view line) {
+  Reply(out, line);
+  if (++state_->errors >= kMaxProtocolErrors && !closed_) {
+    out.replies.append(
+        absl::StrCat("421 4.7.0 ", snapshot_->config.hostname, " Error: too many errors\r\n"));
+    Close(out, "too-many-errors");
+  }
+}
+
+void Session::Close(Output& out, std::string_view reason) {
+  State& s = *state_;
+  closed_ = true;
+  out.close = true;
+  end_reason_.assign(reason);
+  deadline_ = absl::InfiniteFuture();
+  s.in_mail = false;
+  s.envelope.Clear();
+  s.decoder.Clear();
+  std::string().swap(s.line);
+  std::string().swap(s.pending);
+}
+
+void Session::Start(absl::Time now, Output& out) {
+  State& s = *state_;
+  if (closed_ || s.started) return;
+  s.started = true;
+  out.replies.append(absl::StrCat("220 ", snapshot_->config.hostname, " ESMTP ringmx\r\n"));
+  deadline_ = now + snapshot_->config.timeouts.idle;
+}
+
+void Session::OnInput(std::string_view input, absl::Time now, Output& out) {
+  State& s = *state_;
+  if (closed_ || input.empty()) return;
+  if (!s.started) {
+    // The client spoke before our greeting: a spambot that does not wait (RFC 5321 section
+    // 4.3.1 requires the client to wait for the 220).
+    Reply(out, "554 5.5.1 Error: talked before greeting");
+    Close(out, "early-talk");
+    return;
+  }
+  if (s.awaiting_delivery) {
+    BufferPending(input);
+    return;
+  }
+  const size_t n = Process(input, now, out);
+  if (!closed_ && n < input.size()) BufferPending(input.substr(n));
+  MaybeCloseForShutdown(out);
+}
+
+void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& out) {
+  State& s = *state_;
+  if (closed_ || !s.awaiting_delivery) return;
+  s.awaiting_delivery = false;
+  deadline_ = now + snapshot_->config.timeouts.idle;
+  if (result.ok()) {
+    out.replies.append(absl::StrCat("250 2.0.0 Ok: queued as ", s.outstanding_id, "\r\n"));
+    ++stats_.messages_accepted;
+    stats_.bytes_accepted += s.outstanding_size;
+  } else {
+    Reply(out, "452 4.3.1 Insufficient system storage");
+    ++stats_.messages_rejected;
+  }
+  s.outstanding_id.clear();
+  s.outstanding_size = 0;
+  if (s.pending_overflow) {
+    out.replies.append(absl::StrCat("421 4.7.0 ", snapshot_->config.hostname,
+                                    " Error: too much pipelined input\r\n"));
+    Close(out, "too-much-pipelining");
+    return;
+  }
+  if (!s.pending.empty()) {
+    std::string input;
+    input.swap(s.pending);
+    const size_t n = Process(input, now, out);
+    if (!closed_ && n < input.size()) {
+      // Another delivery started: keep the rest (it was within the bound already).
+      input.erase(0, n);
+      s.pending.swap(input);
+    }
+  }
+  MaybeCloseForShutdown(out);
+}
+
+void Session::OnTimeout(absl::Time now, Output& out) {
+  if (closed_ || now < deadline_) return;
+  out.replies.append(
+      absl::StrCat("421 4.4.2 ", snapshot_->config.hostname, " Error: timeout exceeded\r\n"));
+  Close(out, "timeout");
+}
+
+void Session::OnShutdown(absl::Time /*now*/, Output& out) {
+  State& s = *state_;
+  if (closed_) return;
+  s.shutdown = true;
+  MaybeCloseForShutdown(out);
+}
+
+bool Session::Idle() const {
+  const State& s = *state_;
+  return s.mode == Mode::kCommand && !s.in_mail && s.line.empty() && !s.discarding_line &&
+         !s.awaiting_delivery && s.pending.empty();
+}
+
+void Session::MaybeCloseForShutdown(Output& out) {
+  if (closed_ || !state_->shutdown || !Idle()) return;
+  Reply(out, "421 4.3.2 Service shutting down");
+  Close(out, "shutdown");
+}
+
+void Session::BufferPending(std::string_view input) {
+  State& s = *state_;
+  if (s.pending_overflow) return;
+  if (s.pending.size() + input.size() > kMaxPendingInputBytes) {
+    s.pending_overflow = true;
+    std::string().swap(s.pending);
+    return;
+  }
+  if (s.pending.size() + input.size() > s.pending.capacity()) {
+    s.pending.reserve(std::min(kMaxPendingInputBytes, std::max(s.pending.size() + input.size(),
+                                                               2 * s.pending.capacity())));
+  }
+  s.pending.append(input);
+}
+
+size_t Session::Process(std::string_view input, absl::Time now, Output& out) {
+  size_t pos = 0;
+  // Each Consume* call takes at least one octet, so this loop ends.
+  while (pos < input.size() && !closed_ && !state_->awaiting_delivery) {
+    const std::string_view rest = input.substr(pos);
+    switch (state_->mode) {
+      case Mode::kCommand:
+        pos += ConsumeCommandBytes(rest, now, out);
+        break;
+      case Mode::kData:
+        pos += ConsumeData(rest, now, out);
+        break;
+      case Mode::kChunk:
+        pos += ConsumeChunk(rest, now, out);
+        break;
+    }
+  }
+  return pos;
+}
+
+size_t Session::ConsumeCommandBytes(std::string_view input, absl::Time now, Output& out) {
+  State& s = *state_;
+  const char* lf = static_cast<const char*>(memchr(input.data(), '\n', input.size()));
+  if (s.discarding_line) {
+    if (lf == nullptr) return input.size();
+    s.discarding_line = false;
+    HandleLine({}, now, out);  // an empty view: the line was too long
+    return static_cast<size_t>(lf - input.data()) + 1;
+  }
+  if (lf == nullptr) {
+    if (s.line.size() + input.size() >= kMaxCommandLineOctets) {
+      // RFC 5321 section 4.5.3.1.4: even with its LF this line would exceed 512 octets. Drop it
+      // now instead of buffering it; the 500 goes out when its LF arrives, in command order.
+      std::string().swap(s.line);
+      s.discarding_line = true;
+    } else {
+      if (s.line.capacity() < kMaxCommandLineOctets) s.line.reserve(kMaxCommandLineOctets);
+      s.line.append(input);
+    }
+    return input.size();
+  }
+  const size_t n = static_cast<size_t>(lf - input.data()) + 1;
+  if (s.line.size() + n > kMaxCommandLineOctets) {
+    s.line.clear();
+    HandleLine({}, now, out);
+  } else if (s.line.empty()) {
+    HandleLine(input.substr(0, n), now, out);  // the common case: no copy
+  } else {
+    s.line.append(input.data(), n);
+    HandleLine(s.line, now, out);
+    s.line.clear();
+  }
+  return n;
+}
+
+void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
+  State& s = *state_;
+  ++stats_.commands;
+  deadline_ = now + snapshot_->config.timeouts.idle;
+
+  // An empty `line` means "too long". Otherwise it ends in LF; it must end in CR LF, and hold no
+  // other CR and no NUL. A bare LF is refused rather than tolerated (Postfix tolerates it): the
+  // same ambiguity is what SMTP smuggling exploits.
+  std::string_view problem;
+  CommandLine cmd;
+  if (line.empty()) {
+    problem = "500 5.5.2 Error: line too long";
+  } else if (line.size() < 2 || line[line.size() - 2] != '\r') {
+    problem = "500 5.5.2 Error: bare CR or LF in command line";
+  } else {
+    const std::string_view content = line.substr(0, line.size() - 2);
+    if (memchr(content.data(), '\r', content.size()) != nullptr) {
+      problem = "500 5.5.2 Error: bare CR or LF in command line";
+    } else if (memchr(content.data(), '\0', content.size()) != nullptr) {
+      problem = "500 5.5.2 Error: NUL character in command line";
+    } else {
+      cmd = ParseCommandLine(content);
+    }
+  }
+
+  if (s.shutdown) {
+    // DESIGN.md section 8: 421 at the next command. QUIT still gets its 221, and a BDAT
+    // transfer already under way may finish its message.
+    const bool quit = cmd.verb == Verb::kQuit && cmd.args.empty();
+    const bool bdat_continues = cmd.verb == Verb::kBdat && s.bdat_used;
+    if (!quit && !bdat_continues) {
+      Reply(out, "421 4.3.2 Service shutting down");
+      Close(out, "shutdown");
+      return;
+    }
+  }
+  if (!problem.empty()) {
+    ReplyError(out, problem);
+    return;
+  }
+
+  switch (cmd.verb) {
+    case Verb::kEhlo:
+      DoHello(/*ehlo=*/true, cmd.args, out);
+      break;
+    case Verb::kHelo:
+      DoHello(/*ehlo=*/false, cmd.args, out);
+      break;
+    case Verb::kMail:
+      DoMail(cmd.args, out);
+      break;
+    case Verb::kRcpt:
+      DoRcpt(cmd.args, out);
+      break;
+    case Verb::kData:
+      DoData(cmd.args, now, out);
+      break;
+    case Verb::kBdat:
+      DoBdat(cmd.args, now, out);
+      break;
+    case Verb::kRset:
+      if (!cmd.args.empty()) {
+        ReplyError(out, "501 5.5.4 Syntax: RSET");
+        break;
+      }
+      ResetTransaction();
+      Reply(out, "250 2.0.0 Ok");
+      break;
+    case Verb::kNoop:  // RFC 5321 section 4.1.1.9: an argument is allowed and ignored
+      Reply(out, "250 2.0.0 Ok");
+      break;
+    case Verb::kQuit:
+      if (!cmd.args.empty()) {
+        ReplyError(out, "501 5.5.4 Syntax: QUIT");
+        break;
+      }
+      Reply(out, "221 2.0.0 Bye");
+      Close(out, "quit");
+      break;
+    case Verb::kVrfy:
+      if (cmd.args.empty()) {
+        ReplyError(out, "501 5.5.4 Syntax: VRFY address");
+        break;
+      }
+      // RFC 5321 section 3.5.3: 252 when we will not verify but will accept.
+      Reply(out, "252 2.0.0 Cannot VRFY user; try RCPT to attempt delivery");
+      break;
+    case Verb::kHelp:
+      Reply(out, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT");
+      break;
+    case Verb::kStartTls:  // TODO(ringmx): STARTTLS and AUTH with the TLS issue.
+    case Verb::kAuth:
+    case Verb::kNotImplemented:
+      ReplyError(out, "502 5.5.1 Error: command not implemented");
+      break;
+    case Verb::kUnknown:
+      ReplyError(out, "500 5.5.2 Error: command not recognized");
+      break;
+  }
+}
+
+void Session::DoHello(bool ehlo, std::string_view args, Output& out) {
+  State& s = *state_;
+  if (args.empty()) {
+    ReplyError(out, ehlo ? "501 5.5.4 Syntax: EHLO hostname" : "501 5.5.4 Syntax: HELO hostname");
+    return;
+  }
+  // RFC 5321 section 4.1.4: EHLO/HELO mid-transaction resets it.
+  ResetTransaction();
+  s.hello = ehlo ? Hello::kEhlo : Hello::kHelo;
+  s.helo.assign(args);
+  const std::string& host = snapshot_->config.hostname;
+  if (!ehlo) {
+    out.replies.append(absl::StrCat("250 ", host, "\r\n"));
+    return;
+  }
+  // RFC 2034 section 3: no enhanced status codes on the EHLO reply.
+  out.replies.append(absl::StrCat("250-", host, "\r\n250-PIPELINING\r\n250-SIZE ",
+                                  snapshot_->config.policy.max_message_size,
+                                  "\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+                                  "250-SMTPUTF8\r\n250 CHUNKING\r\n"));
+}
+
+void Session::DoMail(std::string_view args, Output& out) {
+  State& s = *state_;
+  if (s.hello == Hello::kNone) {
+    ReplyError(out, "503 5.5.1 Error: send HELO/EHLO first");
+    return;
+  }
+  if (s.in_mail) {
+    ReplyError(out, "503 5.5.1 Error: nested MAIL command");
+    return;
+  }
+  if (!StartsWithIgnoreCase(args, "FROM:")) {
+    ReplyError(out, "501 5.5.4 Syntax: MAIL FROM:<address>");
+    return;
+  }
+  std::string_view text = args.substr(5);
+  while (!text.empty() && IsBlank(text.front())) text.remove_prefix(1);  // "FROM: <a@b>"
+  const std::optional<Path> path = ParsePath(text, PathKind::kReversePath);
+  if (!path || (!path->rest.empty() && !IsBlank(path->rest.front()))) {
+    ReplyError(out, "501 5.1.7 Bad sender address syntax");
+    return;
+  }
+
+  bool smtputf8 = false;
+  bool body_8bit = false;
+  bool seen_size = false;
+  bool seen_body = false;
+  uint64_t declared_size = 0;
+  ParamReader reader(path->rest);
+  Param p;
+  while (reader.Next(p)) {
+    if (EqualsIgnoreCase(p.keyword, "SIZE")) {  // RFC 1870
+      if (seen_size || !p.has_value || !AllDigits(p.value)) {
+        ReplyError(out, "501 5.5.4 Bad message size syntax");
+        return;
+      }
+      seen_size = true;
+      declared_size = ParseDecimalSaturating(p.value);
+    } else if (EqualsIgnoreCase(p.keyword, "BODY")) {  // RFC 6152
+      if (!seen_body && p.has_value && EqualsIgnoreCase(p.value, "7BIT")) {
+        body_8bit = false;
+      } else if (!seen_body && p.has_value && EqualsIgnoreCase(p.value, "8BITMIME")) {
+        body_8bit = true;
+      } else if (p.has_value && EqualsIgnoreCase(p.value, "BINARYMIME")) {
+        // RFC 3030 BINARYMIME is not offered in EHLO.
+        ReplyError(out, "555 5.5.4 Unsupported option: BODY=BINARYMIME");
+        return;
+      } else {
+        ReplyError(out, "501 5.5.4 Bad BODY keyword syntax");
+        return;
+      }
+      seen_body = true;
+    } else if (EqualsIgnoreCase(p.keyword, "SMTPUTF8")) {  // RFC 6531 section 3.4
+      if (p.has_value) {
+        ReplyError(out, "501 5.5.4 Bad SMTPUTF8 parameter syntax");
+        return;
+      }
+      smtputf8 = true;
+    } else {
+      std::string reply = "555 5.5.4 Unsupported option: ";
+      AppendPrintable(reply, p.keyword);
+      ReplyError(out, reply);
+      return;
+    }
+  }
+  if (path->non_ascii && !smtputf8) {
+    Reply(out, "553 5.6.7 Error: non-ASCII address requires SMTPUTF8");
+    return;
+  }
+  if (declared_size > snapshot_->config.policy.max_message_size) {
+    Reply(out, "552 5.3.4 Message size exceeds fixed maximum message size");
+    return;
+  }
+
+  s.in_mail = true;
+  s.envelope.Clear();
+  s.envelope.mail_from.assign(path->mailbox);
+  s.envelope.smtputf8 = smtputf8;
+  s.envelope.body_8bitmime = body_8bit;
+  reader = ParamReader(path->rest);
+  while (reader.Next(p)) {
+    MailParam& mp = s.envelope.mail_params.emplace_back();
+    mp.keyword.reserve(p.keyword.size());
+    for (char c : p.keyword) mp.keyword.push_back((c >= 'a' && c <= 'z') ? c - 32 : c);
+    mp.value.assign(p.value);
+    mp.has_value = p.has_value;
+  }
+  Reply(out, "250 2.1.0 Ok");
+}
+
+void Session::DoRcpt(std::string_view args, Output& out) {
+  State& s = *state_;
+  if (!s.in_mail) {
+    ReplyError(out, "503 5.5.1 Error: need MAIL command");
+    return;
+  }
+  if (!StartsWithIgnoreCase(args, "TO:")) {
+    ReplyError(out, "501 5.5.4 Syntax: RCPT TO:<address>");
+    return;
+  }
+  std::string_view text = args.substr(3);
+  while (!text.empty() && IsBlank(text.front())) text.remove_prefix(1);
+  const std::optional<Path> path = ParsePath(text, PathKind::kForwardPath);
+  if (!path || (!path->rest.empty() && !IsBlank(path->rest.front()))) {
+    ReplyError(out, "501 5.1.3 Bad recipient address syntax");
+    return;
+  }
+  ParamReader reader(path->rest);
+  Param p;
+  if (reader.Next(p)) {  // no RCPT parameters are offered (no DSN)
+    std::string reply = "555 5.5.4 Unsupported option: ";
+    AppendPrintable(reply, p.keyword);
+    ReplyError(out, reply);
+    return;
+  }
+  if (path->non_ascii && !s.envelope.smtputf8) {
+    Reply(out, "553 5.6.7 Error: non-ASCII address requires SMTPUTF8");
+    return;
+  }
+  const int max_recipients = snapshot_->config.policy.max_recipients;
+  if (max_recipients > 0 && s.envelope.rcpt_to.size() >= static_cast<size_t>(max_recipients)) {
+    Reply(out, "452 4.5.3 Error: too many recipients");
+    return;
+  }
+  if (policy::CheckRecipient(*snapshot_, facts_, path->local_part, path->domain) !=
+      policy::RecipientVerdict::kAccept) {
+    out.replies.append(
+        absl::StrCat("554 5.7.1 <", core::Av(path->mailbox), ">: Relay access denied\r\n"));
+    return;
+  }
+  s.envelope.rcpt_to.emplace_back(path->mailbox);
+  Reply(out, "250 2.1.5 Ok");
+}
+
+void Session::DoData(std::string_view args, absl::Time now, Output& out) {
+  State& s = *state_;
+  if (!s.in_mail) {
+    ReplyError(out, "503 5.5.1 Error: need MAIL command");
+    return;
+  }
+  if (s.bdat_used) {  // RFC 3030 section 2
+    ReplyError(out, "503 5.5.1 Error: DATA not allowed after BDAT");
+    return;
+  }
+  if (s.envelope.rcpt_to.empty()) {
+    ReplyError(out, "503 5.5.1 Error: need RCPT command");
+    return;
+  }
+  if (!args.empty()) {
+    ReplyError(out, "501 5.5.4 Syntax: DATA");
+    return;
+  }
+  Reply(out, "354 End data with <CR><LF>.<CR><LF>");
+  s.mode = Mode::kData;
+  s.decoder.Begin(DataDecoder::Mode::kDotStuffed, snapshot_->config.policy.max_message_size);
+  s.rejection_counted = false;
+  deadline_ = now + snapshot_->config.timeouts.data;  // the whole transfer, not per read
+}
+
+void Session::DoBdat(std::string_view args, absl::Time now, Output& out) {
+  State& s = *state_;
+  // RFC 3030: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CR LF.
+  size_t i = 0;
+  while (i < args.size() && args[i] >= '0' && args[i] <= '9') ++i;
+  const std::string_view count_text = args.substr(0, i);
+  std::string_view tail = args.substr(i);
+  bool last = false;
+  bool ok = !count_text.empty() && count_text.size() <= 19;  // < 10^19 fits in uint64_t
+  if (ok && !tail.empty()) {
+    ok = IsBlank(tail.front());
+    while (!tail.empty() && IsBlank(tail.front())) tail.remove_prefix(1);
+    last = EqualsIgnoreCase(tail, "LAST");
+    ok = ok && last;
+  }
+  if (!ok) {
+    // Without a valid count the chunk cannot be skipped, and its octets must never be read as
+    // commands (that would be smuggling): answer and hang up, as Postfix does.
+    Reply(out, "521 5.5.4 Syntax: BDAT count [LAST]");
+    Close(out, "bad-bdat");
+    return;
+  }
+  const uint64_t count = ParseDecimalSaturating(count_text);
+  const uint64_t max_size = snapshot_->config.policy.max_message_size;
+
+  deadline_ = now + snapshot_->config.timeouts.data;
+  if (!s.in_mail) {
+    s.chunk_disposition = Disposition::kNeedMail;
+  } else if (s.envelope.rcpt_to.empty()) {
+    s.chunk_disposition = Disposition::kNeedRcpt;
+  } else {
+    s.chunk_disposition = Disposition::kStore;
+    if (!s.bdat_used) {
+      s.bdat_used = true;
+      s.rejection_counted = false;
+      s.decoder.Begin(DataDecoder::Mode::kChunked, max_size);
+    }
+    // RFC 3030 section 2: a chunk that would exceed the limit is still read, then refused.
+    if (s.decoder.error() == DataDecoder::Error::kNone &&
+        (s.decoder.size() > max_size || count > max_size - s.decoder.size())) {
+      s.decoder.FailTooBig();
+    }
+  }
+  s.chunk_size = count;
+  s.chunk_remaining = count;
+  s.chunk_last = last;
+  s.mode = Mode::kChunk;
+  if (count == 0) CompleteChunk(now, out);
+}
+
+size_t Session::ConsumeChunk(std::string_view input, absl::Time now, Output& out) {
+  State& s = *state_;
+  const size_t n = static_cast<size_t>(std::min<uint64_t>(s.chunk_remaining, input.size()));
+  if (s.chunk_disposition == Disposition::kStore) s.decoder.Consume(input.substr(0, n));
+  s.chunk_remaining -= n;
+  if (s.chunk_remaining == 0) CompleteChunk(now, out);
+  return n;
+}
+
+void Session::CompleteChunk(absl::Time now, Output& out) {
+  State& s = *state_;
+  s.mode = Mode::kCommand;
+  deadline_ = now + snapshot_->config.timeouts.idle;
+  switch (s.chunk_disposition) {
+    case Disposition::kNeedMail:
+      ReplyError(out, "503 5.5.1 Error: need MAIL command");
+      return;
+    case Disposition::kNeedRcpt:
+      ReplyError(out, "503 5.5.1 Error: need RCPT command");
+      return;
+    case Disposition::kStore:
+      break;
+  }
+  if (s.chunk_last) s.decoder.Finish();
+  if (s.decoder.error() != DataDecoder::Error::kNone) {
+    // The transaction has failed. Every further chunk of it gets the same answer; LAST (or RSET)
+    // ends it.
+    Reply(out, DecoderErrorReply(s.decoder.error()));
+    if (!s.rejection_counted) {
+      ++stats_.messages_rejected;
+      s.rejection_counted = true;
+    }
+    if (s.chunk_last) ResetTransaction();
+    return;
+  }
+  if (s.chunk_last) {
+    Deliver(now, out);
+    return;
+  }
+  out.replies.append(absl::StrCat("250 2.0.0 ", s.chunk_size, " octets received\r\n"));
+}
+
+size_t Session::ConsumeData(std::string_view input, absl::Time now, Output& out) {
+  State& s = *state_;
+  const size_t n = s.decoder.Consume(input);
+  if (s.decoder.done()) EndOfData(now, out);
+  return n;
+}
+
+void Session::EndOfData(absl::Time now, Output& out) {
+  State& s = *state_;
+  s.mode = Mode::kCommand;
+  deadline_ = now + snapshot_->config.timeouts.idle;
+  if (s.decoder.error() != DataDecoder::Error::kNone) {
+    RejectMessage(out);
+    return;
+  }
+  Deliver(now, out);
+}
+
+void Session::RejectMessage(Output& out) {
+  State& s = *state_;
+  Reply(out, DecoderErrorReply(s.decoder.error()));
+  if (!s.rejection_counted) ++stats_.messages_rejected;
+  ResetTransaction();
+}
+
+void Session::Deliver(absl::Time now, Output& out) {
+  State& s = *state_;
+  core::SpoolRecord record;
+  record.id = ids_.Next(now);
+  record.body = s.decoder.TakeBody();
+  TraceContext context;
+  context.id = record.id;
+  context.received_at = now;
+  context.hostname = snapshot_->config.hostname;
+  context.helo = s.helo;
+  context.ehlo = s.hello == Hello::kEhlo;
+  context.facts = &facts_;
+  context.size = record.body.size();
+  record.trace_headers = BuildReceivedHeader(s.envelope, context);
+  record.envelope_json = BuildEnvelopeJson(s.envelope, context);
+  s.outstanding_id = record.id;
+  s.outstanding_size = record.body.size();
+  out.deliver = std::move(record);
+  s.awaiting_delivery = true;
+  deadline_ = absl::InfiniteFuture();  // the store answers; the client is not on the clock
+  ResetTransaction();
+}
+
+void Session::ResetTransaction() {
+  State& s = *state_;
+  s.in_mail = false;
+  s.envelope.Clear();
+  s.bdat_used = false;
+  s.rejection_counted = false;
+  s.decoder.Clear();
+}
+
+}  // namespace ringmx::smtp

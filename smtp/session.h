@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+
 #include "core/queue_id.h"
 #include "core/snapshot.h"
 #include "core/spool_record.h"
@@ -71,7 +72,9 @@ class Session {
   // an error "452 4.3.1". Then buffered input is processed.
   void OnDelivered(const absl::Status& result, absl::Time now, Output& out);
 
-  // The driver calls this when now >= deadline(): "421 4.4.2" and close.
+  // The driver calls this when now >= deadline(): "421 4.4.2" and close; a message in progress is
+  // dropped. A call with now < deadline() (a stale timer: the deadline moved since it was armed)
+  // does nothing; the driver re-arms for deadline().
   void OnTimeout(absl::Time now, Output& out);
 
   // Graceful shutdown (SIGTERM): a session between transactions gets "421 4.3.2" and closes at
@@ -91,8 +94,45 @@ class Session {
   const SessionStats& stats() const { return stats_; }
   const policy::ConnectionFacts& facts() const { return facts_; }
 
+  // True between a `deliver` and the OnDelivered() that answers it.
+  bool delivery_outstanding() const;
+
+  // Heap bytes held for client input (partial command line, message body, input buffered during
+  // a delivery). Bounded by 512 + max_message_size + 256 KiB (smtp/limits.h) whatever the client
+  // sends; tests assert it.
+  size_t MemoryUsageForTest() const;
+
  private:
   struct State;  // parser and transaction state, in session.cc
+  enum class Disposition : uint8_t;
+
+  // Runs `input` through the protocol until it is used up, the session closes or a delivery is
+  // started; returns the octets consumed.
+  size_t Process(std::string_view input, absl::Time now, Output& out);
+  size_t ConsumeCommandBytes(std::string_view input, absl::Time now, Output& out);
+  size_t ConsumeData(std::string_view input, absl::Time now, Output& out);
+  size_t ConsumeChunk(std::string_view input, absl::Time now, Output& out);
+  // `line` is one complete command line, its final LF included.
+  void HandleLine(std::string_view line, absl::Time now, Output& out);
+  void DoHello(bool ehlo, std::string_view args, Output& out);
+  void DoMail(std::string_view args, Output& out);
+  void DoRcpt(std::string_view args, Output& out);
+  void DoData(std::string_view args, absl::Time now, Output& out);
+  void DoBdat(std::string_view args, absl::Time now, Output& out);
+  void CompleteChunk(absl::Time now, Output& out);
+  void EndOfData(absl::Time now, Output& out);
+  void Deliver(absl::Time now, Output& out);
+  // Answers a message refused by the decoder and ends its transaction.
+  void RejectMessage(Output& out);
+  void ResetTransaction();
+  void BufferPending(std::string_view input);
+  // Between transactions with nothing pending: a shutdown request can be honoured at once.
+  bool Idle() const;
+  void MaybeCloseForShutdown(Output& out);
+  void Reply(Output& out, std::string_view line);
+  // A protocol error reply (500/501/502/503/555); counts towards kMaxProtocolErrors.
+  void ReplyError(Output& out, std::string_view line);
+  void Close(Output& out, std::string_view reason);
 
   std::shared_ptr<const core::Snapshot> snapshot_;
   policy::ConnectionFacts facts_;

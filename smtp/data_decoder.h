@@ -1,0 +1,95 @@
+// The message-content decoder behind DATA and BDAT: finds the end of DATA, removes dot-stuffing,
+// and enforces the rules that keep SMTP smuggling out (CVE-2023-51764/51765/51766) and memory
+// bounded. It is its own class, independent of the session, so micro-benchmarks and fuzzers can
+// drive it alone.
+//
+// Rules (both modes):
+//  - Only CR LF is a line ending. A bare LF or a bare CR anywhere in the content is an error
+//    (kBareCrLf): the message is refused and nothing inside it is ever treated as a command.
+//  - A line longer than 998 octets (RFC 5321 section 4.5.3.1.6, counted after unstuffing) is an
+//    error (kLineTooLong).
+//  - More than `max_message_bytes` octets of content is an error (kTooBig).
+//  After the first error the body is freed and nothing more is stored, but in DATA mode the input
+//  is still scanned for the real end of the data, so the stream stays in sync.
+//
+// kDotStuffed (DATA, RFC 5321 section 4.5.2): the data ends only at CR LF "." CR LF, where the
+// first CR LF is the end of the previous line (or of the DATA command for an empty message). A
+// leading '.' is removed from every other line. "\n.\n", "\r\n.\n", "\n.\r\n", "\r.\r" and the
+// like do not end the data.
+//
+// kChunked (BDAT, RFC 3030): the caller feeds exactly the chunk bytes; no dot handling. A CR LF may
+// straddle two chunks. Finish() after the LAST chunk.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <string>
+#include <string_view>
+
+namespace ringmx::smtp {
+
+// Shard-local; one per session, reused for every message of the session.
+class DataDecoder {
+ public:
+  enum class Mode : uint8_t { kDotStuffed, kChunked };
+  enum class Error : uint8_t { kNone, kBareCrLf, kLineTooLong, kTooBig };
+
+  DataDecoder() = default;
+
+  // Starts a new message, dropping anything left from the previous one.
+  void Begin(Mode mode, uint64_t max_message_bytes);
+
+  // Consumes message bytes and returns how many were consumed. kDotStuffed: stops right after the
+  // terminating CR LF "." CR LF (done() is then true) and leaves the rest to the caller; returns
+  // input.size() otherwise. kChunked: consumes everything. Calls after done() consume nothing.
+  size_t Consume(std::string_view input);
+
+  // kChunked: the last chunk has been fed. A CR left pending at the very end is a bare CR.
+  void Finish();
+
+  // kChunked: the caller knows more content is coming than the limit allows (BDAT count). Frees
+  // the body; the remaining chunk bytes are skipped without scanning.
+  void FailTooBig() { Fail(Error::kTooBig); }
+
+  bool done() const { return state_ == State::kDone; }
+  Error error() const { return error_; }
+  // Content octets seen so far (after unstuffing), counted on past the limit.
+  uint64_t size() const { return size_; }
+  // The decoded message so far: exactly the client's bytes after unstuffing, CR LF kept. For
+  // DATA it excludes the terminating "." CR LF (the CR LF before the dot belongs to the message).
+  // Empty after an error.
+  const std::string& body() const { return body_; }
+  // Drops the message and frees the body's memory (RSET, EHLO, close).
+  void Clear();
+  // Moves the body out (after done()/Finish() with no error). The decoder needs Begin() again.
+  std::string TakeBody();
+  // Bytes of heap held for the body; never more than max_message_bytes.
+  size_t capacity() const { return body_.capacity(); }
+
+ private:
+  enum class State : uint8_t {
+    kLineStart,  // the next octet begins a line (after CR LF, or at the start)
+    kDot,        // a line-start '.' was seen and dropped
+    kDotCr,      // line-start ".\r" seen: "\n" next ends the data
+    kInLine,     // inside a line (or after a bare LF: that is not a line start)
+    kCr,         // a CR ended the previous input; LF is expected next
+    kDone,
+  };
+
+  void Fail(Error error);
+  // Appends `n` content octets, enforcing the size limit; a no-op after an error.
+  void Append(const char* data, size_t n);
+
+  Mode mode_ = Mode::kDotStuffed;
+  State state_ = State::kLineStart;
+  Error error_ = Error::kNone;
+  uint64_t max_bytes_ = 0;
+  uint64_t size_ = 0;
+  size_t line_len_ = 0;  // content octets of the current line so far
+  // Invariant: body_.capacity() <= max_bytes_ (grown by Append, never by std::string doubling
+  // past the limit), and empty once error_ != kNone.
+  std::string body_;
+};
+
+}  // namespace ringmx::smtp
