@@ -1,11 +1,769 @@
-// PLACEHOLDER: being written (core helper). Replaced before the foundation issue closes.
+// The TOML loader for core/config.h. toml++ parses; this file walks the tree against a fixed
+// schema, collects every problem it finds with the line it was found on, and reports the first one
+// (see `Loader::Finish` for the order). toml++ throws; nothing here lets an exception out.
 #include "core/config.h"
 
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <initializer_list>
+#include <limits>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+#include "core/internal/config_text.h"
+#include "core/status.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+
+#include <toml++/toml.h>
+
 namespace ringmx::core {
-absl::StatusOr<Config> ParseConfig(std::string_view, std::string_view, std::string_view) {
-  return absl::UnimplementedError("config loader not written yet");
+namespace {
+
+using internal::CanonicalDomain;
+using internal::EditDistance;
+using internal::IsDomainName;
+using internal::ResolvePath;
+
+// ---------------------------------------------------------------------------------------------
+// The schema: which keys each table may hold. Unknown keys are errors.
+
+struct TableSchema {
+  std::string_view path;  // schema path: array indices dropped ("listener", "tls.sni")
+  // How an operator writes the table: "[policy]", "[[listener]]"; "" for the root.
+  std::string_view header;
+  std::span<const std::string_view> keys;
+};
+
+constexpr std::string_view kRootKeys[] = {"hostname", "workers", "listener", "tls",     "policy",
+                                          "auth",     "spool",   "timeouts", "control", "log"};
+constexpr std::string_view kListenerKeys[] = {"name",         "address",      "tls",
+                                              "tls_required", "min_tls",      "client_certs",
+                                              "sni_strict",   "no_tls_hosts", "auth"};
+constexpr std::string_view kTlsKeys[] = {"cert", "key", "client_ca", "sni"};
+constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
+constexpr std::string_view kPolicyKeys[] = {"local_domains", "relay_networks", "max_recipients",
+                                            "max_message_size"};
+constexpr std::string_view kAuthKeys[] = {"passwd"};
+constexpr std::string_view kSpoolKeys[] = {"path", "mode"};
+constexpr std::string_view kTimeoutsKeys[] = {"idle_s", "data_s", "greet_pause_ms",
+                                              "shutdown_grace_s"};
+constexpr std::string_view kControlKeys[] = {"socket"};
+constexpr std::string_view kLogKeys[] = {"file"};
+
+constexpr TableSchema kRootSchema{"", "", kRootKeys};
+constexpr TableSchema kListenerSchema{"listener", "[[listener]]", kListenerKeys};
+constexpr TableSchema kTlsSchema{"tls", "[tls]", kTlsKeys};
+constexpr TableSchema kSniSchema{"tls.sni", "[[tls.sni]]", kSniKeys};
+constexpr TableSchema kPolicySchema{"policy", "[policy]", kPolicyKeys};
+constexpr TableSchema kAuthSchema{"auth", "[auth]", kAuthKeys};
+constexpr TableSchema kSpoolSchema{"spool", "[spool]", kSpoolKeys};
+constexpr TableSchema kTimeoutsSchema{"timeouts", "[timeouts]", kTimeoutsKeys};
+constexpr TableSchema kControlSchema{"control", "[control]", kControlKeys};
+constexpr TableSchema kLogSchema{"log", "[log]", kLogKeys};
+
+constexpr const TableSchema* kAllSchemas[] = {
+    &kRootSchema, &kListenerSchema, &kTlsSchema,      &kSniSchema,     &kPolicySchema,
+    &kAuthSchema, &kSpoolSchema,    &kTimeoutsSchema, &kControlSchema, &kLogSchema};
+
+// Upper bound for `workers`: far above any machine we run on, far below the 32768 shard indices a
+// queue id can hold (core/queue_id.h).
+constexpr int64_t kMaxWorkers = 1024;
+// sun_path is 108 bytes on Linux, including the terminating NUL.
+constexpr size_t kMaxUnixSocketPath = 107;
+
+// ---------------------------------------------------------------------------------------------
+// Small text helpers.
+
+// A hint for an unknown key: the nearest key of the same table, or the table where the key would
+// be valid. "" if nothing is close.
+std::string SuggestKey(std::string_view key, const TableSchema& schema) {
+  std::string_view best;
+  size_t best_distance = std::numeric_limits<size_t>::max();
+  for (std::string_view candidate : schema.keys) {
+    // One edit for short names, two for longer ones; never "all of it".
+    const size_t limit = std::max(key.size(), candidate.size()) <= 4 ? 1 : 2;
+    const size_t distance = EditDistance(key, candidate);
+    if (distance <= limit && distance < candidate.size() && distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  if (!best.empty()) return absl::StrCat(" (did you mean \"", Av(best), "\"?)");
+  for (const TableSchema* other : kAllSchemas) {
+    if (other == &schema) continue;
+    for (std::string_view candidate : other->keys) {
+      if (candidate != key) continue;
+      // The classic TOML slip: a top-level key written after a [table] header lands in that table.
+      if (other == &kRootSchema) {
+        return absl::StrCat(" (\"", Av(key),
+                            "\" is a top-level key: move it above the first [table] header)");
+      }
+      return absl::StrCat(" (\"", Av(key), "\" belongs in ", Av(other->header), ")");
+    }
+  }
+  return "";
 }
-absl::StatusOr<Config> LoadConfigFile(const std::string&) {
-  return absl::UnimplementedError("config loader not written yet");
+
+std::string Quote(std::string_view text) {
+  return absl::StrCat("\"", absl::CHexEscape(Av(text)), "\"");
 }
+
+std::string_view TypeName(toml::node_type type) {
+  switch (type) {
+    case toml::node_type::table:
+      return "a table";
+    case toml::node_type::array:
+      return "an array";
+    case toml::node_type::string:
+      return "a string";
+    case toml::node_type::integer:
+      return "an integer";
+    case toml::node_type::floating_point:
+      return "a floating-point number";
+    case toml::node_type::boolean:
+      return "a boolean";
+    case toml::node_type::date:
+      return "a date";
+    case toml::node_type::time:
+      return "a time";
+    case toml::node_type::date_time:
+      return "a date-time";
+    case toml::node_type::none:
+      break;
+  }
+  return "nothing";
+}
+
+uint32_t LineOf(const toml::node& node) { return node.source().begin.line; }
+
+std::string SubPath(std::string_view path, std::string_view key) {
+  return path.empty() ? std::string(key) : absl::StrCat(Av(path), ".", Av(key));
+}
+
+std::string IndexPath(std::string_view path, size_t index) {
+  return absl::StrCat(Av(path), "[", index, "]");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tree walk.
+
+// One string element of an array, with where it came from.
+struct Item {
+  std::string value;
+  std::string path;  // "policy.relay_networks[2]"
+  uint32_t line = 0;
+};
+
+// Walks one parsed document into a Config. Use once: Load() then nothing else.
+class Loader {
+ public:
+  Loader(std::string_view source_name, std::string_view base_dir)
+      : source_name_(source_name), base_dir_(base_dir) {}
+
+  absl::StatusOr<Config> Load(const toml::table& root);
+
+ private:
+  // Errors are reported in this order of kind, then of line: a typo or a bad value explains more
+  // than the missing key it causes, and "not available yet" only matters once the file is valid.
+  enum class Kind { kValue = 0, kMissing = 1, kUnavailable = 2 };
+  struct Error {
+    Kind kind;
+    uint32_t line;  // 0: no line (a key missing at the top level)
+    size_t sequence;
+    std::string text;
+  };
+
+  void Report(Kind kind, uint32_t line, std::string_view path, std::string_view message);
+  // Reports against the line recorded for `path` by a reader below.
+  void ReportAt(Kind kind, std::string_view path, std::string_view message);
+  void Missing(uint32_t table_line, std::string_view table_path, std::string_view key);
+  absl::Status Finish();
+
+  void CheckKeys(const toml::table& table, std::string_view path, const TableSchema& schema);
+  bool ExpectType(const toml::node& node, toml::node_type want, std::string_view path,
+                  std::string_view hint = "");
+
+  // Readers: nullopt when the key is absent (nothing reported) or wrong (reported). Each records
+  // the key's line under its full path in `lines_`.
+  const toml::node* Find(const toml::table& table, std::string_view table_path,
+                         std::string_view key);
+  std::optional<std::string> String(const toml::table& table, std::string_view table_path,
+                                    std::string_view key);
+  std::optional<bool> Bool(const toml::table& table, std::string_view table_path,
+                           std::string_view key);
+  std::optional<int64_t> Int(const toml::table& table, std::string_view table_path,
+                             std::string_view key, int64_t min, int64_t max,
+                             std::string_view unit = "");
+  template <typename E>
+  std::optional<E> Enum(const toml::table& table, std::string_view table_path, std::string_view key,
+                        std::initializer_list<std::pair<std::string_view, E>> choices);
+  std::optional<std::vector<Item>> StringArray(const toml::table& table,
+                                               std::string_view table_path, std::string_view key);
+  // A path: "" stays "" (the feature is off); anything else is resolved against `base_dir_`.
+  std::optional<std::string> Path(const toml::table& table, std::string_view table_path,
+                                  std::string_view key);
+  std::vector<Cidr> Cidrs(const toml::table& table, std::string_view table_path,
+                          std::string_view key);
+  // The table under `key` or nullptr (absent or reported).
+  const toml::table* Section(const toml::table& root, const TableSchema& schema);
+  // The tables of an array of tables, one per element so that indices match the file; nullptr for
+  // an element that is not a table (reported). Empty if absent or not an array (reported).
+  std::vector<const toml::table*> TableArray(const toml::table& parent,
+                                             std::string_view parent_path, std::string_view key,
+                                             const TableSchema& schema);
+
+  void LoadListener(const toml::table& table, const std::string& path, ListenerConfig& out);
+  void LoadTls(const toml::table& root, TlsConfig& out);
+  void LoadPolicy(const toml::table& root, PolicyConfig& out);
+  void LoadSimpleSections(const toml::table& root, Config& config);
+  void CheckListenersUnique(const Config& config);
+  void RejectUnavailableFeatures(const Config& config);
+
+  std::string_view source_name_;
+  std::string_view base_dir_;
+  std::vector<Error> errors_;
+  absl::flat_hash_map<std::string, uint32_t> lines_;  // key path -> line of its value
+};
+
+void Loader::Report(Kind kind, uint32_t line, std::string_view path, std::string_view message) {
+  std::string text(source_name_);
+  if (line > 0) absl::StrAppend(&text, ":", line);
+  absl::StrAppend(&text, ": ");
+  if (!path.empty()) absl::StrAppend(&text, Av(path), ": ");
+  absl::StrAppend(&text, Av(message));
+  errors_.push_back(Error{kind, line, errors_.size(), std::move(text)});
+}
+
+void Loader::ReportAt(Kind kind, std::string_view path, std::string_view message) {
+  auto it = lines_.find(Av(path));
+  Report(kind, it == lines_.end() ? 0 : it->second, path, message);
+}
+
+void Loader::Missing(uint32_t table_line, std::string_view table_path, std::string_view key) {
+  Report(Kind::kMissing, table_line, table_path,
+         absl::StrCat("missing required key \"", Av(key), "\""));
+}
+
+absl::Status Loader::Finish() {
+  if (errors_.empty()) return absl::OkStatus();
+  const auto order = [](const Error& e) {
+    // Errors without a line sort after those with one of the same kind.
+    return std::make_tuple(static_cast<int>(e.kind),
+                           e.line == 0 ? std::numeric_limits<uint32_t>::max() : e.line, e.sequence);
+  };
+  const Error& first =
+      *std::min_element(errors_.begin(), errors_.end(),
+                        [&](const Error& a, const Error& b) { return order(a) < order(b); });
+  return absl::InvalidArgumentError(first.text);
+}
+
+void Loader::CheckKeys(const toml::table& table, std::string_view path, const TableSchema& schema) {
+  for (const auto& [key, node] : table) {
+    const std::string_view name = key.str();
+    if (std::find(schema.keys.begin(), schema.keys.end(), name) != schema.keys.end()) continue;
+    const uint32_t line = key.source().begin.line > 0 ? key.source().begin.line : LineOf(node);
+    Report(Kind::kValue, line, path,
+           absl::StrCat("unknown key ", Quote(name), SuggestKey(name, schema)));
+  }
+}
+
+bool Loader::ExpectType(const toml::node& node, toml::node_type want, std::string_view path,
+                        std::string_view hint) {
+  if (node.type() == want) return true;
+  Report(
+      Kind::kValue, LineOf(node), path,
+      absl::StrCat("expected ", Av(TypeName(want)), Av(hint), ", got ", Av(TypeName(node.type()))));
+  return false;
+}
+
+const toml::node* Loader::Find(const toml::table& table, std::string_view table_path,
+                               std::string_view key) {
+  const toml::node* node = table.get(key);
+  if (node != nullptr) lines_[SubPath(table_path, key)] = LineOf(*node);
+  return node;
+}
+
+std::optional<std::string> Loader::String(const toml::table& table, std::string_view table_path,
+                                          std::string_view key) {
+  const toml::node* node = Find(table, table_path, key);
+  if (node == nullptr) return std::nullopt;
+  if (!ExpectType(*node, toml::node_type::string, SubPath(table_path, key),
+                  node->is_floating_point() ? " (write the value in quotes)" : "")) {
+    return std::nullopt;
+  }
+  return node->as_string()->get();
+}
+
+std::optional<bool> Loader::Bool(const toml::table& table, std::string_view table_path,
+                                 std::string_view key) {
+  const toml::node* node = Find(table, table_path, key);
+  if (node == nullptr) return std::nullopt;
+  if (!ExpectType(*node, toml::node_type::boolean, SubPath(table_path, key))) return std::nullopt;
+  return node->as_boolean()->get();
+}
+
+std::optional<int64_t> Loader::Int(const toml::table& table, std::string_view table_path,
+                                   std::string_view key, int64_t min, int64_t max,
+                                   std::string_view unit) {
+  const toml::node* node = Find(table, table_path, key);
+  if (node == nullptr) return std::nullopt;
+  const std::string path = SubPath(table_path, key);
+  if (!ExpectType(*node, toml::node_type::integer, path)) return std::nullopt;
+  const int64_t value = node->as_integer()->get();
+  if (value < min || value > max) {
+    std::string range = max == std::numeric_limits<int64_t>::max()
+                            ? absl::StrCat("must be at least ", min, Av(unit))
+                            : absl::StrCat("must be between ", min, " and ", max, Av(unit));
+    Report(Kind::kValue, LineOf(*node), path, absl::StrCat(range, ", got ", value));
+    return std::nullopt;
+  }
+  return value;
+}
+
+template <typename E>
+std::optional<E> Loader::Enum(const toml::table& table, std::string_view table_path,
+                              std::string_view key,
+                              std::initializer_list<std::pair<std::string_view, E>> choices) {
+  const toml::node* node = table.get(key);
+  std::optional<std::string> text = String(table, table_path, key);
+  if (!text) return std::nullopt;
+  std::string expected;
+  for (const auto& [name, value] : choices) {
+    if (name == *text) return value;
+    absl::StrAppend(&expected, expected.empty() ? "" : ", ", "\"", Av(name), "\"");
+  }
+  Report(Kind::kValue, LineOf(*node), SubPath(table_path, key),
+         absl::StrCat("expected one of ", expected, ", got ", Quote(*text)));
+  return std::nullopt;
+}
+
+std::optional<std::vector<Item>> Loader::StringArray(const toml::table& table,
+                                                     std::string_view table_path,
+                                                     std::string_view key) {
+  const toml::node* node = Find(table, table_path, key);
+  if (node == nullptr) return std::nullopt;
+  const std::string path = SubPath(table_path, key);
+  if (!ExpectType(*node, toml::node_type::array, path, " of strings")) return std::nullopt;
+  std::vector<Item> items;
+  bool ok = true;
+  const toml::array& array = *node->as_array();
+  for (size_t i = 0; i < array.size(); ++i) {
+    const toml::node& element = array[i];
+    // Falls back to the array's line if toml++ gave the element none.
+    const uint32_t line = LineOf(element) > 0 ? LineOf(element) : LineOf(*node);
+    std::string element_path = IndexPath(path, i);
+    if (!element.is_string()) {
+      Report(Kind::kValue, line, element_path,
+             absl::StrCat("expected a string, got ", Av(TypeName(element.type()))));
+      ok = false;
+      continue;
+    }
+    items.push_back(Item{element.as_string()->get(), std::move(element_path), line});
+  }
+  if (!ok) return std::nullopt;
+  return items;
+}
+
+std::optional<std::string> Loader::Path(const toml::table& table, std::string_view table_path,
+                                        std::string_view key) {
+  std::optional<std::string> text = String(table, table_path, key);
+  if (!text) return std::nullopt;
+  return ResolvePath(base_dir_, *text);
+}
+
+std::vector<Cidr> Loader::Cidrs(const toml::table& table, std::string_view table_path,
+                                std::string_view key) {
+  std::vector<Cidr> out;
+  std::optional<std::vector<Item>> items = StringArray(table, table_path, key);
+  if (!items) return out;
+  for (const Item& item : *items) {
+    absl::StatusOr<Cidr> cidr = Cidr::Parse(item.value);
+    if (!cidr.ok()) {
+      Report(Kind::kValue, item.line, item.path, Sv(cidr.status().message()));
+      continue;
+    }
+    out.push_back(*cidr);
+  }
+  return out;
+}
+
+const toml::table* Loader::Section(const toml::table& root, const TableSchema& schema) {
+  const toml::node* node = Find(root, "", schema.path);
+  if (node == nullptr) return nullptr;
+  const std::string hint = absl::StrCat(" (", Av(schema.header), ")");
+  if (!ExpectType(*node, toml::node_type::table, schema.path, hint)) return nullptr;
+  const toml::table* table = node->as_table();
+  CheckKeys(*table, schema.path, schema);
+  return table;
+}
+
+std::vector<const toml::table*> Loader::TableArray(const toml::table& parent,
+                                                   std::string_view parent_path,
+                                                   std::string_view key,
+                                                   const TableSchema& schema) {
+  std::vector<const toml::table*> tables;
+  const toml::node* node = Find(parent, parent_path, key);
+  if (node == nullptr) return tables;
+  const std::string path = SubPath(parent_path, key);
+  const std::string hint = absl::StrCat(" of tables (", Av(schema.header), ")");
+  if (!ExpectType(*node, toml::node_type::array, path, hint)) return tables;
+  const toml::array& array = *node->as_array();
+  for (size_t i = 0; i < array.size(); ++i) {
+    const std::string element_path = IndexPath(path, i);
+    lines_[element_path] = LineOf(array[i]) > 0 ? LineOf(array[i]) : LineOf(*node);
+    if (!array[i].is_table()) {
+      Report(Kind::kValue, lines_[element_path], element_path,
+             absl::StrCat("expected a table, got ", Av(TypeName(array[i].type()))));
+      tables.push_back(nullptr);
+      continue;
+    }
+    CheckKeys(*array[i].as_table(), element_path, schema);
+    tables.push_back(array[i].as_table());
+  }
+  return tables;
+}
+
+void Loader::LoadListener(const toml::table& table, const std::string& path, ListenerConfig& out) {
+  const uint32_t line = lines_[path];
+  if (std::optional<std::string> name = String(table, path, "name")) {
+    const bool valid =
+        !name->empty() && name->size() <= 64 && std::all_of(name->begin(), name->end(), [](char c) {
+          return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.';
+        });
+    if (valid) {
+      out.name = *name;
+    } else {
+      ReportAt(Kind::kValue, SubPath(path, "name"),
+               absl::StrCat("expected 1-64 characters of letters, digits, '-', '_' or '.', got ",
+                            Quote(*name)));
+    }
+  } else if (!table.contains("name")) {
+    Missing(line, path, "name");
+  }
+  if (std::optional<std::string> address = String(table, path, "address")) {
+    absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(*address);
+    if (endpoint.ok()) {
+      out.address = *endpoint;
+    } else {
+      ReportAt(Kind::kValue, SubPath(path, "address"), Sv(endpoint.status().message()));
+    }
+  } else if (!table.contains("address")) {
+    Missing(line, path, "address");
+  }
+  if (auto tls = Enum<TlsMode>(table, path, "tls",
+                               {{"none", TlsMode::kNone},
+                                {"starttls", TlsMode::kStartTls},
+                                {"implicit", TlsMode::kImplicit}})) {
+    out.tls = *tls;
+  }
+  if (auto v = Bool(table, path, "tls_required")) out.tls_required = *v;
+  if (auto v = Enum<std::string_view>(table, path, "min_tls", {{"1.2", "1.2"}, {"1.3", "1.3"}})) {
+    out.min_tls = std::string(*v);
+  }
+  if (auto mode = Enum<ClientCertMode>(table, path, "client_certs",
+                                       {{"none", ClientCertMode::kNone},
+                                        {"optional", ClientCertMode::kOptional},
+                                        {"required", ClientCertMode::kRequired}})) {
+    out.client_certs = *mode;
+  }
+  if (auto v = Bool(table, path, "sni_strict")) out.sni_strict = *v;
+  out.no_tls_hosts = Cidrs(table, path, "no_tls_hosts");
+  if (auto v = Bool(table, path, "auth")) out.auth = *v;
+}
+
+void Loader::LoadTls(const toml::table& root, TlsConfig& out) {
+  const toml::table* tls = Section(root, kTlsSchema);
+  if (tls == nullptr) return;
+  if (auto v = Path(*tls, "tls", "cert")) out.cert = *v;
+  if (auto v = Path(*tls, "tls", "key")) out.key = *v;
+  if (auto v = Path(*tls, "tls", "client_ca")) out.client_ca = *v;
+  if (out.cert.empty() != out.key.empty()) {
+    const std::string_view set = out.cert.empty() ? "key" : "cert";
+    const std::string_view unset = out.cert.empty() ? "cert" : "key";
+    ReportAt(Kind::kValue, SubPath("tls", set),
+             absl::StrCat("tls.", Av(set), " and tls.", Av(unset), " go together; tls.", Av(unset),
+                          " is missing"));
+  }
+  // Every SNI name in the file, canonical, to the path and line of its first use.
+  absl::flat_hash_map<std::string, std::pair<std::string, uint32_t>> seen;
+  const std::vector<const toml::table*> entries = TableArray(*tls, "tls", "sni", kSniSchema);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i] == nullptr) continue;
+    const toml::table& entry = *entries[i];
+    const std::string path = IndexPath("tls.sni", i);
+    const uint32_t line = lines_[path];
+    SniConfig sni;
+    if (std::optional<std::vector<Item>> names = StringArray(entry, path, "names")) {
+      if (names->empty()) {
+        ReportAt(Kind::kValue, SubPath(path, "names"), "must list at least one name");
+      }
+      for (const Item& item : *names) {
+        std::string name = CanonicalDomain(item.value);
+        const std::string_view base =
+            name.starts_with("*.") ? std::string_view(name).substr(2) : std::string_view(name);
+        if (!IsDomainName(base, 1)) {
+          Report(Kind::kValue, item.line, item.path,
+                 absl::StrCat("expected a domain name or \"*.domain\", got ", Quote(item.value)));
+          continue;
+        }
+        if (auto [it, inserted] = seen.try_emplace(name, item.path, item.line); !inserted) {
+          Report(Kind::kValue, item.line, item.path,
+                 absl::StrCat(Quote(name), " is already listed at ", it->second.first, ", line ",
+                              it->second.second));
+          continue;
+        }
+        sni.names.push_back(std::move(name));
+      }
+    } else if (!entry.contains("names")) {
+      Missing(line, path, "names");
+    }
+    if (auto v = Path(entry, path, "cert"); v && !v->empty()) {
+      sni.cert = *v;
+    } else if (v) {
+      ReportAt(Kind::kValue, SubPath(path, "cert"), "must not be empty");
+    } else if (!entry.contains("cert")) {
+      Missing(line, path, "cert");
+    }
+    if (auto v = Path(entry, path, "key"); v && !v->empty()) {
+      sni.key = *v;
+    } else if (v) {
+      ReportAt(Kind::kValue, SubPath(path, "key"), "must not be empty");
+    } else if (!entry.contains("key")) {
+      Missing(line, path, "key");
+    }
+    out.sni.push_back(std::move(sni));
+  }
+}
+
+void Loader::LoadPolicy(const toml::table& root, PolicyConfig& out) {
+  const toml::table* policy = Section(root, kPolicySchema);
+  if (policy == nullptr) return;
+  if (std::optional<std::vector<Item>> domains = StringArray(*policy, "policy", "local_domains")) {
+    for (const Item& item : *domains) {
+      std::string domain = CanonicalDomain(item.value);
+      if (!IsDomainName(domain, 1)) {
+        Report(Kind::kValue, item.line, item.path,
+               absl::StrCat("expected a domain name, got ", Quote(item.value)));
+        continue;
+      }
+      out.local_domains.push_back(std::move(domain));
+    }
+  }
+  out.relay_networks = Cidrs(*policy, "policy", "relay_networks");
+  if (auto v = Int(*policy, "policy", "max_recipients", 1, 100000)) {
+    out.max_recipients = static_cast<int>(*v);
+  }
+  if (auto v = Int(*policy, "policy", "max_message_size", 1024, std::numeric_limits<int64_t>::max(),
+                   " bytes")) {
+    out.max_message_size = static_cast<uint64_t>(*v);
+  }
+}
+
+void Loader::LoadSimpleSections(const toml::table& root, Config& config) {
+  if (const toml::table* auth = Section(root, kAuthSchema)) {
+    if (auto v = Path(*auth, "auth", "passwd")) config.auth.passwd = *v;
+  }
+
+  // The default spool path is relative too: with a base directory it lands beside the file.
+  config.spool.path = ResolvePath(base_dir_, config.spool.path);
+  if (const toml::table* spool = Section(root, kSpoolSchema)) {
+    if (auto v = Path(*spool, "spool", "path")) {
+      if (v->empty()) {
+        ReportAt(Kind::kValue, "spool.path", "must not be empty");
+      } else {
+        config.spool.path = *v;
+      }
+    }
+    if (auto v =
+            Enum<SpoolMode>(*spool, "spool", "mode",
+                            {{"durable", SpoolMode::kDurable}, {"discard", SpoolMode::kDiscard}})) {
+      config.spool.mode = *v;
+    }
+  }
+
+  if (const toml::table* t = Section(root, kTimeoutsSchema)) {
+    constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+    TimeoutsConfig& out = config.timeouts;
+    // The unit is in each key's name.
+    if (auto v = Int(*t, "timeouts", "idle_s", 1, kMax)) out.idle = absl::Seconds(*v);
+    if (auto v = Int(*t, "timeouts", "data_s", 1, kMax)) out.data = absl::Seconds(*v);
+    if (auto v = Int(*t, "timeouts", "greet_pause_ms", 0, kMax)) {
+      out.greet_pause = absl::Milliseconds(*v);
+    }
+    if (auto v = Int(*t, "timeouts", "shutdown_grace_s", 0, kMax)) {
+      out.shutdown_grace = absl::Seconds(*v);
+    }
+  }
+
+  if (const toml::table* control = Section(root, kControlSchema)) {
+    if (auto v = Path(*control, "control", "socket")) {
+      if (v->size() > kMaxUnixSocketPath) {
+        ReportAt(Kind::kValue, "control.socket",
+                 absl::StrCat("a Unix socket path may have at most ", kMaxUnixSocketPath,
+                              " bytes, this one has ", v->size(), ": ", Quote(*v)));
+      } else {
+        config.control.socket = *v;
+      }
+    }
+  }
+
+  if (const toml::table* log = Section(root, kLogSchema)) {
+    if (auto v = Path(*log, "log", "file")) config.log.file = *v;
+  }
+}
+
+void Loader::CheckListenersUnique(const Config& config) {
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const ListenerConfig& a = config.listeners[i];
+    const std::string a_path = IndexPath("listener", i);
+    for (size_t j = 0; j < i; ++j) {
+      const ListenerConfig& b = config.listeners[j];
+      const std::string b_path = IndexPath("listener", j);
+      if (!a.name.empty() && a.name == b.name) {
+        ReportAt(Kind::kValue, SubPath(a_path, "name"),
+                 absl::StrCat("duplicate listener name ", Quote(a.name), " (also ", b_path,
+                              ", line ", lines_[SubPath(b_path, "name")], ")"));
+      }
+      // Port 0 asks the kernel for a fresh port each time, so it never collides.
+      if (a.address.port != 0 && a.address.port == b.address.port &&
+          a.address.address == b.address.address) {
+        ReportAt(Kind::kValue, SubPath(a_path, "address"),
+                 absl::StrCat("duplicate listener address ", Quote(a.address.ToString()), " (also ",
+                              b_path, ", line ", lines_[SubPath(b_path, "address")], ")"));
+      }
+    }
+  }
+}
+
+// TLS and AUTH arrive with a later issue. Until then a file may name them (so it keeps working
+// once they exist) but may not turn them on. Delete this function and its call when they land.
+void Loader::RejectUnavailableFeatures(const Config& config) {
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const ListenerConfig& listener = config.listeners[i];
+    const std::string path = IndexPath("listener", i);
+    if (listener.tls != TlsMode::kNone) {
+      ReportAt(Kind::kUnavailable, SubPath(path, "tls"),
+               "TLS is not available in this build yet (only \"none\")");
+    }
+    if (listener.tls_required) {
+      ReportAt(Kind::kUnavailable, SubPath(path, "tls_required"),
+               "TLS is not available in this build yet (only false)");
+    }
+    if (listener.client_certs != ClientCertMode::kNone) {
+      ReportAt(Kind::kUnavailable, SubPath(path, "client_certs"),
+               "TLS is not available in this build yet (only \"none\")");
+    }
+    if (listener.auth) {
+      ReportAt(Kind::kUnavailable, SubPath(path, "auth"),
+               "AUTH is not available in this build yet (only false)");
+    }
+  }
+}
+
+absl::StatusOr<Config> Loader::Load(const toml::table& root) {
+  Config config;
+  CheckKeys(root, "", kRootSchema);
+
+  if (std::optional<std::string> hostname = String(root, "", "hostname")) {
+    std::string canonical = CanonicalDomain(*hostname);
+    if (IsDomainName(canonical, 2)) {
+      // Kept as written (minus a trailing dot): it is what the greeting shows.
+      if (!hostname->empty() && hostname->back() == '.') hostname->pop_back();
+      config.hostname = *hostname;
+    } else {
+      ReportAt(Kind::kValue, "hostname",
+               absl::StrCat("expected a fully qualified domain name such as "
+                            "\"mx.example.com\", got ",
+                            Quote(*hostname)));
+    }
+  } else if (!root.contains("hostname")) {
+    Missing(0, "", "hostname");
+  }
+  if (auto v = Int(root, "", "workers", 0, kMaxWorkers)) config.workers = static_cast<int>(*v);
+
+  const toml::node* listeners_node = root.get("listener");
+  const std::vector<const toml::table*> listeners =
+      TableArray(root, "", "listener", kListenerSchema);
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    // A placeholder for an element that is not a table keeps config indices equal to file ones.
+    ListenerConfig listener;
+    if (listeners[i] != nullptr) LoadListener(*listeners[i], IndexPath("listener", i), listener);
+    config.listeners.push_back(std::move(listener));
+  }
+  if (listeners_node == nullptr) {
+    Report(Kind::kMissing, 0, "", "missing required key \"listener\" (at least one [[listener]])");
+  } else if (listeners_node->is_array() && listeners_node->as_array()->empty()) {
+    Report(Kind::kValue, LineOf(*listeners_node), "listener",
+           "at least one [[listener]] is required");
+  }
+  CheckListenersUnique(config);
+
+  LoadTls(root, config.tls);
+  LoadPolicy(root, config.policy);
+  LoadSimpleSections(root, config);
+
+  if (errors_.empty()) RejectUnavailableFeatures(config);
+  RINGMX_RETURN_IF_ERROR(Finish());
+  return config;
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view source_name,
+                                   std::string_view base_dir) {
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(Av(source_name), ":", e.source().begin.line,
+                                                   ": TOML syntax error: ", Av(e.description())));
+  }
+  return Loader(source_name, base_dir).Load(root);
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  const std::string operation = absl::StrCat("read config file ", Quote(path));
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, operation);
+  std::string text;
+  char buf[16384];
+  while (true) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus(err, operation);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+
+  // Absolute, so that paths stay right if the process changes directory later.
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  if (ec) absolute = path;
+  const std::string base_dir = absolute.lexically_normal().parent_path().string();
+  return ParseConfig(text, path, base_dir);
+}
+
 }  // namespace ringmx::core

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+
 #include "core/ip.h"
 
 namespace ringmx::core {
@@ -20,32 +21,32 @@ enum class ClientCertMode { kNone, kOptional, kRequired };
 enum class SpoolMode { kDurable, kDiscard };
 
 struct ListenerConfig {
-  std::string name;                  // `name`, unique among listeners
-  Endpoint address;                  // `address`, "ip:port" or "[ipv6]:port"
-  TlsMode tls = TlsMode::kNone;      // `tls`
-  bool tls_required = false;         // `tls_required`
-  std::string min_tls = "1.2";       // `min_tls`: "1.2" or "1.3"
+  std::string name;                                     // `name`, unique among listeners
+  Endpoint address;                                     // `address`, "ip:port" or "[ipv6]:port"
+  TlsMode tls = TlsMode::kNone;                         // `tls`
+  bool tls_required = false;                            // `tls_required`
+  std::string min_tls = "1.2";                          // `min_tls`: "1.2" or "1.3"
   ClientCertMode client_certs = ClientCertMode::kNone;  // `client_certs`
-  bool sni_strict = false;           // `sni_strict`
-  std::vector<Cidr> no_tls_hosts;    // `no_tls_hosts`
-  bool auth = false;                 // `auth`
+  bool sni_strict = false;                              // `sni_strict`
+  std::vector<Cidr> no_tls_hosts;                       // `no_tls_hosts`
+  bool auth = false;                                    // `auth`
 };
 
 struct SniConfig {
-  std::vector<std::string> names;  // exact names or "*.domain"
+  std::vector<std::string> names;  // exact names or "*.domain"; lower-cased, no trailing dot
   std::string cert;
   std::string key;
 };
 
 struct TlsConfig {
-  std::string cert;       // default certificate chain (PEM), "" if none
+  std::string cert;  // default certificate chain (PEM), "" if none
   std::string key;
   std::string client_ca;
   std::vector<SniConfig> sni;
 };
 
 struct PolicyConfig {
-  std::vector<std::string> local_domains;  // lower-cased by the loader
+  std::vector<std::string> local_domains;  // lower-cased, trailing dot dropped by the loader
   std::vector<Cidr> relay_networks;
   int max_recipients = 100;
   uint64_t max_message_size = 26214400;
@@ -62,8 +63,8 @@ struct SpoolConfig {
 };
 
 struct TimeoutsConfig {
-  absl::Duration idle = absl::Seconds(300);        // `idle_s`: between commands
-  absl::Duration data = absl::Seconds(600);        // `data_s`: whole DATA/BDAT phase
+  absl::Duration idle = absl::Seconds(300);           // `idle_s`: between commands
+  absl::Duration data = absl::Seconds(600);           // `data_s`: whole DATA/BDAT phase
   absl::Duration greet_pause = absl::ZeroDuration();  // `greet_pause_ms`: wait before 220
   absl::Duration shutdown_grace = absl::Seconds(30);  // `shutdown_grace_s`
 };
@@ -77,8 +78,8 @@ struct LogConfig {
 };
 
 struct Config {
-  std::string hostname;  // required
-  int workers = 0;       // 0: one shard per core
+  std::string hostname;  // required; a domain name of 2+ labels, as written minus a trailing dot
+  int workers = 0;       // 0: one shard per core; at most 1024
   std::vector<ListenerConfig> listeners;  // at least one
   TlsConfig tls;
   PolicyConfig policy;
@@ -90,15 +91,22 @@ struct Config {
 };
 
 // Parses and validates TOML text. `source_name` (usually the file path) prefixes error messages.
-// Errors are kInvalidArgument with one message naming the source, the line and the key, e.g.
-// "ringmx.toml:7: listener[0].address: expected \"ip:port\", got \"localhost\"". Unknown keys are
-// errors. Relative paths (spool.path, tls.*, auth.passwd, control.socket, log.file) are resolved
-// against `base_dir` when it is not empty.
+// Errors are kInvalidArgument with one message, "<source>:<line>: <key path>: <what>", e.g.
+//   ringmx.toml:7: listener[0].address: expected "ip:port" or "[ipv6]:port", got "localhost"
+//   ringmx.toml:3: unknown key "listner" (did you mean "listener"?)
+//   ringmx.toml:5: listener[0]: missing required key "address"
+// ("<line>: " is left out when there is no line, e.g. a key missing at the top level). When a
+// file has several problems the message is about the first of them in the file, preferring an
+// unknown or bad key over a missing one it may have caused. Unknown keys are errors. Relative
+// paths (spool.path, including its default, tls.*, auth.passwd, control.socket, log.file) are
+// resolved against `base_dir` when it is not empty; no file is opened. Until TLS and AUTH are
+// built, a listener that turns either on parses but is rejected ("... not available in this build
+// yet").
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view source_name,
                                    std::string_view base_dir = "");
 
-// Reads `path` and calls ParseConfig with the file's directory as `base_dir`. kNotFound (or the
-// errno mapping) if the file cannot be read.
+// Reads `path` and calls ParseConfig with `path` as the source name and the file's directory, made
+// absolute, as `base_dir`. kNotFound (or another ErrnoStatus code) if the file cannot be read.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
 }  // namespace ringmx::core
