@@ -3,14 +3,27 @@
 #include <arpa/inet.h>
 #include <string.h>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+
 #include "core/strings.h"
 
 namespace ringmx::core {
 namespace {
 
 constexpr uint8_t kV4MappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+// Parses 1 to `max_digits` ASCII digits. absl::SimpleAtoi would also take a sign and surrounding
+// whitespace ("+25", " 8"), which have no place in an address.
+bool ParseDigits(std::string_view text, size_t max_digits, int* out) {
+  if (text.empty() || text.size() > max_digits) return false;
+  int value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return false;
+    value = value * 10 + (c - '0');
+  }
+  *out = value;
+  return true;
+}
 
 }  // namespace
 
@@ -31,6 +44,8 @@ IpAddress IpAddress::V6(const uint8_t bytes[16]) {
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
   if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton stops at a NUL: "1.2.3.4\0junk" must not pass as 1.2.3.4.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   char buf[INET6_ADDRSTRLEN];
   memcpy(buf, text.data(), text.size());
   buf[text.size()] = '\0';
@@ -56,7 +71,7 @@ absl::StatusOr<Cidr> Cidr::Parse(std::string_view text) {
   if (size_t slash = text.find('/'); slash != std::string_view::npos) {
     addr_text = text.substr(0, slash);
     int len;
-    if (!absl::SimpleAtoi(Av(text.substr(slash + 1)), &len)) {
+    if (!ParseDigits(text.substr(slash + 1), 3, &len)) {
       return absl::InvalidArgumentError(absl::StrCat("bad prefix length in \"", Av(text), "\""));
     }
     prefix = len;
@@ -122,7 +137,7 @@ absl::StatusOr<Endpoint> Endpoint::Parse(std::string_view text) {
         absl::StrCat("\"", Av(host), "\" is not an IP address (names are not resolved)"));
   }
   int port;
-  if (!absl::SimpleAtoi(Av(port_text), &port) || port < 0 || port > 65535) {
+  if (!ParseDigits(port_text, 5, &port) || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("bad port \"", Av(port_text), "\""));
   }
   return Endpoint{*addr, static_cast<uint16_t>(port)};

@@ -17,6 +17,9 @@ class QueueIdGenerator {
   explicit QueueIdGenerator(uint32_t shard_index) : shard_index_(shard_index) {}
   std::string Next(absl::Time now);
 
+  // As if the last id had been minted at `now` and `sequence` were the next sequence number.
+  void SetSequenceForTest(absl::Time now, uint32_t sequence);
+
  private:
   uint32_t shard_index_;
   uint32_t sequence_ = 0;
