@@ -1,0 +1,766 @@
+#include "core/config.h"
+
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "core/strings.h"
+
+namespace ringmx::core {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+// The smallest valid file; tests append to it. The listener is on lines 2-4.
+constexpr std::string_view kMinimal =
+    "hostname = \"mx.example.test\"\n"
+    "[[listener]]\n"
+    "name = \"mx\"\n"
+    "address = \"127.0.0.1:2525\"\n";
+
+// The message of the error ParseConfig gives for `text`; fails the test if there is none or it is
+// not kInvalidArgument.
+std::string ErrorOf(std::string_view text, std::string_view base_dir = "") {
+  absl::StatusOr<Config> config = ParseConfig(text, "ringmx.toml", base_dir);
+  if (config.ok()) {
+    ADD_FAILURE() << "parsed without error:\n" << text;
+    return "";
+  }
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument) << config.status();
+  return std::string(Sv(config.status().message()));
+}
+
+// `extra` appended to kMinimal: it starts on line 5, inside listener[0] unless it opens a table.
+std::string WithMinimal(std::string_view extra) { return absl::StrCat(Av(kMinimal), Av(extra)); }
+
+// `extra` as top-level keys on line 2, between the hostname and the listener.
+std::string WithTopLevel(std::string_view extra) {
+  return absl::StrCat("hostname = \"mx.example.test\"\n", Av(extra),
+                      "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:2525\"\n");
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A fresh directory under the test temp dir, removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = testing::TempDir() + "ringmx_config_test.XXXXXX";
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Write(const std::string& name, std::string_view text) const {
+    const std::string file = path_ + "/" + name;
+    std::ofstream(file) << text;
+    return file;
+  }
+
+ private:
+  std::string path_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Valid files.
+
+TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
+  const std::string text = ReadFile(RINGMX_CORE_TESTDATA "/full.toml");
+  ASSERT_FALSE(text.empty());
+  absl::StatusOr<Config> parsed = ParseConfig(text, "full.toml", "/etc/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = *parsed;
+
+  EXPECT_EQ(c.hostname, "MX.Example.Test");  // as written, minus the trailing dot
+  EXPECT_EQ(c.workers, 4);
+
+  ASSERT_EQ(c.listeners.size(), 2u);
+  const ListenerConfig& mx = c.listeners[0];
+  EXPECT_EQ(mx.name, "mx");
+  EXPECT_EQ(mx.address.ToString(), "0.0.0.0:25");
+  EXPECT_EQ(mx.tls, TlsMode::kNone);
+  EXPECT_FALSE(mx.tls_required);
+  EXPECT_EQ(mx.min_tls, "1.3");
+  EXPECT_EQ(mx.client_certs, ClientCertMode::kNone);
+  EXPECT_TRUE(mx.sni_strict);
+  ASSERT_EQ(mx.no_tls_hosts.size(), 2u);
+  EXPECT_EQ(mx.no_tls_hosts[0].ToString(), "192.0.2.0/24");
+  EXPECT_EQ(mx.no_tls_hosts[1].ToString(), "2001:db8::/32");
+  EXPECT_FALSE(mx.auth);
+
+  const ListenerConfig& v6 = c.listeners[1];
+  EXPECT_EQ(v6.name, "loopback-v6");
+  EXPECT_FALSE(v6.address.address.is_v4());
+  EXPECT_EQ(v6.address.address.ToString(), "::1");
+  EXPECT_EQ(v6.address.port, 0);
+  EXPECT_EQ(v6.address.ToString(), "[::1]:0");
+  EXPECT_EQ(v6.min_tls, "1.2");
+  EXPECT_FALSE(v6.sni_strict);
+  EXPECT_TRUE(v6.no_tls_hosts.empty());
+
+  EXPECT_EQ(c.tls.cert, "/etc/ringmx/certs/mx.fullchain.pem");
+  EXPECT_EQ(c.tls.key, "/etc/ssl/private/mx.key");
+  EXPECT_EQ(c.tls.client_ca, "/etc/ringmx/certs/ca.pem");
+  ASSERT_EQ(c.tls.sni.size(), 2u);
+  EXPECT_THAT(c.tls.sni[0].names, ElementsAre("other.example.test", "*.example.org"));
+  EXPECT_EQ(c.tls.sni[0].cert, "/etc/ringmx/certs/other.fullchain.pem");
+  EXPECT_EQ(c.tls.sni[0].key, "/etc/ringmx/certs/other.key");
+  EXPECT_THAT(c.tls.sni[1].names, ElementsAre("third.example.test"));
+  EXPECT_EQ(c.tls.sni[1].cert, "/abs/third.pem");
+  EXPECT_EQ(c.tls.sni[1].key, "/abs/third.key");
+
+  EXPECT_THAT(c.policy.local_domains, ElementsAre("example.test", "example.org"));
+  ASSERT_EQ(c.policy.relay_networks.size(), 3u);
+  EXPECT_EQ(c.policy.relay_networks[0].ToString(), "127.0.0.0/8");
+  EXPECT_EQ(c.policy.relay_networks[1].ToString(), "::1/128");
+  EXPECT_EQ(c.policy.relay_networks[2].ToString(), "10.0.0.0/8");
+  EXPECT_EQ(c.policy.max_recipients, 500);
+  EXPECT_EQ(c.policy.max_message_size, 52428800u);
+
+  EXPECT_EQ(c.auth.passwd, "/etc/ringmx/passwd");
+  EXPECT_EQ(c.spool.path, "/etc/spool");
+  EXPECT_EQ(c.spool.mode, SpoolMode::kDiscard);
+  EXPECT_EQ(c.timeouts.idle, absl::Seconds(60));
+  EXPECT_EQ(c.timeouts.data, absl::Seconds(120));
+  EXPECT_EQ(c.timeouts.greet_pause, absl::Milliseconds(250));
+  EXPECT_EQ(c.timeouts.shutdown_grace, absl::ZeroDuration());
+  EXPECT_EQ(c.control.socket, "/etc/ringmx/run/control.sock");
+  EXPECT_EQ(c.log.file, "/var/log/ringmx.log");
+}
+
+TEST(ConfigTest, DefaultsWhenSectionsAreAbsent) {
+  absl::StatusOr<Config> parsed = ParseConfig(kMinimal, "ringmx.toml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = *parsed;
+  const Config defaults;
+  EXPECT_EQ(c.hostname, "mx.example.test");
+  EXPECT_EQ(c.workers, 0);
+  ASSERT_EQ(c.listeners.size(), 1u);
+  EXPECT_EQ(c.listeners[0].name, "mx");
+  EXPECT_EQ(c.listeners[0].address.ToString(), "127.0.0.1:2525");
+  EXPECT_EQ(c.listeners[0].tls, TlsMode::kNone);
+  EXPECT_FALSE(c.listeners[0].tls_required);
+  EXPECT_EQ(c.listeners[0].min_tls, "1.2");
+  EXPECT_EQ(c.listeners[0].client_certs, ClientCertMode::kNone);
+  EXPECT_FALSE(c.listeners[0].sni_strict);
+  EXPECT_TRUE(c.listeners[0].no_tls_hosts.empty());
+  EXPECT_FALSE(c.listeners[0].auth);
+  EXPECT_EQ(c.tls.cert, "");
+  EXPECT_EQ(c.tls.key, "");
+  EXPECT_EQ(c.tls.client_ca, "");
+  EXPECT_TRUE(c.tls.sni.empty());
+  EXPECT_TRUE(c.policy.local_domains.empty());
+  EXPECT_TRUE(c.policy.relay_networks.empty());
+  EXPECT_EQ(c.policy.max_recipients, 100);
+  EXPECT_EQ(c.policy.max_message_size, 26214400u);
+  EXPECT_EQ(c.auth.passwd, "");
+  EXPECT_EQ(c.spool.path, "spool");
+  EXPECT_EQ(c.spool.mode, SpoolMode::kDurable);
+  EXPECT_EQ(c.timeouts.idle, absl::Seconds(300));
+  EXPECT_EQ(c.timeouts.data, absl::Seconds(600));
+  EXPECT_EQ(c.timeouts.greet_pause, absl::ZeroDuration());
+  EXPECT_EQ(c.timeouts.shutdown_grace, absl::Seconds(30));
+  EXPECT_EQ(c.control.socket, "");
+  EXPECT_EQ(c.log.file, "");
+}
+
+TEST(ConfigTest, EmptySectionsKeepDefaults) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      WithMinimal("[tls]\n[policy]\n[auth]\n[spool]\n[timeouts]\n[control]\n[log]\n"), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->policy.max_recipients, 100);
+  EXPECT_EQ(parsed->spool.path, "spool");
+}
+
+TEST(ConfigTest, Ipv6ListenerWithPortZero) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      "hostname = \"mx.example.test\"\n[[listener]]\nname = \"v6\"\naddress = \"[::1]:0\"\n", "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_FALSE(parsed->listeners[0].address.address.is_v4());
+  EXPECT_EQ(parsed->listeners[0].address.ToString(), "[::1]:0");
+}
+
+TEST(ConfigTest, InlineArrayOfListenerTablesIsAccepted) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      "hostname = \"mx.example.test\"\n"
+      "listener = [{name = \"a\", address = \"127.0.0.1:25\"},\n"
+      "            {name = \"b\", address = \"127.0.0.1:26\"}]\n",
+      "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->listeners.size(), 2u);
+  EXPECT_EQ(parsed->listeners[1].name, "b");
+}
+
+TEST(ConfigTest, DottedKeysAreTheSameAsTables) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithTopLevel("policy.max_recipients = 7\ntimeouts.idle_s = 9\n"), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->policy.max_recipients, 7);
+  EXPECT_EQ(parsed->timeouts.idle, absl::Seconds(9));
+}
+
+TEST(ConfigTest, EveryPrefixOfAFileGivesAnAnswer) {
+  // Truncated files (a half-written edit) must give a Status, never a crash or an exception.
+  const std::string text = ReadFile(RINGMX_CORE_TESTDATA "/full.toml");
+  ASSERT_FALSE(text.empty());
+  for (size_t n = 0; n <= text.size(); ++n) {
+    absl::StatusOr<Config> parsed = ParseConfig(std::string_view(text).substr(0, n), "x", "/b");
+    if (!parsed.ok()) {
+      EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << n;
+      EXPECT_THAT(std::string(Sv(parsed.status().message())), StartsWith("x")) << n;
+    }
+  }
+}
+
+TEST(ConfigTest, PortZeroListenersMayShareAnAddress) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      "hostname = \"mx.example.test\"\n"
+      "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:0\"\n"
+      "[[listener]]\nname = \"b\"\naddress = \"127.0.0.1:0\"\n",
+      "x");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+}
+
+TEST(ConfigTest, SameAddressInBothFamiliesIsNotADuplicate) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      "hostname = \"mx.example.test\"\n"
+      "[[listener]]\nname = \"a\"\naddress = \"0.0.0.0:25\"\n"
+      "[[listener]]\nname = \"b\"\naddress = \"[::]:25\"\n",
+      "x");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+}
+
+TEST(ConfigTest, SpoolModeDurable) {
+  absl::StatusOr<Config> parsed = ParseConfig(WithMinimal("[spool]\nmode = \"durable\"\n"), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spool.mode, SpoolMode::kDurable);
+}
+
+TEST(ConfigTest, EmptyOptionalPathsStayEmpty) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      WithMinimal("[control]\nsocket = \"\"\n[log]\nfile = \"\"\n[auth]\npasswd = \"\"\n"), "x",
+      "/etc/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->control.socket, "");
+  EXPECT_EQ(parsed->log.file, "");
+  EXPECT_EQ(parsed->auth.passwd, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relative paths.
+
+TEST(ConfigTest, RelativePathsResolveAgainstBaseDir) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      WithMinimal("[tls]\ncert = \"certs/a.pem\"\nkey = \"./certs/a.key\"\n"
+                  "client_ca = \"/abs/ca.pem\"\n"
+                  "[[tls.sni]]\nnames = [\"b.example\"]\ncert = \"b.pem\"\nkey = \"b.key\"\n"
+                  "[auth]\npasswd = \"../passwd\"\n"
+                  "[spool]\npath = \"spool/dir\"\n"
+                  "[control]\nsocket = \"ctl.sock\"\n"
+                  "[log]\nfile = \"log/ringmx.log\"\n"),
+      "x", "/srv/ringmx/");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->tls.cert, "/srv/ringmx/certs/a.pem");
+  EXPECT_EQ(parsed->tls.key, "/srv/ringmx/certs/a.key");
+  EXPECT_EQ(parsed->tls.client_ca, "/abs/ca.pem");
+  EXPECT_EQ(parsed->tls.sni[0].cert, "/srv/ringmx/b.pem");
+  EXPECT_EQ(parsed->tls.sni[0].key, "/srv/ringmx/b.key");
+  EXPECT_EQ(parsed->auth.passwd, "/srv/passwd");
+  EXPECT_EQ(parsed->spool.path, "/srv/ringmx/spool/dir");
+  EXPECT_EQ(parsed->control.socket, "/srv/ringmx/ctl.sock");
+  EXPECT_EQ(parsed->log.file, "/srv/ringmx/log/ringmx.log");
+}
+
+TEST(ConfigTest, RelativePathsStayRelativeWithoutBaseDir) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithMinimal("[spool]\npath = \"q\"\n[log]\nfile = \"l.log\"\n"), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spool.path, "q");
+  EXPECT_EQ(parsed->log.file, "l.log");
+}
+
+TEST(ConfigTest, DefaultSpoolPathResolvesAgainstBaseDir) {
+  absl::StatusOr<Config> parsed = ParseConfig(kMinimal, "x", "/srv/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spool.path, "/srv/ringmx/spool");
+}
+
+TEST(ConfigTest, LoadConfigFileResolvesAgainstTheFilesDirectory) {
+  TempDir dir;
+  const std::string file =
+      dir.Write("ringmx.toml", WithMinimal("[spool]\npath = \"q\"\n[tls]\ncert = \"c.pem\"\n"
+                                           "key = \"k.pem\"\n"));
+  absl::StatusOr<Config> parsed = LoadConfigFile(file);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spool.path, dir.path() + "/q");
+  EXPECT_EQ(parsed->tls.cert, dir.path() + "/c.pem");
+  EXPECT_EQ(parsed->tls.key, dir.path() + "/k.pem");
+}
+
+TEST(ConfigTest, LoadConfigFileMakesARelativeFileNameAbsolute) {
+  TempDir dir;
+  dir.Write("ringmx.toml", kMinimal);
+  char* old_cwd = getcwd(nullptr, 0);
+  ASSERT_EQ(chdir(dir.path().c_str()), 0);
+  absl::StatusOr<Config> parsed = LoadConfigFile("ringmx.toml");
+  ASSERT_EQ(chdir(old_cwd), 0);
+  free(old_cwd);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spool.path,
+            (std::filesystem::path(dir.path()).lexically_normal() / "spool").string());
+}
+
+TEST(ConfigTest, LoadConfigFileNamesTheFileInErrors) {
+  TempDir dir;
+  const std::string file = dir.Write("bad.toml", "hostname = \"mx.example.test\"\nworkers = -1\n");
+  absl::StatusOr<Config> parsed = LoadConfigFile(file);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(parsed.status().message(),
+            absl::StrCat(file, ":2: workers: must be between 0 and 1024, got -1"));
+}
+
+TEST(ConfigTest, MissingFileIsNotFound) {
+  TempDir dir;
+  absl::StatusOr<Config> parsed = LoadConfigFile(dir.path() + "/nope.toml");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(parsed.status().message(), HasSubstr("nope.toml"));
+  EXPECT_THAT(parsed.status().message(), HasSubstr("No such file or directory"));
+}
+
+TEST(ConfigTest, UnreadableFileIsPermissionDenied) {
+  if (geteuid() == 0) GTEST_SKIP() << "root reads any file";
+  TempDir dir;
+  const std::string file = dir.Write("secret.toml", kMinimal);
+  ASSERT_EQ(chmod(file.c_str(), 0), 0);
+  absl::StatusOr<Config> parsed = LoadConfigFile(file);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(parsed.status().message(), HasSubstr("secret.toml"));
+}
+
+TEST(ConfigTest, DirectoryIsAnError) {
+  TempDir dir;
+  absl::StatusOr<Config> parsed = LoadConfigFile(dir.path());
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_THAT(parsed.status().message(), HasSubstr("Is a directory"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error messages: "<source>:<line>: <key path>: <what>".
+
+TEST(ConfigErrorTest, TomlSyntaxErrorGivesTheLine) {
+  EXPECT_THAT(ErrorOf("hostname = \"mx.example.test\"\nworkers = \n"),
+              StartsWith("ringmx.toml:2: TOML syntax error: "));
+  EXPECT_THAT(ErrorOf("hostname = \"a.b\"\n\n\nhostname = \"c.d\"\n"),
+              StartsWith("ringmx.toml:4: TOML syntax error: "));
+  EXPECT_THAT(ErrorOf("[policy\n"), StartsWith("ringmx.toml:1: TOML syntax error: "));
+}
+
+TEST(ConfigErrorTest, MissingHostnameNamesTheKey) {
+  EXPECT_EQ(ErrorOf("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml: missing required key \"hostname\"");
+}
+
+TEST(ConfigErrorTest, HostnameMustBeADomainName) {
+  EXPECT_EQ(ErrorOf("hostname = \"localhost\"\n"
+                    "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:1: hostname: expected a fully qualified domain name such as "
+            "\"mx.example.com\", got \"localhost\"");
+  for (std::string_view bad : {"192.0.2.1", "mx..example", "-mx.example", "mx_1.example", "",
+                               "mx.example.test..", "m x.example"}) {
+    EXPECT_THAT(ErrorOf(absl::StrCat("hostname = \"", Av(bad), "\"\n",
+                                     "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\n")),
+                StartsWith("ringmx.toml:1: hostname: expected a fully qualified domain name"))
+        << bad;
+  }
+}
+
+TEST(ConfigErrorTest, WrongTypeNamesBothTypes) {
+  EXPECT_EQ(ErrorOf(WithTopLevel("workers = \"two\"\n")),
+            "ringmx.toml:2: workers: expected an integer, got a string");
+  EXPECT_EQ(ErrorOf("hostname = 7\n[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:1: hostname: expected a string, got an integer");
+  EXPECT_EQ(ErrorOf(WithMinimal("sni_strict = \"yes\"\n")),
+            "ringmx.toml:5: listener[0].sni_strict: expected a boolean, got a string");
+  EXPECT_EQ(ErrorOf(WithMinimal("min_tls = 1.2\n")),
+            "ringmx.toml:5: listener[0].min_tls: expected a string (write the value in quotes), "
+            "got a floating-point number");
+  EXPECT_EQ(ErrorOf(WithMinimal("[timeouts]\nidle_s = 1.5\n")),
+            "ringmx.toml:6: timeouts.idle_s: expected an integer, got a floating-point number");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nlocal_domains = \"example.test\"\n")),
+            "ringmx.toml:6: policy.local_domains: expected an array of strings, got a string");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nrelay_networks = [\"10.0.0.0/8\", 7]\n")),
+            "ringmx.toml:6: policy.relay_networks[1]: expected a string, got an integer");
+  EXPECT_EQ(ErrorOf(WithTopLevel("policy = 3\n")),
+            "ringmx.toml:2: policy: expected a table ([policy]), got an integer");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n[listener]\nname = \"mx\"\n"),
+            "ringmx.toml:2: listener: expected an array of tables ([[listener]]), got a table");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\nlistener = [1]\n"),
+            "ringmx.toml:2: listener[0]: expected a table, got an integer");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\nlistener = [\n  \"mx\",\n"
+                    "  {name = \"b\", address = \"nowhere\"},\n]\n"),
+            "ringmx.toml:3: listener[0]: expected a table, got a string");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\nlistener = [\n  {name = \"a\"},\n"
+                    "  {name = \"b\", address = \"nowhere\"},\n]\n"),
+            "ringmx.toml:4: listener[1].address: expected \"ip:port\" or \"[ipv6]:port\", got "
+            "\"nowhere\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\nsni = \"x\"\n")),
+            "ringmx.toml:6: tls.sni: expected an array of tables ([[tls.sni]]), got a string");
+  EXPECT_EQ(ErrorOf(WithMinimal("[log]\nfile = 1979-05-27\n")),
+            "ringmx.toml:6: log.file: expected a string, got a date");
+}
+
+TEST(ConfigErrorTest, OutOfRangeValues) {
+  EXPECT_EQ(ErrorOf(WithTopLevel("workers = -1\n")),
+            "ringmx.toml:2: workers: must be between 0 and 1024, got -1");
+  EXPECT_EQ(ErrorOf(WithTopLevel("workers = 1025\n")),
+            "ringmx.toml:2: workers: must be between 0 and 1024, got 1025");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nmax_recipients = 0\n")),
+            "ringmx.toml:6: policy.max_recipients: must be between 1 and 100000, got 0");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nmax_recipients = 100001\n")),
+            "ringmx.toml:6: policy.max_recipients: must be between 1 and 100000, got 100001");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nmax_message_size = 1023\n")),
+            "ringmx.toml:6: policy.max_message_size: must be at least 1024 bytes, got 1023");
+  EXPECT_EQ(ErrorOf(WithMinimal("[timeouts]\nidle_s = 0\n")),
+            "ringmx.toml:6: timeouts.idle_s: must be at least 1, got 0");
+  EXPECT_EQ(ErrorOf(WithMinimal("[timeouts]\n\ndata_s = -5\n")),
+            "ringmx.toml:7: timeouts.data_s: must be at least 1, got -5");
+  EXPECT_EQ(ErrorOf(WithMinimal("[timeouts]\ngreet_pause_ms = -1\n")),
+            "ringmx.toml:6: timeouts.greet_pause_ms: must be at least 0, got -1");
+  EXPECT_EQ(ErrorOf(WithMinimal("[timeouts]\nshutdown_grace_s = -1\n")),
+            "ringmx.toml:6: timeouts.shutdown_grace_s: must be at least 0, got -1");
+}
+
+TEST(ConfigErrorTest, BoundaryValuesAreAccepted) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithTopLevel("workers = 1024\n") +
+                      std::string("[policy]\nmax_recipients = 100000\nmax_message_size = 1024\n"
+                                  "[timeouts]\nidle_s = 1\ndata_s = 1\ngreet_pause_ms = 0\n"),
+                  "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->workers, 1024);
+  EXPECT_EQ(parsed->policy.max_recipients, 100000);
+  EXPECT_EQ(parsed->policy.max_message_size, 1024u);
+  EXPECT_EQ(parsed->timeouts.idle, absl::Seconds(1));
+}
+
+TEST(ConfigErrorTest, BadEnumValuesListTheChoices) {
+  EXPECT_EQ(ErrorOf(WithMinimal("tls = \"STARTTLS\"\n")),
+            "ringmx.toml:5: listener[0].tls: expected one of \"none\", \"starttls\", "
+            "\"implicit\", got \"STARTTLS\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("min_tls = \"1.1\"\n")),
+            "ringmx.toml:5: listener[0].min_tls: expected one of \"1.2\", \"1.3\", got \"1.1\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("client_certs = \"yes\"\n")),
+            "ringmx.toml:5: listener[0].client_certs: expected one of \"none\", \"optional\", "
+            "\"required\", got \"yes\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[spool]\nmode = \"fast\"\n")),
+            "ringmx.toml:6: spool.mode: expected one of \"durable\", \"discard\", got \"fast\"");
+}
+
+TEST(ConfigErrorTest, BadListenerAddress) {
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n\n[[listener]]\nname = \"mx\"\n\n\n"
+                    "address = \"localhost\"\n"),
+            "ringmx.toml:7: listener[0].address: expected \"ip:port\" or \"[ipv6]:port\", got "
+            "\"localhost\"");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n[[listener]]\nname = \"mx\"\n"
+                    "address = \"localhost:25\"\n"),
+            "ringmx.toml:4: listener[0].address: \"localhost\" is not an IP address (names are "
+            "not resolved)");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n[[listener]]\nname = \"mx\"\n"
+                    "address = \"127.0.0.1:65536\"\n"),
+            "ringmx.toml:4: listener[0].address: bad port \"65536\"");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n[[listener]]\nname = \"mx\"\n"
+                    "address = \"::1:25\"\n"),
+            "ringmx.toml:4: listener[0].address: expected \"ip:port\" or \"[ipv6]:port\", got "
+            "\"::1:25\"");
+}
+
+TEST(ConfigErrorTest, MissingListenerKeysNameTheKeyAndTheTable) {
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n\n[[listener]]\nname = \"mx\"\n"),
+            "ringmx.toml:3: listener[0]: missing required key \"address\"");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n[[listener]]\naddress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:2: listener[0]: missing required key \"name\"");
+}
+
+TEST(ConfigErrorTest, AtLeastOneListener) {
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n"),
+            "ringmx.toml: missing required key \"listener\" (at least one [[listener]])");
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\nlistener = []\n"),
+            "ringmx.toml:2: listener: at least one [[listener]] is required");
+}
+
+TEST(ConfigErrorTest, BadListenerName) {
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n[[listener]]\nname = \"\"\n"
+                    "address = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:3: listener[0].name: expected 1-64 characters of letters, digits, '-', "
+            "'_' or '.', got \"\"");
+  EXPECT_THAT(ErrorOf("hostname = \"mx.example.test\"\n[[listener]]\nname = \"my mx\"\n"
+                      "address = \"127.0.0.1:25\"\n"),
+              StartsWith("ringmx.toml:3: listener[0].name: expected 1-64 characters"));
+}
+
+TEST(ConfigErrorTest, DuplicateListenerName) {
+  EXPECT_EQ(
+      ErrorOf(WithMinimal("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:2526\"\n")),
+      "ringmx.toml:6: listener[1].name: duplicate listener name \"mx\" (also listener[0], line 3)");
+}
+
+TEST(ConfigErrorTest, DuplicateListenerAddress) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[[listener]]\nname = \"mx2\"\naddress = \"127.0.0.1:2525\"\n")),
+            "ringmx.toml:7: listener[1].address: duplicate listener address "
+            "\"127.0.0.1:2525\" (also listener[0], line 4)");
+  // The same address spelt differently is still the same address.
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n"
+                    "[[listener]]\nname = \"a\"\naddress = \"[::0]:25\"\n"
+                    "[[listener]]\nname = \"b\"\naddress = \"[0:0::]:25\"\n"),
+            "ringmx.toml:7: listener[1].address: duplicate listener address \"[::]:25\" "
+            "(also listener[0], line 4)");
+}
+
+TEST(ConfigErrorTest, UnknownKeyAtTopLevel) {
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n\n[[listner]]\nname = \"mx\"\n"
+                    "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:3: unknown key \"listner\" (did you mean \"listener\"?)");
+  EXPECT_EQ(ErrorOf(WithTopLevel("colour = \"blue\"\n")), "ringmx.toml:2: unknown key \"colour\"");
+}
+
+TEST(ConfigErrorTest, UnknownKeyInAListener) {
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n[[listener]]\nname = \"mx\"\n"
+                    "adress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:4: listener[0]: unknown key \"adress\" (did you mean \"address\"?)");
+  EXPECT_EQ(ErrorOf(WithMinimal("tls_requierd = true\n")),
+            "ringmx.toml:5: listener[0]: unknown key \"tls_requierd\" (did you mean "
+            "\"tls_required\"?)");
+}
+
+TEST(ConfigErrorTest, UnknownKeyInATable) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nmax_recipient = 5\n")),
+            "ringmx.toml:6: policy: unknown key \"max_recipient\" (did you mean "
+            "\"max_recipients\"?)");
+  EXPECT_EQ(ErrorOf(WithMinimal("[spool]\npath = \"q\"\nfsync = true\n")),
+            "ringmx.toml:7: spool: unknown key \"fsync\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\n[[tls.sni]]\nnames = [\"a.example\"]\ncert = \"c\"\n"
+                                "key = \"k\"\nchain = \"x\"\n")),
+            "ringmx.toml:10: tls.sni[0]: unknown key \"chain\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[timeouts]\nidle = 5\n")),
+            "ringmx.toml:6: timeouts: unknown key \"idle\" (did you mean \"idle_s\"?)");
+}
+
+TEST(ConfigErrorTest, UnknownTableWithSuggestion) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[polcy]\nmax_recipients = 5\n")),
+            "ringmx.toml:5: unknown key \"polcy\" (did you mean \"policy\"?)");
+}
+
+TEST(ConfigErrorTest, TopLevelKeyAfterATableHeaderSaysSo) {
+  EXPECT_EQ(ErrorOf(WithMinimal("workers = 2\n")),
+            "ringmx.toml:5: listener[0]: unknown key \"workers\" (\"workers\" is a top-level key: "
+            "move it above the first [table] header)");
+}
+
+TEST(ConfigErrorTest, KeyInTheWrongTableSaysWhereItBelongs) {
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\nmax_recipients = 5\n"
+                    "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:2: unknown key \"max_recipients\" (\"max_recipients\" belongs in "
+            "[policy])");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nidle_s = 5\n")),
+            "ringmx.toml:6: policy: unknown key \"idle_s\" (\"idle_s\" belongs in [timeouts])");
+}
+
+TEST(ConfigErrorTest, UnknownKeyIsReportedBeforeTheMissingKeyItCauses) {
+  // The typo explains the missing "address"; it is the message the operator needs.
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\n[[listener]]\nname = \"mx\"\n"
+                    "adress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:4: listener[0]: unknown key \"adress\" (did you mean \"address\"?)");
+  EXPECT_EQ(ErrorOf("hostnmae = \"mx.example.test\"\n"
+                    "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\n"),
+            "ringmx.toml:1: unknown key \"hostnmae\" (did you mean \"hostname\"?)");
+}
+
+TEST(ConfigErrorTest, FirstErrorInFileOrderWins) {
+  EXPECT_EQ(ErrorOf("hostname = \"mx.example.test\"\nworkers = -3\n"
+                    "[[listener]]\nname = \"mx\"\naddress = \"nowhere\"\n"
+                    "[policy]\nmax_recipients = 0\n"),
+            "ringmx.toml:2: workers: must be between 0 and 1024, got -3");
+  EXPECT_EQ(ErrorOf("[policy]\nmax_recipients = 0\n"
+                    "[[listener]]\nname = \"mx\"\naddress = \"nowhere\"\n"),
+            "ringmx.toml:2: policy.max_recipients: must be between 1 and 100000, got 0");
+}
+
+TEST(ConfigErrorTest, BadCidr) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nrelay_networks = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n")),
+            "ringmx.toml:6: policy.relay_networks[1]: host bits set below the prefix in "
+            "\"10.0.0.1/8\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nrelay_networks = [\n  \"10.0.0.0/8\",\n"
+                                "  \"10.0.0.0/33\",\n]\n")),
+            "ringmx.toml:8: policy.relay_networks[1]: prefix length out of range (0-32) in "
+            "\"10.0.0.0/33\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("no_tls_hosts = [\"example.com/24\"]\n")),
+            "ringmx.toml:5: listener[0].no_tls_hosts[0]: bad address in \"example.com/24\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("no_tls_hosts = [\"192.0.2.0/x\"]\n")),
+            "ringmx.toml:5: listener[0].no_tls_hosts[0]: bad prefix length in \"192.0.2.0/x\"");
+}
+
+TEST(ConfigErrorTest, BadLocalDomain) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nlocal_domains = [\"ok.example\", \"not ok\"]\n")),
+            "ringmx.toml:6: policy.local_domains[1]: expected a domain name, got \"not ok\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nlocal_domains = [\"192.0.2.1\"]\n")),
+            "ringmx.toml:6: policy.local_domains[0]: expected a domain name, got \"192.0.2.1\"");
+}
+
+TEST(ConfigErrorTest, TlsCertAndKeyGoTogether) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\ncert = \"c.pem\"\n")),
+            "ringmx.toml:6: tls.cert: tls.cert and tls.key go together; tls.key is missing");
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\n\nkey = \"k.pem\"\n")),
+            "ringmx.toml:7: tls.key: tls.key and tls.cert go together; tls.cert is missing");
+}
+
+TEST(ConfigErrorTest, SniEntries) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\ncert = \"c\"\nkey = \"k\"\n")),
+            "ringmx.toml:5: tls.sni[0]: missing required key \"names\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = [\"a.example\"]\nkey = \"k\"\n")),
+            "ringmx.toml:5: tls.sni[0]: missing required key \"cert\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = [\"a.example\"]\ncert = \"c\"\n")),
+            "ringmx.toml:5: tls.sni[0]: missing required key \"key\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = []\ncert = \"c\"\nkey = \"k\"\n")),
+            "ringmx.toml:6: tls.sni[0].names: must list at least one name");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = [\"a.*.example\"]\ncert = \"c\"\n"
+                                "key = \"k\"\n")),
+            "ringmx.toml:6: tls.sni[0].names[0]: expected a domain name or \"*.domain\", got "
+            "\"a.*.example\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = [\"a.example\"]\ncert = \"\"\n"
+                                "key = \"k\"\n")),
+            "ringmx.toml:7: tls.sni[0].cert: must not be empty");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = [\"a.example\"]\ncert = \"c\"\nkey = \"k\"\n"
+                                "[[tls.sni]]\nnames = [\"b.example\", \"A.example\"]\n"
+                                "cert = \"c\"\nkey = \"k\"\n")),
+            "ringmx.toml:10: tls.sni[1].names[1]: \"a.example\" is already listed at "
+            "tls.sni[0].names[0], line 6");
+}
+
+TEST(ConfigErrorTest, SpoolPathMustNotBeEmpty) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[spool]\npath = \"\"\n")),
+            "ringmx.toml:6: spool.path: must not be empty");
+}
+
+TEST(ConfigErrorTest, ControlSocketPathMustFitSunPath) {
+  const std::string long_name(100, 'x');
+  EXPECT_THAT(ErrorOf(WithMinimal(absl::StrCat("[control]\nsocket = \"", long_name, "\"\n")),
+                      "/var/lib/ringmx"),
+              StartsWith("ringmx.toml:6: control.socket: a Unix socket path may have at most 107 "
+                         "bytes, this one has 116: "));
+}
+
+TEST(ConfigErrorTest, ValuesInMessagesAreEscaped) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[spool]\nmode = \"a\\nb\\\"c\"\n")),
+            "ringmx.toml:6: spool.mode: expected one of \"durable\", \"discard\", got "
+            "\"a\\nb\\\"c\"");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Features that parse but are not built yet.
+
+TEST(ConfigUnavailableTest, TlsModesParseButAreRejected) {
+  EXPECT_EQ(ErrorOf(WithMinimal("tls = \"starttls\"\n")),
+            "ringmx.toml:5: listener[0].tls: TLS is not available in this build yet (only "
+            "\"none\")");
+  EXPECT_EQ(ErrorOf(WithMinimal("tls = \"implicit\"\n")),
+            "ringmx.toml:5: listener[0].tls: TLS is not available in this build yet (only "
+            "\"none\")");
+}
+
+TEST(ConfigUnavailableTest, TlsRequiredIsRejected) {
+  EXPECT_EQ(ErrorOf(WithMinimal("tls_required = true\n")),
+            "ringmx.toml:5: listener[0].tls_required: TLS is not available in this build yet "
+            "(only false)");
+}
+
+TEST(ConfigUnavailableTest, ClientCertsAreRejected) {
+  EXPECT_EQ(ErrorOf(WithMinimal("client_certs = \"optional\"\n")),
+            "ringmx.toml:5: listener[0].client_certs: TLS is not available in this build yet "
+            "(only \"none\")");
+  EXPECT_THAT(ErrorOf(WithMinimal("client_certs = \"required\"\n")),
+              HasSubstr("listener[0].client_certs: TLS is not available in this build yet"));
+}
+
+TEST(ConfigUnavailableTest, AuthIsRejected) {
+  EXPECT_EQ(ErrorOf(WithMinimal("auth = true\n")),
+            "ringmx.toml:5: listener[0].auth: AUTH is not available in this build yet (only "
+            "false)");
+}
+
+TEST(ConfigUnavailableTest, OtherErrorsComeFirst) {
+  // A file with a real mistake reports the mistake, not the missing feature.
+  EXPECT_EQ(ErrorOf(WithMinimal("tls = \"starttls\"\n[policy]\nmax_recipients = 0\n")),
+            "ringmx.toml:7: policy.max_recipients: must be between 1 and 100000, got 0");
+}
+
+TEST(ConfigUnavailableTest, TheDesignSketchParsesUpToTheTlsCheck) {
+  // DESIGN.md section 7, verbatim apart from the comments.
+  constexpr std::string_view kSketch = R"(hostname = "mx.example.test"
+workers = 0
+
+[[listener]]
+name = "mx"
+address = "0.0.0.0:25"
+tls = "starttls"
+tls_required = false
+min_tls = "1.2"
+client_certs = "optional"
+sni_strict = false
+no_tls_hosts = []
+auth = false
+
+[tls]
+cert = "certs/mx.fullchain.pem"
+key = "certs/mx.key"
+client_ca = "certs/ca.pem"
+[[tls.sni]]
+names = ["other.example.test"]
+cert = "certs/other.fullchain.pem"
+key = "certs/other.key"
+
+[policy]
+local_domains = ["example.test"]
+relay_networks = ["127.0.0.0/8"]
+max_recipients = 100
+max_message_size = 26214400
+
+[auth]
+passwd = "/etc/ringmx/passwd"
+
+[spool]
+path = "/var/spool/ringmx"
+
+[timeouts]
+idle_s = 300
+data_s = 600
+
+[control]
+socket = "/run/ringmx/control.sock"
+)";
+  EXPECT_EQ(ErrorOf(kSketch),
+            "ringmx.toml:7: listener[0].tls: TLS is not available in this build yet (only "
+            "\"none\")");
+}
+
+}  // namespace
+}  // namespace ringmx::core
