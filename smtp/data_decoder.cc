@@ -5,45 +5,64 @@
 #include <algorithm>
 #include <utility>
 
+#include "smtp/internal/bounded_string.h"
 #include "smtp/limits.h"
 
 namespace ringmx::smtp {
+namespace {
+
+constexpr uint8_t Bit(DataDecoder::Error error) {
+  return static_cast<uint8_t>(1u << static_cast<unsigned>(error));
+}
+
+}  // namespace
+
+size_t DataDecoder::capacity() const { return internal::HeapBytes(body_); }
 
 void DataDecoder::Begin(Mode mode, uint64_t max_message_bytes) {
   mode_ = mode;
   state_ = State::kLineStart;
-  error_ = Error::kNone;
+  errors_ = 0;
   max_bytes_ = max_message_bytes;
   size_ = 0;
   line_len_ = 0;
   body_.clear();
 }
 
-void DataDecoder::Fail(Error error) {
-  if (error_ != Error::kNone) return;  // the first error is the one reported
-  error_ = error;
-  std::string().swap(body_);  // free it: a refused message holds no memory
-}
-
-void DataDecoder::Append(const char* data, size_t n) {
-  size_ += n;
-  if (error_ != Error::kNone) return;
-  if (size_ > max_bytes_) {
-    Fail(Error::kTooBig);
-    return;
-  }
-  if (body_.size() + n > body_.capacity()) {
-    // Grow geometrically, but never past the limit (std::string would double beyond it).
-    const uint64_t want =
-        std::max<uint64_t>({body_.size() + n, 2 * uint64_t{body_.capacity()}, 4096});
-    body_.reserve(static_cast<size_t>(std::min<uint64_t>(want, max_bytes_)));
-  }
-  body_.append(data, n);
-}
-
 void DataDecoder::Clear() {
   Begin(Mode::kDotStuffed, 0);
   std::string().swap(body_);
+}
+
+DataDecoder::Error DataDecoder::error() const {
+  // Most important first, so the answer does not depend on the order faults were seen in.
+  if (errors_ & Bit(Error::kBareCrLf)) return Error::kBareCrLf;
+  if (errors_ & Bit(Error::kLineTooLong)) return Error::kLineTooLong;
+  if (errors_ & Bit(Error::kTooBig)) return Error::kTooBig;
+  return Error::kNone;
+}
+
+void DataDecoder::Fail(Error error) {
+  if (errors_ == 0) std::string().swap(body_);  // a refused message holds no memory
+  errors_ |= Bit(error);
+}
+
+void DataDecoder::Count(size_t n) {
+  size_ += n;
+  if (size_ > max_bytes_) Fail(Error::kTooBig);
+}
+
+void DataDecoder::Append(const char* data, size_t n) {
+  Count(n);
+  if (errors_ != 0) return;
+  internal::GrowWithin(body_, n, static_cast<size_t>(max_bytes_));
+  body_.append(data, n);
+}
+
+void DataDecoder::AddLineLength(size_t n) {
+  line_len_ += n;
+  // RFC 5321 section 4.5.3.1.6: 998 octets + CR LF.
+  if (line_len_ > kMaxTextLineOctets) Fail(Error::kLineTooLong);
 }
 
 std::string DataDecoder::TakeBody() {
@@ -54,7 +73,10 @@ std::string DataDecoder::TakeBody() {
 
 void DataDecoder::Finish() {
   if (state_ == State::kDone) return;
-  if (state_ == State::kCr) Fail(Error::kBareCrLf);  // the message ended on a lone CR
+  if (state_ == State::kCr) {  // the message ended on a lone CR
+    Fail(Error::kBareCrLf);
+    Count(1);
+  }
   state_ = State::kDone;
 }
 
@@ -62,10 +84,6 @@ size_t DataDecoder::Consume(std::string_view input) {
   const char* const begin = input.data();
   const char* const end = begin + input.size();
   const char* p = begin;
-  // A refused chunk is skipped unscanned: BDAT has an explicit length, so no end to look for.
-  if (mode_ == Mode::kChunked && error_ != Error::kNone && state_ != State::kDone) {
-    return input.size();
-  }
   while (p < end) {
     switch (state_) {
       case State::kLineStart:
@@ -93,9 +111,10 @@ size_t DataDecoder::Consume(std::string_view input) {
           state_ = State::kDone;  // CR LF "." CR LF: the end of the data
           return static_cast<size_t>(p - begin);
         }
-        // ".\r" followed by anything but LF: the CR is bare. The next octet is line content.
+        // ".\r" followed by anything but LF: the CR is bare line content.
         Fail(Error::kBareCrLf);
-        line_len_ = 1;
+        Count(1);
+        AddLineLength(1);
         state_ = State::kInLine;
         break;
 
@@ -107,15 +126,17 @@ size_t DataDecoder::Consume(std::string_view input) {
         if (lf != nullptr) {
           // A LF not preceded by CR. What follows is not a line start, so a "." after it can
           // never end the data.
+          const size_t n = static_cast<size_t>(lf - p);
+          AddLineLength(n);
+          Append(p, n);
           Fail(Error::kBareCrLf);
-          size_ += static_cast<size_t>(lf + 1 - p);
+          Count(1);
           line_len_ = 0;
           p = lf + 1;
           break;
         }
         const size_t n = static_cast<size_t>(stop - p);
-        line_len_ += n;
-        if (line_len_ > kMaxTextLineOctets) Fail(Error::kLineTooLong);
+        AddLineLength(n);
         if (cr == nullptr) {
           Append(p, n);
           p = end;
@@ -128,9 +149,10 @@ size_t DataDecoder::Consume(std::string_view input) {
           p = cr + 2;
           state_ = State::kLineStart;
         } else {
+          Append(p, n);
           Fail(Error::kBareCrLf);
-          size_ += n + 1;
-          ++line_len_;
+          Count(1);
+          AddLineLength(1);
           p = cr + 1;
         }
         break;
@@ -142,8 +164,10 @@ size_t DataDecoder::Consume(std::string_view input) {
           ++p;
           state_ = State::kLineStart;
         } else {
-          Fail(Error::kBareCrLf);  // the CR at the end of the previous input was bare
-          ++line_len_;
+          // The CR that ended the previous input was bare; this octet is more line content.
+          Fail(Error::kBareCrLf);
+          Count(1);
+          AddLineLength(1);
           state_ = State::kInLine;
         }
         break;

@@ -9,8 +9,10 @@
 //  - A line longer than 998 octets (RFC 5321 section 4.5.3.1.6, counted after unstuffing) is an
 //    error (kLineTooLong).
 //  - More than `max_message_bytes` octets of content is an error (kTooBig).
-//  After the first error the body is freed and nothing more is stored, but in DATA mode the input
-//  is still scanned for the real end of the data, so the stream stays in sync.
+//  After an error the body is freed and nothing more is stored, but the input is still scanned
+//  (in DATA mode for the real end of the data), so the stream stays in sync. When a message has
+//  several faults, error() reports the most important (bare CR/LF, then line length, then
+//  size), so the answer never depends on how the input was split into reads.
 //
 // kDotStuffed (DATA, RFC 5321 section 4.5.2): the data ends only at CR LF "." CR LF, where the
 // first CR LF is the end of the previous line (or of the DATA command for an empty message). A
@@ -49,11 +51,11 @@ class DataDecoder {
   void Finish();
 
   // kChunked: the caller knows more content is coming than the limit allows (BDAT count). Frees
-  // the body; the remaining chunk bytes are skipped without scanning.
+  // the body; nothing more is stored.
   void FailTooBig() { Fail(Error::kTooBig); }
 
   bool done() const { return state_ == State::kDone; }
-  Error error() const { return error_; }
+  Error error() const;
   // Content octets seen so far (after unstuffing), counted on past the limit.
   uint64_t size() const { return size_; }
   // The decoded message so far: exactly the client's bytes after unstuffing, CR LF kept. For
@@ -64,8 +66,8 @@ class DataDecoder {
   void Clear();
   // Moves the body out (after done()/Finish() with no error). The decoder needs Begin() again.
   std::string TakeBody();
-  // Bytes of heap held for the body; never more than max_message_bytes.
-  size_t capacity() const { return body_.capacity(); }
+  // Heap bytes held for the body; never more than max_message_bytes.
+  size_t capacity() const;
 
  private:
   enum class State : uint8_t {
@@ -78,17 +80,21 @@ class DataDecoder {
   };
 
   void Fail(Error error);
-  // Appends `n` content octets, enforcing the size limit; a no-op after an error.
+  // Counts `n` content octets against the size limit.
+  void Count(size_t n);
+  // Counts and stores `n` content octets (stores nothing after an error).
   void Append(const char* data, size_t n);
+  // Adds `n` octets to the current line's length and checks the line limit.
+  void AddLineLength(size_t n);
 
   Mode mode_ = Mode::kDotStuffed;
   State state_ = State::kLineStart;
-  Error error_ = Error::kNone;
+  uint8_t errors_ = 0;  // bit (1 << Error) for each fault seen in this message
   uint64_t max_bytes_ = 0;
   uint64_t size_ = 0;
   size_t line_len_ = 0;  // content octets of the current line so far
-  // Invariant: body_.capacity() <= max_bytes_ (grown by Append, never by std::string doubling
-  // past the limit), and empty once error_ != kNone.
+  // Invariant: heap held by body_ <= max_bytes_ (grown by Append through GrowWithin, never by
+  // std::string doubling past the limit), and none once errors_ != 0.
   std::string body_;
 };
 

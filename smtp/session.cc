@@ -11,6 +11,7 @@
 #include "smtp/command.h"
 #include "smtp/data_decoder.h"
 #include "smtp/envelope.h"
+#include "smtp/internal/bounded_string.h"
 #include "smtp/limits.h"
 
 namespace ringmx::smtp {
@@ -132,7 +133,8 @@ std::string_view Session::helo() const { return state_->helo; }
 bool Session::delivery_outstanding() const { return state_->awaiting_delivery; }
 
 size_t Session::MemoryUsageForTest() const {
-  return state_->line.capacity() + state_->decoder.capacity() + state_->pending.capacity();
+  return internal::HeapBytes(state_->line) + state_->decoder.capacity() +
+         internal::HeapBytes(state_->pending);
 }
 
 void Session::Reply(Output& out, std::string_view line) {
@@ -186,7 +188,6 @@ void Session::OnInput(std::string_view input, absl::Time now, Output& out) {
   }
   const size_t n = Process(input, now, out);
   if (!closed_ && n < input.size()) BufferPending(input.substr(n));
-  MaybeCloseForShutdown(out);
 }
 
 void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& out) {
@@ -220,7 +221,9 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
       s.pending.swap(input);
     }
   }
-  MaybeCloseForShutdown(out);
+  // After a shutdown request the message just answered is not followed by an unsolicited 421:
+  // the client may already be sending its next command, and closing under it could lose the
+  // 250 to a reset. That command gets the 421.
 }
 
 void Session::OnTimeout(absl::Time now, Output& out) {
@@ -257,10 +260,7 @@ void Session::BufferPending(std::string_view input) {
     std::string().swap(s.pending);
     return;
   }
-  if (s.pending.size() + input.size() > s.pending.capacity()) {
-    s.pending.reserve(std::min(kMaxPendingInputBytes, std::max(s.pending.size() + input.size(),
-                                                               2 * s.pending.capacity())));
-  }
+  internal::GrowWithin(s.pending, input.size(), kMaxPendingInputBytes);
   s.pending.append(input);
 }
 

@@ -1,0 +1,139 @@
+#include "tests/smtp/session_harness.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+#include "core/queue_id.h"
+
+namespace ringmx::smtp::testing {
+
+core::Config TestConfig() {
+  core::Config config;
+  config.hostname = std::string(kHostname);
+  core::ListenerConfig listener;
+  listener.name = "mx";
+  listener.address = *core::Endpoint::Parse("192.0.2.10:25");
+  config.listeners.push_back(listener);
+  config.policy.local_domains = {"example.test", "Example.ORG"};
+  config.policy.relay_networks = {*core::Cidr::Parse("10.0.0.0/8")};
+  config.policy.max_recipients = kMaxRecipients;
+  config.policy.max_message_size = kMaxMessageSize;
+  config.timeouts.idle = absl::Seconds(300);
+  config.timeouts.data = absl::Seconds(600);
+  return config;
+}
+
+Env::Env(core::Config config) : snapshot(core::Snapshot::Build(std::move(config), 1)) {
+  facts.client = *core::Endpoint::Parse("203.0.113.5:40000");
+  facts.local = *core::Endpoint::Parse("192.0.2.10:25");
+  facts.listener = &snapshot->config.listeners[0];
+}
+
+namespace {
+
+// Drains `out` into `t` the way the driver does: a delivery is answered at once, which may
+// produce more output (buffered input is processed then).
+void Drain(const Env& env, Session& session, Output& out, size_t& next_result, Transcript& t) {
+  while (true) {
+    t.replies.append(out.replies);
+    std::optional<core::SpoolRecord> record = std::move(out.deliver);
+    out.Clear();
+    if (!record) break;
+    t.records.push_back(std::move(*record));
+    const absl::Status result = next_result < env.delivery_results.size()
+                                    ? env.delivery_results[next_result]
+                                    : absl::OkStatus();
+    ++next_result;
+    session.OnDelivered(result, kT0, out);
+  }
+  t.max_memory = std::max(t.max_memory, session.MemoryUsageForTest());
+}
+
+bool SameRecords(const std::vector<core::SpoolRecord>& a, const std::vector<core::SpoolRecord>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].id != b[i].id || a[i].trace_headers != b[i].trace_headers || a[i].body != b[i].body ||
+        a[i].envelope_json != b[i].envelope_json) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool Same(const Transcript& a, const Transcript& b) {
+  return a.replies == b.replies && SameRecords(a.records, b.records) && a.closed == b.closed &&
+         a.end_reason == b.end_reason && a.stats.messages_accepted == b.stats.messages_accepted &&
+         a.stats.messages_rejected == b.stats.messages_rejected &&
+         a.stats.bytes_accepted == b.stats.bytes_accepted && a.stats.commands == b.stats.commands;
+}
+
+// Returns false (after one failure message) if `t` differs from `whole`.
+bool ExpectSame(const Transcript& whole, const Transcript& t, std::string_view how) {
+  if (Same(whole, t)) return true;
+  ADD_FAILURE() << "transcript differs when the input is fed " << how << "\nwhole replies:\n"
+                << absl::CHexEscape(whole.replies) << "\nthis run:\n"
+                << absl::CHexEscape(t.replies) << "\nrecords " << whole.records.size() << " vs "
+                << t.records.size() << ", closed " << whole.closed << " vs " << t.closed;
+  return false;
+}
+
+}  // namespace
+
+Transcript Run(const Env& env, std::string_view input, const std::vector<size_t>& cuts) {
+  core::QueueIdGenerator ids(0);
+  Session session(env.snapshot, env.facts, ids);
+  Transcript t;
+  Output out;
+  size_t next_result = 0;
+  session.Start(kT0, out);
+  Drain(env, session, out, next_result, t);
+  size_t pos = 0;
+  for (size_t i = 0; i <= cuts.size(); ++i) {
+    const size_t end = i < cuts.size() ? cuts[i] : input.size();
+    session.OnInput(input.substr(pos, end - pos), kT0, out);
+    Drain(env, session, out, next_result, t);
+    pos = end;
+  }
+  t.closed = session.closed();
+  t.end_reason = std::string(session.end_reason());
+  t.stats = session.stats();
+  return t;
+}
+
+Transcript Check(const Env& env, std::string_view input) {
+  Transcript whole = Run(env, input);
+  std::vector<size_t> splits;
+  if (input.size() <= 4096) {
+    for (size_t i = 1; i < input.size(); ++i) splits.push_back(i);
+  } else {
+    for (size_t i = 1; i < input.size(); i += (i < 700 || i + 700 > input.size()) ? 1 : 499) {
+      splits.push_back(i);
+    }
+  }
+  for (size_t split : splits) {
+    if (!ExpectSame(whole, Run(env, input, {split}), absl::StrCat("split at ", split))) break;
+  }
+  std::vector<size_t> every;
+  for (size_t i = 1; i < input.size(); ++i) every.push_back(i);
+  ExpectSame(whole, Run(env, input, every), "one byte at a time");
+  return whole;
+}
+
+std::string Lines(std::initializer_list<std::string_view> lines) {
+  std::string out;
+  for (std::string_view line : lines) out.append(line).append("\r\n");
+  return out;
+}
+
+std::string Greeting() { return absl::StrCat("220 ", kHostname, " ESMTP ringmx\r\n"); }
+
+std::string EhloReply() {
+  return Lines({"250-mx.example.test", "250-PIPELINING", "250-SIZE 10000", "250-8BITMIME",
+                "250-ENHANCEDSTATUSCODES", "250-SMTPUTF8", "250 CHUNKING"});
+}
+
+}  // namespace ringmx::smtp::testing

@@ -1,0 +1,74 @@
+// Transcript helpers for smtp::Session tests: a fixed configuration and connection, a driver that
+// feeds bytes and answers deliveries the way net/ does, and a checker that replays a transcript
+// split at every byte boundary and one byte at a time and expects the same result each time.
+#pragma once
+
+#include <stddef.h>
+
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+#include "core/config.h"
+#include "core/snapshot.h"
+#include "core/spool_record.h"
+#include "policy/policy.h"
+#include "smtp/session.h"
+
+namespace ringmx::smtp::testing {
+
+// 2023-11-14T22:13:20Z, a Tuesday.
+inline const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
+inline constexpr char kHostname[] = "mx.example.test";
+inline constexpr uint64_t kMaxMessageSize = 10000;
+inline constexpr int kMaxRecipients = 3;
+
+// hostname mx.example.test; listener "mx" on 192.0.2.10:25; local domains example.test and
+// Example.ORG; relay network 10.0.0.0/8; 3 recipients; 10000-octet messages; idle 300 s, data
+// 600 s.
+core::Config TestConfig();
+
+// A snapshot and connection facts for one test session: client 203.0.113.5:40000.
+struct Env {
+  explicit Env(core::Config config = TestConfig());
+  Env(const Env&) = delete;
+  Env& operator=(const Env&) = delete;
+
+  std::shared_ptr<const core::Snapshot> snapshot;
+  policy::ConnectionFacts facts;
+  // Deliveries are answered with these results in order, then OK.
+  std::vector<absl::Status> delivery_results;
+};
+
+struct Transcript {
+  std::string replies;  // every reply, greeting included
+  std::vector<core::SpoolRecord> records;
+  bool closed = false;
+  std::string end_reason;
+  SessionStats stats;
+  size_t max_memory = 0;  // largest MemoryUsageForTest() seen after any call
+};
+
+// Starts a session at kT0 and feeds `input` cut at the ascending offsets `cuts`, all at kT0,
+// answering each delivery at once (like the driver).
+Transcript Run(const Env& env, std::string_view input, const std::vector<size_t>& cuts = {});
+
+// Runs `input` whole, then split in two at every offset (a sample of offsets for inputs over
+// 4 KiB), then one byte at a time, and EXPECTs every run to give the same transcript. Returns
+// the whole-input transcript.
+Transcript Check(const Env& env, std::string_view input);
+
+// Joins lines, each followed by CRLF.
+std::string Lines(std::initializer_list<std::string_view> lines);
+
+// "220 mx.example.test ESMTP ringmx\r\n"
+std::string Greeting();
+// The full EHLO reply.
+std::string EhloReply();
+
+}  // namespace ringmx::smtp::testing
