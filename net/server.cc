@@ -44,8 +44,9 @@ absl::Status CheckListenersUnchanged(const core::Config& old_config,
   for (size_t i = 0; i < old_config.listeners.size(); ++i) {
     const auto& a = old_config.listeners[i];
     const auto& b = new_config.listeners[i];
+    // `old_config` holds the ports actually bound; a new port 0 means "keep what was bound".
     if (a.name != b.name || !(a.address.address == b.address.address) ||
-        (a.address.port != b.address.port && a.address.port != 0)) {
+        (b.address.port != 0 && a.address.port != b.address.port)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "listener[", i, "] name or address changed (restart required)"));
     }

@@ -26,7 +26,9 @@ class DeliveryTest : public ::testing::Test {
   std::unique_ptr<SmtpClient> Connect() {
     auto client = SmtpClient::Connect("127.0.0.1", server_->port());
     EXPECT_NE(client, nullptr);
-    if (client) EXPECT_EQ(client->ReadReply().code, 220);
+    if (client) {
+      EXPECT_EQ(client->ReadReply().code, 220);
+    }
     return client;
   }
   TempDir dir_;
@@ -98,7 +100,7 @@ TEST_F(DeliveryTest, PipelinedTransactionsGetRepliesInOrder) {
   // End of data, a whole second transaction and BDAT, all in one write.
   ASSERT_TRUE(client->Send(
       "Subject: one\r\n\r\nbody one\r\n.\r\nMAIL FROM:<b@remote.test>\r\n"
-      "RCPT TO:<u3@example.test>\r\nBDAT 19 LAST\r\nSubject: two\r\n\r\nhi\r\nNOOP\r\nQUIT\r\n"));
+      "RCPT TO:<u3@example.test>\r\nBDAT 20 LAST\r\nSubject: two\r\n\r\nhi\r\nNOOP\r\nQUIT\r\n"));
   SmtpReply first = client->ReadReply();
   EXPECT_EQ(first.code, 250) << first.text;
   EXPECT_EQ(client->ReadReply().code, 250);  // MAIL
@@ -111,7 +113,7 @@ TEST_F(DeliveryTest, PipelinedTransactionsGetRepliesInOrder) {
   const std::string id2 = QueuedId(second.text);
   ASSERT_FALSE(id2.empty());
   const std::string eml2 = ReadWholeFile(server_->spool() + "/new/" + id2 + ".eml");
-  EXPECT_TRUE(eml2.size() > 19 && eml2.substr(eml2.size() - 19) == "Subject: two\r\n\r\nhi\r\n")
+  EXPECT_TRUE(eml2.size() > 20 && eml2.substr(eml2.size() - 20) == "Subject: two\r\n\r\nhi\r\n")
       << eml2;
   EXPECT_EQ(CommittedIds(server_->spool()).size(), 2u);
 }

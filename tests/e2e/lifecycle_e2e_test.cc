@@ -26,7 +26,9 @@ class LifecycleTest : public ::testing::Test {
   std::unique_ptr<SmtpClient> Connect() {
     auto client = SmtpClient::Connect("127.0.0.1", server_->port());
     EXPECT_NE(client, nullptr);
-    if (client) EXPECT_EQ(client->ReadReply().code, 220);
+    if (client) {
+      EXPECT_EQ(client->ReadReply().code, 220);
+    }
     return client;
   }
   TempDir dir_;
@@ -123,7 +125,9 @@ TEST_F(LifecycleTest, SigtermFinishesDataInProgressAnswers421AndExitsCleanly) {
   EXPECT_EQ(idle_reply.Enhanced(), "4.3.2");
   // New connections are no longer accepted.
   auto late = SmtpClient::Connect("127.0.0.1", server_->port());
-  if (late != nullptr) EXPECT_NE(late->ReadReply(absl::Seconds(2)).code, 220);
+  if (late != nullptr) {
+    EXPECT_NE(late->ReadReply(absl::Seconds(2)).code, 220);
+  }
   // The DATA in progress finishes and is stored; the next command gets 421.
   ASSERT_TRUE(busy->Send("second half\r\n.\r\n"));
   SmtpReply stored = busy->ReadReply();

@@ -23,7 +23,9 @@ class LimitsTest : public ::testing::Test {
   std::unique_ptr<SmtpClient> Connect() {
     auto client = SmtpClient::Connect("127.0.0.1", server_->port());
     EXPECT_NE(client, nullptr);
-    if (client) EXPECT_EQ(client->ReadReply().code, 220);
+    if (client) {
+      EXPECT_EQ(client->ReadReply().code, 220);
+    }
     return client;
   }
   std::unique_ptr<SmtpClient> ConnectInTransaction() {
