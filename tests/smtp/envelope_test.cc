@@ -68,7 +68,8 @@ TEST(EnvelopeTest, ReceivedHeaderLinesStayUnder998Octets) {
   TraceContext ctx;
   ctx.id = "01234567890123456789";
   ctx.received_at = absl::FromUnixSeconds(1700000000);
-  ctx.hostname = std::string(253, 'm');
+  const std::string hostname(253, 'm');
+  ctx.hostname = hostname;
   ctx.helo = helo;
   ctx.ehlo = true;
   ctx.facts = &facts;
