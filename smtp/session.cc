@@ -145,8 +145,8 @@ void Session::Reply(Output& out, std::string_view line) {
 void Session::ReplyError(Output& out, std::string_view line) {
   Reply(out, line);
   if (++state_->errors >= kMaxProtocolErrors && !closed_) {
-    out.replies.append(
-        absl::StrCat("421 4.7.0 ", snapshot_->config.hostname, " Error: too many errors\r\n"));
+    absl::StrAppend(&out.replies, "421 4.7.0 ", snapshot_->config.hostname,
+                    " Error: too many errors\r\n");
     Close(out, "too-many-errors");
   }
 }
@@ -168,7 +168,7 @@ void Session::Start(absl::Time now, Output& out) {
   State& s = *state_;
   if (closed_ || s.started) return;
   s.started = true;
-  out.replies.append(absl::StrCat("220 ", snapshot_->config.hostname, " ESMTP ringmx\r\n"));
+  absl::StrAppend(&out.replies, "220 ", snapshot_->config.hostname, " ESMTP ringmx\r\n");
   deadline_ = now + snapshot_->config.timeouts.idle;
 }
 
@@ -196,7 +196,7 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
   s.awaiting_delivery = false;
   deadline_ = now + snapshot_->config.timeouts.idle;
   if (result.ok()) {
-    out.replies.append(absl::StrCat("250 2.0.0 Ok: queued as ", s.outstanding_id, "\r\n"));
+    absl::StrAppend(&out.replies, "250 2.0.0 Ok: queued as ", s.outstanding_id, "\r\n");
     ++stats_.messages_accepted;
     stats_.bytes_accepted += s.outstanding_size;
   } else {
@@ -206,8 +206,8 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
   s.outstanding_id.clear();
   s.outstanding_size = 0;
   if (s.pending_overflow) {
-    out.replies.append(absl::StrCat("421 4.7.0 ", snapshot_->config.hostname,
-                                    " Error: too much pipelined input\r\n"));
+    absl::StrAppend(&out.replies, "421 4.7.0 ", snapshot_->config.hostname,
+                    " Error: too much pipelined input\r\n");
     Close(out, "too-much-pipelining");
     return;
   }
@@ -228,8 +228,8 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
 
 void Session::OnTimeout(absl::Time now, Output& out) {
   if (closed_ || now < deadline_) return;
-  out.replies.append(
-      absl::StrCat("421 4.4.2 ", snapshot_->config.hostname, " Error: timeout exceeded\r\n"));
+  absl::StrAppend(&out.replies, "421 4.4.2 ", snapshot_->config.hostname,
+                  " Error: timeout exceeded\r\n");
   Close(out, "timeout");
 }
 
@@ -432,14 +432,14 @@ void Session::DoHello(bool ehlo, std::string_view args, Output& out) {
   s.helo.assign(args);
   const std::string& host = snapshot_->config.hostname;
   if (!ehlo) {
-    out.replies.append(absl::StrCat("250 ", host, "\r\n"));
+    absl::StrAppend(&out.replies, "250 ", host, "\r\n");
     return;
   }
   // RFC 2034 section 3: no enhanced status codes on the EHLO reply.
-  out.replies.append(absl::StrCat("250-", host, "\r\n250-PIPELINING\r\n250-SIZE ",
-                                  snapshot_->config.policy.max_message_size,
-                                  "\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
-                                  "250-SMTPUTF8\r\n250 CHUNKING\r\n"));
+  absl::StrAppend(&out.replies, "250-", host, "\r\n250-PIPELINING\r\n250-SIZE ",
+                  snapshot_->config.policy.max_message_size,
+                  "\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+                  "250-SMTPUTF8\r\n250 CHUNKING\r\n");
 }
 
 void Session::DoMail(std::string_view args, Output& out) {
@@ -567,8 +567,8 @@ void Session::DoRcpt(std::string_view args, Output& out) {
   }
   if (policy::CheckRecipient(*snapshot_, facts_, path->local_part, path->domain) !=
       policy::RecipientVerdict::kAccept) {
-    out.replies.append(
-        absl::StrCat("554 5.7.1 <", core::Av(path->mailbox), ">: Relay access denied\r\n"));
+    absl::StrAppend(&out.replies, "554 5.7.1 <", core::Av(path->mailbox),
+                    ">: Relay access denied\r\n");
     return;
   }
   s.envelope.rcpt_to.emplace_back(path->mailbox);
@@ -689,7 +689,7 @@ void Session::CompleteChunk(absl::Time now, Output& out) {
     Deliver(now, out);
     return;
   }
-  out.replies.append(absl::StrCat("250 2.0.0 ", s.chunk_size, " octets received\r\n"));
+  absl::StrAppend(&out.replies, "250 2.0.0 ", s.chunk_size, " octets received\r\n");
 }
 
 size_t Session::ConsumeData(std::string_view input, absl::Time now, Output& out) {

@@ -64,12 +64,15 @@ class Session {
   void Start(absl::Time now, Output& out);
 
   // Consumes client bytes. `input` may end anywhere, in a command line or in message data, and is
-  // valid only during the call. While a delivery is outstanding the bytes are buffered (bounded)
-  // and processed after OnDelivered().
+  // valid only during the call. Every complete command is answered in this call, in order
+  // (PIPELINING). While a delivery is outstanding the bytes are buffered, up to 256 KiB; past
+  // that the session answers the message, then "421 4.7.0 ... too much pipelined input" and
+  // closes. After close, input is ignored.
   void OnInput(std::string_view input, absl::Time now, Output& out);
 
   // The store's answer for the outstanding `deliver`: OK gives "250 2.0.0 Ok: queued as <id>",
-  // an error "452 4.3.1". Then buffered input is processed.
+  // an error "452 4.3.1 Insufficient system storage"; the transaction is over either way. Then
+  // buffered input is processed, which may set a new `deliver` in `out`.
   void OnDelivered(const absl::Status& result, absl::Time now, Output& out);
 
   // The driver calls this when now >= deadline(): "421 4.4.2" and close; a message in progress is
@@ -83,12 +86,15 @@ class Session {
   void OnShutdown(absl::Time now, Output& out);
 
   // When the session times out if nothing advances it: idle timeout from the last complete
-  // command, or the data timeout from the start of DATA/BDAT. Bytes alone do not extend it
-  // (slowloris). InfiniteFuture() while a delivery is outstanding.
+  // command (or completed BDAT chunk), or the data timeout from the DATA command for the whole
+  // message, and from each BDAT command for its chunk. Bytes alone do not extend it
+  // (slowloris). InfiniteFuture() while a delivery is outstanding and after close.
   absl::Time deadline() const { return deadline_; }
 
   bool closed() const { return closed_; }
-  // Why the session ended ("quit", "timeout", "shutdown", "early-talk", ...); "" while open.
+  // Why the session ended: "quit", "timeout", "shutdown", "early-talk", "too-much-pipelining",
+  // "too-many-errors" (20 protocol errors) or "bad-bdat" (unparseable BDAT count); "" while
+  // open.
   std::string_view end_reason() const { return end_reason_; }
   std::string_view helo() const;
   const SessionStats& stats() const { return stats_; }
