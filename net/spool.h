@@ -29,6 +29,8 @@ class SpoolWaiter {
 };
 
 // One shard's handle on the store. Shard-local: created, used and destroyed on one shard's thread.
+// Destroy it only once pending() == 0 (or with a reactor that will dispatch nothing more): its
+// operations in flight point into it.
 class Spool {
  public:
   virtual ~Spool() = default;
