@@ -29,7 +29,11 @@ socklen_t ToSockaddr(const core::Endpoint& endpoint, sockaddr_storage& storage) 
   return sizeof(sockaddr_in6);
 }
 
-absl::StatusOr<int> OpenOne(const core::ListenerConfig& config, const core::Endpoint& endpoint) {
+// With `probe`, binds without SO_REUSEPORT and does not listen: the bind fails with EADDRINUSE if
+// anything (another ringmx included) already listens on the address, which SO_REUSEPORT alone
+// would silently allow, splitting connections between two servers.
+absl::StatusOr<int> OpenOne(const core::ListenerConfig& config, const core::Endpoint& endpoint,
+                            bool probe = false) {
   const std::string what = absl::StrCat("listener \"", config.name, "\" ", endpoint.ToString());
   const int family = endpoint.address.is_v4() ? AF_INET : AF_INET6;
   int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -41,7 +45,9 @@ absl::StatusOr<int> OpenOne(const core::ListenerConfig& config, const core::Endp
     return core::ErrnoStatus(err, absl::StrCat(op, " for ", what));
   };
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) return fail("SO_REUSEADDR");
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) return fail("SO_REUSEPORT");
+  if (!probe && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+    return fail("SO_REUSEPORT");
+  }
   if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) return fail("TCP_NODELAY");
   if (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) {
     return fail("IPV6_V6ONLY");
@@ -49,7 +55,7 @@ absl::StatusOr<int> OpenOne(const core::ListenerConfig& config, const core::Endp
   sockaddr_storage storage;
   socklen_t len = ToSockaddr(endpoint, storage);
   if (bind(fd, reinterpret_cast<sockaddr*>(&storage), len) < 0) return fail("bind");
-  if (listen(fd, 4096) < 0) return fail("listen");
+  if (!probe && listen(fd, 4096) < 0) return fail("listen");
   return fd;
 }
 
@@ -76,6 +82,11 @@ absl::StatusOr<ListenerSockets> OpenListenerSockets(const core::ListenerConfig& 
                                                     int count) {
   ListenerSockets sockets;
   sockets.bound = config.address;
+  if (sockets.bound.port != 0) {
+    absl::StatusOr<int> probe = OpenOne(config, sockets.bound, /*probe=*/true);
+    if (!probe.ok()) return probe.status();
+    close(*probe);
+  }
   for (int i = 0; i < count; ++i) {
     absl::StatusOr<int> fd = OpenOne(config, sockets.bound);
     if (!fd.ok()) {

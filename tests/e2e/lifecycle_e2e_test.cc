@@ -194,6 +194,21 @@ TEST_F(LifecycleTest, CheckAcceptsAGoodConfigAndNamesTheKeyOfABadOne) {
   EXPECT_NE(serve.output.find("workers"), std::string::npos) << serve.output;
 }
 
+TEST_F(LifecycleTest, SecondServerOnTheSamePortRefusesToStart) {
+  StartServer(BasicConfig(dir_));
+  TempDir other;
+  std::string config = BasicConfig(other);
+  const std::string from = "127.0.0.1:0";
+  config.replace(config.find(from), from.size(), absl::StrCat("127.0.0.1:", server_->port()));
+  { std::ofstream(other / "ringmx.toml") << config; }
+  CommandResult second =
+      RunCommand({RingmxBinary(), "serve", "-c", other / "ringmx.toml"}, absl::Seconds(10));
+  EXPECT_NE(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("in use"), std::string::npos) << second.output;
+  // The first server still gets every connection.
+  for (int i = 0; i < 10; ++i) EXPECT_NE(Connect(), nullptr);
+}
+
 TEST_F(LifecycleTest, ControlSocketStatsAndReload) {
   StartServer(BasicConfig(dir_, "", "", /*relay=*/false));
   auto before = Connect();
