@@ -16,24 +16,7 @@
 namespace ringmx::testing {
 namespace {
 
-class DeliveryTest : public ::testing::Test {
- protected:
-  void StartServer(const std::string& config) {
-    std::string error;
-    server_ = ServerProcess::Start(dir_, config, &error);
-    ASSERT_NE(server_, nullptr) << error;
-  }
-  std::unique_ptr<SmtpClient> Connect() {
-    auto client = SmtpClient::Connect("127.0.0.1", server_->port());
-    EXPECT_NE(client, nullptr);
-    if (client) {
-      EXPECT_EQ(client->ReadReply().code, 220);
-    }
-    return client;
-  }
-  TempDir dir_;
-  std::unique_ptr<ServerProcess> server_;
-};
+using DeliveryTest = ServerTest;
 
 TEST_F(DeliveryTest, StoresMessageByteExactWithReceivedHeaderAndEnvelope) {
   StartServer(BasicConfig(dir_));

@@ -1,4 +1,4 @@
-// Shared helpers for the end-to-end tests: spool inspection.
+// Shared helpers for the end-to-end tests: a fixture that runs one server, and spool inspection.
 #pragma once
 
 #include <filesystem>
@@ -7,7 +7,32 @@
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/smtp_client.h"
+
 namespace ringmx::testing {
+
+// One real server per test, in its own temporary directory.
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServer(const std::string& config) {
+    std::string error;
+    server_ = ServerProcess::Start(dir_, config, &error);
+    ASSERT_NE(server_, nullptr) << error;
+  }
+  // Connects to the "mx" listener and reads the 220 greeting.
+  std::unique_ptr<SmtpClient> Connect() {
+    auto client = SmtpClient::Connect("127.0.0.1", server_->port());
+    EXPECT_NE(client, nullptr);
+    if (client) {
+      EXPECT_EQ(client->ReadReply().code, 220);
+    }
+    return client;
+  }
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+};
 
 inline std::string ReadWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -13,21 +13,8 @@
 namespace ringmx::testing {
 namespace {
 
-class LimitsTest : public ::testing::Test {
+class LimitsTest : public ServerTest {
  protected:
-  void StartServer(const std::string& config) {
-    std::string error;
-    server_ = ServerProcess::Start(dir_, config, &error);
-    ASSERT_NE(server_, nullptr) << error;
-  }
-  std::unique_ptr<SmtpClient> Connect() {
-    auto client = SmtpClient::Connect("127.0.0.1", server_->port());
-    EXPECT_NE(client, nullptr);
-    if (client) {
-      EXPECT_EQ(client->ReadReply().code, 220);
-    }
-    return client;
-  }
   std::unique_ptr<SmtpClient> ConnectInTransaction() {
     auto client = Connect();
     if (!client) return client;
@@ -36,8 +23,6 @@ class LimitsTest : public ::testing::Test {
     EXPECT_EQ(client->Command("RCPT TO:<u@example.test>").code, 250);
     return client;
   }
-  TempDir dir_;
-  std::unique_ptr<ServerProcess> server_;
 };
 
 TEST_F(LimitsTest, OverlongCommandLinesAre500AndTheSessionStaysInSync) {

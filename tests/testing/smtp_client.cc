@@ -84,7 +84,10 @@ bool SmtpClient::Fill(absl::Time deadline) {
     char buf[65536];
     ssize_t n = recv(fd_, buf, sizeof(buf), 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    if (n <= 0) {
+      eof_ = true;
+      return false;
+    }
     buffer_.append(buf, static_cast<size_t>(n));
     return true;
   }
@@ -122,22 +125,13 @@ SmtpReply SmtpClient::Command(std::string_view line, absl::Duration timeout) {
 
 bool SmtpClient::WaitClosed(absl::Duration timeout, std::string* rest) {
   const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (ms <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    int rc = poll(&p, 1, static_cast<int>(ms));
-    if (rc < 0 && errno == EINTR) continue;
-    if (rc <= 0) return false;
-    char buf[65536];
-    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (rest != nullptr) rest->append(buffer_), buffer_.clear();
-      return true;
-    }
-    buffer_.append(buf, static_cast<size_t>(n));
+  while (!eof_ && Fill(deadline)) {
   }
+  if (eof_ && rest != nullptr) {
+    rest->append(buffer_);
+    buffer_.clear();
+  }
+  return eof_;
 }
 
 SmtpReply SmtpClient::SendMail(const std::string& from, const std::vector<std::string>& rcpts,

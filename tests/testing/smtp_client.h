@@ -47,6 +47,7 @@ class SmtpClient {
   // Reads more bytes into buffer_; false on EOF, error or deadline.
   bool Fill(absl::Time deadline);
   int fd_;
+  bool eof_ = false;  // the server closed the connection
   std::string buffer_;
 };
 
