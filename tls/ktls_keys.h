@@ -1,0 +1,32 @@
+// Key material for kernel TLS (linux/tls.h crypto_info), as plain bytes so it can be tested
+// without a kernel that has TLS ULP: a test decrypts real records with these keys independently.
+#pragma once
+
+#include <stdint.h>
+
+#include <string>
+
+namespace ringmx::tls {
+
+enum class KtlsCipher { kAes128Gcm, kAes256Gcm, kChaCha20Poly1305 };
+
+// One direction. For AES-GCM under TLS 1.2 `iv` is the 4-byte salt followed by the 8-byte
+// explicit-nonce seed, as linux/tls.h splits them (salt + iv); for TLS 1.3 and ChaCha20 it is the
+// 12-byte static IV. `rec_seq` is the sequence number of the next record in that direction.
+struct KtlsDirection {
+  std::string key;  // 16 or 32 bytes
+  std::string iv;   // 12 bytes (salt included)
+  uint64_t rec_seq = 0;
+};
+
+struct KtlsHandoff {
+  uint16_t tls_version = 0;  // 0x0303 or 0x0304
+  KtlsCipher cipher = KtlsCipher::kAes256Gcm;
+  KtlsDirection tx;  // server -> client
+  KtlsDirection rx;  // client -> server
+  // Application bytes already decrypted by OpenSSL (sent with or right after the client's
+  // Finished); the session must get them before anything read from the kernel.
+  std::string pending_plaintext;
+};
+
+}  // namespace ringmx::tls
