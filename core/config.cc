@@ -57,7 +57,8 @@ constexpr std::string_view kRootKeys[] = {"hostname", "workers", "listener", "tl
 constexpr std::string_view kListenerKeys[] = {"name",         "address",      "tls",
                                               "tls_required", "min_tls",      "client_certs",
                                               "sni_strict",   "no_tls_hosts", "auth"};
-constexpr std::string_view kTlsKeys[] = {"cert", "key", "client_ca", "sni"};
+constexpr std::string_view kTlsKeys[] = {"cert",    "key",          "client_ca",
+                                         "ciphers", "ciphersuites", "sni"};
 constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
 constexpr std::string_view kPolicyKeys[] = {"local_domains", "relay_networks", "max_recipients",
                                             "max_message_size"};
@@ -220,6 +221,17 @@ class Loader {
   // A path: "" stays "" (the feature is off); anything else is resolved against `base_dir_`.
   std::optional<std::string> Path(const toml::table& table, std::string_view table_path,
                                   std::string_view key);
+  // `cert` or `key`: a path or a non-empty array of non-empty paths, resolved. A string gives one
+  // item named after the key ("tls.cert"), an array one per element ("tls.cert[1]"); a string
+  // may be "" (the caller decides what that means).
+  std::optional<std::vector<Item>> PathList(const toml::table& table, std::string_view table_path,
+                                            std::string_view key);
+  // Pairs certs[i] with keys[i] into `out`; reports against `<table_path>.key` if the counts
+  // differ.
+  void PairUp(std::string_view table_path, const std::vector<Item>& certs,
+              const std::vector<Item>& keys, std::vector<CertKeyPair>& out);
+  // `ciphers` or `ciphersuites`: printable ASCII, "" for the default.
+  std::optional<std::string> CipherList(const toml::table& table, std::string_view key);
   std::vector<Cidr> Cidrs(const toml::table& table, std::string_view table_path,
                           std::string_view key);
   // The table under `key` or nullptr (absent or reported).
@@ -232,6 +244,11 @@ class Loader {
 
   void LoadListener(const toml::table& table, const std::string& path, ListenerConfig& out);
   void LoadTls(const toml::table& root, TlsConfig& out);
+  void LoadSniEntry(const toml::table& entry, const std::string& path,
+                    absl::flat_hash_map<std::string, std::pair<std::string, uint32_t>>& seen,
+                    SniConfig& sni);
+  // The rules that join a listener's TLS keys to [tls].
+  void CheckListenerTls(const Config& config);
   void LoadPolicy(const toml::table& root, PolicyConfig& out);
   void LoadSimpleSections(const toml::table& root, Config& config);
   void CheckListenersUnique(const Config& config);
@@ -389,6 +406,74 @@ std::optional<std::string> Loader::Path(const toml::table& table, std::string_vi
   return ResolvePath(base_dir_, *text);
 }
 
+std::optional<std::vector<Item>> Loader::PathList(const toml::table& table,
+                                                  std::string_view table_path,
+                                                  std::string_view key) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) return std::nullopt;
+  const std::string path = SubPath(table_path, key);
+  if (node->is_string()) {
+    lines_[path] = LineOf(*node);
+    return std::vector<Item>{
+        Item{ResolvePath(base_dir_, node->as_string()->get()), path, LineOf(*node)}};
+  }
+  if (!node->is_array()) {
+    lines_[path] = LineOf(*node);
+    Report(
+        Kind::kValue, LineOf(*node), path,
+        absl::StrCat("expected a string or an array of strings, got ", Av(TypeName(node->type()))));
+    return std::nullopt;
+  }
+  std::optional<std::vector<Item>> items = StringArray(table, table_path, key);
+  if (!items) return std::nullopt;
+  if (items->empty()) {
+    ReportAt(Kind::kValue, path, "must list at least one file");
+    return std::nullopt;
+  }
+  bool ok = true;
+  for (Item& item : *items) {
+    if (item.value.empty()) {
+      Report(Kind::kValue, item.line, item.path, "must not be empty");
+      ok = false;
+      continue;
+    }
+    item.value = ResolvePath(base_dir_, item.value);
+  }
+  if (!ok) return std::nullopt;
+  return items;
+}
+
+void Loader::PairUp(std::string_view table_path, const std::vector<Item>& certs,
+                    const std::vector<Item>& keys, std::vector<CertKeyPair>& out) {
+  if (certs.size() != keys.size()) {
+    const auto count = [](size_t n, std::string_view noun) {
+      return absl::StrCat(n, " ", Av(noun), n == 1 ? "" : "s");
+    };
+    ReportAt(Kind::kValue, SubPath(table_path, "key"),
+             absl::StrCat(count(keys.size(), "key"), " for ", count(certs.size(), "certificate"),
+                          " in ", Av(SubPath(table_path, "cert")),
+                          "; each key pairs with the certificate at the same position"));
+    return;
+  }
+  for (size_t i = 0; i < certs.size(); ++i) {
+    out.push_back(CertKeyPair{certs[i].value, keys[i].value});
+  }
+}
+
+std::optional<std::string> Loader::CipherList(const toml::table& table, std::string_view key) {
+  std::optional<std::string> text = String(table, "tls", key);
+  if (!text) return std::nullopt;
+  const bool printable =
+      std::all_of(text->begin(), text->end(), [](char c) { return c >= 0x20 && c < 0x7F; });
+  if (!printable) {
+    ReportAt(
+        Kind::kValue, SubPath("tls", key),
+        absl::StrCat("expected an OpenSSL cipher list in printable ASCII, got ", Quote(*text)));
+    return std::nullopt;
+  }
+  return text;
+}
+
 std::vector<Cidr> Loader::Cidrs(const toml::table& table, std::string_view table_path,
                                 std::string_view key) {
   std::vector<Cidr> out;
@@ -492,64 +577,87 @@ void Loader::LoadListener(const toml::table& table, const std::string& path, Lis
 void Loader::LoadTls(const toml::table& root, TlsConfig& out) {
   const toml::table* tls = Section(root, kTlsSchema);
   if (tls == nullptr) return;
-  if (auto v = Path(*tls, "tls", "cert")) out.cert = *v;
-  if (auto v = Path(*tls, "tls", "key")) out.key = *v;
-  if (auto v = Path(*tls, "tls", "client_ca")) out.client_ca = *v;
-  if (out.cert.empty() != out.key.empty()) {
-    const std::string_view set = out.cert.empty() ? "key" : "cert";
-    const std::string_view unset = out.cert.empty() ? "cert" : "key";
-    ReportAt(Kind::kValue, SubPath("tls", set),
-             absl::StrCat("tls.", Av(set), " and tls.", Av(unset), " go together; tls.", Av(unset),
-                          " is missing"));
+  const std::optional<std::vector<Item>> certs = PathList(*tls, "tls", "cert");
+  const std::optional<std::vector<Item>> keys = PathList(*tls, "tls", "key");
+  // A key of the wrong type is reported already; "" is the same as leaving the key out.
+  const bool cert_bad = !certs && tls->contains("cert");
+  const bool key_bad = !keys && tls->contains("key");
+  const bool cert_set = certs && !certs->front().value.empty();
+  const bool key_set = keys && !keys->front().value.empty();
+  if (!cert_bad && !key_bad) {
+    if (cert_set != key_set) {
+      const std::string_view set = cert_set ? "cert" : "key";
+      const std::string_view unset = cert_set ? "key" : "cert";
+      ReportAt(Kind::kValue, SubPath("tls", set),
+               absl::StrCat("tls.", Av(set), " and tls.", Av(unset), " go together; tls.",
+                            Av(unset), " is missing"));
+    } else if (cert_set) {
+      PairUp("tls", *certs, *keys, out.pairs);
+    }
   }
+  if (!out.pairs.empty()) {
+    out.cert = out.pairs.front().cert;
+    out.key = out.pairs.front().key;
+  }
+  if (auto v = Path(*tls, "tls", "client_ca")) out.client_ca = *v;
+  if (auto v = CipherList(*tls, "ciphers")) out.ciphers = *v;
+  if (auto v = CipherList(*tls, "ciphersuites")) out.ciphersuites = *v;
+
   // Every SNI name in the file, canonical, to the path and line of its first use.
   absl::flat_hash_map<std::string, std::pair<std::string, uint32_t>> seen;
   const std::vector<const toml::table*> entries = TableArray(*tls, "tls", "sni", kSniSchema);
   for (size_t i = 0; i < entries.size(); ++i) {
     if (entries[i] == nullptr) continue;
-    const toml::table& entry = *entries[i];
-    const std::string path = IndexPath("tls.sni", i);
-    const uint32_t line = lines_[path];
     SniConfig sni;
-    if (std::optional<std::vector<Item>> names = StringArray(entry, path, "names")) {
-      if (names->empty()) {
-        ReportAt(Kind::kValue, SubPath(path, "names"), "must list at least one name");
-      }
-      for (const Item& item : *names) {
-        std::string name = CanonicalDomain(item.value);
-        const std::string_view base =
-            name.starts_with("*.") ? std::string_view(name).substr(2) : std::string_view(name);
-        if (!IsDomainName(base, 1)) {
-          Report(Kind::kValue, item.line, item.path,
-                 absl::StrCat("expected a domain name or \"*.domain\", got ", Quote(item.value)));
-          continue;
-        }
-        if (auto [it, inserted] = seen.try_emplace(name, item.path, item.line); !inserted) {
-          Report(Kind::kValue, item.line, item.path,
-                 absl::StrCat(Quote(name), " is already listed at ", it->second.first, ", line ",
-                              it->second.second));
-          continue;
-        }
-        sni.names.push_back(std::move(name));
-      }
-    } else if (!entry.contains("names")) {
-      Missing(line, path, "names");
-    }
-    if (auto v = Path(entry, path, "cert"); v && !v->empty()) {
-      sni.cert = *v;
-    } else if (v) {
-      ReportAt(Kind::kValue, SubPath(path, "cert"), "must not be empty");
-    } else if (!entry.contains("cert")) {
-      Missing(line, path, "cert");
-    }
-    if (auto v = Path(entry, path, "key"); v && !v->empty()) {
-      sni.key = *v;
-    } else if (v) {
-      ReportAt(Kind::kValue, SubPath(path, "key"), "must not be empty");
-    } else if (!entry.contains("key")) {
-      Missing(line, path, "key");
-    }
+    LoadSniEntry(*entries[i], IndexPath("tls.sni", i), seen, sni);
     out.sni.push_back(std::move(sni));
+  }
+}
+
+void Loader::LoadSniEntry(const toml::table& entry, const std::string& path,
+                          absl::flat_hash_map<std::string, std::pair<std::string, uint32_t>>& seen,
+                          SniConfig& sni) {
+  const uint32_t line = lines_[path];
+  if (std::optional<std::vector<Item>> names = StringArray(entry, path, "names")) {
+    if (names->empty()) {
+      ReportAt(Kind::kValue, SubPath(path, "names"), "must list at least one name");
+    }
+    for (const Item& item : *names) {
+      std::string name = CanonicalDomain(item.value);
+      const std::string_view base =
+          name.starts_with("*.") ? std::string_view(name).substr(2) : std::string_view(name);
+      if (!IsDomainName(base, 1)) {
+        Report(Kind::kValue, item.line, item.path,
+               absl::StrCat("expected a domain name or \"*.domain\", got ", Quote(item.value)));
+        continue;
+      }
+      if (auto [it, inserted] = seen.try_emplace(name, item.path, item.line); !inserted) {
+        Report(Kind::kValue, item.line, item.path,
+               absl::StrCat(Quote(name), " is already listed at ", it->second.first, ", line ",
+                            it->second.second));
+        continue;
+      }
+      sni.names.push_back(std::move(name));
+    }
+  } else if (!entry.contains("names")) {
+    Missing(line, path, "names");
+  }
+  // Unlike [tls], an entry without a certificate means nothing: "" is an error.
+  std::optional<std::vector<Item>> lists[2];
+  constexpr std::string_view kKeys[2] = {"cert", "key"};
+  for (int k = 0; k < 2; ++k) {
+    lists[k] = PathList(entry, path, kKeys[k]);
+    if (lists[k] && lists[k]->front().value.empty()) {
+      ReportAt(Kind::kValue, SubPath(path, kKeys[k]), "must not be empty");
+      lists[k].reset();
+    } else if (!lists[k] && !entry.contains(kKeys[k])) {
+      Missing(line, path, kKeys[k]);
+    }
+  }
+  if (lists[0] && lists[1]) PairUp(path, *lists[0], *lists[1], sni.pairs);
+  if (!sni.pairs.empty()) {
+    sni.cert = sni.pairs.front().cert;
+    sni.key = sni.pairs.front().key;
   }
 }
 
@@ -653,24 +761,48 @@ void Loader::CheckListenersUnique(const Config& config) {
   }
 }
 
-// TLS and AUTH arrive with a later issue. Until then a file may name them (so it keeps working
-// once they exist) but may not turn them on. Delete this function and its call when they land.
+void Loader::CheckListenerTls(const Config& config) {
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    const ListenerConfig& listener = config.listeners[i];
+    const std::string path = IndexPath("listener", i);
+    const std::string_view client_certs =
+        listener.client_certs == ClientCertMode::kOptional ? "optional" : "required";
+    if (listener.tls == TlsMode::kNone) {
+      if (listener.tls_required) {
+        ReportAt(Kind::kValue, SubPath(path, "tls_required"),
+                 "tls_required = true needs tls = \"starttls\" or \"implicit\" on this listener "
+                 "(it has tls = \"none\")");
+      }
+      if (listener.client_certs != ClientCertMode::kNone) {
+        ReportAt(Kind::kValue, SubPath(path, "client_certs"),
+                 absl::StrCat("client_certs = \"", Av(client_certs),
+                              "\" needs tls = \"starttls\" or \"implicit\" on this listener (it "
+                              "has tls = \"none\")"));
+      }
+      continue;
+    }
+    // Missing rather than bad: a typo in [tls] (reported first) may be the cause.
+    if (config.tls.pairs.empty()) {
+      ReportAt(
+          Kind::kMissing, SubPath(path, "tls"),
+          absl::StrCat("tls = \"", listener.tls == TlsMode::kStartTls ? "starttls" : "implicit",
+                       "\" needs a default certificate: set tls.cert and tls.key"));
+    }
+    if (listener.client_certs != ClientCertMode::kNone && config.tls.client_ca.empty()) {
+      ReportAt(Kind::kMissing, SubPath(path, "client_certs"),
+               absl::StrCat("client_certs = \"", Av(client_certs),
+                            "\" needs tls.client_ca, the CA bundle client certificates are "
+                            "verified against"));
+    }
+  }
+}
+
+// AUTH arrives with a later issue. Until then a file may name it (so it keeps working once it
+// exists) but may not turn it on. Delete this function and its call when it lands.
 void Loader::RejectUnavailableFeatures(const Config& config) {
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     const ListenerConfig& listener = config.listeners[i];
     const std::string path = IndexPath("listener", i);
-    if (listener.tls != TlsMode::kNone) {
-      ReportAt(Kind::kUnavailable, SubPath(path, "tls"),
-               "TLS is not available in this build yet (only \"none\")");
-    }
-    if (listener.tls_required) {
-      ReportAt(Kind::kUnavailable, SubPath(path, "tls_required"),
-               "TLS is not available in this build yet (only false)");
-    }
-    if (listener.client_certs != ClientCertMode::kNone) {
-      ReportAt(Kind::kUnavailable, SubPath(path, "client_certs"),
-               "TLS is not available in this build yet (only \"none\")");
-    }
     if (listener.auth) {
       ReportAt(Kind::kUnavailable, SubPath(path, "auth"),
                "AUTH is not available in this build yet (only false)");
@@ -717,6 +849,7 @@ absl::StatusOr<Config> Loader::Load(const toml::table& root) {
   CheckListenersUnique(config);
 
   LoadTls(root, config.tls);
+  CheckListenerTls(config);
   LoadPolicy(root, config.policy);
   LoadSimpleSections(root, config);
 

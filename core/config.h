@@ -32,16 +32,33 @@ struct ListenerConfig {
   bool auth = false;                                    // `auth`
 };
 
-struct SniConfig {
-  std::vector<std::string> names;  // exact names or "*.domain"; lower-cased, no trailing dot
+// One certificate chain and its private key, both PEM files, paths resolved. The chain file holds
+// the leaf first, then the intermediates (and the root when the operator includes it).
+struct CertKeyPair {
   std::string cert;
   std::string key;
 };
 
+// `cert` and `key` are each a path or an array of paths of equal length, paired in order: several
+// pairs for the same names (RSA and ECDSA) let the handshake pick what the client supports.
+// `cert`/`key` repeat the first pair so that code wanting one certificate can ignore `pairs`.
+struct SniConfig {
+  std::vector<std::string> names;  // exact names or "*.domain"; lower-cased, no trailing dot
+  std::string cert;                // pairs[0].cert
+  std::string key;                 // pairs[0].key
+  std::vector<CertKeyPair> pairs;  // at least one
+};
+
 struct TlsConfig {
-  std::string cert;  // default certificate chain (PEM), "" if none
-  std::string key;
-  std::string client_ca;
+  std::string cert;                // default certificate chain (PEM), pairs[0].cert; "" if none
+  std::string key;                 // pairs[0].key; "" if none
+  std::vector<CertKeyPair> pairs;  // every default pair, in file order; empty if none
+  std::string client_ca;           // `client_ca`: CA bundle for client certificates, "" if none
+  // `ciphers`: the TLS 1.2 cipher list (OpenSSL syntax); "" means ringmx's safe default. Only
+  // printable ASCII is checked here; tls/ checks the list itself when it builds the contexts.
+  std::string ciphers;
+  // `ciphersuites`: the TLS 1.3 suites (OpenSSL syntax); "" means ringmx's safe default.
+  std::string ciphersuites;
   std::vector<SniConfig> sni;
 };
 
@@ -99,9 +116,11 @@ struct Config {
 // file has several problems the message is about the first of them in the file, preferring an
 // unknown or bad key over a missing one it may have caused. Unknown keys are errors. Relative
 // paths (spool.path, including its default, tls.*, auth.passwd, control.socket, log.file) are
-// resolved against `base_dir` when it is not empty; no file is opened. Until TLS and AUTH are
-// built, a listener that turns either on parses but is rejected ("... not available in this build
-// yet").
+// resolved against `base_dir` when it is not empty; no file is opened, so whether a certificate
+// loads is for tls/ to say. Cross-key rules: a listener with tls = "starttls" or "implicit" needs
+// tls.cert and tls.key; client_certs "optional" or "required" needs tls.client_ca; tls_required and
+// client_certs need a TLS listener. Until AUTH is built, `auth = true` parses but is rejected
+// ("... not available in this build yet").
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view source_name,
                                    std::string_view base_dir = "");
 

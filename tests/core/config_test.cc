@@ -51,6 +51,18 @@ std::string WithTopLevel(std::string_view extra) {
                       "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:2525\"\n");
 }
 
+// "cert1 + key1, cert2 + key2": pairs in one comparable string.
+std::string PairsText(const std::vector<CertKeyPair>& pairs) {
+  std::string out;
+  for (const CertKeyPair& p : pairs) {
+    absl::StrAppend(&out, out.empty() ? "" : ", ", p.cert, " + ", p.key);
+  }
+  return out;
+}
+
+// A [tls] section with a default certificate, for listeners that turn TLS on.
+constexpr std::string_view kTlsSection = "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -95,10 +107,10 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   const ListenerConfig& mx = c.listeners[0];
   EXPECT_EQ(mx.name, "mx");
   EXPECT_EQ(mx.address.ToString(), "0.0.0.0:25");
-  EXPECT_EQ(mx.tls, TlsMode::kNone);
-  EXPECT_FALSE(mx.tls_required);
+  EXPECT_EQ(mx.tls, TlsMode::kStartTls);
+  EXPECT_TRUE(mx.tls_required);
   EXPECT_EQ(mx.min_tls, "1.3");
-  EXPECT_EQ(mx.client_certs, ClientCertMode::kNone);
+  EXPECT_EQ(mx.client_certs, ClientCertMode::kOptional);
   EXPECT_TRUE(mx.sni_strict);
   ASSERT_EQ(mx.no_tls_hosts.size(), 2u);
   EXPECT_EQ(mx.no_tls_hosts[0].ToString(), "192.0.2.0/24");
@@ -111,20 +123,30 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(v6.address.address.ToString(), "::1");
   EXPECT_EQ(v6.address.port, 0);
   EXPECT_EQ(v6.address.ToString(), "[::1]:0");
+  EXPECT_EQ(v6.tls, TlsMode::kNone);
+  EXPECT_EQ(v6.client_certs, ClientCertMode::kNone);
   EXPECT_EQ(v6.min_tls, "1.2");
   EXPECT_FALSE(v6.sni_strict);
   EXPECT_TRUE(v6.no_tls_hosts.empty());
 
   EXPECT_EQ(c.tls.cert, "/etc/ringmx/certs/mx.fullchain.pem");
   EXPECT_EQ(c.tls.key, "/etc/ssl/private/mx.key");
+  EXPECT_EQ(PairsText(c.tls.pairs), "/etc/ringmx/certs/mx.fullchain.pem + /etc/ssl/private/mx.key");
   EXPECT_EQ(c.tls.client_ca, "/etc/ringmx/certs/ca.pem");
+  EXPECT_EQ(c.tls.ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+  EXPECT_EQ(c.tls.ciphersuites, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
   ASSERT_EQ(c.tls.sni.size(), 2u);
   EXPECT_THAT(c.tls.sni[0].names, ElementsAre("other.example.test", "*.example.org"));
   EXPECT_EQ(c.tls.sni[0].cert, "/etc/ringmx/certs/other.fullchain.pem");
   EXPECT_EQ(c.tls.sni[0].key, "/etc/ringmx/certs/other.key");
+  EXPECT_EQ(PairsText(c.tls.sni[0].pairs),
+            "/etc/ringmx/certs/other.fullchain.pem + /etc/ringmx/certs/other.key");
   EXPECT_THAT(c.tls.sni[1].names, ElementsAre("third.example.test"));
-  EXPECT_EQ(c.tls.sni[1].cert, "/abs/third.pem");
-  EXPECT_EQ(c.tls.sni[1].key, "/abs/third.key");
+  EXPECT_EQ(c.tls.sni[1].cert, "/abs/third.rsa.pem");
+  EXPECT_EQ(c.tls.sni[1].key, "/abs/third.rsa.key");
+  EXPECT_EQ(PairsText(c.tls.sni[1].pairs),
+            "/abs/third.rsa.pem + /abs/third.rsa.key, "
+            "/etc/ringmx/third.ecdsa.pem + /etc/ringmx/third.ecdsa.key");
 
   EXPECT_THAT(c.policy.local_domains, ElementsAre("example.test", "example.org"));
   ASSERT_EQ(c.policy.relay_networks.size(), 3u);
@@ -164,7 +186,10 @@ TEST(ConfigTest, DefaultsWhenSectionsAreAbsent) {
   EXPECT_FALSE(c.listeners[0].auth);
   EXPECT_EQ(c.tls.cert, "");
   EXPECT_EQ(c.tls.key, "");
+  EXPECT_TRUE(c.tls.pairs.empty());
   EXPECT_EQ(c.tls.client_ca, "");
+  EXPECT_EQ(c.tls.ciphers, "");
+  EXPECT_EQ(c.tls.ciphersuites, "");
   EXPECT_TRUE(c.tls.sni.empty());
   EXPECT_TRUE(c.policy.local_domains.empty());
   EXPECT_TRUE(c.policy.relay_networks.empty());
@@ -676,30 +701,160 @@ TEST(ConfigErrorTest, ValuesInMessagesAreEscaped) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Features that parse but are not built yet.
+// TLS keys: certificate pairs, cipher lists, and the rules joining listeners to [tls].
 
-TEST(ConfigUnavailableTest, TlsModesParseButAreRejected) {
+TEST(ConfigTlsTest, StartTlsAndImplicitListenersWithADefaultCertificate) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      absl::StrCat(Av(kMinimal),
+                   "tls = \"starttls\"\ntls_required = true\nclient_certs = \"required\"\n"
+                   "[[listener]]\nname = \"smtps\"\naddress = \"127.0.0.1:4650\"\n"
+                   "tls = \"implicit\"\nclient_certs = \"optional\"\nsni_strict = true\n"
+                   "[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n"),
+      "x", "/etc/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->listeners.size(), 2u);
+  EXPECT_EQ(parsed->listeners[0].tls, TlsMode::kStartTls);
+  EXPECT_TRUE(parsed->listeners[0].tls_required);
+  EXPECT_EQ(parsed->listeners[0].client_certs, ClientCertMode::kRequired);
+  EXPECT_EQ(parsed->listeners[1].tls, TlsMode::kImplicit);
+  EXPECT_EQ(parsed->listeners[1].client_certs, ClientCertMode::kOptional);
+  EXPECT_TRUE(parsed->listeners[1].sni_strict);
+  EXPECT_EQ(PairsText(parsed->tls.pairs), "/etc/ringmx/c.pem + /etc/ringmx/k.pem");
+  EXPECT_EQ(parsed->tls.client_ca, "/etc/ringmx/ca.pem");
+}
+
+TEST(ConfigTlsTest, TlsRequiredOnAnImplicitListenerIsAllowed) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      WithMinimal(absl::StrCat("tls = \"implicit\"\ntls_required = true\n", Av(kTlsSection))), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->listeners[0].tls_required);
+}
+
+TEST(ConfigTlsTest, CertAndKeyArraysPairUpInOrder) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithMinimal("tls = \"starttls\"\n[tls]\ncert = [\"rsa.pem\", \"ec.pem\"]\n"
+                              "key = [\"rsa.key\", \"/k/ec.key\"]\n"
+                              "[[tls.sni]]\nnames = [\"a.example\"]\n"
+                              "cert = [\"a-ec.pem\", \"a-rsa.pem\"]\n"
+                              "key = [\"a-ec.key\", \"a-rsa.key\"]\n"),
+                  "x", "/b");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(PairsText(parsed->tls.pairs), "/b/rsa.pem + /b/rsa.key, /b/ec.pem + /k/ec.key");
+  EXPECT_EQ(parsed->tls.cert, "/b/rsa.pem");  // the first pair, for code that wants one
+  EXPECT_EQ(parsed->tls.key, "/b/rsa.key");
+  ASSERT_EQ(parsed->tls.sni.size(), 1u);
+  EXPECT_EQ(PairsText(parsed->tls.sni[0].pairs),
+            "/b/a-ec.pem + /b/a-ec.key, /b/a-rsa.pem + /b/a-rsa.key");
+  EXPECT_EQ(parsed->tls.sni[0].cert, "/b/a-ec.pem");
+  EXPECT_EQ(parsed->tls.sni[0].key, "/b/a-ec.key");
+}
+
+TEST(ConfigTlsTest, AStringAndAnArrayOfOneAreTheSame) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithMinimal("[tls]\ncert = [\"c.pem\"]\nkey = \"k.pem\"\n"), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(PairsText(parsed->tls.pairs), "c.pem + k.pem");
+}
+
+TEST(ConfigTlsTest, EmptyDefaultCertificateMeansNone) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithMinimal("[tls]\ncert = \"\"\nkey = \"\"\n"), "x", "/etc/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->tls.pairs.empty());
+  EXPECT_EQ(parsed->tls.cert, "");
+  EXPECT_EQ(parsed->tls.key, "");
+}
+
+TEST(ConfigTlsTest, CipherListsAreKeptAsWritten) {
+  absl::StatusOr<Config> parsed = ParseConfig(
+      WithMinimal("[tls]\nciphers = \"ECDHE-ECDSA-AES256-GCM-SHA384:!aNULL @STRENGTH\"\n"
+                  "ciphersuites = \"TLS_AES_128_GCM_SHA256\"\n"),
+      "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->tls.ciphers, "ECDHE-ECDSA-AES256-GCM-SHA384:!aNULL @STRENGTH");
+  EXPECT_EQ(parsed->tls.ciphersuites, "TLS_AES_128_GCM_SHA256");
+}
+
+TEST(ConfigTlsErrorTest, TlsListenerNeedsADefaultCertificate) {
   EXPECT_EQ(ErrorOf(WithMinimal("tls = \"starttls\"\n")),
-            "ringmx.toml:5: listener[0].tls: TLS is not available in this build yet (only "
-            "\"none\")");
+            "ringmx.toml:5: listener[0].tls: tls = \"starttls\" needs a default certificate: set "
+            "tls.cert and tls.key");
   EXPECT_EQ(ErrorOf(WithMinimal("tls = \"implicit\"\n")),
-            "ringmx.toml:5: listener[0].tls: TLS is not available in this build yet (only "
-            "\"none\")");
+            "ringmx.toml:5: listener[0].tls: tls = \"implicit\" needs a default certificate: set "
+            "tls.cert and tls.key");
+  // An SNI certificate is not a default one.
+  EXPECT_EQ(ErrorOf(WithMinimal("tls = \"starttls\"\n[[tls.sni]]\nnames = [\"a.example\"]\n"
+                                "cert = \"c\"\nkey = \"k\"\n")),
+            "ringmx.toml:5: listener[0].tls: tls = \"starttls\" needs a default certificate: set "
+            "tls.cert and tls.key");
 }
 
-TEST(ConfigUnavailableTest, TlsRequiredIsRejected) {
+TEST(ConfigTlsErrorTest, ATypoInTlsIsReportedBeforeTheMissingCertificate) {
+  EXPECT_EQ(ErrorOf(WithMinimal("tls = \"starttls\"\n[tls]\ncrt = \"c.pem\"\nkey = \"k.pem\"\n")),
+            "ringmx.toml:7: tls: unknown key \"crt\" (did you mean \"cert\"?)");
+}
+
+TEST(ConfigTlsErrorTest, ClientCertsNeedAClientCa) {
+  EXPECT_EQ(ErrorOf(WithMinimal(absl::StrCat("tls = \"starttls\"\nclient_certs = \"optional\"\n",
+                                             Av(kTlsSection)))),
+            "ringmx.toml:6: listener[0].client_certs: client_certs = \"optional\" needs "
+            "tls.client_ca, the CA bundle client certificates are verified against");
+  EXPECT_EQ(ErrorOf(WithMinimal(absl::StrCat("tls = \"implicit\"\nclient_certs = \"required\"\n",
+                                             Av(kTlsSection)))),
+            "ringmx.toml:6: listener[0].client_certs: client_certs = \"required\" needs "
+            "tls.client_ca, the CA bundle client certificates are verified against");
+}
+
+TEST(ConfigTlsErrorTest, TlsOptionsOnAPlaintextListener) {
   EXPECT_EQ(ErrorOf(WithMinimal("tls_required = true\n")),
-            "ringmx.toml:5: listener[0].tls_required: TLS is not available in this build yet "
-            "(only false)");
+            "ringmx.toml:5: listener[0].tls_required: tls_required = true needs tls = "
+            "\"starttls\" or \"implicit\" on this listener (it has tls = \"none\")");
+  EXPECT_EQ(ErrorOf(WithMinimal("tls = \"none\"\nclient_certs = \"optional\"\n"
+                                "[tls]\nclient_ca = \"ca.pem\"\n")),
+            "ringmx.toml:6: listener[0].client_certs: client_certs = \"optional\" needs tls = "
+            "\"starttls\" or \"implicit\" on this listener (it has tls = \"none\")");
+  // false and "none" are fine anywhere.
+  EXPECT_TRUE(
+      ParseConfig(WithMinimal("tls_required = false\nclient_certs = \"none\"\n"), "x").ok());
 }
 
-TEST(ConfigUnavailableTest, ClientCertsAreRejected) {
-  EXPECT_EQ(ErrorOf(WithMinimal("client_certs = \"optional\"\n")),
-            "ringmx.toml:5: listener[0].client_certs: TLS is not available in this build yet "
-            "(only \"none\")");
-  EXPECT_THAT(ErrorOf(WithMinimal("client_certs = \"required\"\n")),
-              HasSubstr("listener[0].client_certs: TLS is not available in this build yet"));
+TEST(ConfigTlsErrorTest, CertAndKeyCountsMustMatch) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\ncert = [\"a.pem\", \"b.pem\"]\nkey = \"a.key\"\n")),
+            "ringmx.toml:7: tls.key: 1 key for 2 certificates in tls.cert; each key pairs with "
+            "the certificate at the same position");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = [\"a.example\"]\ncert = \"c\"\n"
+                                "key = [\"k1\", \"k2\"]\n")),
+            "ringmx.toml:8: tls.sni[0].key: 2 keys for 1 certificate in tls.sni[0].cert; each key "
+            "pairs with the certificate at the same position");
 }
+
+TEST(ConfigTlsErrorTest, CertAndKeyArrayShapes) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\ncert = []\nkey = []\n")),
+            "ringmx.toml:6: tls.cert: must list at least one file");
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\ncert = [\"a.pem\", \"\"]\nkey = [\"a\", \"b\"]\n")),
+            "ringmx.toml:6: tls.cert[1]: must not be empty");
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\ncert = [\"a.pem\", 3]\nkey = [\"a\", \"b\"]\n")),
+            "ringmx.toml:6: tls.cert[1]: expected a string, got an integer");
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\ncert = 3\nkey = \"k\"\n")),
+            "ringmx.toml:6: tls.cert: expected a string or an array of strings, got an integer");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = [\"a.example\"]\ncert = [\"c\"]\n"
+                                "key = [\"\"]\n")),
+            "ringmx.toml:8: tls.sni[0].key[0]: must not be empty");
+  EXPECT_EQ(ErrorOf(WithMinimal("[[tls.sni]]\nnames = [\"a.example\"]\ncert = []\n"
+                                "key = \"k\"\n")),
+            "ringmx.toml:7: tls.sni[0].cert: must list at least one file");
+}
+
+TEST(ConfigTlsErrorTest, CipherListsMustBePrintable) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\nciphers = \"HIGH\\n\"\n")),
+            "ringmx.toml:6: tls.ciphers: expected an OpenSSL cipher list in printable ASCII, got "
+            "\"HIGH\\n\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\nciphersuites = 1\n")),
+            "ringmx.toml:6: tls.ciphersuites: expected a string, got an integer");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Features that parse but are not built yet.
 
 TEST(ConfigUnavailableTest, AuthIsRejected) {
   EXPECT_EQ(ErrorOf(WithMinimal("auth = true\n")),
@@ -709,11 +864,11 @@ TEST(ConfigUnavailableTest, AuthIsRejected) {
 
 TEST(ConfigUnavailableTest, OtherErrorsComeFirst) {
   // A file with a real mistake reports the mistake, not the missing feature.
-  EXPECT_EQ(ErrorOf(WithMinimal("tls = \"starttls\"\n[policy]\nmax_recipients = 0\n")),
+  EXPECT_EQ(ErrorOf(WithMinimal("auth = true\n[policy]\nmax_recipients = 0\n")),
             "ringmx.toml:7: policy.max_recipients: must be between 1 and 100000, got 0");
 }
 
-TEST(ConfigUnavailableTest, TheDesignSketchParsesUpToTheTlsCheck) {
+TEST(ConfigTest, TheDesignSketchParses) {
   // DESIGN.md section 7, verbatim apart from the comments.
   constexpr std::string_view kSketch = R"(hostname = "mx.example.test"
 workers = 0
@@ -757,9 +912,14 @@ data_s = 600
 [control]
 socket = "/run/ringmx/control.sock"
 )";
-  EXPECT_EQ(ErrorOf(kSketch),
-            "ringmx.toml:7: listener[0].tls: TLS is not available in this build yet (only "
-            "\"none\")");
+  absl::StatusOr<Config> parsed = ParseConfig(kSketch, "ringmx.toml", "/etc/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->listeners[0].tls, TlsMode::kStartTls);
+  EXPECT_EQ(parsed->listeners[0].client_certs, ClientCertMode::kOptional);
+  EXPECT_EQ(PairsText(parsed->tls.pairs),
+            "/etc/ringmx/certs/mx.fullchain.pem + /etc/ringmx/certs/mx.key");
+  EXPECT_EQ(PairsText(parsed->tls.sni[0].pairs),
+            "/etc/ringmx/certs/other.fullchain.pem + /etc/ringmx/certs/other.key");
 }
 
 }  // namespace
