@@ -27,6 +27,13 @@ bool HasRoutingCharacters(std::string_view local_part) {
   return local_part.find_first_of("%!@") != std::string_view::npos;
 }
 
+bool InNoTlsHosts(const core::ListenerConfig& listener, const core::IpAddress& client) {
+  for (const core::Cidr& network : listener.no_tls_hosts) {
+    if (network.Contains(client)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool IsLocalDomain(const core::Snapshot& snapshot, std::string_view domain) {
@@ -43,6 +50,20 @@ bool RelayAllowed(const core::Snapshot& snapshot, const ConnectionFacts& facts) 
     if (network.Contains(facts.client.address)) return true;
   }
   return false;
+}
+
+// The Snapshot is not consulted: facts.listener already points into it. It stays in the signature
+// so that every decision here reads the same inputs.
+bool OfferStartTls(const core::Snapshot& /*snapshot*/, const ConnectionFacts& facts) {
+  const core::ListenerConfig* listener = facts.listener;
+  return listener != nullptr && listener->tls == core::TlsMode::kStartTls && !facts.tls &&
+         !InNoTlsHosts(*listener, facts.client.address);
+}
+
+bool TlsRequiredViolated(const core::Snapshot& /*snapshot*/, const ConnectionFacts& facts) {
+  const core::ListenerConfig* listener = facts.listener;
+  return listener != nullptr && listener->tls_required && !facts.tls &&
+         !InNoTlsHosts(*listener, facts.client.address);
 }
 
 RecipientVerdict CheckRecipient(const core::Snapshot& snapshot, const ConnectionFacts& facts,

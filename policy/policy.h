@@ -4,12 +4,14 @@
 
 #include <stdint.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "core/config.h"
 #include "core/ip.h"
 #include "core/snapshot.h"
+#include "core/tls_facts.h"
 
 namespace ringmx::policy {
 
@@ -20,9 +22,23 @@ struct ConnectionFacts {
   core::Endpoint local;
   // The listener this connection came in on; points into the session's Snapshot.
   const core::ListenerConfig* listener = nullptr;
+  // True once TLS is up (after STARTTLS, or from the start on an implicit listener). Invariant:
+  // `tls` == tls_facts.has_value(); smtp::Session::OnTlsEstablished sets both.
   bool tls = false;
+  std::optional<core::TlsFacts> tls_facts;
   std::string auth_identity;  // empty until AUTH succeeds
 };
+
+// True if EHLO should advertise STARTTLS and STARTTLS may be used (RFC 3207): the listener is a
+// STARTTLS listener, TLS is not up yet, and the client is not in the listener's no_tls_hosts
+// (hosts known to fail at TLS, which then keep talking plaintext). False without a listener.
+bool OfferStartTls(const core::Snapshot& snapshot, const ConnectionFacts& facts);
+
+// True if the listener requires TLS (tls_required) and this connection has none yet, so commands
+// other than EHLO, HELO, STARTTLS, NOOP, RSET and QUIT get "530 5.7.0 Must issue a STARTTLS
+// command first" (RFC 3207 section 4). A client in no_tls_hosts is never offered STARTTLS, so the
+// requirement does not apply to it either: listing a host there is the operator's exemption.
+bool TlsRequiredViolated(const core::Snapshot& snapshot, const ConnectionFacts& facts);
 
 enum class RecipientVerdict {
   kAccept,       // local domain, postmaster, or relaying allowed

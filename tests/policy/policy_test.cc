@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace ringmx::policy {
@@ -81,6 +82,73 @@ TEST(PolicyTest, RecipientVerdicts) {
             RecipientVerdict::kAccept);
   EXPECT_EQ(CheckRecipient(*s, Client("10.0.0.1:1"), "user%x", "example.test"),
             RecipientVerdict::kAccept);
+}
+
+// Listeners: 0 plaintext, 1 STARTTLS, 2 STARTTLS with tls_required, 3 implicit TLS; the STARTTLS
+// ones exempt 198.51.100.0/24 and 2001:db8:9::/48 (no_tls_hosts).
+std::shared_ptr<const core::Snapshot> TlsSnapshot() {
+  core::Config config;
+  config.hostname = "mx.example.test";
+  const auto add = [&](core::TlsMode mode, bool required) {
+    core::ListenerConfig& l = config.listeners.emplace_back();
+    l.name = absl::StrCat("l", config.listeners.size() - 1);
+    l.tls = mode;
+    l.tls_required = required;
+    if (mode == core::TlsMode::kStartTls) {
+      l.no_tls_hosts = {*core::Cidr::Parse("198.51.100.0/24"),
+                        *core::Cidr::Parse("2001:db8:9::/48")};
+    }
+  };
+  add(core::TlsMode::kNone, false);
+  add(core::TlsMode::kStartTls, false);
+  add(core::TlsMode::kStartTls, true);
+  add(core::TlsMode::kImplicit, true);
+  return core::Snapshot::Build(std::move(config), 1);
+}
+
+ConnectionFacts On(const core::Snapshot& s, size_t listener, std::string_view client,
+                   bool tls = false) {
+  ConnectionFacts facts = Client(client);
+  facts.listener = &s.config.listeners[listener];
+  facts.tls = tls;
+  if (tls) facts.tls_facts = core::TlsFacts{};
+  return facts;
+}
+
+TEST(PolicyTlsTest, StartTlsIsOfferedOnStartTlsListenersUntilTlsIsUp) {
+  auto s = TlsSnapshot();
+  EXPECT_FALSE(OfferStartTls(*s, On(*s, 0, "203.0.113.1:1")));
+  EXPECT_TRUE(OfferStartTls(*s, On(*s, 1, "203.0.113.1:1")));
+  EXPECT_TRUE(OfferStartTls(*s, On(*s, 2, "203.0.113.1:1")));
+  EXPECT_FALSE(OfferStartTls(*s, On(*s, 3, "203.0.113.1:1")));  // implicit: TLS from the start
+  EXPECT_FALSE(OfferStartTls(*s, On(*s, 1, "203.0.113.1:1", /*tls=*/true)));
+  EXPECT_FALSE(OfferStartTls(*s, Client("203.0.113.1:1")));  // no listener
+}
+
+TEST(PolicyTlsTest, NoTlsHostsAreNotOfferedStartTls) {
+  auto s = TlsSnapshot();
+  EXPECT_FALSE(OfferStartTls(*s, On(*s, 1, "198.51.100.7:1")));
+  EXPECT_FALSE(OfferStartTls(*s, On(*s, 1, "[2001:db8:9::1]:1")));
+  EXPECT_FALSE(OfferStartTls(*s, On(*s, 1, "[::ffff:198.51.100.7]:1")));
+  EXPECT_TRUE(OfferStartTls(*s, On(*s, 1, "198.51.101.7:1")));
+  EXPECT_TRUE(OfferStartTls(*s, On(*s, 1, "[2001:db8:a::1]:1")));
+}
+
+TEST(PolicyTlsTest, TlsRequiredIsViolatedOnlyWithoutTls) {
+  auto s = TlsSnapshot();
+  EXPECT_FALSE(TlsRequiredViolated(*s, On(*s, 0, "203.0.113.1:1")));
+  EXPECT_FALSE(TlsRequiredViolated(*s, On(*s, 1, "203.0.113.1:1")));
+  EXPECT_TRUE(TlsRequiredViolated(*s, On(*s, 2, "203.0.113.1:1")));
+  EXPECT_FALSE(TlsRequiredViolated(*s, On(*s, 2, "203.0.113.1:1", /*tls=*/true)));
+  EXPECT_FALSE(TlsRequiredViolated(*s, On(*s, 3, "203.0.113.1:1", /*tls=*/true)));
+  EXPECT_FALSE(TlsRequiredViolated(*s, Client("203.0.113.1:1")));
+}
+
+TEST(PolicyTlsTest, NoTlsHostsAreExemptFromTlsRequired) {
+  // They are never offered STARTTLS, so requiring it would lock them out.
+  auto s = TlsSnapshot();
+  EXPECT_FALSE(TlsRequiredViolated(*s, On(*s, 2, "198.51.100.7:1")));
+  EXPECT_TRUE(TlsRequiredViolated(*s, On(*s, 2, "198.51.101.7:1")));
 }
 
 }  // namespace
