@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+
 #include "core/ip.h"
 #include "core/tls_facts.h"
 #include "tls/ktls_keys.h"
@@ -51,6 +52,10 @@ class Engine {
   // Ciphertext the peer must be sent next (handshake messages, records, alerts); empties it.
   std::string TakeCiphertext();
 
+  // After kEstablished: queues our close_notify (RFC 8446 §6.1) in TakeCiphertext(), e.g. after
+  // the 221 reply to QUIT. Does nothing before the handshake is done or after it failed.
+  void SendCloseNotify();
+
   bool peer_closed() const { return peer_closed_; }
 
   // Valid after kEstablished.
@@ -64,6 +69,9 @@ class Engine {
 
  private:
   Engine() = default;
+  void FillFacts();
+  absl::Status HandshakeError(int ssl_error);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   core::TlsFacts facts_;
