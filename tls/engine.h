@@ -21,9 +21,30 @@ namespace ringmx::tls {
 enum class Progress { kNeedInput, kEstablished };
 
 // Shard-local. Holds a reference on its TlsContext for its whole life.
+//
+// Every call empties OpenSSL's (per-thread) error queue before it returns, into the message of the
+// Status it returns or nowhere, so nothing is left for the shard's next connection.
+//
+// Error messages start with "client <ip:port>" and say why, then "; sent alert <name>" when an
+// alert went out (RFC 8446 §6 names: protocol_version, unrecognized_name, unknown_ca,
+// certificate_required, ...) and the OpenSSL errors in brackets, e.g.
+//   client 127.0.0.1:4242 offered TLSv1.1, minimum is TLSv1.2; sent alert protocol_version
+//     [error:0A000102:SSL routines::unsupported protocol]
+//   client 127.0.0.1:4242 asked for unknown server name "x.test" (sni_strict listener); ...
+//   client 127.0.0.1:4242 presented no client certificate (client_certs = required); ...
+//   client 127.0.0.1:4242 presented an untrusted client certificate ("CN=...,O=..."): unable to
+//     get local issuer certificate (client_certs = required); sent alert unknown_ca [...]
+//   client 127.0.0.1:4242 sent TLS alert bad_certificate during the handshake [...]
+//   client 127.0.0.1:4242: TLS handshake failed [...]
+// Codes: kPermissionDenied for a refusal by configuration (version, SNI, client certificate),
+// kInvalidArgument for anything else the peer got wrong during the handshake, kDataLoss for a bad
+// record afterwards, kAborted for a fatal alert from the peer, kFailedPrecondition for a call out
+// of order. Each is one line, ready to log.
 class Engine {
  public:
-  // `listener_index` selects the listener's SSL_CTX; `client` is used in log lines.
+  // `listener_index` selects the listener's SSL_CTX; `client` is used in error messages.
+  // `implicit` is only recorded in facts(): STARTTLS and implicit TLS run the same code.
+  // kFailedPrecondition if the listener has no TLS context.
   static absl::StatusOr<std::unique_ptr<Engine>> ForServer(
       std::shared_ptr<const TlsContext> context, size_t listener_index, bool implicit,
       const core::Endpoint& client);
@@ -31,19 +52,23 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Copies `bytes` (ciphertext from the peer) into the read BIO.
+  // Copies `bytes` (ciphertext from the peer) into the read BIO. Any split is fine: a partial
+  // record waits for the rest.
   void PutCiphertext(std::string_view bytes);
 
   // Advances the handshake. kNeedInput: send TakeCiphertext() (maybe empty) and wait for more
   // bytes. kEstablished: the handshake is done (send TakeCiphertext() too); Facts() is valid.
   // An error (bad handshake, version below min_tls, unknown SNI on an sni_strict listener,
   // required client certificate missing or untrusted) has a message naming the client and the
-  // reason (e.g. the version the client offered); TakeCiphertext() then holds the alert to send.
+  // reason (e.g. the version the client offered); TakeCiphertext() then holds the alert to send
+  // (a 7-byte plaintext alert record before the keys are set, an encrypted one after), and every
+  // later Handshake() fails. The engine never logs: the caller logs the message.
   absl::StatusOr<Progress> Handshake();
 
   // After kEstablished: decrypts everything available into `plaintext` (appended). Returns OK
   // with nothing appended when more ciphertext is needed. peer_closed() becomes true on a
-  // close_notify. Errors: a bad record or an alert from the peer.
+  // close_notify. Errors: a bad record (an alert for the peer is then in TakeCiphertext()) or an
+  // alert from the peer. Send TakeCiphertext() after every call, even an OK one.
   absl::Status Decrypt(std::string& plaintext);
 
   // After kEstablished: encrypts `plaintext`; the records are then in TakeCiphertext().
@@ -58,13 +83,22 @@ class Engine {
 
   bool peer_closed() const { return peer_closed_; }
 
-  // Valid after kEstablished.
+  // Valid after kEstablished: version, cipher and bits, SNI as sent (lower case, "" if none),
+  // sni_fallback (absent or unknown SNI, default certificate served: the caller logs it),
+  // implicit, and the client certificate (kNone when none was requested or presented). `ktls` is
+  // always false here: the caller sets it in its copy once the kernel has the keys.
   const core::TlsFacts& facts() const { return facts_; }
 
   // After kEstablished, before any Encrypt/Decrypt beyond the handshake: the traffic keys,
   // IVs and record sequence numbers to hand to the kernel (TLS_TX/TLS_RX), plus any application
-  // bytes already decrypted that arrived with the client's Finished. kUnimplemented for a cipher
-  // the kernel cannot take.
+  // bytes already decrypted that arrived with the client's Finished. Every record already put into
+  // the engine is decrypted first and counted in rx.rec_seq, so the caller must not read more
+  // from the socket between this call and setsockopt(TLS_RX). kUnimplemented for a version or
+  // cipher the kernel cannot take (e.g. AES-CCM); kFailedPrecondition when part of a record is
+  // buffered or a KeyUpdate already happened. After any error the engine is unchanged and stays
+  // usable for the userspace path (plaintext it read is returned by the next Decrypt()). After
+  // success the kernel owns the record layer: do not Encrypt/Decrypt for that connection any more
+  // (the engine's state still matches the exported keys, which is how the tests make records).
   absl::StatusOr<KtlsHandoff> ExportForKernel();
 
  private:

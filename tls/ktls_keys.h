@@ -13,6 +13,9 @@ enum class KtlsCipher { kAes128Gcm, kAes256Gcm, kChaCha20Poly1305 };
 // One direction. For AES-GCM under TLS 1.2 `iv` is the 4-byte salt followed by the 8-byte
 // explicit-nonce seed, as linux/tls.h splits them (salt + iv); for TLS 1.3 and ChaCha20 it is the
 // 12-byte static IV. `rec_seq` is the sequence number of the next record in that direction.
+// ringmx seeds the TLS 1.2 GCM explicit nonce with `rec_seq` (big-endian): unique under the key,
+// which is all RFC 5288 §3 asks; the kernel sends it in each TX record and increments it. For RX
+// the kernel reads the explicit nonce from each record, so those 8 bytes do not matter there.
 struct KtlsDirection {
   std::string key;  // 16 or 32 bytes
   std::string iv;   // 12 bytes (salt included)

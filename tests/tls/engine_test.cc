@@ -322,6 +322,21 @@ TEST_P(ClientCertTest, RequiredAcceptsTrustedCertificate) {
   EXPECT_TRUE(run.engine->facts().implicit);
 }
 
+TEST_P(ClientCertTest, VerifiesTheSameWayAfterSniSelection) {
+  ClientOptions options = Options(Pki().client_cert, Pki().client_key);
+  options.sni = "sni.example.test";
+  Conn run = Connect(Config(core::ClientCertMode::kRequired), options);
+  ASSERT_TRUE(run.outcome.server.ok()) << run.outcome.server;
+  EXPECT_EQ(PeerCn(run.client->ssl()), "sni.example.test");
+  EXPECT_EQ(run.engine->facts().client_cert.result, core::ClientCertResult::kVerified);
+
+  options = Options(Pki().foreign_client_cert, Pki().foreign_client_key);
+  options.sni = "x.wild.example.test";
+  Conn foreign = Connect(Config(core::ClientCertMode::kOptional), options);
+  ASSERT_TRUE(foreign.outcome.server.ok()) << foreign.outcome.server;
+  EXPECT_EQ(foreign.engine->facts().client_cert.result, core::ClientCertResult::kNotVerified);
+}
+
 TEST_P(ClientCertTest, RequiredRefusesForeignCertificate) {
   Conn run = Connect(Config(core::ClientCertMode::kRequired),
                      Options(Pki().foreign_client_cert, Pki().foreign_client_key));
@@ -427,6 +442,18 @@ TEST(EngineTest, GarbageIsRefusedWithAnAlertAndNamedClient) {
   ASSERT_EQ(alert.size(), 7u);
   EXPECT_EQ(alert[0], '\x15');
   EXPECT_EQ(alert[5], '\x02');  // fatal
+  EXPECT_EQ(ERR_peek_error(), 0u);
+}
+
+TEST(EngineTest, AlertFromClientDuringHandshakeIsNamed) {
+  ClientOptions options;
+  options.trust = Pki().foreign_ca;  // the client will not trust our chain
+  Conn run = Connect(BaseConfig(), options);
+  ASSERT_FALSE(run.outcome.server.ok());
+  EXPECT_FALSE(run.outcome.client_error.empty());
+  EXPECT_EQ(run.outcome.server.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Message(run.outcome.server),
+              StartsWith("client 127.0.0.1:4242 sent TLS alert unknown_ca during the handshake"));
   EXPECT_EQ(ERR_peek_error(), 0u);
 }
 
