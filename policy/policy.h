@@ -22,8 +22,9 @@ struct ConnectionFacts {
   core::Endpoint local;
   // The listener this connection came in on; points into the session's Snapshot.
   const core::ListenerConfig* listener = nullptr;
-  // True once TLS is up (after STARTTLS, or from the start on an implicit listener). Invariant:
-  // `tls` == tls_facts.has_value(); smtp::Session::OnTlsEstablished sets both.
+  // True once TLS is up (after STARTTLS, or from the start on an implicit listener), with what is
+  // known about it in `tls_facts`. smtp::Session::OnTlsEstablished sets both, and policy decides
+  // on `tls`; the Received header's TLS comment and the envelope's `tls` object need `tls_facts`.
   bool tls = false;
   std::optional<core::TlsFacts> tls_facts;
   std::string auth_identity;  // empty until AUTH succeeds

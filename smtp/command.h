@@ -24,7 +24,7 @@ enum class Verb : uint8_t {
   kQuit,
   kVrfy,
   kHelp,
-  kStartTls,  // not offered yet (TLS lands later): 502
+  kStartTls,  // RFC 3207
   kAuth,      // not offered yet: 502
   // Known commands this server does not implement (EXPN, TURN, ETRN, ATRN, SEND, SOML, SAML, VERB,
   // BURL): 502 5.5.1.

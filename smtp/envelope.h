@@ -57,19 +57,32 @@ std::string_view ProtocolName(bool ehlo, bool smtputf8, bool tls, bool auth);
 
 // The Received header, CRLF-terminated, folded with CRLF TAB:
 //   Received: from <helo> (<client address literal>)
+//   \t(using <version> with cipher <cipher> (<bits>/<alg bits> bits))       with TLS
+//   \t<client certificate comment>                                         with TLS
 //   \tby <hostname> (ringmx) with <protocol> id <id>
 //   \tfor <rcpt>; <date>            when there is exactly one recipient, else
 //   \tby <hostname> (ringmx) with <protocol> id <id>;
 //   \t<date>
-// The HELO name is printed with octets outside 0x21-0x7E and "()\;" replaced by '?', so a client
-// cannot forge structure in our header. No line exceeds 998 octets.
+// The TLS lines are Postfix's (smtpd_tls_received_header): the client certificate comment is
+//   (Client CN "<subject CN>", Issuer "<issuer CN>" (verified OK))    or (... (not verified))
+// when the client presented a certificate, else "(Client did not present a certificate)" when the
+// listener asked for one and "(No client certificate requested)" when it did not. The HELO name
+// is printed with octets outside 0x21-0x7E and "()\;" replaced by '?', so a client cannot forge
+// structure in our header; certificate names are printed in quotes with '"' and '\' escaped and
+// other octets outside 0x20-0x7E replaced by '?'. No line exceeds 998 octets. The TLS lines
+// appear when facts->tls_facts is set.
 std::string BuildReceivedHeader(const Envelope& envelope, const TraceContext& context);
 
 // The `<id>.json` envelope, one JSON object:
 //   id, received_at (RFC 3339 UTC, microseconds), mail_from, mail_params {KEYWORD: value or true},
 //   rcpt_to [..], client {address, port}, local {address, port}, listener, helo, protocol,
-//   smtputf8, body_type ("7BIT" | "8BITMIME"), size, tls (null until TLS lands), auth (null or
-//   the identity).
+//   smtputf8, body_type ("7BIT" | "8BITMIME"), size, tls, auth (null or the identity).
+// `tls` is null without TLS, else
+//   {version, cipher, cipher_bits, sni (string, null if none), sni_fallback, ktls, implicit,
+//    client_cert: {result ("none" | "verified" | "not-verified"), subject, issuer, sha256,
+//                  verify_error}}
+// where subject and issuer are RFC 2253 text, sha256 the lower-case hex fingerprint, all three
+// null when result is "none"; verify_error is null unless there is an error text.
 std::string BuildEnvelopeJson(const Envelope& envelope, const TraceContext& context);
 
 // "Mon, 2 Jan 2006 15:04:05 +0000" (RFC 5322 section 3.3), always UTC.

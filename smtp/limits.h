@@ -24,8 +24,9 @@ inline constexpr size_t kMaxPathOctets = 256;
 // message). Beyond this the session answers the outstanding message, then 421 and closes.
 inline constexpr size_t kMaxPendingInputBytes = 256 * 1024;
 
-// Protocol errors (500, 501, 502, 503, 555 replies) one session may make before it is
-// disconnected with 421, as Postfix's smtpd_hard_error_limit (default 20).
+// Protocol errors (500, 501, 502, 503, 555 replies, 530 for a command that needs TLS first, 554 for
+// STARTTLS over TLS) one session may make before it is disconnected with 421, as Postfix's
+// smtpd_hard_error_limit (default 20).
 inline constexpr int kMaxProtocolErrors = 20;
 
 }  // namespace ringmx::smtp

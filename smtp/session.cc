@@ -21,6 +21,7 @@ enum class Session::Disposition : uint8_t {
   kStore,     // part of the message (the decoder may still refuse it)
   kNeedMail,  // RFC 3030: consumed, then 503 (no MAIL)
   kNeedRcpt,  // consumed, then 503 (no accepted RCPT)
+  kNeedTls,   // consumed, then 530 (tls_required and no TLS yet)
 };
 
 namespace {
@@ -67,6 +68,25 @@ void AppendPrintable(std::string& out, std::string_view text) {
   }
 }
 
+// Commands refused with 530 while the listener requires TLS and the connection has none. RFC 3207
+// section 4 leaves EHLO, HELO, STARTTLS, NOOP, RSET and QUIT usable; unknown and unimplemented
+// verbs keep their 500/502. BDAT is refused after its chunk is read (DoBdat), never before.
+bool NeedsTls(Verb verb) {
+  switch (verb) {
+    case Verb::kMail:
+    case Verb::kRcpt:
+    case Verb::kData:
+    case Verb::kVrfy:
+    case Verb::kHelp:
+    case Verb::kAuth:
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr std::string_view kTlsRequiredReply = "530 5.7.0 Must issue a STARTTLS command first";
+
 std::string_view DecoderErrorReply(DataDecoder::Error error) {
   switch (error) {
     case DataDecoder::Error::kBareCrLf:
@@ -89,6 +109,10 @@ struct Session::State {
   bool awaiting_delivery = false;  // a `deliver` is out; input goes to `pending`
   bool pending_overflow = false;   // more than kMaxPendingInputBytes arrived while awaiting
   bool discarding_line = false;    // inside an over-long command line, dropping through its LF
+  // From an accepted STARTTLS to OnTlsEstablished()/OnTlsFailed(). While set, every input octet
+  // is dropped unread: plaintext sent after STARTTLS must never run after the upgrade
+  // (CVE-2011-0411).
+  bool tls_pending = false;
   Mode mode = Mode::kCommand;
   Hello hello = Hello::kNone;
   int errors = 0;  // protocol errors so far (kMaxProtocolErrors)
@@ -131,6 +155,8 @@ Session::~Session() = default;
 std::string_view Session::helo() const { return state_->helo; }
 
 bool Session::delivery_outstanding() const { return state_->awaiting_delivery; }
+
+bool Session::tls_handshake_pending() const { return state_->tls_pending; }
 
 size_t Session::MemoryUsageForTest() const {
   return internal::HeapBytes(state_->line) + state_->decoder.capacity() +
@@ -175,6 +201,7 @@ void Session::Start(absl::Time now, Output& out) {
 void Session::OnInput(std::string_view input, absl::Time now, Output& out) {
   State& s = *state_;
   if (closed_ || input.empty()) return;
+  if (s.tls_pending) return;  // plaintext after STARTTLS: dropped (see `tls_pending`)
   if (!s.started) {
     // The client spoke before our greeting: a spambot that does not wait (RFC 5321 section
     // 4.3.1 requires the client to wait for the 220).
@@ -187,7 +214,35 @@ void Session::OnInput(std::string_view input, absl::Time now, Output& out) {
     return;
   }
   const size_t n = Process(input, now, out);
-  if (!closed_ && n < input.size()) BufferPending(input.substr(n));
+  // After an accepted STARTTLS the rest of `input` is dropped, not kept.
+  if (!closed_ && !s.tls_pending && n < input.size()) BufferPending(input.substr(n));
+}
+
+void Session::OnTlsEstablished(const core::TlsFacts& facts, absl::Time now, Output& out) {
+  State& s = *state_;
+  // Due after an accepted STARTTLS, or before Start() on an implicit listener.
+  if (closed_ || (s.started && !s.tls_pending)) return;
+  facts_.tls = true;
+  facts_.tls_facts = facts;
+  s.tls_pending = false;
+  // RFC 3207 section 4.2: the server must discard any knowledge obtained from the client (the
+  // HELO/EHLO argument, a transaction) and the client must send EHLO again. The error count is
+  // the connection's, not the protocol state's, and carries over.
+  s.hello = Hello::kNone;
+  s.helo.clear();
+  ResetTransaction();
+  s.mode = Mode::kCommand;
+  s.discarding_line = false;
+  std::string().swap(s.line);
+  std::string().swap(s.pending);
+  s.pending_overflow = false;
+  if (s.started) deadline_ = now + snapshot_->config.timeouts.idle;
+  MaybeCloseForShutdown(out);
+}
+
+void Session::OnTlsFailed(absl::Time /*now*/, Output& out) {
+  if (closed_) return;
+  Close(out, "tls-failed");
 }
 
 void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& out) {
@@ -215,7 +270,7 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
     std::string input;
     input.swap(s.pending);
     const size_t n = Process(input, now, out);
-    if (!closed_ && n < input.size()) {
+    if (!closed_ && !s.tls_pending && n < input.size()) {
       // Another delivery started: keep the rest (it was within the bound already).
       input.erase(0, n);
       s.pending.swap(input);
@@ -228,6 +283,11 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
 
 void Session::OnTimeout(absl::Time now, Output& out) {
   if (closed_ || now < deadline_) return;
+  if (state_->tls_pending) {
+    // The client is in its TLS handshake: a plaintext reply would be read as a broken record.
+    Close(out, "timeout");
+    return;
+  }
   absl::StrAppend(&out.replies, "421 4.4.2 ", snapshot_->config.hostname,
                   " Error: timeout exceeded\r\n");
   Close(out, "timeout");
@@ -243,7 +303,7 @@ void Session::OnShutdown(absl::Time /*now*/, Output& out) {
 bool Session::Idle() const {
   const State& s = *state_;
   return s.mode == Mode::kCommand && !s.in_mail && s.line.empty() && !s.discarding_line &&
-         !s.awaiting_delivery && s.pending.empty();
+         !s.awaiting_delivery && s.pending.empty() && !s.tls_pending;
 }
 
 void Session::MaybeCloseForShutdown(Output& out) {
@@ -267,7 +327,7 @@ void Session::BufferPending(std::string_view input) {
 size_t Session::Process(std::string_view input, absl::Time now, Output& out) {
   size_t pos = 0;
   // Each Consume* call takes at least one octet, so this loop ends.
-  while (pos < input.size() && !closed_ && !state_->awaiting_delivery) {
+  while (pos < input.size() && !closed_ && !state_->awaiting_delivery && !state_->tls_pending) {
     const std::string_view rest = input.substr(pos);
     switch (state_->mode) {
       case Mode::kCommand:
@@ -359,6 +419,10 @@ void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
     ReplyError(out, problem);
     return;
   }
+  if (NeedsTls(cmd.verb) && policy::TlsRequiredViolated(*snapshot_, facts_)) {
+    ReplyError(out, kTlsRequiredReply);
+    return;
+  }
 
   switch (cmd.verb) {
     case Verb::kEhlo:
@@ -409,8 +473,10 @@ void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
     case Verb::kHelp:
       Reply(out, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT");
       break;
-    case Verb::kStartTls:  // TODO(ringmx): STARTTLS and AUTH with the TLS issue.
-    case Verb::kAuth:
+    case Verb::kStartTls:
+      DoStartTls(cmd.args, now, out);
+      break;
+    case Verb::kAuth:  // TODO(ringmx): AUTH (after TLS only) is a later issue.
     case Verb::kNotImplemented:
       ReplyError(out, "502 5.5.1 Error: command not implemented");
       break;
@@ -435,11 +501,39 @@ void Session::DoHello(bool ehlo, std::string_view args, Output& out) {
     absl::StrAppend(&out.replies, "250 ", host, "\r\n");
     return;
   }
-  // RFC 2034 section 3: no enhanced status codes on the EHLO reply.
+  // RFC 2034 section 3: no enhanced status codes on the EHLO reply. RFC 3207 section 4.2:
+  // STARTTLS is not advertised once TLS is up.
   absl::StrAppend(&out.replies, "250-", host, "\r\n250-PIPELINING\r\n250-SIZE ",
-                  snapshot_->config.policy.max_message_size,
-                  "\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+                  snapshot_->config.policy.max_message_size, "\r\n",
+                  policy::OfferStartTls(*snapshot_, facts_) ? "250-STARTTLS\r\n" : "",
+                  "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
                   "250-SMTPUTF8\r\n250 CHUNKING\r\n");
+}
+
+void Session::DoStartTls(std::string_view args, absl::Time /*now*/, Output& out) {
+  State& s = *state_;
+  // RFC 3207 section 4: "STARTTLS" CRLF, no parameters. The checks and texts are Postfix's.
+  if (!args.empty()) {
+    ReplyError(out, "501 5.5.4 Syntax: STARTTLS");
+    return;
+  }
+  if (facts_.tls) {
+    ReplyError(out, "554 5.5.1 Error: TLS already active");
+    return;
+  }
+  if (!policy::OfferStartTls(*snapshot_, facts_)) {
+    ReplyError(out, "502 5.5.1 Error: command not implemented");
+    return;
+  }
+  // STARTTLS inside a transaction is accepted and the transaction dropped, as Postfix does: RFC
+  // 3207 section 4.2 resets the session after the handshake anyway, so nothing of it could be
+  // used, and refusing would only keep a confused client in plaintext.
+  ResetTransaction();
+  Reply(out, "220 2.0.0 Ready to start TLS");
+  out.start_tls = true;
+  // From here every octet is dropped until the handshake ends, including the rest of this input
+  // (Process stops; OnInput and OnDelivered do not keep the remainder).
+  s.tls_pending = true;
 }
 
 void Session::DoMail(std::string_view args, Output& out) {
@@ -626,7 +720,9 @@ void Session::DoBdat(std::string_view args, absl::Time now, Output& out) {
   const uint64_t max_size = snapshot_->config.policy.max_message_size;
 
   deadline_ = now + snapshot_->config.timeouts.data;
-  if (!s.in_mail) {
+  if (policy::TlsRequiredViolated(*snapshot_, facts_)) {
+    s.chunk_disposition = Disposition::kNeedTls;
+  } else if (!s.in_mail) {
     s.chunk_disposition = Disposition::kNeedMail;
   } else if (s.envelope.rcpt_to.empty()) {
     s.chunk_disposition = Disposition::kNeedRcpt;
@@ -669,6 +765,9 @@ void Session::CompleteChunk(absl::Time now, Output& out) {
       return;
     case Disposition::kNeedRcpt:
       ReplyError(out, "503 5.5.1 Error: need RCPT command");
+      return;
+    case Disposition::kNeedTls:
+      ReplyError(out, kTlsRequiredReply);
       return;
     case Disposition::kStore:
       break;

@@ -1,7 +1,8 @@
 // The SMTP state machine for one connection (RFC 5321, with PIPELINING, SIZE, 8BITMIME,
-// ENHANCEDSTATUSCODES, SMTPUTF8 and CHUNKING). Pure: bytes in, actions out. It never touches a
-// socket, a file, OpenSSL or the clock; net/ executes what it asks for. That is what makes every
-// protocol rule testable byte by byte.
+// ENHANCEDSTATUSCODES, SMTPUTF8, CHUNKING and STARTTLS). Pure: bytes in, actions out. It never
+// touches a socket, a file, OpenSSL or the clock; net/ executes what it asks for. That is what
+// makes every protocol rule testable byte by byte. The session knows that TLS is on and the facts
+// of it (core::TlsFacts), never how it works.
 #pragma once
 
 #include <stdint.h>
@@ -17,12 +18,14 @@
 #include "core/queue_id.h"
 #include "core/snapshot.h"
 #include "core/spool_record.h"
+#include "core/tls_facts.h"
 #include "policy/policy.h"
 
 namespace ringmx::smtp {
 
 // What the driver must do after a call into a Session. Calls append; the driver executes and then
-// calls Clear(). Order of execution: deliver (if set), send `replies` (one write), then close.
+// calls Clear(). Order of execution: deliver (if set), send `replies` (one write), then start TLS
+// or close. `deliver` and `start_tls` are never set by the same call.
 struct Output {
   // Wire bytes of every reply produced by the call(s), in command order (RFC 2920).
   std::string replies;
@@ -31,11 +34,18 @@ struct Output {
   std::optional<core::SpoolRecord> deliver;
   // Close the connection once `replies` has been sent.
   bool close = false;
+  // STARTTLS was accepted: once `replies` (ending in "220 2.0.0 Ready to start TLS") has been
+  // sent, run the TLS handshake as the server, then call OnTlsEstablished() or OnTlsFailed().
+  // Every byte the client sent after the STARTTLS line has been discarded (CVE-2011-0411:
+  // pipelined plaintext must not survive the upgrade); the driver must drop any plaintext still
+  // unread as well, and not pass it to OnInput() (which would drop it too).
+  bool start_tls = false;
 
   void Clear() {
     replies.clear();
     deliver.reset();
     close = false;
+    start_tls = false;
   }
 };
 
@@ -61,7 +71,22 @@ class Session {
 
   // The greeting: "220 <hostname> ESMTP ringmx". The driver calls it once, after the optional
   // greet pause. Input received before Start() is early talk: 554 and close (OnInput handles it).
+  // On an implicit-TLS listener (RFC 8314) the driver completes the handshake and calls
+  // OnTlsEstablished() first, so the greeting already goes out over TLS.
   void Start(absl::Time now, Output& out);
+
+  // The TLS handshake succeeded: after `start_tls` (STARTTLS), or before Start() on an implicit
+  // listener. Records `facts` (facts().tls, facts().tls_facts) for policy, the Received header
+  // and the envelope JSON, and returns the session to its initial state (RFC 3207 section 4.2):
+  // no HELO/EHLO name, no transaction, nothing buffered; the client must send EHLO again, and
+  // STARTTLS is neither advertised nor accepted any more. Sends nothing: no greeting follows
+  // STARTTLS. The idle timeout restarts at `now`. A shutdown requested during the handshake is
+  // answered now, over TLS. Ignored after close, or when no handshake was due.
+  void OnTlsEstablished(const core::TlsFacts& facts, absl::Time now, Output& out);
+
+  // The handshake after "220 2.0.0 Ready to start TLS" (or on an implicit listener) failed. No
+  // reply is possible (the client speaks TLS, not plaintext): close, end reason "tls-failed".
+  void OnTlsFailed(absl::Time now, Output& out);
 
   // Consumes client bytes. `input` may end anywhere, in a command line or in message data, and is
   // valid only during the call. Every complete command is answered in this call, in order
@@ -76,25 +101,28 @@ class Session {
   void OnDelivered(const absl::Status& result, absl::Time now, Output& out);
 
   // The driver calls this when now >= deadline(): "421 4.4.2" and close; a message in progress is
-  // dropped. A call with now < deadline() (a stale timer: the deadline moved since it was armed)
-  // does nothing; the driver re-arms for deadline().
+  // dropped. During a STARTTLS handshake the close is silent (no plaintext reply can be read).
+  // A call with now < deadline() (a stale timer: the deadline moved since it was armed) does
+  // nothing; the driver re-arms for deadline().
   void OnTimeout(absl::Time now, Output& out);
 
   // Graceful shutdown (SIGTERM): a session between transactions gets "421 4.3.2" and closes at
   // once; any other session gets it at its next command. A DATA/BDAT transfer in progress
-  // finishes and is answered normally first.
+  // finishes and is answered normally first; a STARTTLS handshake in progress gets it once TLS is
+  // up (OnTlsEstablished).
   void OnShutdown(absl::Time now, Output& out);
 
   // When the session times out if nothing advances it: idle timeout from the last complete
   // command (or completed BDAT chunk), or the data timeout from the DATA command for the whole
   // message, and from each BDAT command for its chunk. Bytes alone do not extend it
-  // (slowloris). InfiniteFuture() while a delivery is outstanding and after close.
+  // (slowloris). The STARTTLS handshake runs on the idle timeout of the STARTTLS command.
+  // InfiniteFuture() while a delivery is outstanding and after close.
   absl::Time deadline() const { return deadline_; }
 
   bool closed() const { return closed_; }
   // Why the session ended: "quit", "timeout", "shutdown", "early-talk", "too-much-pipelining",
-  // "too-many-errors" (20 protocol errors) or "bad-bdat" (unparseable BDAT count); "" while
-  // open.
+  // "too-many-errors" (20 protocol errors), "bad-bdat" (unparseable BDAT count) or "tls-failed"
+  // (OnTlsFailed); "" while open.
   std::string_view end_reason() const { return end_reason_; }
   std::string_view helo() const;
   const SessionStats& stats() const { return stats_; }
@@ -102,6 +130,8 @@ class Session {
 
   // True between a `deliver` and the OnDelivered() that answers it.
   bool delivery_outstanding() const;
+  // True between a `start_tls` and the OnTlsEstablished()/OnTlsFailed() that ends the handshake.
+  bool tls_handshake_pending() const;
 
   // Heap bytes held for client input (partial command line, message body, input buffered during
   // a delivery). Bounded by 512 + max_message_size + 256 KiB (smtp/limits.h) whatever the client
@@ -121,6 +151,7 @@ class Session {
   // `line` is one complete command line, its final LF included.
   void HandleLine(std::string_view line, absl::Time now, Output& out);
   void DoHello(bool ehlo, std::string_view args, Output& out);
+  void DoStartTls(std::string_view args, absl::Time now, Output& out);
   void DoMail(std::string_view args, Output& out);
   void DoRcpt(std::string_view args, Output& out);
   void DoData(std::string_view args, absl::Time now, Output& out);

@@ -109,5 +109,48 @@ TEST(EnvelopeTest, JsonEscapesClientText) {
   EXPECT_NE(BuildReceivedHeader(env, ctx).find("from h?? ([192.0.2.7])"), std::string::npos);
 }
 
+TEST(EnvelopeTest, ReceivedHeaderWithTlsAfterHeloAndTwoRecipients) {
+  policy::ConnectionFacts facts = Facts("192.0.2.7:25");
+  facts.tls = true;
+  core::TlsFacts& tls = facts.tls_facts.emplace();
+  tls.version = "TLSv1.3";
+  tls.cipher = "TLS_CHACHA20_POLY1305_SHA256";
+  tls.cipher_bits = 256;
+  tls.cipher_alg_bits = 256;
+  Envelope env;
+  env.rcpt_to = {"a@example.test", "b@example.test"};
+  TraceContext ctx;
+  ctx.id = "ID2";
+  ctx.received_at = absl::FromUnixSeconds(1700000000);
+  ctx.hostname = "mx.example.test";
+  ctx.helo = "client.example";
+  ctx.ehlo = false;    // HELO: plain "SMTP" (RFC 3848 has no TLS name for it)
+  ctx.facts = &facts;  // no listener: no client certificate was requested
+  EXPECT_EQ(BuildReceivedHeader(env, ctx),
+            "Received: from client.example ([192.0.2.7])\r\n"
+            "\t(using TLSv1.3 with cipher TLS_CHACHA20_POLY1305_SHA256 (256/256 bits))\r\n"
+            "\t(No client certificate requested)\r\n"
+            "\tby mx.example.test (ringmx) with SMTP id ID2;\r\n"
+            "\tTue, 14 Nov 2023 22:13:20 +0000\r\n");
+}
+
+TEST(EnvelopeTest, TlsTokensCannotForgeStructure) {
+  policy::ConnectionFacts facts = Facts("192.0.2.7:25");
+  facts.tls = true;
+  core::TlsFacts& tls = facts.tls_facts.emplace();
+  tls.version = "TLS v1)\r\n";
+  tls.cipher = "A(B\"C\\";
+  Envelope env;
+  TraceContext ctx;
+  ctx.id = "ID3";
+  ctx.hostname = "mx.example.test";
+  ctx.helo = "c";
+  ctx.ehlo = true;
+  ctx.facts = &facts;
+  EXPECT_NE(
+      BuildReceivedHeader(env, ctx).find("\t(using TLS?v1??? with cipher A?B?C? (0/0 bits))\r\n"),
+      std::string::npos);
+}
+
 }  // namespace
 }  // namespace ringmx::smtp

@@ -40,6 +40,10 @@ namespace {
 void Drain(const Env& env, Session& session, Output& out, size_t& next_result, Transcript& t) {
   while (true) {
     t.replies.append(out.replies);
+    if (out.start_tls) {
+      ++t.tls_starts;
+      t.replies.append(kTlsHandshake);
+    }
     std::optional<core::SpoolRecord> record = std::move(out.deliver);
     out.Clear();
     if (!record) break;
@@ -68,7 +72,8 @@ bool Same(const Transcript& a, const Transcript& b) {
   return a.replies == b.replies && SameRecords(a.records, b.records) && a.closed == b.closed &&
          a.end_reason == b.end_reason && a.stats.messages_accepted == b.stats.messages_accepted &&
          a.stats.messages_rejected == b.stats.messages_rejected &&
-         a.stats.bytes_accepted == b.stats.bytes_accepted && a.stats.commands == b.stats.commands;
+         a.stats.bytes_accepted == b.stats.bytes_accepted && a.stats.commands == b.stats.commands &&
+         a.tls_starts == b.tls_starts && a.tls == b.tls && a.helo == b.helo;
 }
 
 // Returns false (after one failure message) if `t` differs from `whole`.
@@ -81,16 +86,9 @@ bool ExpectSame(const Transcript& whole, const Transcript& t, std::string_view h
   return false;
 }
 
-}  // namespace
-
-Transcript Run(const Env& env, std::string_view input, const std::vector<size_t>& cuts) {
-  core::QueueIdGenerator ids(0);
-  Session session(env.snapshot, env.facts, ids);
-  Transcript t;
-  Output out;
-  size_t next_result = 0;
-  session.Start(kT0, out);
-  Drain(env, session, out, next_result, t);
+// Feeds `input` cut at `cuts` to `session`, draining after each call.
+void Feed(const Env& env, Session& session, std::string_view input, const std::vector<size_t>& cuts,
+          Output& out, size_t& next_result, Transcript& t) {
   size_t pos = 0;
   for (size_t i = 0; i <= cuts.size(); ++i) {
     const size_t end = i < cuts.size() ? cuts[i] : input.size();
@@ -98,10 +96,71 @@ Transcript Run(const Env& env, std::string_view input, const std::vector<size_t>
     Drain(env, session, out, next_result, t);
     pos = end;
   }
+}
+
+Transcript Drive(const Env& env, std::string_view input, const std::vector<size_t>& cuts,
+                 const TlsPlan* plan, const std::vector<size_t>& tls_cuts) {
+  core::QueueIdGenerator ids(0);
+  Session session(env.snapshot, env.facts, ids);
+  Transcript t;
+  Output out;
+  size_t next_result = 0;
+  if (env.implicit_tls) session.OnTlsEstablished(*env.implicit_tls, kT0, out);
+  session.Start(kT0, out);
+  Drain(env, session, out, next_result, t);
+  Feed(env, session, input, cuts, out, next_result, t);
+  if (plan != nullptr) {
+    if (plan->fail) {
+      session.OnTlsFailed(kT0, out);
+    } else {
+      session.OnTlsEstablished(plan->facts, kT0, out);
+    }
+    Drain(env, session, out, next_result, t);
+    Feed(env, session, plan->over_tls, tls_cuts, out, next_result, t);
+  }
   t.closed = session.closed();
   t.end_reason = std::string(session.end_reason());
   t.stats = session.stats();
+  t.tls = session.facts().tls;
+  t.helo = std::string(session.helo());
   return t;
+}
+
+std::vector<size_t> EveryOffset(std::string_view input) {
+  std::vector<size_t> every;
+  for (size_t i = 1; i < input.size(); ++i) every.push_back(i);
+  return every;
+}
+
+}  // namespace
+
+Transcript Run(const Env& env, std::string_view input, const std::vector<size_t>& cuts) {
+  return Drive(env, input, cuts, nullptr, {});
+}
+
+Transcript RunTls(const Env& env, std::string_view plaintext, const TlsPlan& plan,
+                  const std::vector<size_t>& cuts, const std::vector<size_t>& tls_cuts) {
+  return Drive(env, plaintext, cuts, &plan, tls_cuts);
+}
+
+Transcript CheckTls(const Env& env, std::string_view plaintext, const TlsPlan& plan) {
+  Transcript whole = RunTls(env, plaintext, plan);
+  for (size_t split = 1; split < plaintext.size(); ++split) {
+    if (!ExpectSame(whole, RunTls(env, plaintext, plan, {split}),
+                    absl::StrCat("with the plaintext split at ", split))) {
+      break;
+    }
+  }
+  for (size_t split = 1; split < plan.over_tls.size(); ++split) {
+    if (!ExpectSame(whole, RunTls(env, plaintext, plan, {}, {split}),
+                    absl::StrCat("with the TLS part split at ", split))) {
+      break;
+    }
+  }
+  ExpectSame(whole,
+             RunTls(env, plaintext, plan, EveryOffset(plaintext), EveryOffset(plan.over_tls)),
+             "one byte at a time");
+  return whole;
 }
 
 Transcript Check(const Env& env, std::string_view input) {

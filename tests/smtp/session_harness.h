@@ -7,6 +7,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "core/config.h"
 #include "core/snapshot.h"
 #include "core/spool_record.h"
+#include "core/tls_facts.h"
 #include "policy/policy.h"
 #include "smtp/session.h"
 
@@ -43,7 +45,13 @@ struct Env {
   policy::ConnectionFacts facts;
   // Deliveries are answered with these results in order, then OK.
   std::vector<absl::Status> delivery_results;
+  // Set for an implicit-TLS connection: OnTlsEstablished() with these facts before Start().
+  std::optional<core::TlsFacts> implicit_tls;
 };
+
+// Written into Transcript::replies where the session asked for the TLS handshake (`start_tls`),
+// so that a transcript shows where the client switched to TLS.
+inline constexpr char kTlsHandshake[] = "[TLS handshake]\r\n";
 
 struct Transcript {
   std::string replies;  // every reply, greeting included
@@ -52,6 +60,16 @@ struct Transcript {
   std::string end_reason;
   SessionStats stats;
   size_t max_memory = 0;  // largest MemoryUsageForTest() seen after any call
+  int tls_starts = 0;     // outputs with `start_tls` set
+  bool tls = false;       // facts().tls at the end
+  std::string helo;       // helo() at the end
+};
+
+// How a STARTTLS handshake ends in RunTls()/CheckTls().
+struct TlsPlan {
+  core::TlsFacts facts;
+  bool fail = false;     // OnTlsFailed() instead of OnTlsEstablished()
+  std::string over_tls;  // what the client sends once TLS is up
 };
 
 // Starts a session at kT0 and feeds `input` cut at the ascending offsets `cuts`, all at kT0,
@@ -62,6 +80,17 @@ Transcript Run(const Env& env, std::string_view input, const std::vector<size_t>
 // 4 KiB), then one byte at a time, and EXPECTs every run to give the same transcript. Returns
 // the whole-input transcript.
 Transcript Check(const Env& env, std::string_view input);
+
+// A conversation with a STARTTLS upgrade, driven like a careless driver would: all of `plaintext`
+// is fed (cut at `cuts`), even after the session asked for `start_tls`; then the handshake ends as
+// `plan` says (OnTlsEstablished is called whether or not it was due), then `plan.over_tls` is fed
+// (cut at `tls_cuts`).
+Transcript RunTls(const Env& env, std::string_view plaintext, const TlsPlan& plan,
+                  const std::vector<size_t>& cuts = {}, const std::vector<size_t>& tls_cuts = {});
+
+// RunTls() whole, then with `plaintext` split at every offset, then with `plan.over_tls` split at
+// every offset, then both one byte at a time; EXPECTs the same transcript every time.
+Transcript CheckTls(const Env& env, std::string_view plaintext, const TlsPlan& plan);
 
 // Joins lines, each followed by CRLF.
 std::string Lines(std::initializer_list<std::string_view> lines);
