@@ -21,11 +21,14 @@ constexpr absl::Duration kLinger = absl::Seconds(2);
 
 }  // namespace
 
-Connection::Connection(Shard& shard, int fd, std::shared_ptr<const core::Snapshot> snapshot,
+Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t listener_index,
                        policy::ConnectionFacts facts, absl::Time now)
     : shard_(shard),
       fd_(fd),
-      session_(std::move(snapshot), std::move(facts), shard.ids()),
+      tls_context_(runtime.tls),
+      listener_index_(listener_index),
+      greet_pause_(runtime.snapshot->config.timeouts.greet_pause),
+      session_(runtime.snapshot, std::move(facts), shard.ids()),
       started_(now) {
   recv_op_.connection = this;
   recv_op_.on_complete = &Connection::OnRecv;
@@ -41,9 +44,13 @@ Connection::~Connection() {
 
 void Connection::Start(absl::Time now) {
   ArmRecv();
-  const absl::Duration greet_pause = shard_.snapshot_->config.timeouts.greet_pause;
-  if (greet_pause > absl::ZeroDuration()) {
-    const int64_t ns = absl::ToInt64Nanoseconds(greet_pause);
+  if (session_.facts().listener->tls == core::TlsMode::kImplicit) {
+    // RFC 8314: TLS from the first byte; the greeting comes once the handshake is done.
+    BeginTls(now);
+    return;
+  }
+  if (greet_pause_ > absl::ZeroDuration()) {
+    const int64_t ns = absl::ToInt64Nanoseconds(greet_pause_);
     greet_ts_.tv_sec = ns / 1000000000;
     greet_ts_.tv_nsec = ns % 1000000000;
     io_uring_sqe* sqe = shard_.reactor().Prepare(&greet_op_);
@@ -80,9 +87,14 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
   if (cqe.res > 0) {
     if (has_buffer) {
       if (!done_ && !closing_) {
-        session_.OnInput(shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res)),
-                         absl::Now(), out_);
-        AfterSession();
+        const std::string_view bytes =
+            shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
+        if (transport_ == Transport::kPlain) {
+          session_.OnInput(bytes, absl::Now(), out_);
+          AfterSession();
+        } else {
+          OnCiphertext(bytes, absl::Now());
+        }
       }
       // Whatever the session needs of these bytes it has copied.
       shard_.buffers().Recycle(buffer_id);
@@ -103,12 +115,39 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
 }
 
 void Connection::AfterSession() {
+  if (!out_.replies.empty()) {
+    if (transport_ == Transport::kTls) {
+      absl::Status encrypted = tls_->Encrypt(out_.replies);
+      if (!encrypted.ok()) {
+        FailTls(encrypted, absl::Now());
+        return;
+      }
+      wire_.append(tls_->TakeCiphertext());
+    } else {
+      // Cleartext, including the "220 Ready to start TLS" that must precede the handshake.
+      wire_.append(out_.replies);
+    }
+    out_.replies.clear();
+  }
+  if (out_.start_tls) {
+    out_.start_tls = false;
+    // Bytes after STARTTLS in the same read were discarded by the session (CVE-2011-0411);
+    // from here on everything read is the client's handshake.
+    BeginTls(absl::Now());
+  }
   if (out_.deliver.has_value()) {
     spool_inflight_ = true;
     shard_.spool().Submit(std::move(*out_.deliver), this);
     out_.deliver.reset();
   }
-  if (out_.close) closing_ = true;
+  if (out_.close && !closing_) {
+    closing_ = true;
+    if (transport_ == Transport::kTls) {
+      // The TLS goodbye after the last reply (221, 421), so the client sees a clean end.
+      tls_->SendCloseNotify();
+      wire_.append(tls_->TakeCiphertext());
+    }
+  }
   MarkDirty();
 }
 
@@ -150,6 +189,85 @@ void Connection::OnSend(const io_uring_cqe& cqe) {
   MarkDirty();
 }
 
+void Connection::BeginTls(absl::Time now) {
+  const policy::ConnectionFacts& facts = session_.facts();
+  const bool implicit = facts.listener->tls == core::TlsMode::kImplicit;
+  absl::StatusOr<std::unique_ptr<tls::Engine>> engine =
+      tls::Engine::ForServer(tls_context_, listener_index_, implicit, facts.client);
+  if (!engine.ok()) {
+    FailTls(engine.status(), now);
+    return;
+  }
+  tls_ = *std::move(engine);
+  transport_ = Transport::kHandshaking;
+}
+
+void Connection::OnCiphertext(std::string_view bytes, absl::Time now) {
+  tls_->PutCiphertext(bytes);
+  if (transport_ == Transport::kHandshaking) {
+    absl::StatusOr<tls::Progress> progress = tls_->Handshake();
+    wire_.append(tls_->TakeCiphertext());  // handshake messages, or the alert of a failure
+    if (!progress.ok()) {
+      FailTls(progress.status(), now);
+      return;
+    }
+    if (*progress == tls::Progress::kNeedInput) return;
+    OnHandshakeDone(now);
+    if (done_ || closing_) return;
+    // Application data may have come with the client's Finished: fall through and decrypt it.
+  }
+  plaintext_.clear();
+  absl::Status decrypted = tls_->Decrypt(plaintext_);
+  wire_.append(tls_->TakeCiphertext());
+  if (!decrypted.ok()) {
+    FailTls(decrypted, now);
+    return;
+  }
+  if (!plaintext_.empty()) {
+    session_.OnInput(plaintext_, now, out_);
+    AfterSession();
+  }
+  if (tls_->peer_closed() && !done_) {
+    // close_notify: the client is gone. A message in progress is dropped with the session.
+    if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
+    done_ = true;
+  }
+}
+
+void Connection::OnHandshakeDone(absl::Time now) {
+  transport_ = Transport::kTls;
+  const core::TlsFacts& facts = tls_->facts();
+  const policy::ConnectionFacts& conn = session_.facts();
+  core::LogInfo(absl::StrCat(
+      "tls shard=", shard_.index(), " client=", conn.client.ToString(),
+      " listener=", conn.listener->name, facts.implicit ? " mode=implicit" : " mode=starttls",
+      " version=", facts.version, " cipher=", facts.cipher,
+      " sni=", facts.sni.empty() ? "-" : facts.sni,
+      facts.sni_fallback ? " sni_fallback=default-certificate" : "",
+      " client_cert=",
+      facts.client_cert.result == core::ClientCertResult::kVerified      ? "verified"
+      : facts.client_cert.result == core::ClientCertResult::kNotVerified ? "not-verified"
+                                                                         : "none",
+      // Kernel TLS needs TLS ULP, which this kernel lacks or was not probed for: OpenSSL keeps
+      // the record layer.
+      " record_layer=userspace"));
+  session_.OnTlsEstablished(facts, now, out_);
+  if (facts.implicit) session_.Start(now, out_);
+  AfterSession();
+}
+
+void Connection::FailTls(const absl::Status& status, absl::Time now) {
+  core::LogWarning(absl::StrCat("tls shard=", shard_.index(),
+                                " client=", session_.facts().client.ToString(),
+                                " listener=", session_.facts().listener->name,
+                                " failed: ", status.message()));
+  if (end_reason_.empty()) end_reason_ = "tls-failed";
+  session_.OnTlsFailed(now, out_);
+  out_.replies.clear();  // nothing more can be said in cleartext once TLS has begun
+  closing_ = true;
+  MarkDirty();
+}
+
 void Connection::Tick(absl::Time now) {
   if (done_) return;
   if (fin_sent_) {
@@ -181,15 +299,15 @@ void Connection::MarkDirty() { shard_.MarkDirty(this); }
 
 void Connection::Flush(absl::Time now) {
   if (!done_) {
-    if (!out_.replies.empty() && !send_inflight_) {
+    if (!wire_.empty() && !send_inflight_) {
       // One write per batch: everything the session produced since the last send (RFC 2920).
-      sending_.swap(out_.replies);
-      out_.replies.clear();
+      sending_.swap(wire_);
+      wire_.clear();
       send_offset_ = 0;
       SubmitSend();
     }
     if (recv_rearm_ && !recv_armed_ && !closing_) ArmRecv();
-    if (closing_ && !fin_sent_ && !send_inflight_ && out_.replies.empty() && !spool_inflight_) {
+    if (closing_ && !fin_sent_ && !send_inflight_ && wire_.empty() && !spool_inflight_) {
       // Replies are out: half-close and wait (bounded) for the client's EOF.
       shutdown(fd_, SHUT_WR);
       fin_sent_ = true;

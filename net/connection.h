@@ -12,9 +12,11 @@
 #include "absl/time/time.h"
 #include "core/snapshot.h"
 #include "net/reactor.h"
+#include "net/runtime.h"
 #include "net/spool.h"
 #include "policy/policy.h"
 #include "smtp/session.h"
+#include "tls/engine.h"
 
 namespace ringmx::net {
 
@@ -23,7 +25,8 @@ class Shard;
 // Shard-local. Created by its Shard on accept, destroyed by the Shard once Finished().
 class Connection final : public SpoolWaiter {
  public:
-  Connection(Shard& shard, int fd, std::shared_ptr<const core::Snapshot> snapshot,
+  // `listener_index` is the index of `facts.listener` in the runtime's config.
+  Connection(Shard& shard, int fd, const Runtime& runtime, size_t listener_index,
              policy::ConnectionFacts facts, absl::Time now);
   ~Connection();
   Connection(const Connection&) = delete;
@@ -62,13 +65,34 @@ class Connection final : public SpoolWaiter {
   void OnGreetTimer(const io_uring_cqe& cqe);
   void ArmRecv();
   void SubmitSend();
-  void AfterSession();  // executes deliver/close requests found in out_
+  void AfterSession();  // executes what the session asked for in out_; moves replies to wire_
+  // Starts the server side of a TLS handshake (implicit TLS at accept, or after STARTTLS's 220).
+  void BeginTls(absl::Time now);
+  // Feeds ciphertext to the engine: handshake steps, then records decrypted into the session.
+  void OnCiphertext(std::string_view bytes, absl::Time now);
+  void OnHandshakeDone(absl::Time now);
+  void FailTls(const absl::Status& status, absl::Time now);
   void MarkDirty();
   void LogEnd(absl::Time now);
 
+  // How bytes on the socket relate to the session's bytes.
+  enum class Transport {
+    kPlain,        // cleartext SMTP
+    kHandshaking,  // TLS handshake in progress; the session waits
+    kTls,          // TLS up; records through OpenSSL in userspace
+  };
+
   Shard& shard_;
   const int fd_;
+  // The TLS contexts this connection started with (a reload does not change them).
+  std::shared_ptr<const tls::TlsContext> tls_context_;
+  const size_t listener_index_;
+  const absl::Duration greet_pause_;
   smtp::Session session_;
+  Transport transport_ = Transport::kPlain;
+  std::unique_ptr<tls::Engine> tls_;  // set from BeginTls() on
+  // Bytes for the socket (ciphertext under TLS), in order; moved to `sending_` by Flush().
+  std::string wire_;
   smtp::Output out_;
   const absl::Time started_;
 
@@ -77,6 +101,7 @@ class Connection final : public SpoolWaiter {
   Op greet_op_;
   __kernel_timespec greet_ts_{};
 
+  std::string plaintext_;  // scratch for decrypted records, reused
   // Bytes handed to the kernel by the send in flight; `send_offset_` of them are already sent.
   std::string sending_;
   size_t send_offset_ = 0;

@@ -21,6 +21,7 @@
 #include "core/status.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
+#include "net/ktls.h"
 #include "net/listener.h"
 #include "net/shard.h"
 #include "net/spool.h"
@@ -107,13 +108,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   // Record the bound ports (port 0 resolved) so sessions and reloads see the real address.
   for (size_t i = 0; i < bound.size(); ++i) config.listeners[i].address = bound[i];
 
-  server->snapshot_ = core::Snapshot::Build(std::move(config), 1);
-  const core::Config& cfg = server->snapshot_->config;
+  absl::StatusOr<Runtime> runtime = BuildRuntime(std::move(config), 1);
+  if (!runtime.ok()) {
+    for (auto& listeners : per_shard) {
+      for (auto& l : listeners) close(l.fd);
+    }
+    return runtime.status();
+  }
+  server->runtime_ = *std::move(runtime);
+  const core::Config& cfg = server->runtime_.snapshot->config;
 
   std::vector<std::future<absl::Status>> ready;
   for (int s = 0; s < workers; ++s) {
     server->shards_.push_back(
-        std::make_unique<Shard>(s, server->snapshot_, std::move(per_shard[s])));
+        std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s])));
   }
   for (int s = 0; s < workers; ++s) {
     auto promise = std::make_shared<std::promise<absl::Status>>();
@@ -140,6 +148,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
                                " address=", cfg.listeners[i].address.ToString(),
                                " shards=", workers));
   }
+  bool any_tls = false;
+  for (const core::ListenerConfig& listener : cfg.listeners) {
+    any_tls = any_tls || listener.tls != core::TlsMode::kNone;
+  }
+  if (any_tls) {
+    const KernelTlsSupport ktls = ProbeKernelTls();
+    core::LogInfo(ktls.available
+                      ? std::string("kernel TLS: ULP present; record layer stays in OpenSSL "
+                                    "(kernel data path not enabled in this build)")
+                      : absl::StrCat("kernel TLS: unavailable (", ktls.reason,
+                                     "); record layer in OpenSSL (userspace)"));
+  }
   core::LogInfo(absl::StrCat("ringmx ready hostname=", cfg.hostname, " workers=", workers,
                              " spool=", cfg.spool.path,
                              cfg.spool.mode == core::SpoolMode::kDiscard ? " (discard mode)" : ""));
@@ -159,7 +179,7 @@ Server::~Server() {
 }
 
 absl::Status Server::OpenControlSocket() {
-  control_path_ = snapshot_->config.control.socket;
+  control_path_ = runtime_.snapshot->config.control.socket;
   if (control_path_.empty()) return absl::OkStatus();
   sockaddr_un addr;
   memset(&addr, 0, sizeof(addr));
@@ -260,20 +280,27 @@ std::string Server::Reload() {
     return absl::StrCat("error ", config.status().message());
   }
   // Keep the ports actually bound (a configured port 0 stays what the kernel gave us).
-  absl::Status same = CheckListenersUnchanged(snapshot_->config, *config);
+  absl::Status same = CheckListenersUnchanged(runtime_.snapshot->config, *config);
   if (!same.ok()) {
     core::LogError(absl::StrCat("reload refused, keeping the running config: ", same.message()));
     return absl::StrCat("error ", same.message());
   }
   for (size_t i = 0; i < config->listeners.size(); ++i) {
-    config->listeners[i].address = snapshot_->config.listeners[i].address;
+    config->listeners[i].address = runtime_.snapshot->config.listeners[i].address;
   }
-  snapshot_ = core::Snapshot::Build(*std::move(config), snapshot_->generation + 1);
+  absl::StatusOr<Runtime> runtime =
+      BuildRuntime(*std::move(config), runtime_.snapshot->generation + 1);
+  if (!runtime.ok()) {
+    core::LogError(absl::StrCat("reload failed, keeping the running config: ",
+                                runtime.status().message()));
+    return absl::StrCat("error ", runtime.status().message());
+  }
+  runtime_ = *std::move(runtime);
   for (auto& shard : shards_) {
-    shard->mailbox().Post({ShardMessage::Kind::kSnapshot, snapshot_});
+    shard->mailbox().Post({ShardMessage::Kind::kSnapshot, runtime_});
   }
-  core::LogInfo(absl::StrCat("reloaded config generation=", snapshot_->generation));
-  return absl::StrCat("ok generation=", snapshot_->generation);
+  core::LogInfo(absl::StrCat("reloaded config generation=", runtime_.snapshot->generation));
+  return absl::StrCat("ok generation=", runtime_.snapshot->generation);
 }
 
 std::string Server::Stats() const {
@@ -290,7 +317,7 @@ std::string Server::Stats() const {
   std::string out;
   core::JsonWriter json(out);
   json.BeginObject()
-      .Key("generation").Uint(snapshot_->generation)
+      .Key("generation").Uint(runtime_.snapshot->generation)
       .Key("shards").Uint(shards_.size())
       .Key("connections_open").Uint(open)
       .Key("connections_total").Uint(total)

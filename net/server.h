@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/snapshot.h"
+#include "net/runtime.h"
 
 namespace ringmx::net {
 
@@ -39,7 +40,7 @@ class Server {
   void HandleControlClient(int fd);
 
   std::string config_path_;
-  std::shared_ptr<const core::Snapshot> snapshot_;
+  Runtime runtime_;  // the published config and TLS contexts
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   int signal_fd_ = -1;

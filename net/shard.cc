@@ -82,9 +82,9 @@ class Shard::MailboxReader final : public CompletionHandler {
 
 // ---- Shard ----------------------------------------------------------------------------------
 
-Shard::Shard(uint32_t index, std::shared_ptr<const core::Snapshot> snapshot,
+Shard::Shard(uint32_t index, Runtime runtime,
              std::vector<ShardListener> listeners)
-    : index_(index), snapshot_(std::move(snapshot)), ids_(index) {
+    : index_(index), runtime_(std::move(runtime)), ids_(index) {
   for (const ShardListener& listener : listeners) {
     acceptors_.push_back(std::make_unique<Acceptor>(*this, listener));
   }
@@ -104,7 +104,7 @@ absl::Status Shard::Init() {
   RINGMX_ASSIGN_OR_RETURN(reactor_, Reactor::Create(kRingEntries));
   RINGMX_ASSIGN_OR_RETURN(
       buffers_, BufferRing::Create(reactor_->ring(), kBufferGroup, kBufferCount, kBufferBytes));
-  const core::SpoolConfig& spool = snapshot_->config.spool;
+  const core::SpoolConfig& spool = runtime_.snapshot->config.spool;
   if (spool.mode == core::SpoolMode::kDiscard) {
     spool_ = CreateDiscardSpool(*reactor_);
   } else {
@@ -169,7 +169,7 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
     return;
   }
   policy::ConnectionFacts facts;
-  facts.listener = &snapshot_->config.listeners[acceptor.listener_.index];
+  facts.listener = &runtime_.snapshot->config.listeners[acceptor.listener_.index];
   sockaddr_storage storage;
   socklen_t len = sizeof(storage);
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &len) < 0 ||
@@ -182,7 +182,7 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
     EndpointFromSockaddr(&storage, facts.local);
   }
   const absl::Time now = absl::Now();
-  auto* connection = new Connection(*this, fd, snapshot_, std::move(facts), now);
+  auto* connection = new Connection(*this, fd, runtime_, acceptor.listener_.index, std::move(facts), now);
   connection->slot_ = connections_.size();
   connections_.push_back(connection);
   ShardCounters::Add(counters_.connections_open, 1);
@@ -202,7 +202,7 @@ void Shard::OnMailbox() {
     switch (message.kind) {
       case ShardMessage::Kind::kSnapshot:
         // New sessions get the new snapshot; live ones keep theirs until they end.
-        snapshot_ = std::move(message.snapshot);
+        runtime_ = std::move(message.runtime);
         break;
       case ShardMessage::Kind::kDrain:
         BeginDrain(now);
@@ -215,7 +215,7 @@ void Shard::OnMailbox() {
 void Shard::BeginDrain(absl::Time now) {
   if (draining_) return;
   draining_ = true;
-  drain_deadline_ = now + snapshot_->config.timeouts.shutdown_grace;
+  drain_deadline_ = now + runtime_.snapshot->config.timeouts.shutdown_grace;
   for (auto& acceptor : acceptors_) {
     acceptor->rearm_ = false;
     if (acceptor->armed_) {

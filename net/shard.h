@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "core/queue_id.h"
 #include "core/snapshot.h"
+#include "net/runtime.h"
 #include "net/reactor.h"
 
 namespace ringmx::net {
@@ -29,7 +30,7 @@ class Spool;
 struct ShardMessage {
   enum class Kind { kSnapshot, kDrain };
   Kind kind = Kind::kSnapshot;
-  std::shared_ptr<const core::Snapshot> snapshot;  // kSnapshot only
+  Runtime runtime;  // kSnapshot only
 };
 
 // The control plane's way into a shard: a queue plus an eventfd the shard reads through its ring.
@@ -76,7 +77,7 @@ struct ShardListener {
 // main thread; Run() executes on the shard's own thread and returns when the shard has drained.
 class Shard {
  public:
-  Shard(uint32_t index, std::shared_ptr<const core::Snapshot> snapshot,
+  Shard(uint32_t index, Runtime runtime,
         std::vector<ShardListener> listeners);
   ~Shard();
   Shard(const Shard&) = delete;
@@ -114,7 +115,8 @@ class Shard {
   ShardCounters& mutable_counters() { return counters_; }
 
   const uint32_t index_;
-  std::shared_ptr<const core::Snapshot> snapshot_;
+  // What new connections get; replaced by a kSnapshot message, live connections keep theirs.
+  Runtime runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
   Mailbox mailbox_;
   std::unique_ptr<MailboxReader> mailbox_reader_;

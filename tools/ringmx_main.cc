@@ -2,6 +2,8 @@
 //   ringmx serve -c FILE          run the server
 //   ringmx check -c FILE          validate a config file and exit
 //   ringmx ctl [-c FILE | -s SOCKET] reload|stats|drain
+//   ringmx tlsa -c FILE           TLSA records (3 1 1, 2 1 1) of every configured chain
+//   ringmx tlsa --check HOST:PORT [--starttls] [--sni NAME] [-c FILE]
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,7 +20,10 @@
 #include "absl/strings/str_cat.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "net/runtime.h"
 #include "net/server.h"
+#include "net/tlsa_check.h"
+#include "tls/chain_probe.h"
 
 namespace {
 
@@ -28,12 +33,18 @@ constexpr char kUsage[] =
     "usage:\n"
     "  ringmx serve -c FILE\n"
     "  ringmx check -c FILE\n"
-    "  ringmx ctl [-c FILE | -s SOCKET] reload|stats|drain\n";
+    "  ringmx ctl [-c FILE | -s SOCKET] reload|stats|drain\n"
+    "  ringmx tlsa -c FILE\n"
+    "  ringmx tlsa --check IP:PORT [--starttls] [--sni NAME] [-c FILE]\n";
 
 struct Args {
   std::string command;
   std::string config = "/etc/ringmx/ringmx.toml";
+  bool config_given = false;
   std::string socket;
+  std::string check;  // tlsa --check target
+  bool starttls = false;
+  std::string sni;
   std::vector<std::string> rest;
 };
 
@@ -44,6 +55,13 @@ bool ParseArgs(int argc, char** argv, Args& args) {
     std::string a = argv[i];
     if ((a == "-c" || a == "--config") && i + 1 < argc) {
       args.config = argv[++i];
+      args.config_given = true;
+    } else if (a == "--check" && i + 1 < argc) {
+      args.check = argv[++i];
+    } else if (a == "--starttls") {
+      args.starttls = true;
+    } else if (a == "--sni" && i + 1 < argc) {
+      args.sni = argv[++i];
     } else if ((a == "-s" || a == "--socket") && i + 1 < argc) {
       args.socket = argv[++i];
     } else if (!a.empty() && a[0] == '-') {
@@ -138,6 +156,87 @@ int Ctl(const Args& args) {
   return reply->rfind("error", 0) == 0 ? 1 : 0;
 }
 
+// Prints the TLSA records of every configured chain, or checks them against a live server.
+int Tlsa(const Args& args) {
+  std::vector<ringmx::tls::ChainInfo> chains;
+  std::string hostname;
+  if (args.check.empty() || args.config_given) {
+    absl::StatusOr<Config> config = ringmx::core::LoadConfigFile(args.config);
+    if (!config.ok()) {
+      fprintf(stderr, "ringmx: %s\n", std::string(config.status().message()).c_str());
+      return 1;
+    }
+    hostname = config->hostname;
+    std::vector<std::string> warnings;
+    auto context = ringmx::tls::TlsContext::Build(*config, &warnings);
+    if (!context.ok()) {
+      fprintf(stderr, "ringmx: %s\n", std::string(context.status().message()).c_str());
+      return 1;
+    }
+    for (const std::string& w : warnings) fprintf(stderr, "ringmx: warning: %s\n", w.c_str());
+    if (*context == nullptr) {
+      fprintf(stderr, "ringmx: no listener uses TLS in %s\n", args.config.c_str());
+      return 1;
+    }
+    chains = (*context)->chains();
+  }
+  if (args.check.empty()) {
+    for (const auto& chain : chains) {
+      std::string names;
+      for (const std::string& n : chain.names) names += (names.empty() ? "" : ",") + (n.empty() ? hostname : n);
+      printf("; %s (%s, %s, expires %s, %zu certificates)\n", chain.config_key.c_str(),
+             names.c_str(), chain.key_type.c_str(), chain.not_after.c_str(),
+             chain.pem_chain.size());
+      printf("_25._tcp.%s. IN TLSA 3 1 1 %s\n", hostname.c_str(), chain.tlsa_311.c_str());
+      printf("_25._tcp.%s. IN TLSA 2 1 1 %s\n", hostname.c_str(), chain.tlsa_211.c_str());
+    }
+    return 0;
+  }
+  absl::StatusOr<ringmx::core::Endpoint> target = ringmx::core::Endpoint::Parse(args.check);
+  if (!target.ok()) {
+    fprintf(stderr, "ringmx: --check: %s\n", std::string(target.status().message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<ringmx::net::ServedChain> served =
+      ringmx::net::FetchServedChain(*target, args.starttls, args.sni, absl::Seconds(30));
+  if (!served.ok()) {
+    fprintf(stderr, "ringmx: %s: %s\n", args.check.c_str(),
+            std::string(served.status().message()).c_str());
+    return 1;
+  }
+  std::vector<std::string> spki;
+  for (const std::string& der : served->der) {
+    absl::StatusOr<std::string> digest = ringmx::tls::SpkiSha256Hex(der);
+    spki.push_back(digest.ok() ? *digest : "?");
+  }
+  printf("%s served %zu certificates over %s\n", args.check.c_str(), served->der.size(),
+         served->tls_version.c_str());
+  for (size_t i = 0; i < spki.size(); ++i) {
+    printf("  [%zu] %s %s\n", i, i == 0 ? "3 1 1" : "2 1 1", spki[i].c_str());
+  }
+  if (chains.empty()) return 0;
+  // 3 1 1 must match the served leaf; 2 1 1 must match a certificate above it in the served
+  // chain (a DANE-TA record only validates when the server sends that certificate).
+  bool all = true;
+  bool any = false;
+  for (const auto& chain : chains) {
+    const bool ee = !spki.empty() && spki[0] == chain.tlsa_311;
+    bool ta = false;
+    for (size_t i = 1; i < spki.size(); ++i) ta = ta || spki[i] == chain.tlsa_211;
+    if (!ee) continue;  // a chain for another name or key type: not what this handshake served
+    any = true;
+    printf("%s: TLSA 3 1 1 %s: match\n", chain.config_key.c_str(), chain.tlsa_311.c_str());
+    printf("%s: TLSA 2 1 1 %s: %s\n", chain.config_key.c_str(), chain.tlsa_211.c_str(),
+           ta ? "match" : "NO MATCH (the served chain lacks that certificate)");
+    all = all && ta;
+  }
+  if (!any) {
+    printf("no configured chain matches the served leaf: TLSA 3 1 1 records would fail\n");
+    return 1;
+  }
+  return all ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,6 +248,7 @@ int main(int argc, char** argv) {
   if (args.command == "serve") return Serve(args);
   if (args.command == "check") return Check(args);
   if (args.command == "ctl") return Ctl(args);
+  if (args.command == "tlsa") return Tlsa(args);
   if (args.command == "help" || args.command == "--help" || args.command == "-h") {
     fputs(kUsage, stdout);
     return 0;

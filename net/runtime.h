@@ -1,0 +1,27 @@
+// What a shard hands to each new connection: the config Snapshot and the TLS contexts built from
+// it, published together so a reload swaps certificates and policy atomically (DESIGN.md
+// section 2). Built completely on the control thread; a failed build changes nothing.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/config.h"
+#include "core/snapshot.h"
+#include "tls/tls_context.h"
+
+namespace ringmx::net {
+
+// Immutable once built; safe to share.
+struct Runtime {
+  std::shared_ptr<const core::Snapshot> snapshot;
+  std::shared_ptr<const tls::TlsContext> tls;  // nullptr when no listener uses TLS
+};
+
+// Loads every certificate the config names and builds the Snapshot. Warnings (an expired
+// certificate) are logged. Errors name the config key.
+absl::StatusOr<Runtime> BuildRuntime(core::Config config, uint64_t generation);
+
+}  // namespace ringmx::net
