@@ -2,6 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "tls/internal/state.h"
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -9,37 +10,20 @@
 #include <openssl/x509.h>
 
 namespace ringmx::tls {
-namespace {
-
-// Drains OpenSSL's error queue into one message so nothing stale is left behind.
-std::string DrainErrors() {
-  std::string out;
-  unsigned long err;
-  while ((err = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(err, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out;
-}
-
-}  // namespace
-
 absl::StatusOr<std::string> SpkiSha256Hex(std::string_view der) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
   X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-  if (cert == nullptr) return absl::InvalidArgumentError("not a DER certificate: " + DrainErrors());
+  if (cert == nullptr) return absl::InvalidArgumentError("not a DER certificate: " + internal::DrainErrors());
   unsigned char* spki = nullptr;
   const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki);
   X509_free(cert);
-  if (len <= 0) return absl::InternalError("cannot encode the public key: " + DrainErrors());
+  if (len <= 0) return absl::InternalError("cannot encode the public key: " + internal::DrainErrors());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
   const int ok =
       EVP_Digest(spki, static_cast<size_t>(len), digest, &digest_len, EVP_sha256(), nullptr);
   OPENSSL_free(spki);
-  if (ok != 1) return absl::InternalError("sha256: " + DrainErrors());
+  if (ok != 1) return absl::InternalError("sha256: " + internal::DrainErrors());
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), digest_len));
 }
@@ -60,16 +44,16 @@ absl::StatusOr<std::unique_ptr<ChainProbe>> ChainProbe::Create(const std::string
   probe->impl_ = std::make_unique<Impl>();
   Impl& impl = *probe->impl_;
   impl.ctx = SSL_CTX_new(TLS_client_method());
-  if (impl.ctx == nullptr) return absl::InternalError("SSL_CTX_new: " + DrainErrors());
+  if (impl.ctx == nullptr) return absl::InternalError("SSL_CTX_new: " + internal::DrainErrors());
   SSL_CTX_set_verify(impl.ctx, SSL_VERIFY_NONE, nullptr);
   impl.ssl = SSL_new(impl.ctx);
-  if (impl.ssl == nullptr) return absl::InternalError("SSL_new: " + DrainErrors());
+  if (impl.ssl == nullptr) return absl::InternalError("SSL_new: " + internal::DrainErrors());
   impl.in = BIO_new(BIO_s_mem());
   impl.out = BIO_new(BIO_s_mem());
   SSL_set_bio(impl.ssl, impl.in, impl.out);
   SSL_set_connect_state(impl.ssl);
   if (!sni.empty() && SSL_set_tlsext_host_name(impl.ssl, sni.c_str()) != 1) {
-    return absl::InvalidArgumentError("bad SNI name: " + DrainErrors());
+    return absl::InvalidArgumentError("bad SNI name: " + internal::DrainErrors());
   }
   return probe;
 }
@@ -85,7 +69,7 @@ absl::StatusOr<bool> ChainProbe::Handshake() {
   if (rc == 1) return true;
   const int err = SSL_get_error(impl_->ssl, rc);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return false;
-  return absl::UnavailableError(absl::StrCat("TLS handshake failed: ", DrainErrors()));
+  return absl::UnavailableError(absl::StrCat("TLS handshake failed: ", internal::DrainErrors()));
 }
 
 std::string ChainProbe::TakeCiphertext() {

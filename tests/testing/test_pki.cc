@@ -33,18 +33,6 @@ using Cert = std::unique_ptr<X509, CertFree>;
 
 constexpr long kDay = 24 * 60 * 60;
 
-std::string OpenSslErrors() {
-  std::string out;
-  unsigned long err;
-  while ((err = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(err, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out;
-}
-
 absl::Status Fail(const std::string& what) {
   return absl::InternalError(absl::StrCat("test PKI: ", what, ": ", OpenSslErrors()));
 }
@@ -176,6 +164,18 @@ absl::StatusOr<std::string> CertSha256(X509* cert) {
 }
 
 }  // namespace
+
+std::string OpenSslErrors() {
+  std::string out;
+  unsigned long err;
+  while ((err = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(err, buf, sizeof(buf));
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out;
+}
 
 absl::StatusOr<TestPki> CreateTestPki(const std::string& dir) {
   TestPki pki;

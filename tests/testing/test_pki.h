@@ -81,6 +81,10 @@ struct TestPki {
   static constexpr const char* kForeignClientIssuer = "CN=Ringmx Test Foreign CA,O=Ringmx Test";
 };
 
+// Empties OpenSSL's error queue into one "error:...; error:..." line ("" if empty). For tests
+// that talk to OpenSSL directly.
+std::string OpenSslErrors();
+
 // Generates the whole PKI into `dir` (which must exist; files are overwritten). Errors carry the
 // OpenSSL error queue (kInternal) or the file that could not be written.
 absl::StatusOr<TestPki> CreateTestPki(const std::string& dir);

@@ -1,5 +1,7 @@
 #include "tests/testing/tls_client.h"
 
+#include "tests/testing/test_pki.h"
+
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -13,21 +15,6 @@
 #include "absl/strings/str_cat.h"
 
 namespace ringmx::testing {
-namespace {
-
-std::string Errors() {
-  std::string out;
-  unsigned long e;
-  while ((e = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    absl::StrAppend(&out, out.empty() ? "" : "; ", buf);
-  }
-  return out;
-}
-
-}  // namespace
-
 std::unique_ptr<TlsSmtpClient> TlsSmtpClient::Handshake(SmtpClient& plain,
                                                         const TlsClientOptions& options,
                                                         std::string* error) {
@@ -50,7 +37,7 @@ std::unique_ptr<TlsSmtpClient> TlsSmtpClient::Handshake(SmtpClient& plain,
   if (!options.cert.empty() &&
       (SSL_CTX_use_certificate_chain_file(ctx, options.cert.c_str()) != 1 ||
        SSL_CTX_use_PrivateKey_file(ctx, options.key.c_str(), SSL_FILETYPE_PEM) != 1)) {
-    if (error) *error = "client certificate: " + Errors();
+    if (error) *error = "client certificate: " + OpenSslErrors();
     return nullptr;
   }
   client->ssl_ = SSL_new(ctx);
@@ -59,7 +46,7 @@ std::unique_ptr<TlsSmtpClient> TlsSmtpClient::Handshake(SmtpClient& plain,
   SSL_set_fd(client->ssl_, plain.fd());
   if (!options.sni.empty()) SSL_set_tlsext_host_name(client->ssl_, options.sni.c_str());
   if (SSL_connect(client->ssl_) != 1) {
-    if (error) *error = "handshake failed: " + Errors();
+    if (error) *error = "handshake failed: " + OpenSslErrors();
     return nullptr;
   }
   return client;

@@ -12,6 +12,8 @@
 
 namespace ringmx::tls::testing {
 
+using ringmx::testing::OpenSslErrors;
+
 const ringmx::testing::TestPki& Pki() {
   static ringmx::testing::TempDir* dir = new ringmx::testing::TempDir();
   static const ringmx::testing::TestPki* pki = [] {
@@ -69,22 +71,6 @@ std::unique_ptr<Engine> MustEngine(std::shared_ptr<const TlsContext> context, si
   return engine.ok() ? std::move(*engine) : nullptr;
 }
 
-namespace {
-
-std::string Errors() {
-  std::string out;
-  unsigned long err;
-  while ((err = ERR_get_error()) != 0) {
-    char buf[256];
-    ERR_error_string_n(err, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out;
-}
-
-}  // namespace
-
 TestClient::TestClient(const ClientOptions& options) {
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (options.legacy) {
@@ -94,21 +80,21 @@ TestClient::TestClient(const ClientOptions& options) {
   if (options.min_version != 0) SSL_CTX_set_min_proto_version(ctx_, options.min_version);
   if (options.max_version != 0) SSL_CTX_set_max_proto_version(ctx_, options.max_version);
   if (!options.ciphers.empty()) {
-    EXPECT_EQ(SSL_CTX_set_cipher_list(ctx_, options.ciphers.c_str()), 1) << Errors();
+    EXPECT_EQ(SSL_CTX_set_cipher_list(ctx_, options.ciphers.c_str()), 1) << OpenSslErrors();
   }
   if (!options.ciphersuites.empty()) {
-    EXPECT_EQ(SSL_CTX_set_ciphersuites(ctx_, options.ciphersuites.c_str()), 1) << Errors();
+    EXPECT_EQ(SSL_CTX_set_ciphersuites(ctx_, options.ciphersuites.c_str()), 1) << OpenSslErrors();
   }
   if (!options.sigalgs.empty()) {
-    EXPECT_EQ(SSL_CTX_set1_sigalgs_list(ctx_, options.sigalgs.c_str()), 1) << Errors();
+    EXPECT_EQ(SSL_CTX_set1_sigalgs_list(ctx_, options.sigalgs.c_str()), 1) << OpenSslErrors();
   }
   if (!options.cert.empty()) {
-    EXPECT_EQ(SSL_CTX_use_certificate_chain_file(ctx_, options.cert.c_str()), 1) << Errors();
+    EXPECT_EQ(SSL_CTX_use_certificate_chain_file(ctx_, options.cert.c_str()), 1) << OpenSslErrors();
     EXPECT_EQ(SSL_CTX_use_PrivateKey_file(ctx_, options.key.c_str(), SSL_FILETYPE_PEM), 1)
-        << Errors();
+        << OpenSslErrors();
   }
   if (!options.trust.empty()) {
-    EXPECT_EQ(SSL_CTX_load_verify_file(ctx_, options.trust.c_str()), 1) << Errors();
+    EXPECT_EQ(SSL_CTX_load_verify_file(ctx_, options.trust.c_str()), 1) << OpenSslErrors();
     SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
   }
   ssl_ = SSL_new(ctx_);
@@ -145,14 +131,14 @@ int TestClient::Step() {
   }
   const int err = SSL_get_error(ssl_, r);
   if (err == SSL_ERROR_WANT_READ) return 0;
-  error_ += Errors();
+  error_ += OpenSslErrors();
   return -1;
 }
 
 void TestClient::Write(std::string_view plaintext) {
   ASSERT_EQ(SSL_write(ssl_, plaintext.data(), static_cast<int>(plaintext.size())),
             static_cast<int>(plaintext.size()))
-      << Errors();
+      << OpenSslErrors();
 }
 
 bool TestClient::Read(std::string& plaintext) {
@@ -165,7 +151,7 @@ bool TestClient::Read(std::string& plaintext) {
     }
     const int err = SSL_get_error(ssl_, n);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_ZERO_RETURN) return true;
-    error_ += Errors();
+    error_ += OpenSslErrors();
     return false;
   }
 }
