@@ -93,29 +93,32 @@ bool SmtpClient::Fill(absl::Time deadline) {
   }
 }
 
+bool TakeReply(std::string& buffer, SmtpReply& reply) {
+  size_t pos = 0;
+  size_t eol;
+  while ((eol = buffer.find("\r\n", pos)) != std::string::npos) {
+    std::string_view line(buffer.data() + pos, eol - pos);
+    pos = eol + 2;
+    if (line.size() >= 4 && line[3] == '-') continue;  // a continuation line
+    reply.text = buffer.substr(0, pos);
+    reply.code = -1;
+    int code;
+    if (line.size() >= 3 && absl::SimpleAtoi(absl::string_view(line.data(), 3), &code)) {
+      reply.code = code;
+    }
+    buffer.erase(0, pos);
+    return true;
+  }
+  return false;
+}
+
 SmtpReply SmtpClient::ReadReply(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   SmtpReply reply;
-  size_t pos = 0;
-  while (true) {
-    size_t eol = buffer_.find("\r\n", pos);
-    if (eol == std::string::npos) {
-      if (!Fill(deadline)) return reply;  // code -1
-      continue;
-    }
-    std::string_view line(buffer_.data() + pos, eol - pos);
-    const bool last = line.size() < 4 || line[3] != '-';
-    pos = eol + 2;
-    if (last) {
-      reply.text = buffer_.substr(0, pos);
-      int code = -1;
-      if (line.size() >= 3 && absl::SimpleAtoi(absl::string_view(line.data(), 3), &code)) {
-        reply.code = code;
-      }
-      buffer_.erase(0, pos);
-      return reply;
-    }
+  while (!TakeReply(buffer_, reply)) {
+    if (!Fill(deadline)) return SmtpReply{};  // code -1
   }
+  return reply;
 }
 
 SmtpReply SmtpClient::Command(std::string_view line, absl::Duration timeout) {

@@ -20,6 +20,10 @@ struct SmtpReply {
   std::string Enhanced() const;
 };
 
+// Moves the first complete reply (all its lines) out of `buffer` into `reply`. False, leaving both
+// untouched, if `buffer` does not hold a whole reply yet.
+bool TakeReply(std::string& buffer, SmtpReply& reply);
+
 class SmtpClient {
  public:
   // Connects to host (an IPv4 or IPv6 literal) and port. nullptr on failure.

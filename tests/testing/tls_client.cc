@@ -66,29 +66,13 @@ SmtpReply TlsSmtpClient::ReadReply(absl::Duration timeout) {
   timeval tv{static_cast<time_t>(absl::ToInt64Seconds(timeout)), 0};
   setsockopt(SSL_get_fd(ssl_), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   SmtpReply reply;
-  size_t pos = 0;
-  while (true) {
-    size_t eol = buffer_.find("\r\n", pos);
-    if (eol == std::string::npos) {
-      char buf[16384];
-      int n = SSL_read(ssl_, buf, sizeof(buf));
-      if (n <= 0) return reply;
-      buffer_.append(buf, static_cast<size_t>(n));
-      continue;
-    }
-    std::string_view line(buffer_.data() + pos, eol - pos);
-    const bool last = line.size() < 4 || line[3] != '-';
-    pos = eol + 2;
-    if (last) {
-      reply.text = buffer_.substr(0, pos);
-      int code = -1;
-      if (line.size() >= 3 && absl::SimpleAtoi(absl::string_view(line.data(), 3), &code)) {
-        reply.code = code;
-      }
-      buffer_.erase(0, pos);
-      return reply;
-    }
+  while (!TakeReply(buffer_, reply)) {
+    char buf[16384];
+    const int n = SSL_read(ssl_, buf, sizeof(buf));
+    if (n <= 0) return SmtpReply{};  // code -1
+    buffer_.append(buf, static_cast<size_t>(n));
   }
+  return reply;
 }
 
 SmtpReply TlsSmtpClient::Command(std::string_view line) {
