@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+
 #include "core/strings.h"
 
 namespace ringmx::core {
@@ -32,9 +33,9 @@ std::string_view SeverityName(Severity severity) {
 void SetLogFd(int fd) { g_log_fd = fd; }
 
 void Log(Severity severity, std::string_view message) {
-  std::string line = absl::StrCat(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()), " ",
-      Av(SeverityName(severity)), " ", Av(message), "\n");
+  std::string line =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()), " ",
+                   Av(SeverityName(severity)), " ", Av(message), "\n");
   // One write per line; a short write to a log is not worth retrying on the hot path.
   ssize_t unused = write(g_log_fd, line.data(), line.size());
   (void)unused;

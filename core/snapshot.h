@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
+
 #include "core/config.h"
 
 namespace ringmx::core {

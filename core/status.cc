@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "absl/strings/str_cat.h"
+
 #include "core/strings.h"
 
 namespace ringmx::core {

@@ -24,8 +24,8 @@ struct ClientCertFacts {
 };
 
 struct TlsFacts {
-  std::string version;   // "TLSv1.2", "TLSv1.3"
-  std::string cipher;    // OpenSSL name, e.g. "TLS_AES_256_GCM_SHA384"
+  std::string version;        // "TLSv1.2", "TLSv1.3"
+  std::string cipher;         // OpenSSL name, e.g. "TLS_AES_256_GCM_SHA384"
   int cipher_bits = 0;        // secret bits actually used (256)
   int cipher_alg_bits = 0;    // bits of the algorithm (256)
   std::string sni;            // server name the client asked for, "" if none

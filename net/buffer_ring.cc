@@ -17,8 +17,8 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(io_uring* ring, u
   br->count_ = count;
   br->buffer_size_ = buffer_size;
   br->ring_bytes_ = count * sizeof(io_uring_buf);
-  void* mem = mmap(nullptr, br->ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE,
-                   -1, 0);
+  void* mem =
+      mmap(nullptr, br->ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) return core::ErrnoStatus(errno, "mmap buffer ring");
   br->br_ = static_cast<io_uring_buf_ring*>(mem);
   io_uring_buf_reg reg;

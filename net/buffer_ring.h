@@ -7,9 +7,8 @@
 #include <memory>
 #include <string_view>
 
-#include <liburing.h>
-
 #include "absl/status/statusor.h"
+#include <liburing.h>
 
 namespace ringmx::net {
 

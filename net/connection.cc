@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+
 #include "core/log.h"
 #include "core/strings.h"
 #include "net/buffer_ring.h"
@@ -250,8 +251,7 @@ void Connection::OnHandshakeDone(absl::Time now) {
       " listener=", conn.listener->name, facts.implicit ? " mode=implicit" : " mode=starttls",
       " version=", facts.version, " cipher=", facts.cipher,
       " sni=", facts.sni.empty() ? "-" : facts.sni,
-      facts.sni_fallback ? " sni_fallback=default-certificate" : "",
-      " client_cert=",
+      facts.sni_fallback ? " sni_fallback=default-certificate" : "", " client_cert=",
       facts.client_cert.result == core::ClientCertResult::kVerified      ? "verified"
       : facts.client_cert.result == core::ClientCertResult::kNotVerified ? "not-verified"
                                                                          : "none",
@@ -264,10 +264,9 @@ void Connection::OnHandshakeDone(absl::Time now) {
 }
 
 void Connection::FailTls(const absl::Status& status, absl::Time now) {
-  core::LogWarning(absl::StrCat("tls shard=", shard_.index(),
-                                " client=", session_.facts().client.ToString(),
-                                " listener=", session_.facts().listener->name,
-                                " failed: ", status.message()));
+  core::LogWarning(
+      absl::StrCat("tls shard=", shard_.index(), " client=", session_.facts().client.ToString(),
+                   " listener=", session_.facts().listener->name, " failed: ", status.message()));
   if (end_reason_.empty()) end_reason_ = "tls-failed";
   session_.OnTlsFailed(now, out_);
   out_.replies.clear();  // nothing more can be said in cleartext once TLS has begun

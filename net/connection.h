@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+
 #include "core/snapshot.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
@@ -107,7 +108,7 @@ class Connection final : public SpoolWaiter {
   size_t send_offset_ = 0;
 
   bool recv_armed_ = false;
-  bool recv_rearm_ = false;     // the multishot recv ended (e.g. ENOBUFS) and must be re-armed
+  bool recv_rearm_ = false;  // the multishot recv ended (e.g. ENOBUFS) and must be re-armed
   bool send_inflight_ = false;
   bool spool_inflight_ = false;  // a message is with the spool; OnStored() clears it
   bool greet_inflight_ = false;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+
 #include "core/status.h"
 
 #ifndef SOL_TLS

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+
 #include "tls/ktls_keys.h"
 
 namespace ringmx::net {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+
 #include "core/status.h"
 
 namespace ringmx::net {
@@ -78,8 +79,7 @@ bool EndpointFromSockaddr(const void* sockaddr_storage_ptr, core::Endpoint& out)
   return false;
 }
 
-absl::StatusOr<ListenerSockets> OpenListenerSockets(const core::ListenerConfig& config,
-                                                    int count) {
+absl::StatusOr<ListenerSockets> OpenListenerSockets(const core::ListenerConfig& config, int count) {
   ListenerSockets sockets;
   sockets.bound = config.address;
   if (sockets.bound.port != 0) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "core/config.h"
 #include "core/ip.h"
 

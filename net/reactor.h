@@ -9,10 +9,9 @@
 
 #include <memory>
 
-#include <liburing.h>
-
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include <liburing.h>
 
 namespace ringmx::net {
 

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+
 #include "core/log.h"
 #include "core/status_macros.h"
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "core/config.h"
 #include "core/snapshot.h"
 #include "tls/tls_context.h"

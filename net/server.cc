@@ -16,6 +16,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+
 #include "core/json.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -48,8 +49,8 @@ absl::Status CheckListenersUnchanged(const core::Config& old_config,
     // `old_config` holds the ports actually bound; a new port 0 means "keep what was bound".
     if (a.name != b.name || !(a.address.address == b.address.address) ||
         (b.address.port != 0 && a.address.port != b.address.port)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "listener[", i, "] name or address changed (restart required)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("listener[", i, "] name or address changed (restart required)"));
     }
   }
   return absl::OkStatus();
@@ -144,9 +145,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   }
   RINGMX_RETURN_IF_ERROR(server->OpenControlSocket());
   for (size_t i = 0; i < cfg.listeners.size(); ++i) {
-    core::LogInfo(absl::StrCat("listening name=", cfg.listeners[i].name,
-                               " address=", cfg.listeners[i].address.ToString(),
-                               " shards=", workers));
+    core::LogInfo(absl::StrCat("listening name=", cfg.listeners[i].name, " address=",
+                               cfg.listeners[i].address.ToString(), " shards=", workers));
   }
   bool any_tls = false;
   for (const core::ListenerConfig& listener : cfg.listeners) {
@@ -215,8 +215,8 @@ absl::Status Server::Run() {
         if (info.ssi_signo == SIGHUP) {
           core::LogInfo(absl::StrCat("SIGHUP: ", Reload()));
         } else if (info.ssi_signo == SIGTERM || info.ssi_signo == SIGINT) {
-          core::LogInfo(absl::StrCat(info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", ": ",
-                                     Drain()));
+          core::LogInfo(
+              absl::StrCat(info.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT", ": ", Drain()));
         }
       }
     }
@@ -265,8 +265,8 @@ void Server::HandleControlClient(int fd) {
   } else if (command == "drain") {
     reply = Drain();
   } else {
-    reply = absl::StrCat("error unknown command \"", command,
-                         "\" (commands: reload, stats, drain)");
+    reply =
+        absl::StrCat("error unknown command \"", command, "\" (commands: reload, stats, drain)");
   }
   reply.push_back('\n');
   WriteAll(fd, reply);
@@ -275,8 +275,8 @@ void Server::HandleControlClient(int fd) {
 std::string Server::Reload() {
   absl::StatusOr<core::Config> config = core::LoadConfigFile(config_path_);
   if (!config.ok()) {
-    core::LogError(absl::StrCat("reload failed, keeping the running config: ",
-                                config.status().message()));
+    core::LogError(
+        absl::StrCat("reload failed, keeping the running config: ", config.status().message()));
     return absl::StrCat("error ", config.status().message());
   }
   // Keep the ports actually bound (a configured port 0 stays what the kernel gave us).
@@ -291,8 +291,8 @@ std::string Server::Reload() {
   absl::StatusOr<Runtime> runtime =
       BuildRuntime(*std::move(config), runtime_.snapshot->generation + 1);
   if (!runtime.ok()) {
-    core::LogError(absl::StrCat("reload failed, keeping the running config: ",
-                                runtime.status().message()));
+    core::LogError(
+        absl::StrCat("reload failed, keeping the running config: ", runtime.status().message()));
     return absl::StrCat("error ", runtime.status().message());
   }
   runtime_ = *std::move(runtime);
@@ -317,15 +317,24 @@ std::string Server::Stats() const {
   std::string out;
   core::JsonWriter json(out);
   json.BeginObject()
-      .Key("generation").Uint(runtime_.snapshot->generation)
-      .Key("shards").Uint(shards_.size())
-      .Key("connections_open").Uint(open)
-      .Key("connections_total").Uint(total)
-      .Key("messages_accepted").Uint(accepted)
-      .Key("messages_rejected").Uint(rejected)
-      .Key("bytes_accepted").Uint(bytes)
-      .Key("store_errors").Uint(store_errors)
-      .Key("draining").Bool(draining_)
+      .Key("generation")
+      .Uint(runtime_.snapshot->generation)
+      .Key("shards")
+      .Uint(shards_.size())
+      .Key("connections_open")
+      .Uint(open)
+      .Key("connections_total")
+      .Uint(total)
+      .Key("messages_accepted")
+      .Uint(accepted)
+      .Key("messages_rejected")
+      .Uint(rejected)
+      .Key("bytes_accepted")
+      .Uint(bytes)
+      .Key("store_errors")
+      .Uint(store_errors)
+      .Key("draining")
+      .Bool(draining_)
       .EndObject();
   return out;
 }

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+
 #include "core/check.h"
 #include "core/log.h"
 #include "core/status.h"
@@ -82,8 +83,7 @@ class Shard::MailboxReader final : public CompletionHandler {
 
 // ---- Shard ----------------------------------------------------------------------------------
 
-Shard::Shard(uint32_t index, Runtime runtime,
-             std::vector<ShardListener> listeners)
+Shard::Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners)
     : index_(index), runtime_(std::move(runtime)), ids_(index) {
   for (const ShardListener& listener : listeners) {
     acceptors_.push_back(std::make_unique<Acceptor>(*this, listener));
@@ -158,8 +158,8 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
   }
   if (cqe.res < 0) {
     if (cqe.res != -ECANCELED) {
-      core::LogWarning(absl::StrCat("shard=", index_, " accept: ",
-                                    core::ErrnoStatus(-cqe.res, "accept").message()));
+      core::LogWarning(absl::StrCat("shard=", index_,
+                                    " accept: ", core::ErrnoStatus(-cqe.res, "accept").message()));
     }
     return;
   }
@@ -182,7 +182,8 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
     EndpointFromSockaddr(&storage, facts.local);
   }
   const absl::Time now = absl::Now();
-  auto* connection = new Connection(*this, fd, runtime_, acceptor.listener_.index, std::move(facts), now);
+  auto* connection =
+      new Connection(*this, fd, runtime_, acceptor.listener_.index, std::move(facts), now);
   connection->slot_ = connections_.size();
   connections_.push_back(connection);
   ShardCounters::Add(counters_.connections_open, 1);

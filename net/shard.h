@@ -6,8 +6,8 @@
 #include <stdint.h>
 
 #include <atomic>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -15,10 +15,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+
 #include "core/queue_id.h"
 #include "core/snapshot.h"
-#include "net/runtime.h"
 #include "net/reactor.h"
+#include "net/runtime.h"
 
 namespace ringmx::net {
 
@@ -77,8 +78,7 @@ struct ShardListener {
 // main thread; Run() executes on the shard's own thread and returns when the shard has drained.
 class Shard {
  public:
-  Shard(uint32_t index, Runtime runtime,
-        std::vector<ShardListener> listeners);
+  Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;

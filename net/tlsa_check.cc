@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+
 #include "core/status.h"
 #include "tls/chain_probe.h"
 

@@ -2,22 +2,25 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "tls/internal/state.h"
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "tls/internal/state.h"
+
 namespace ringmx::tls {
 absl::StatusOr<std::string> SpkiSha256Hex(std::string_view der) {
   const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
   X509* cert = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-  if (cert == nullptr) return absl::InvalidArgumentError("not a DER certificate: " + internal::DrainErrors());
+  if (cert == nullptr)
+    return absl::InvalidArgumentError("not a DER certificate: " + internal::DrainErrors());
   unsigned char* spki = nullptr;
   const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki);
   X509_free(cert);
-  if (len <= 0) return absl::InternalError("cannot encode the public key: " + internal::DrainErrors());
+  if (len <= 0)
+    return absl::InternalError("cannot encode the public key: " + internal::DrainErrors());
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
   const int ok =

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+
 #include "core/config.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -16,9 +17,9 @@ namespace ringmx::tls {
 
 // One configured certificate chain, for `ringmx tlsa` and the `certs` control command.
 struct ChainInfo {
-  std::string config_key;          // "tls.cert", "tls.sni[0].cert[1]"
-  std::vector<std::string> names;  // SNI names it serves ("" entries: the default)
-  std::string key_type;            // "RSA-2048", "EC-P256", ...
+  std::string config_key;              // "tls.cert", "tls.sni[0].cert[1]"
+  std::vector<std::string> names;      // SNI names it serves ("" entries: the default)
+  std::string key_type;                // "RSA-2048", "EC-P256", ...
   std::vector<std::string> pem_chain;  // leaf first, as configured (root included if present)
   std::string not_after;               // leaf expiry, "YYYY-MM-DD"
   std::string tlsa_311;                // hex SHA-256 of the leaf's SubjectPublicKeyInfo
@@ -34,8 +35,8 @@ class TlsContext {
   // certificate mode, SNI callback). Errors: kInvalidArgument naming the config key and file.
   // An expired certificate is not an error: a warning with its date is appended to `warnings`.
   // Returns nullptr (OK) when no listener uses TLS.
-  static absl::StatusOr<std::shared_ptr<const TlsContext>> Build(const core::Config& config,
-                                                                 std::vector<std::string>* warnings);
+  static absl::StatusOr<std::shared_ptr<const TlsContext>> Build(
+      const core::Config& config, std::vector<std::string>* warnings);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   liburing-dev libssl-dev libabsl-dev libmimalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
-  openssl ca-certificates python3
+  openssl ca-certificates python3 clang-format git
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -18,6 +18,7 @@
 #endif
 
 #include "absl/strings/str_cat.h"
+
 #include "core/config.h"
 #include "core/log.h"
 #include "net/runtime.h"
@@ -183,7 +184,8 @@ int Tlsa(const Args& args) {
   if (args.check.empty()) {
     for (const auto& chain : chains) {
       std::string names;
-      for (const std::string& n : chain.names) names += (names.empty() ? "" : ",") + (n.empty() ? hostname : n);
+      for (const std::string& n : chain.names)
+        names += (names.empty() ? "" : ",") + (n.empty() ? hostname : n);
       printf("; %s (%s, %s, expires %s, %zu certificates)\n", chain.config_key.c_str(),
              names.c_str(), chain.key_type.c_str(), chain.not_after.c_str(),
              chain.pem_chain.size());

@@ -7,6 +7,7 @@ bash tools/install-deps.sh
 jobs=$(nproc)
 
 bash tools/check_layering.sh
+bash tools/check_format.sh
 
 echo "== release build =="
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release -DRINGMX_BUILD_BENCH=ON

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+
 #include "tests/e2e/e2e_util.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
@@ -45,7 +46,8 @@ TEST_F(DeliveryTest, StoresMessageByteExactWithReceivedHeaderAndEnvelope) {
   EXPECT_EQ(client->Command("QUIT").code, 221);
 
   const std::string eml = ReadWholeFile(server_->spool() + "/new/" + id + ".eml");
-  ASSERT_TRUE(eml.rfind("Received: from client.example.test ([127.0.0.1])", 0) == 0) << eml.substr(0, 300);
+  ASSERT_TRUE(eml.rfind("Received: from client.example.test ([127.0.0.1])", 0) == 0)
+      << eml.substr(0, 300);
   const size_t header_end = eml.find("\r\nFrom: a@remote.test");
   ASSERT_NE(header_end, std::string::npos);
   const std::string received = eml.substr(0, header_end + 2);
@@ -68,9 +70,9 @@ TEST_F(DeliveryTest, PipelinedTransactionsGetRepliesInOrder) {
   StartServer(BasicConfig(dir_));
   auto client = Connect();
   ASSERT_NE(client, nullptr);
-  ASSERT_TRUE(client->Send(
-      "EHLO pipe.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<u1@example.test>\r\n"
-      "RCPT TO:<nobody@elsewhere.test>\r\nRCPT TO:<u2@example.test>\r\nDATA\r\n"));
+  ASSERT_TRUE(
+      client->Send("EHLO pipe.test\r\nMAIL FROM:<a@remote.test>\r\nRCPT TO:<u1@example.test>\r\n"
+                   "RCPT TO:<nobody@elsewhere.test>\r\nRCPT TO:<u2@example.test>\r\nDATA\r\n"));
   SmtpReply ehlo = client->ReadReply();
   EXPECT_EQ(ehlo.code, 250);
   EXPECT_NE(ehlo.text.find("PIPELINING"), std::string::npos);
@@ -114,8 +116,9 @@ TEST_F(DeliveryTest, ManyMessagesOnOneConnectionAndAcrossConnections) {
   // Interleave the clients so the shard groups their commits.
   for (int m = 0; m < kPerConnection; ++m) {
     for (auto& client : clients) {
-      ASSERT_TRUE(client->Send(absl::StrCat("MAIL FROM:<s@remote.test>\r\nRCPT TO:<u@example.test>\r\n"
-                                            "DATA\r\n")));
+      ASSERT_TRUE(
+          client->Send(absl::StrCat("MAIL FROM:<s@remote.test>\r\nRCPT TO:<u@example.test>\r\n"
+                                    "DATA\r\n")));
     }
     for (auto& client : clients) {
       ASSERT_EQ(client->ReadReply().code, 250);
@@ -174,10 +177,10 @@ TEST_F(DeliveryTest, Ipv6ListenerWorks) {
   auto client = SmtpClient::Connect("::1", server_->port("mx6"));
   ASSERT_NE(client, nullptr);
   EXPECT_EQ(client->ReadReply().code, 220);
-  SmtpReply reply = client->SendMail("a@remote.test", {"u@example.test"}, "Subject: v6\r\n\r\nx\r\n");
+  SmtpReply reply =
+      client->SendMail("a@remote.test", {"u@example.test"}, "Subject: v6\r\n\r\nx\r\n");
   ASSERT_EQ(reply.code, 250) << reply.text;
-  const std::string eml =
-      ReadWholeFile(server_->spool() + "/new/" + QueuedId(reply.text) + ".eml");
+  const std::string eml = ReadWholeFile(server_->spool() + "/new/" + QueuedId(reply.text) + ".eml");
   EXPECT_NE(eml.find("[IPv6:::1]"), std::string::npos) << eml.substr(0, 200);
 }
 
@@ -196,7 +199,8 @@ TEST_F(DeliveryTest, StoreFailureGives452AndServerStaysUp) {
   { std::ofstream(server_->spool() + "/new") << "not a directory"; }
   auto client = Connect();
   ASSERT_NE(client, nullptr);
-  SmtpReply reply = client->SendMail("a@remote.test", {"u@example.test"}, "Subject: x\r\n\r\nx\r\n");
+  SmtpReply reply =
+      client->SendMail("a@remote.test", {"u@example.test"}, "Subject: x\r\n\r\nx\r\n");
   EXPECT_EQ(reply.code, 452) << reply.text;
   EXPECT_EQ(reply.Enhanced(), "4.3.1");
   // The session goes on, and so does the server.

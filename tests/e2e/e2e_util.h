@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+
 #include "tests/e2e/e2e_util.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
@@ -149,30 +150,24 @@ TEST_F(LifecycleTest, SigtermGraceCutsSessionsThatNeverFinish) {
 }
 
 TEST_F(LifecycleTest, CheckAcceptsAGoodConfigAndNamesTheKeyOfABadOne) {
-  {
-    std::ofstream(dir_ / "good.toml") << BasicConfig(dir_);
-  }
-  CommandResult good = RunCommand({RingmxBinary(), "check", "-c", dir_ / "good.toml"},
-                                  absl::Seconds(10));
+  { std::ofstream(dir_ / "good.toml") << BasicConfig(dir_); }
+  CommandResult good =
+      RunCommand({RingmxBinary(), "check", "-c", dir_ / "good.toml"}, absl::Seconds(10));
   EXPECT_EQ(good.exit_code, 0) << good.output;
-  {
-    std::ofstream(dir_ / "bad.toml") << BasicConfig(dir_) << "[policy2]\nmax_recipients = 3\n";
-  }
-  CommandResult bad = RunCommand({RingmxBinary(), "check", "-c", dir_ / "bad.toml"},
-                                 absl::Seconds(10));
+  { std::ofstream(dir_ / "bad.toml") << BasicConfig(dir_) << "[policy2]\nmax_recipients = 3\n"; }
+  CommandResult bad =
+      RunCommand({RingmxBinary(), "check", "-c", dir_ / "bad.toml"}, absl::Seconds(10));
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("policy2"), std::string::npos) << bad.output;
-  {
-    std::ofstream(dir_ / "bad2.toml") << "hostname = \"mx.example.test\"\nworkers = \"two\"\n";
-  }
-  CommandResult bad2 = RunCommand({RingmxBinary(), "check", "-c", dir_ / "bad2.toml"},
-                                  absl::Seconds(10));
+  { std::ofstream(dir_ / "bad2.toml") << "hostname = \"mx.example.test\"\nworkers = \"two\"\n"; }
+  CommandResult bad2 =
+      RunCommand({RingmxBinary(), "check", "-c", dir_ / "bad2.toml"}, absl::Seconds(10));
   EXPECT_NE(bad2.exit_code, 0);
   EXPECT_NE(bad2.output.find("workers"), std::string::npos) << bad2.output;
   EXPECT_NE(bad2.output.find(":2"), std::string::npos) << "line number missing: " << bad2.output;
   // serve refuses the same file, before binding anything.
-  CommandResult serve = RunCommand({RingmxBinary(), "serve", "-c", dir_ / "bad2.toml"},
-                                   absl::Seconds(10));
+  CommandResult serve =
+      RunCommand({RingmxBinary(), "serve", "-c", dir_ / "bad2.toml"}, absl::Seconds(10));
   EXPECT_NE(serve.exit_code, 0);
   EXPECT_NE(serve.output.find("workers"), std::string::npos) << serve.output;
 }
@@ -214,8 +209,8 @@ TEST_F(LifecycleTest, ControlSocketStatsAndReload) {
                    "local_domains = [\"example.test\", \"new.example\"]");
     std::ofstream(server_->config_path(), std::ios::trunc) << config;
   }
-  CommandResult reload = RunCommand(
-      {RingmxBinary(), "ctl", "-c", server_->config_path(), "reload"}, absl::Seconds(10));
+  CommandResult reload = RunCommand({RingmxBinary(), "ctl", "-c", server_->config_path(), "reload"},
+                                    absl::Seconds(10));
   EXPECT_EQ(reload.exit_code, 0) << reload.output;
   EXPECT_NE(reload.output.find("generation=2"), std::string::npos) << reload.output;
   auto fresh = Connect();
@@ -228,11 +223,9 @@ TEST_F(LifecycleTest, ControlSocketStatsAndReload) {
   EXPECT_EQ(old_session->Command("RCPT TO:<x@new.example>").code, 554);
 
   // A broken config is refused and the running one stays.
-  {
-    std::ofstream(server_->config_path(), std::ios::trunc) << "hostname = 12\n";
-  }
-  CommandResult broken = RunCommand(
-      {RingmxBinary(), "ctl", "-s", dir_ / "control.sock", "reload"}, absl::Seconds(10));
+  { std::ofstream(server_->config_path(), std::ios::trunc) << "hostname = 12\n"; }
+  CommandResult broken =
+      RunCommand({RingmxBinary(), "ctl", "-s", dir_ / "control.sock", "reload"}, absl::Seconds(10));
   EXPECT_NE(broken.exit_code, 0) << broken.output;
   EXPECT_NE(broken.output.find("hostname"), std::string::npos) << broken.output;
   auto after = Connect();

@@ -6,6 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+
 #include "tests/e2e/e2e_util.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
@@ -137,8 +138,8 @@ TEST_F(LimitsTest, SmugglingVariantsAreRejectedAndNeverRunAsCommands) {
   const std::string smuggled =
       "MAIL FROM:<evil@remote.test>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\n"
       "Subject: smuggled\r\n\r\nsmuggled\r\n";
-  const std::vector<std::string> fake_ends = {"\n.\n",  "\n.\r\n", "\r\n.\n", "\r.\r\n",
-                                              "\r\n.\r", "\r.\r",  "\n.\r\n\n"};
+  const std::vector<std::string> fake_ends = {"\n.\n",   "\n.\r\n", "\r\n.\n",  "\r.\r\n",
+                                              "\r\n.\r", "\r.\r",   "\n.\r\n\n"};
   for (const std::string& fake_end : fake_ends) {
     SCOPED_TRACE(absl::CHexEscape(fake_end));
     auto client = ConnectInTransaction();

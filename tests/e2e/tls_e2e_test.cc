@@ -2,14 +2,14 @@
 // time: SNI selection and fallback, chains served whole, client certificates on both transports,
 // version floors, the CVE-2011-0411 injection, close_notify mid-DATA, the Received header, and
 // `ringmx tlsa` against the running server.
-#include <openssl/ssl.h>
-
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include <openssl/ssl.h>
+
 #include "tests/e2e/e2e_util.h"
 #include "tests/testing/test_pki.h"
 #include "tests/testing/tls_client.h"
@@ -41,15 +41,14 @@ class TlsTest : public ServerTest {
   // Listener "mx" (STARTTLS) and "smtps" (implicit), both with `o`.
   std::string Config(const TlsListenerOptions& o = {}) const {
     auto listener = [&](const char* name, const char* mode) {
-      return absl::StrCat("[[listener]]\nname = \"", name, "\"\naddress = \"127.0.0.1:0\"\n",
-                          "tls = \"", mode, "\"\nclient_certs = \"", o.client_certs, "\"\n",
-                          "sni_strict = ", o.sni_strict ? "true" : "false", "\n",
-                          "min_tls = \"", o.min_tls, "\"\n",
-                          std::string(mode) == "starttls"
-                              ? absl::StrCat("tls_required = ", o.tls_required ? "true" : "false",
-                                             "\n")
-                              : "",
-                          "\n");
+      return absl::StrCat(
+          "[[listener]]\nname = \"", name, "\"\naddress = \"127.0.0.1:0\"\n", "tls = \"", mode,
+          "\"\nclient_certs = \"", o.client_certs, "\"\n",
+          "sni_strict = ", o.sni_strict ? "true" : "false", "\n", "min_tls = \"", o.min_tls, "\"\n",
+          std::string(mode) == "starttls"
+              ? absl::StrCat("tls_required = ", o.tls_required ? "true" : "false", "\n")
+              : "",
+          "\n");
     };
     return absl::StrCat(
         "hostname = \"mx.example.test\"\nworkers = 2\n\n", listener("mx", "starttls"),
@@ -245,8 +244,8 @@ TEST_F(TlsTest, RequiredClientCertificatesRefuseUntrustedAndAbsent) {
     std::string error;
     std::unique_ptr<SmtpClient> sock;
     TlsClientOptions foreign{.cert = pki_->foreign_client_cert, .key = pki_->foreign_client_key};
-    auto refused = implicit ? ImplicitSession(sock, foreign, &error)
-                            : UpgradedSession(sock, foreign, &error);
+    auto refused =
+        implicit ? ImplicitSession(sock, foreign, &error) : UpgradedSession(sock, foreign, &error);
     // TLS 1.3 clients learn of the refusal on their first read, not in SSL_connect.
     if (refused != nullptr) {
       EXPECT_EQ(refused->Command("EHLO x.example.test").code, -1);
@@ -256,8 +255,8 @@ TEST_F(TlsTest, RequiredClientCertificatesRefuseUntrustedAndAbsent) {
       EXPECT_EQ(absent->Command("EHLO x.example.test").code, -1);
     }
     TlsClientOptions trusted{.cert = pki_->client_cert, .key = pki_->client_key};
-    auto ok = implicit ? ImplicitSession(sock, trusted, &error)
-                       : UpgradedSession(sock, trusted, &error);
+    auto ok =
+        implicit ? ImplicitSession(sock, trusted, &error) : UpgradedSession(sock, trusted, &error);
     ASSERT_NE(ok, nullptr) << error;
     EXPECT_EQ(ok->Command("EHLO x.example.test").code, 250);
   }
@@ -368,9 +367,9 @@ TEST_F(TlsTest, TlsaRecordsArePrintedAndCheckedAgainstTheRunningServer) {
       << records.output;
   EXPECT_NE(records.output.find("IN TLSA 3 1 1 " + pki_->sni_spki_sha256), std::string::npos);
   const std::string target = absl::StrCat("127.0.0.1:", server_->port());
-  CommandResult check = RunCommand({RingmxBinary(), "tlsa", "--check", target, "--starttls",
-                                    "-c", server_->config_path()},
-                                   absl::Seconds(20));
+  CommandResult check = RunCommand(
+      {RingmxBinary(), "tlsa", "--check", target, "--starttls", "-c", server_->config_path()},
+      absl::Seconds(20));
   EXPECT_EQ(check.exit_code, 0) << check.output;
   EXPECT_NE(check.output.find("served 2 certificates"), std::string::npos) << check.output;
   EXPECT_NE(check.output.find("TLSA 2 1 1 " + pki_->intermediate_spki_sha256 + ": match"),

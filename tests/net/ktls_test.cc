@@ -2,6 +2,8 @@
 // needs a kernel with TLS ULP; where there is none (as on the development machines) it reports
 // itself skipped with the kernel's reason, and the key material is proven instead by
 // tests/tls/ktls_export_test.cc (decrypting live records with the exported keys).
+#include "net/ktls.h"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -10,7 +12,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "net/ktls.h"
+
 #include "tests/tls/tls_test_util.h"
 
 namespace ringmx::net {

@@ -85,8 +85,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
 
 std::unique_ptr<ServerProcess> ServerProcess::Start(const TempDir& dir,
                                                     const std::string& config_toml,
-                                                    std::string* error,
-                                                    absl::Duration timeout) {
+                                                    std::string* error, absl::Duration timeout) {
   std::unique_ptr<ServerProcess> server(new ServerProcess());
   server->config_path_ = dir / "ringmx.toml";
   server->log_path_ = dir / "ringmx.log";
@@ -116,8 +115,7 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const TempDir& dir,
         std::string address = log.substr(addr_start, addr_end - addr_start);
         int port = 0;
         absl::SimpleAtoi(address.substr(address.rfind(':') + 1), &port);
-        server->ports_[log.substr(name_start, name_end - name_start)] =
-            static_cast<uint16_t>(port);
+        server->ports_[log.substr(name_start, name_end - name_start)] = static_cast<uint16_t>(port);
         pos = addr_end;
       }
       return server;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+
 #include "tests/testing/temp_dir.h"
 
 namespace ringmx::testing {

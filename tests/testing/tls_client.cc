@@ -1,18 +1,17 @@
 #include "tests/testing/tls_client.h"
 
-#include "tests/testing/test_pki.h"
-
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
+#include "tests/testing/test_pki.h"
 
 namespace ringmx::testing {
 std::unique_ptr<TlsSmtpClient> TlsSmtpClient::Handshake(SmtpClient& plain,

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
+
 #include "tests/testing/smtp_client.h"
 
 typedef struct ssl_st SSL;
@@ -18,9 +19,9 @@ typedef struct ssl_ctx_st SSL_CTX;
 namespace ringmx::testing {
 
 struct TlsClientOptions {
-  std::string sni;          // "" sends none
-  std::string cert, key;    // client certificate, "" for none
-  int min_version = 0;      // e.g. TLS1_2_VERSION; 0 = library default
+  std::string sni;        // "" sends none
+  std::string cert, key;  // client certificate, "" for none
+  int min_version = 0;    // e.g. TLS1_2_VERSION; 0 = library default
   int max_version = 0;
   std::string ciphersuites;  // TLS 1.3 suites, "" = default
   std::string cipher_list;   // TLS 1.2 ciphers, "" = default
