@@ -95,8 +95,9 @@ BENCHMARK_CAPTURE(BM_ParsePath, Quoted, std::string_view("<\"john doe\"@example.
                   PathKind::kForwardPath);
 BENCHMARK_CAPTURE(BM_ParsePath, AddressLiteral, std::string_view("<postmaster@[192.0.2.1]>"),
                   PathKind::kForwardPath);
-BENCHMARK_CAPTURE(BM_ParsePath, Utf8, std::string_view("<j\xc3\xb6rg@b\xc3\xbc"
-                                                       "cher.example>"),
+BENCHMARK_CAPTURE(BM_ParsePath, Utf8,
+                  std::string_view("<j\xc3\xb6rg@b\xc3\xbc"
+                                   "cher.example>"),
                   PathKind::kForwardPath);
 BENCHMARK_CAPTURE(BM_ParsePath, Null, std::string_view("<>"), PathKind::kReversePath);
 

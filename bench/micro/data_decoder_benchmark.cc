@@ -46,8 +46,8 @@ std::string MakeInput(size_t size, size_t line_len, std::string_view prefix, boo
   return out;
 }
 
-void Run(benchmark::State& state, const std::string& input, DataDecoder::Mode mode,
-         bool take_body, size_t chunk) {
+void Run(benchmark::State& state, const std::string& input, DataDecoder::Mode mode, bool take_body,
+         size_t chunk) {
   DataDecoder decoder;
   for (auto _ : state) {
     decoder.Begin(mode, kLimit);

@@ -34,10 +34,9 @@ std::shared_ptr<const core::Snapshot> BenchSnapshot(int extra_domains) {
   for (int i = 0; i < extra_domains; ++i) {
     config.policy.local_domains.push_back(absl::StrCat("domain", i, ".example"));
   }
-  config.policy.relay_networks = {*core::Cidr::Parse("127.0.0.0/8"),
-                                  *core::Cidr::Parse("2001:db8:1::/48"),
-                                  *core::Cidr::Parse("192.168.0.0/16"),
-                                  *core::Cidr::Parse("10.0.0.0/8")};
+  config.policy.relay_networks = {
+      *core::Cidr::Parse("127.0.0.0/8"), *core::Cidr::Parse("2001:db8:1::/48"),
+      *core::Cidr::Parse("192.168.0.0/16"), *core::Cidr::Parse("10.0.0.0/8")};
   return core::Snapshot::Build(std::move(config), 1);
 }
 
@@ -68,8 +67,8 @@ void BM_CheckRecipient(benchmark::State& state, std::string_view client,
   }
   state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK_CAPTURE(BM_CheckRecipient, LocalDomain, "203.0.113.5:40000", "john.doe",
-                  "Example.ORG", RecipientVerdict::kAccept);
+BENCHMARK_CAPTURE(BM_CheckRecipient, LocalDomain, "203.0.113.5:40000", "john.doe", "Example.ORG",
+                  RecipientVerdict::kAccept);
 BENCHMARK_CAPTURE(BM_CheckRecipient, RelayHit, "10.1.2.3:40000", "someone", "remote.example.net",
                   RecipientVerdict::kAccept);
 BENCHMARK_CAPTURE(BM_CheckRecipient, RelayMiss, "203.0.113.5:40000", "someone",
