@@ -263,7 +263,8 @@ int Main(int argc, char** argv) {
     }
   }
   for (auto& t : threads) t.join();
-  const int64_t end_ns = NowNs();
+  int64_t end_ns = shared.start_ns;
+  for (auto& w : workers) end_ns = std::max(end_ns, w->finished_ns());
   if (tty && end_ns - shared.start_ns >= 1000000000) fputs("\n", stderr);
   const ProcSample server_after = opt.server_pid > 0 ? ReadProc(opt.server_pid) : ProcSample{};
 

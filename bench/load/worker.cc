@@ -145,6 +145,8 @@ void Conn::OnRecv(int res) {
       int err = SSL_get_error(ssl_, n);
       if (err == SSL_ERROR_WANT_READ) break;
       ERR_clear_error();
+      // The replies that came before close_notify (a 221) still count.
+      OnPlain();
       EndSession(false, err == SSL_ERROR_ZERO_RETURN ? "closed" : "tls");
       return;
     }
@@ -532,6 +534,7 @@ void Worker::Run() {
   auto reactor = net::Reactor::Create(std::clamp(connections_ * 4, 64, 32768));
   if (!reactor.ok()) {
     fatal_ = std::string(reactor.status().message());
+    finished_ns_ = NowNs();
     return;
   }
   reactor_ = std::move(*reactor);
@@ -588,6 +591,7 @@ void Worker::Run() {
     }
   }
   (void)index_;
+  finished_ns_ = NowNs();
 }
 
 }  // namespace ringmx::bench

@@ -139,6 +139,7 @@ class Worker {
   void Run();
   Stats& stats() { return stats_; }
   const std::string& fatal() const { return fatal_; }
+  int64_t finished_ns() const { return finished_ns_; }
 
  private:
   friend class Conn;
@@ -151,6 +152,7 @@ class Worker {
   double rate_;  // this worker's share of --rate; 0: closed loop
   Stats stats_;
   std::string fatal_;
+  int64_t finished_ns_ = 0;
   std::unique_ptr<net::Reactor> reactor_;
   std::vector<std::unique_ptr<Conn>> conns_;
   std::vector<Conn*> free_;
