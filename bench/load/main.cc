@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -198,6 +199,12 @@ int Main(int argc, char** argv) {
     }
     fprintf(stderr, "ringmx-bench: %s\n%s", error.c_str(), UsageText());
     return 2;
+  }
+  // One descriptor per connection: take the hard limit.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
   }
   Shared shared;
   shared.opt = &opt;

@@ -1,6 +1,7 @@
 #include "bench/load/worker.h"
 
 #include <errno.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <time.h>
@@ -21,6 +22,24 @@ void Bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
 }
 
 std::string CodeKey(int code) { return std::to_string(code); }
+
+// True if an EHLO reply lists `keyword` (case-insensitive, as the first word of a line).
+bool Offers(std::string_view reply, std::string_view keyword) {
+  size_t pos = 0;
+  while (pos + 4 <= reply.size()) {
+    size_t end = reply.find('\n', pos);
+    if (end == std::string_view::npos) end = reply.size();
+    std::string_view word = reply.substr(pos + 4, end - pos - 4);
+    if (word.size() >= keyword.size() &&
+        (word.size() == keyword.size() || word[keyword.size()] == ' ' ||
+         word[keyword.size()] == '\r') &&
+        strncasecmp(word.data(), keyword.data(), keyword.size()) == 0) {
+      return true;
+    }
+    pos = end + 1;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -313,7 +332,7 @@ void Conn::NextTransaction(bool failed) {
     Tx& tx = txs_.back();
     plain.append(worker_->mail_from_);
     expect_.push_back(Step::kMail);
-    if (opt.pipelining) {
+    if (pipe_) {
       for (int i = 0; i < opt.rcpts; ++i) AppendRcpt(tx, plain);
       plain.append("DATA\r\n");
       expect_.push_back(Step::kData);
@@ -326,7 +345,6 @@ void Conn::NextTransaction(bool failed) {
 }
 
 void Conn::OnReply(int code, std::string_view text) {
-  (void)text;
   if (expect_.empty()) {
     EndSession(false, "protocol");
     return;
@@ -350,6 +368,8 @@ void Conn::OnReply(int code, std::string_view text) {
         EndSession(false, CodeKey(code));
         return;
       }
+      // PIPELINING only where the server offers it (RFC 2920), whatever --pipelining says.
+      pipe_ = opt.pipelining && Offers(text, "PIPELINING");
       if (opt.tls == TlsMode::kStartTls && ssl_ == nullptr) {
         expect_.push_back(Step::kStartTls);
         Write("STARTTLS\r\n");
@@ -367,7 +387,7 @@ void Conn::OnReply(int code, std::string_view text) {
     case Step::kMail: {
       Tx& tx = txs_.front();
       if (code != 250 && tx.fail.empty()) tx.fail = CodeKey(code);
-      if (!opt.pipelining) {
+      if (!pipe_) {
         if (code != 250) {
           CompleteTx(false, CodeKey(code));
           NextTransaction(true);
@@ -386,7 +406,7 @@ void Conn::OnReply(int code, std::string_view text) {
       } else if (tx.fail.empty()) {
         tx.fail = CodeKey(code);
       }
-      if (!opt.pipelining) {
+      if (!pipe_) {
         if (tx.rcpt_sent < opt.rcpts) {
           std::string rcpt;
           AppendRcpt(tx, rcpt);
@@ -412,14 +432,14 @@ void Conn::OnReply(int code, std::string_view text) {
       tx.eod_ns = NowNs();
       Write(worker_->shared_->data);
       // With PIPELINING the next command group goes out with the end of the data.
-      if (opt.pipelining) NextTransaction(false);
+      if (pipe_) NextTransaction(false);
       return;
     }
     case Step::kDataEnd: {
       Tx& tx = txs_.front();
       st.data.Record(NowNs() - tx.eod_ns);
       CompleteTx(code == 250, CodeKey(code));
-      if (!opt.pipelining) NextTransaction(false);
+      if (!pipe_) NextTransaction(false);
       return;
     }
     case Step::kRset:

@@ -130,6 +130,7 @@ class Conn {
   std::unique_ptr<char[]> rbuf_;
   SSL* ssl_ = nullptr;
   bool hs_done_ = false;
+  bool pipe_ = false;  // pipelining in this session (asked for and offered)
 };
 
 class Worker {
