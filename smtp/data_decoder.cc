@@ -2,6 +2,10 @@
 
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <utility>
 
@@ -13,6 +17,24 @@ namespace {
 
 constexpr uint8_t Bit(DataDecoder::Error error) {
   return static_cast<uint8_t>(1u << static_cast<unsigned>(error));
+}
+
+// The first CR or LF in [p, end), or `end`. One pass for both, 16 octets at a time.
+const char* FindCrOrLf(const char* p, const char* end) {
+#if defined(__SSE2__)
+  const __m128i cr = _mm_set1_epi8('\r');
+  const __m128i lf = _mm_set1_epi8('\n');
+  while (end - p >= 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, cr), _mm_cmpeq_epi8(v, lf)));
+    if (mask != 0) return p + __builtin_ctz(static_cast<unsigned>(mask));
+    p += 16;
+  }
+#endif
+  for (; p < end; ++p) {
+    if (*p == '\r' || *p == '\n') return p;
+  }
+  return end;
 }
 
 }  // namespace
@@ -119,6 +141,23 @@ size_t DataDecoder::Consume(std::string_view input) {
         break;
 
       case State::kInLine: {
+        // Fast path: whole clean lines (CR only right before LF, not over the length limit,
+        // the next line not starting with a dot) are scanned once and copied as one run.
+        const char* const run = p;
+        while (true) {
+          const char* q = FindCrOrLf(p, end);
+          if (end - q < 2 || q[0] != '\r' || q[1] != '\n') break;
+          const size_t n = static_cast<size_t>(q - p);
+          if (line_len_ + n > kMaxTextLineOctets) break;
+          line_len_ = 0;
+          p = q + 2;
+          if (p == end || (mode_ == Mode::kDotStuffed && *p == '.')) break;
+        }
+        if (p != run) {
+          Append(run, static_cast<size_t>(p - run));
+          state_ = State::kLineStart;  // `p` is at a line start (or at the end)
+          break;
+        }
         const size_t avail = static_cast<size_t>(end - p);
         const char* cr = static_cast<const char*>(memchr(p, '\r', avail));
         const char* stop = cr != nullptr ? cr : end;
