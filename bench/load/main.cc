@@ -88,7 +88,8 @@ bool BuildMessage(const Options& opt, std::string& data, std::string& error) {
     msg = "From: <" + opt.from + ">\r\nTo: <user0@" + opt.to +
           ">\r\nSubject: ringmx-bench\r\nMessage-ID: <ringmx-bench@bench.test>\r\n\r\n";
     const size_t size = static_cast<size_t>(opt.size);
-    static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    static const char kAlphabet[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     size_t line_no = 0;
     while (msg.size() + 2 < size) {
       // Lines of 76 characters plus CRLF, the last one shorter; never a leading dot.
@@ -110,7 +111,7 @@ SSL_CTX* MakeSslContext(const Options& opt, std::string& error) {
     return nullptr;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);  // a load generator, not a verifier
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);        // a load generator, not a verifier
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);  // every session a full handshake
   if (!opt.cert.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx, opt.cert.c_str()) != 1 ||
@@ -299,8 +300,9 @@ int Main(int argc, char** argv) {
   // Our own CPU, to show the generator is not the bottleneck.
   rusage self{};
   getrusage(RUSAGE_SELF, &self);
-  const double client_cpu = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
-                            static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
+  const double client_cpu =
+      static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
+      static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
   const double per_s = elapsed > 0 ? 1.0 / elapsed : 0;
   const bool timed_out = end_ns >= shared.hard_ns;
 
@@ -392,7 +394,8 @@ int Main(int argc, char** argv) {
     LatencyText(out, "session", session);
     if (opt.server_pid > 0 && server_after.ok) {
       const double cpu = server_after.cpu_s - server_before.cpu_s;
-      snprintf(buf, sizeof(buf), "server     pid %d: %.3f s CPU, %.4f s per 1000 messages, peak RSS %lld KiB\n",
+      snprintf(buf, sizeof(buf),
+               "server     pid %d: %.3f s CPU, %.4f s per 1000 messages, peak RSS %lld KiB\n",
                opt.server_pid, cpu, ok > 0 ? cpu * 1000.0 / static_cast<double>(ok) : 0.0,
                static_cast<long long>(server_after.hwm_kb));
       out += buf;

@@ -33,9 +33,12 @@ bool ParseDouble(const std::string& s, double lo, double hi, double& out) {
 
 const char* TlsModeName(TlsMode mode) {
   switch (mode) {
-    case TlsMode::kNone: return "none";
-    case TlsMode::kStartTls: return "starttls";
-    case TlsMode::kImplicit: return "implicit";
+    case TlsMode::kNone:
+      return "none";
+    case TlsMode::kStartTls:
+      return "starttls";
+    case TlsMode::kImplicit:
+      return "implicit";
   }
   return "none";
 }

@@ -1,9 +1,9 @@
 #include "bench/load/worker.h"
 
 #include <errno.h>
-#include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -101,9 +101,18 @@ void Conn::Start(int64_t start_ns) {
 void Conn::OnOp(OpKind kind, int res) {
   --ops_;
   switch (kind) {
-    case kConnect: connect_pending_ = false; OnConnected(res); break;
-    case kRecv: recv_pending_ = false; OnRecv(res); break;
-    case kSend: send_pending_ = false; OnSent(res); break;
+    case kConnect:
+      connect_pending_ = false;
+      OnConnected(res);
+      break;
+    case kRecv:
+      recv_pending_ = false;
+      OnRecv(res);
+      break;
+    case kSend:
+      send_pending_ = false;
+      OnSent(res);
+      break;
   }
   MaybeFinish();
 }
@@ -579,8 +588,8 @@ void Worker::Run() {
         }
         backlog_.push_back(next_arrival);
         ++arrivals;
-        next_arrival = shared_->start_ns + static_cast<int64_t>(static_cast<double>(arrivals) *
-                                                                interval_ns);
+        next_arrival =
+            shared_->start_ns + static_cast<int64_t>(static_cast<double>(arrivals) * interval_ns);
       }
     }
     if (!aborted) StartFree(now);

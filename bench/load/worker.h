@@ -50,10 +50,10 @@ struct Stats {
   std::atomic<uint64_t> handshakes{0};
   std::atomic<uint64_t> bytes_sent{0};
   std::map<std::string, uint64_t> errors;  // failed transactions by first bad reply code/reason
-  Histogram banner;     // connect() submitted -> 220 greeting
-  Histogram handshake;  // TLS ClientHello -> handshake complete
-  Histogram data;       // end of data sent -> its reply
-  Histogram session;    // session start (scheduled start with --rate) -> 221 to QUIT
+  Histogram banner;                        // connect() submitted -> 220 greeting
+  Histogram handshake;                     // TLS ClientHello -> handshake complete
+  Histogram data;                          // end of data sent -> its reply
+  Histogram session;  // session start (scheduled start with --rate) -> 221 to QUIT
 };
 
 class Worker;
@@ -72,7 +72,17 @@ class Conn {
   void Check(int64_t now_ns, int64_t timeout_ns, bool abort);
 
  private:
-  enum class Step : uint8_t { kBanner, kEhlo, kStartTls, kMail, kRcpt, kData, kDataEnd, kRset, kQuit };
+  enum class Step : uint8_t {
+    kBanner,
+    kEhlo,
+    kStartTls,
+    kMail,
+    kRcpt,
+    kData,
+    kDataEnd,
+    kRset,
+    kQuit
+  };
   enum OpKind : uint8_t { kConnect, kRecv, kSend };
   struct Op final : net::CompletionHandler {
     Conn* conn = nullptr;

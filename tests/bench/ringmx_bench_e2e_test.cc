@@ -148,8 +148,8 @@ TEST_F(BenchTest, AStalledServerIsCountedAsTimeouts) {
   StartServer(BasicConfig(dir_));
   // Stopped: the kernel still completes connects (backlog), but no banner ever comes.
   server_->Signal(SIGSTOP);
-  BenchRun run = RunBench({"--target", Target(), "--concurrency", "2", "--timeout", "0.3",
-                           "--total-messages", "4"});
+  BenchRun run = RunBench(
+      {"--target", Target(), "--concurrency", "2", "--timeout", "0.3", "--total-messages", "4"});
   server_->Signal(SIGCONT);
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(run.Int("messages"), 0) << run.output;
@@ -180,9 +180,9 @@ TEST_F(BenchTest, StartTlsAndImplicitTls) {
                    "\n[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\n"
                    "tls = \"starttls\"\n\n[tls]\ncert = \"",
                    pki->mx_ecdsa_cert, "\"\nkey = \"", pki->mx_ecdsa_key, "\"\n")));
-  BenchRun run = RunBench({"--target", Target("smtps"), "--tls", "implicit", "--sni",
-                           "mx.example.test", "--concurrency", "3", "--messages-per-connection",
-                           "2", "--total-messages", "12"});
+  BenchRun run =
+      RunBench({"--target", Target("smtps"), "--tls", "implicit", "--sni", "mx.example.test",
+                "--concurrency", "3", "--messages-per-connection", "2", "--total-messages", "12"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(run.Int("messages"), 12) << run.output;
   EXPECT_EQ(run.Int("tls_handshakes"), run.Int("sessions")) << run.output;

@@ -1,0 +1,119 @@
+// Unit tests of ringmx-bench's pieces that need no server: the option parser and the latency
+// histogram.
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+#include "bench/load/histogram.h"
+#include "bench/load/options.h"
+
+namespace ringmx::bench {
+namespace {
+
+bool Parse(std::vector<std::string> args, Options& opt, std::string& error) {
+  bool help = false;
+  return ParseOptions(args, opt, error, help);
+}
+
+TEST(BenchOptionsTest, ParsesEveryOption) {
+  Options opt;
+  std::string error;
+  ASSERT_TRUE(Parse({"--target",
+                     "127.0.0.1:25",
+                     "--threads",
+                     "2",
+                     "--concurrency=50",
+                     "--messages-per-connection",
+                     "20",
+                     "--rcpts",
+                     "3",
+                     "--size",
+                     "4096",
+                     "--pipelining",
+                     "off",
+                     "--total-messages",
+                     "1000",
+                     "--duration",
+                     "5",
+                     "--rate",
+                     "100",
+                     "--tls",
+                     "starttls",
+                     "--sni",
+                     "mx.example.test",
+                     "--from",
+                     "a@b.test",
+                     "--to",
+                     "example.test",
+                     "--json",
+                     "--server-pid",
+                     "42",
+                     "--timeout",
+                     "2.5"},
+                    opt, error))
+      << error;
+  EXPECT_EQ(opt.target, "127.0.0.1:25");
+  EXPECT_EQ(opt.threads, 2);
+  EXPECT_EQ(opt.concurrency, 50);
+  EXPECT_EQ(opt.messages_per_connection, 20);
+  EXPECT_EQ(opt.rcpts, 3);
+  EXPECT_EQ(opt.size, 4096);
+  EXPECT_FALSE(opt.pipelining);
+  EXPECT_EQ(opt.total_messages, 1000);
+  EXPECT_DOUBLE_EQ(opt.duration_s, 5);
+  EXPECT_DOUBLE_EQ(opt.rate, 100);
+  EXPECT_EQ(opt.tls, TlsMode::kStartTls);
+  EXPECT_EQ(opt.sni, "mx.example.test");
+  EXPECT_EQ(opt.from, "a@b.test");
+  EXPECT_TRUE(opt.json);
+  EXPECT_EQ(opt.server_pid, 42);
+  EXPECT_DOUBLE_EQ(opt.timeout_s, 2.5);
+}
+
+TEST(BenchOptionsTest, TheRunMustBeBoundedAndValuesChecked) {
+  std::string error;
+  auto fails = [&error](std::vector<std::string> args) {
+    Options fresh;
+    return !Parse(args, fresh, error);
+  };
+  EXPECT_TRUE(fails({"--target", "127.0.0.1:25"}));
+  EXPECT_NE(error.find("--total-messages"), std::string::npos) << error;
+  EXPECT_TRUE(fails({"--total-messages", "5"}));                    // no target
+  EXPECT_TRUE(fails({"--target", "x:1", "--duration", "100000"}));  // over the cap
+  EXPECT_TRUE(fails({"--target", "x:1", "--duration", "1", "--tls", "ssl"}));
+  EXPECT_TRUE(fails({"--target", "x:1", "--duration", "1", "--concurrency", "0"}));
+  EXPECT_TRUE(fails({"--target", "x:1", "--duration", "1", "--cert", "c.pem"}));
+  EXPECT_TRUE(fails({"--target", "x:1", "--duration", "1", "--bogus", "1"}));
+  EXPECT_TRUE(fails({"--target", "x:1", "--duration"}));
+  Options small;
+  ASSERT_TRUE(Parse({"--target", "x:1", "--duration", "1", "--threads", "8", "--concurrency", "3"},
+                    small, error));
+  EXPECT_EQ(small.threads, 3) << "no more threads than connections";
+}
+
+TEST(BenchHistogramTest, PercentilesWithinThreePercent) {
+  Histogram h;
+  for (int64_t v = 1; v <= 100000; ++v) h.Record(v * 1000);  // 1 us .. 100 ms, uniform
+  EXPECT_EQ(h.count(), 100000u);
+  EXPECT_EQ(h.max(), 100000000u);
+  const std::pair<double, double> cases[] = {
+      {0.5, 50e6}, {0.9, 90e6}, {0.99, 99e6}, {0.999, 99.9e6}};
+  for (const auto& [q, want] : cases) {
+    const double got = static_cast<double>(h.Percentile(q));
+    EXPECT_NEAR(got, want, want * 0.03) << q;
+  }
+  Histogram other;
+  other.Record(7);
+  other.Record(-5);  // clamped to 0
+  h.Merge(other);
+  EXPECT_EQ(h.count(), 100002u);
+  EXPECT_EQ(Histogram().Percentile(0.5), 0u);
+  Histogram exact;
+  exact.Record(42);
+  EXPECT_EQ(exact.Percentile(0.5), 42u);
+  EXPECT_EQ(exact.Percentile(1.0), 42u);
+}
+
+}  // namespace
+}  // namespace ringmx::bench
