@@ -1,5 +1,18 @@
 // ringmx-bench: an SMTP load generator on io_uring. See bench/load/options.cc for the options and
 // DESIGN.md section 9. Prints a human report, or one JSON line with --json.
+//
+// Counting: every transaction attempted holds one message of the budget (--total-messages), so
+// messages + messages_failed is exactly what was asked (fewer only when --duration or the time
+// cap stopped the run first). "messages" are those answered 250 after the end of data. "errors"
+// counts failed transactions by the first reply code that refused them ("552", "554", "421"...)
+// or by what went wrong on the connection: "connect", "closed", "reset", "io_error", "timeout",
+// "tls", "protocol", "aborted" (still open at the hard stop, --duration + 10 s). A message stored
+// although some of its recipients were refused counts in "messages" and under the refusing code.
+//
+// Latency (JSON in microseconds): connect_to_banner from connect() to the 220 (with --tls implicit
+// that includes the handshake); handshake is the TLS handshake alone; data_to_250 from sending the
+// end of data to its reply; session from the session's start (its scheduled start with --rate, so
+// waiting for a free connection counts: no coordinated omission) to the 221 after QUIT.
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>

@@ -542,7 +542,8 @@ void Worker::OnSessionFree(Conn* conn) {
 }
 
 void Worker::StartFree(int64_t now) {
-  while (!free_.empty()) {
+  // A session that fails at once (socket() refused) comes back to free_: one pass only.
+  for (size_t n = free_.size(); n > 0 && !free_.empty(); --n) {
     int64_t start = now;
     if (rate_ > 0) {
       if (backlog_.empty()) return;
