@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -92,33 +93,62 @@ absl::Status MakeDirectories(const std::string& path) {
 
 // Removes every file in `<path>/tmp`: a write that a crash or a kill interrupted. Never touches
 // new/. Directories in tmp/ are not ours (the spool only creates files there) and are left alone.
+// Names in the directory open as `fd` (not "." or ".."); `path` is for messages.
+absl::StatusOr<std::vector<std::string>> ListDirectory(int fd, const std::string& path) {
+  std::vector<std::string> names;
+  const int list_fd = dup(fd);
+  if (list_fd < 0) return core::ErrnoStatus(errno, absl::StrCat("list spool directory ", path));
+  DIR* dir = fdopendir(list_fd);
+  if (dir == nullptr) {
+    const int err = errno;
+    close(list_fd);
+    return core::ErrnoStatus(err, absl::StrCat("list spool directory ", path));
+  }
+  while (true) {
+    errno = 0;
+    const dirent* entry = readdir(dir);
+    if (entry == nullptr) break;
+    const std::string name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    names.push_back(name);
+  }
+  const int err = errno;
+  closedir(dir);
+  if (err != 0) return core::ErrnoStatus(err, absl::StrCat("list spool directory ", path));
+  return names;
+}
+
+// A crash between the two renames of a commit leaves `<id>.eml` in new/ without its `<id>.json`.
+// That message was never acknowledged (250 waits for the directory fsync after both renames), so
+// the orphan is removed rather than left for readers to trip over.
+absl::Status ClearOrphans(const std::string& path) {
+  const std::string dir = absl::StrCat(path, "/new");
+  ScopedFd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open spool directory ", dir));
+  RINGMX_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir_fd.get(), dir));
+  const absl::flat_hash_set<std::string> present(names.begin(), names.end());
+  size_t removed = 0;
+  for (const std::string& name : names) {
+    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".eml") != 0) continue;
+    if (present.contains(absl::StrCat(name.substr(0, name.size() - 4), ".json"))) continue;
+    if (unlinkat(dir_fd.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+      return core::ErrnoStatus(errno, absl::StrCat("remove orphan spool file ", dir, "/", name));
+    }
+    ++removed;
+  }
+  if (removed > 0) {
+    core::LogWarning(absl::StrCat("spool: removed ", removed, " message file(s) in ", dir,
+                                  " whose envelope was never committed (crash during a commit)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ClearTmp(const std::string& path) {
   const std::string tmp = absl::StrCat(path, "/tmp");
   ScopedFd tmp_fd(open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (tmp_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open spool directory ", tmp));
 
-  std::vector<std::string> names;
-  {
-    const int list_fd = dup(tmp_fd.get());
-    if (list_fd < 0) return core::ErrnoStatus(errno, absl::StrCat("list spool directory ", tmp));
-    DIR* dir = fdopendir(list_fd);
-    if (dir == nullptr) {
-      const int err = errno;
-      close(list_fd);
-      return core::ErrnoStatus(err, absl::StrCat("list spool directory ", tmp));
-    }
-    while (true) {
-      errno = 0;
-      const dirent* entry = readdir(dir);
-      if (entry == nullptr) break;
-      const std::string name = entry->d_name;
-      if (name == "." || name == "..") continue;
-      names.push_back(name);
-    }
-    const int err = errno;
-    closedir(dir);
-    if (err != 0) return core::ErrnoStatus(err, absl::StrCat("list spool directory ", tmp));
-  }
+  RINGMX_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(tmp_fd.get(), tmp));
 
   size_t removed = 0;
   for (const std::string& name : names) {
@@ -158,6 +188,7 @@ absl::Status PrepareSpoolDirectory(const std::string& path) {
   RINGMX_RETURN_IF_ERROR(MakeDirectory(absl::StrCat(path, "/tmp"), tmp_created));
   RINGMX_RETURN_IF_ERROR(MakeDirectory(absl::StrCat(path, "/new"), new_created));
   RINGMX_RETURN_IF_ERROR(ClearTmp(path));
+  RINGMX_RETURN_IF_ERROR(ClearOrphans(path));
   RINGMX_RETURN_IF_ERROR(FsyncDirectory(absl::StrCat(path, "/new")));
   // The spool directory holds the entries of tmp/ and new/.
   return FsyncDirectory(path);

@@ -54,6 +54,21 @@ TEST(PrepareSpoolDirectoryTest, RemovesLeftoversFromTmpOnly) {
   EXPECT_NE(ReadFile("/etc/passwd"), "<missing>");
 }
 
+TEST(PrepareSpoolDirectoryTest, RemovesMessageFilesWhoseEnvelopeWasNeverCommitted) {
+  TempDir dir;
+  const std::string path = dir.path() + "/spool";
+  ASSERT_TRUE(PrepareSpoolDirectory(path).ok());
+  // A crash between the .eml and the .json rename of one commit leaves D.eml alone.
+  WriteFile(path + "/new/C.eml", "committed");
+  WriteFile(path + "/new/C.json", "{}");
+  WriteFile(path + "/new/D.eml", "renamed, envelope never followed");
+  WriteFile(path + "/new/notes.txt", "not ours");
+
+  absl::Status status = PrepareSpoolDirectory(path);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_THAT(ListDir(path + "/new"), ElementsAre("C.eml", "C.json", "notes.txt"));
+}
+
 TEST(PrepareSpoolDirectoryTest, IsIdempotent) {
   TempDir dir;
   const std::string path = dir.path() + "/spool";
