@@ -251,10 +251,10 @@ void Shard::MarkDirty(Connection* connection) {
 void Shard::FlushDirty() {
   if (dirty_.empty()) return;
   const absl::Time now = absl::Now();
-  // Flush may mark connections dirty again (for the next batch), so work on a swapped list.
-  std::vector<Connection*> batch;
-  batch.swap(dirty_);
-  for (Connection* connection : batch) {
+  // Flush may mark connections dirty again (for the next batch), so work on a swapped list. Both
+  // vectors keep their capacity, so a batch allocates nothing.
+  flushing_.swap(dirty_);
+  for (Connection* connection : flushing_) {
     connection->dirty_ = false;
     connection->Flush(now);
     if (connection->Finished() && !connection->dirty_) {
@@ -267,7 +267,7 @@ void Shard::FlushDirty() {
       delete connection;
     }
   }
-  if (dirty_.empty()) dirty_.swap(batch), dirty_.clear();
+  flushing_.clear();
 }
 
 }  // namespace ringmx::net

@@ -131,6 +131,7 @@ class Shard {
   // Connections with output or state changes to act on at the end of this completion batch
   // (one write per batch, RFC 2920). Each appears at most once (Connection::dirty_).
   std::vector<Connection*> dirty_;
+  std::vector<Connection*> flushing_;  // the batch FlushDirty() is working on; empty otherwise
   absl::Time next_tick_ = absl::InfinitePast();
   bool draining_ = false;
   absl::Time drain_deadline_ = absl::InfiniteFuture();
