@@ -57,8 +57,8 @@ constexpr std::string_view kRootKeys[] = {"hostname", "workers", "listener", "tl
 constexpr std::string_view kListenerKeys[] = {"name",         "address",      "tls",
                                               "tls_required", "min_tls",      "client_certs",
                                               "sni_strict",   "no_tls_hosts", "auth"};
-constexpr std::string_view kTlsKeys[] = {"cert",    "key",          "client_ca",
-                                         "ciphers", "ciphersuites", "sni"};
+constexpr std::string_view kTlsKeys[] = {"cert",         "key", "client_ca", "ciphers",
+                                         "ciphersuites", "sni", "ktls"};
 constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
 constexpr std::string_view kPolicyKeys[] = {"local_domains", "relay_networks", "max_recipients",
                                             "max_message_size"};
@@ -602,6 +602,7 @@ void Loader::LoadTls(const toml::table& root, TlsConfig& out) {
   if (auto v = Path(*tls, "tls", "client_ca")) out.client_ca = *v;
   if (auto v = CipherList(*tls, "ciphers")) out.ciphers = *v;
   if (auto v = CipherList(*tls, "ciphersuites")) out.ciphersuites = *v;
+  if (auto v = Bool(*tls, "tls", "ktls")) out.ktls = *v;
 
   // Every SNI name in the file, canonical, to the path and line of its first use.
   absl::flat_hash_map<std::string, std::pair<std::string, uint32_t>> seen;

@@ -60,6 +60,9 @@ struct TlsConfig {
   // `ciphersuites`: the TLS 1.3 suites (OpenSSL syntax); "" means ringmx's safe default.
   std::string ciphersuites;
   std::vector<SniConfig> sni;
+  // `ktls`: hand the record layer to the kernel after the handshake when the kernel has TLS ULP
+  // (probed once at start). false keeps every connection on OpenSSL's record layer.
+  bool ktls = true;
 };
 
 struct PolicyConfig {

@@ -1,6 +1,7 @@
 #include "net/connection.h"
 
 #include <errno.h>
+#include <linux/tls.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include "core/log.h"
 #include "core/strings.h"
 #include "net/buffer_ring.h"
+#include "net/ktls.h"
 #include "net/shard.h"
 
 namespace ringmx::net {
@@ -22,7 +24,35 @@ namespace {
 // reply (221, 421, 554) is not destroyed by a RST from unread input.
 constexpr absl::Duration kLinger = absl::Seconds(2);
 
+// TLS alert descriptions (RFC 8446 §6) that the kernel path sends itself.
+constexpr uint8_t kAlertCloseNotify = 0;
+constexpr uint8_t kAlertUnexpectedMessage = 10;
+constexpr uint8_t kAlertInternalError = 80;
+constexpr uint8_t kAlertNoRenegotiation = 100;
+constexpr uint8_t kAlertLevelWarning = 1;
+constexpr uint8_t kAlertLevelFatal = 2;
+// RFC 8446 §4: handshake message types the kernel path looks at.
+constexpr uint8_t kHandshakeClientHello = 1;
+constexpr uint8_t kHandshakeKeyUpdate = 24;
+
 }  // namespace
+
+// Only connections whose record layer is in the kernel have one.
+struct Connection::KernelTls {
+  // The current keys: TLS 1.3 KeyUpdates advance them (tls::AdvanceTrafficKeys).
+  tls::KtlsHandoff keys;
+  // The template of the multishot recvmsg: no address, room for the TLS_GET_RECORD_TYPE control
+  // message; received bytes go to the shard's provided buffers.
+  msghdr recv_msg{};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint8_t))] = {};
+  // The client's KeyUpdate asked for ours (update_requested): it goes out before any more data.
+  bool key_update_owed = false;
+  // A TLS 1.2 client tried to renegotiate: a warning no_renegotiation alert goes out next.
+  bool no_renegotiation_owed = false;
+  // The alert sent before our FIN: close_notify, or the fatal alert of FailKernelTls().
+  uint8_t goodbye_level = kAlertLevelWarning;
+  uint8_t goodbye_alert = kAlertCloseNotify;
+};
 
 Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t listener_index,
                        policy::ConnectionFacts facts, absl::Time now)
@@ -32,6 +62,7 @@ Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t list
       listener_index_(listener_index),
       greet_pause_(runtime.snapshot->config.timeouts.greet_pause),
       session_(runtime.snapshot, std::move(facts), shard.ids()),
+      kernel_tls_wanted_(shard.kernel_tls() && runtime.snapshot->config.tls.ktls),
       started_(now) {
   recv_op_.connection = this;
   recv_op_.on_complete = &Connection::OnRecv;
@@ -76,7 +107,12 @@ void Connection::OnGreetTimer(const io_uring_cqe& /*cqe*/) {
 
 void Connection::ArmRecv() {
   io_uring_sqe* sqe = shard_.reactor().Prepare(&recv_op_);
-  io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  if (transport_ == Transport::kKernelTls) {
+    // recvmsg, so that the kernel can say which kind of record the bytes come from.
+    io_uring_prep_recvmsg_multishot(sqe, fd_, &ktls_->recv_msg, 0);
+  } else {
+    io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  }
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = shard_.buffers().group_id();
   recv_armed_ = true;
@@ -87,7 +123,40 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
   if (!(cqe.flags & IORING_CQE_F_MORE)) recv_armed_ = false;
   const bool has_buffer = (cqe.flags & IORING_CQE_F_BUFFER) != 0;
   const uint16_t buffer_id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-  if (cqe.res > 0) {
+  if (cqe.res > 0 && transport_ == Transport::kKernelTls) {
+    if (has_buffer) {
+      const std::string_view bytes =
+          shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
+      msghdr& msg = ktls_->recv_msg;
+      io_uring_recvmsg_out* header = io_uring_recvmsg_validate(
+          const_cast<char*>(bytes.data()), static_cast<int>(bytes.size()), &msg);
+      if (header == nullptr || (header->flags & MSG_CTRUNC) != 0) {
+        if (!done_ && !closing_) FailKernelTls(kAlertInternalError, "malformed recvmsg result");
+      } else {
+        const size_t length = io_uring_recvmsg_payload_length(header, cqe.res, &msg);
+        uint8_t record_type = kTlsRecordData;  // the kernel adds no control message for data
+        for (cmsghdr* c = io_uring_recvmsg_cmsg_firsthdr(header, &msg); c != nullptr;
+             c = io_uring_recvmsg_cmsg_nexthdr(header, &msg, c)) {
+          if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) {
+            record_type = *CMSG_DATA(c);
+          }
+        }
+        if (length == 0 && !recv_armed_) {
+          // recvmsg returned 0: the client closed TCP without close_notify.
+          if (!closing_ && end_reason_.empty() && !session_.closed()) end_reason_ = "disconnect";
+          done_ = true;
+        } else if (!done_ && !closing_) {
+          OnKernelRecord(
+              record_type,
+              std::string_view(static_cast<const char*>(io_uring_recvmsg_payload(header, &msg)),
+                               length),
+              absl::Now());
+        }
+      }
+      shard_.buffers().Recycle(buffer_id);
+    }
+    if (!recv_armed_ && !done_) recv_rearm_ = true;
+  } else if (cqe.res > 0) {
     if (has_buffer) {
       if (!done_ && !closing_) {
         const std::string_view bytes =
@@ -106,11 +175,17 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
   } else if (cqe.res == -ENOBUFS) {
     // Every receive buffer of the shard was in use for a moment; try again after this batch.
     if (!done_) recv_rearm_ = true;
+  } else if (cqe.res == -ECANCELED && transport_ == Transport::kKernelTlsSwitch) {
+    // Our own cancel before the kernel takes the keys: not an end (Flush completes the move).
+  } else if (cqe.res == -EKEYEXPIRED && transport_ == Transport::kKernelTls) {
+    // A read raced the client's KeyUpdate before the new key was installed; read again.
+    if (!done_) recv_rearm_ = true;
   } else {
     if (has_buffer) shard_.buffers().Recycle(buffer_id);
-    // EOF (0), reset, or our own cancel: nothing more will come from this client.
+    // EOF (0), reset, a record the kernel could not decrypt (EBADMSG), or our own cancel:
+    // nothing more will come from this client.
     if (cqe.res != -ECANCELED && !closing_ && end_reason_.empty() && !session_.closed()) {
-      end_reason_ = cqe.res == 0 ? "disconnect" : "reset";
+      end_reason_ = cqe.res == 0 ? "disconnect" : cqe.res == -EBADMSG ? "tls-bad-record" : "reset";
     }
     done_ = true;
   }
@@ -118,6 +193,16 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
 }
 
 void Connection::AfterSession() {
+  if (transport_ == Transport::kKernelTlsSwitch && out_.close) {
+    // The session is ending (timeout, shutdown) before the kernel took the keys: say goodbye
+    // through OpenSSL, which still has them.
+    transport_ = Transport::kTls;
+  }
+  if (transport_ == Transport::kKernelTlsSwitch) {
+    // Replies (the implicit-TLS greeting) wait for the record layer to settle.
+    MarkDirty();
+    return;
+  }
   if (!out_.replies.empty()) {
     if (transport_ == Transport::kTls) {
       absl::Status encrypted = tls_->Encrypt(out_.replies);
@@ -127,7 +212,8 @@ void Connection::AfterSession() {
       }
       wire_.append(tls_->TakeCiphertext());
     } else {
-      // Cleartext, including the "220 Ready to start TLS" that must precede the handshake.
+      // Cleartext, including the "220 Ready to start TLS" that must precede the handshake; or
+      // plaintext that the kernel encrypts.
       wire_.append(out_.replies);
     }
     out_.replies.clear();
@@ -216,8 +302,11 @@ void Connection::OnCiphertext(std::string_view bytes, absl::Time now) {
     }
     if (*progress == tls::Progress::kNeedInput) return;
     OnHandshakeDone(now);
-    if (done_ || closing_) return;
+    if (done_ || closing_ || transport_ == Transport::kKernelTlsSwitch) return;
     // Application data may have come with the client's Finished: fall through and decrypt it.
+  } else if (transport_ == Transport::kKernelTlsSwitch) {
+    // Read before the cancel took effect: ExportForKernel() decrypts it for the session.
+    return;
   }
   plaintext_.clear();
   absl::Status decrypted = tls_->Decrypt(plaintext_);
@@ -238,13 +327,180 @@ void Connection::OnCiphertext(std::string_view bytes, absl::Time now) {
 }
 
 void Connection::OnHandshakeDone(absl::Time now) {
-  transport_ = Transport::kTls;
   // The client's Finished gets no answer from us (no session tickets), so its ACK would wait for
   // the delayed-ACK timer, and a client with Nagle on would hold its first command 40 ms behind
   // it. Acknowledge at once.
   const int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-  const core::TlsFacts& facts = tls_->facts();
+  if (kernel_tls_wanted_) {
+    // Stop reading first: every byte the kernel is to decrypt must still be in the socket when
+    // it gets the keys. What the receive brings until the cancel lands goes to OpenSSL, which
+    // decrypts it in ExportForKernel(). Flush() completes the move (CompleteKernelTls) once the
+    // receive has ended and our last userspace records (a TLS 1.2 Finished) are sent.
+    transport_ = Transport::kKernelTlsSwitch;
+    if (recv_armed_) {
+      io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
+      io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
+    }
+    MarkDirty();
+    return;
+  }
+  transport_ = Transport::kTls;
+  FinishHandshake(now, /*kernel=*/false);
+}
+
+void Connection::CompleteKernelTls(absl::Time now) {
+  absl::StatusOr<tls::KtlsHandoff> keys = tls_->ExportForKernel();
+  bool tx_installed = false;
+  absl::Status installed = keys.ok() ? InstallKernelTls(fd_, *keys, &tx_installed) : keys.status();
+  if (!installed.ok() && tx_installed) {
+    // Half in the kernel: neither side can carry on.
+    core::LogWarning(absl::StrCat("tls shard=", shard_.index(),
+                                  " client=", session_.facts().client.ToString(),
+                                  " kernel TLS receive key refused: ", installed.message()));
+    if (end_reason_.empty()) end_reason_ = "ktls-failed";
+    done_ = true;
+    MarkDirty();
+    return;
+  }
+  if (!installed.ok()) {
+    // The socket is untouched and OpenSSL's state matches it: stay in userspace.
+    core::LogInfo(absl::StrCat("tls shard=", shard_.index(),
+                               " client=", session_.facts().client.ToString(),
+                               " kernel TLS not used: ", installed.message()));
+    transport_ = Transport::kTls;
+    recv_rearm_ = true;
+    FinishHandshake(now, /*kernel=*/false);
+    if (done_ || closing_) return;
+    if (keys.ok() && !keys->pending_plaintext.empty()) {
+      session_.OnInput(keys->pending_plaintext, now, out_);
+      AfterSession();
+    } else if (!keys.ok()) {
+      OnCiphertext(std::string_view(), now);  // what the export read is returned now
+    }
+    if (tls_->peer_closed() && !done_) {
+      if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
+      done_ = true;
+    }
+    return;
+  }
+  const bool peer_closed = tls_->peer_closed();
+  std::string pending = std::move(keys->pending_plaintext);
+  ktls_ = std::make_unique<KernelTls>();
+  ktls_->keys = *std::move(keys);
+  ktls_->recv_msg.msg_control = ktls_->control;
+  ktls_->recv_msg.msg_controllen = sizeof(ktls_->control);
+  transport_ = Transport::kKernelTls;
+  FinishHandshake(now, /*kernel=*/true);
+  tls_.reset();  // the kernel has the keys; OpenSSL's session is no longer needed
+  if (!pending.empty() && !done_ && !closing_) {
+    session_.OnInput(pending, now, out_);
+    AfterSession();
+  }
+  if (peer_closed && !done_) {
+    if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
+    done_ = true;
+  }
+  if (!done_ && !closing_) ArmRecv();
+  MarkDirty();
+}
+
+void Connection::OnKernelRecord(uint8_t record_type, std::string_view payload, absl::Time now) {
+  switch (record_type) {
+    case kTlsRecordData:
+      session_.OnInput(payload, now, out_);
+      AfterSession();
+      return;
+    case kTlsRecordAlert:
+      if (payload.size() >= 2 && static_cast<uint8_t>(payload[1]) == kAlertCloseNotify) {
+        // close_notify: the client is gone. A message in progress is dropped with the session.
+        if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
+      } else {
+        core::LogWarning(absl::StrCat(
+            "tls shard=", shard_.index(), " client=", session_.facts().client.ToString(),
+            " sent TLS alert ",
+            payload.size() >= 2 ? static_cast<int>(static_cast<uint8_t>(payload[1])) : -1,
+            " (kernel record layer)"));
+        if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-alert";
+      }
+      done_ = true;
+      MarkDirty();
+      return;
+    case kTlsRecordHandshake:
+      OnKernelHandshakeMessage(payload, now);
+      return;
+    default:
+      FailKernelTls(kAlertUnexpectedMessage,
+                    absl::StrCat("record of content type ", static_cast<int>(record_type),
+                                 " after the handshake"));
+      return;
+  }
+}
+
+void Connection::OnKernelHandshakeMessage(std::string_view payload, absl::Time /*now*/) {
+  const auto byte = [&](size_t i) { return static_cast<uint8_t>(payload[i]); };
+  KernelTls& k = *ktls_;
+  if (k.keys.tls_version == 0x0304 && payload.size() == 5 && byte(0) == kHandshakeKeyUpdate &&
+      byte(1) == 0 && byte(2) == 0 && byte(3) == 1 && byte(4) <= 1) {
+    // RFC 8446 §4.6.3: the client's next records use its next traffic secret. The kernel holds
+    // further records back until it has the new receive key.
+    absl::Status advanced = tls::AdvanceTrafficKeys(k.keys, tls::KtlsSide::kRx);
+    if (advanced.ok()) advanced = UpdateKernelTlsKey(fd_, k.keys, tls::KtlsSide::kRx);
+    if (!advanced.ok()) {
+      FailKernelTls(kAlertInternalError,
+                    absl::StrCat("cannot follow the client's KeyUpdate: ", advanced.message()));
+      return;
+    }
+    if (byte(4) == 1) k.key_update_owed = true;  // update_requested
+    MarkDirty();
+    return;
+  }
+  if (k.keys.tls_version == 0x0303 && !payload.empty() && byte(0) == kHandshakeClientHello) {
+    // A TLS 1.2 renegotiation attempt: refuse it politely and go on (RFC 5246 §7.2.2).
+    k.no_renegotiation_owed = true;
+    MarkDirty();
+    return;
+  }
+  FailKernelTls(
+      kAlertUnexpectedMessage,
+      absl::StrCat("unexpected handshake message type ",
+                   payload.empty() ? -1 : static_cast<int>(byte(0)), " after the handshake"));
+}
+
+void Connection::SendKernelKeyUpdate() {
+  // key_update(24), length 1, update_not_requested.
+  static constexpr char kKeyUpdate[] = {kHandshakeKeyUpdate, 0, 0, 1, 0};
+  absl::Status sent = SendKernelTlsRecord(fd_, kTlsRecordHandshake,
+                                          std::string_view(kKeyUpdate, sizeof(kKeyUpdate)));
+  if (absl::IsUnavailable(sent)) return;  // the socket buffer is full: next Flush
+  if (sent.ok()) sent = tls::AdvanceTrafficKeys(ktls_->keys, tls::KtlsSide::kTx);
+  if (sent.ok()) sent = UpdateKernelTlsKey(fd_, ktls_->keys, tls::KtlsSide::kTx);
+  ktls_->key_update_owed = false;
+  if (!sent.ok()) {
+    core::LogWarning(absl::StrCat("tls shard=", shard_.index(),
+                                  " client=", session_.facts().client.ToString(),
+                                  " cannot send our KeyUpdate: ", sent.message()));
+    if (end_reason_.empty() && !session_.closed()) end_reason_ = "ktls-failed";
+    done_ = true;
+  }
+}
+
+void Connection::FailKernelTls(uint8_t alert, std::string_view why) {
+  core::LogWarning(absl::StrCat("tls shard=", shard_.index(),
+                                " client=", session_.facts().client.ToString(),
+                                " listener=", session_.facts().listener->name,
+                                " failed: ", core::Av(why), " (kernel record layer)"));
+  if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-failed";
+  ktls_->goodbye_level = kAlertLevelFatal;
+  ktls_->goodbye_alert = alert;
+  out_.replies.clear();
+  closing_ = true;
+  MarkDirty();
+}
+
+void Connection::FinishHandshake(absl::Time now, bool kernel) {
+  core::TlsFacts facts = tls_->facts();
+  facts.ktls = kernel;
   const policy::ConnectionFacts& conn = session_.facts();
   core::LogInfo(absl::StrCat(
       "tls shard=", shard_.index(), " client=", conn.client.ToString(),
@@ -255,9 +511,7 @@ void Connection::OnHandshakeDone(absl::Time now) {
       facts.client_cert.result == core::ClientCertResult::kVerified      ? "verified"
       : facts.client_cert.result == core::ClientCertResult::kNotVerified ? "not-verified"
                                                                          : "none",
-      // Kernel TLS needs TLS ULP, which this kernel lacks or was not probed for: OpenSSL keeps
-      // the record layer.
-      " record_layer=userspace"));
+      kernel ? " record_layer=kernel" : " record_layer=userspace"));
   session_.OnTlsEstablished(facts, now, out_);
   if (facts.implicit) session_.Start(now, out_);
   AfterSession();
@@ -304,16 +558,41 @@ void Connection::Abort() {
 void Connection::MarkDirty() { shard_.MarkDirty(this); }
 
 void Connection::Flush(absl::Time now) {
+  if (!done_ && transport_ == Transport::kKernelTlsSwitch && !recv_armed_ && !send_inflight_ &&
+      wire_.empty()) {
+    CompleteKernelTls(now);
+  }
+  if (!done_ && ktls_ != nullptr && !send_inflight_) {
+    // Records of our own go out between sends, so they keep their place in the stream.
+    if (ktls_->no_renegotiation_owed) {
+      const char alert[] = {static_cast<char>(kAlertLevelWarning),
+                            static_cast<char>(kAlertNoRenegotiation)};
+      if (!absl::IsUnavailable(
+              SendKernelTlsRecord(fd_, kTlsRecordAlert, std::string_view(alert, 2)))) {
+        ktls_->no_renegotiation_owed = false;
+      }
+    }
+    if (ktls_->key_update_owed) SendKernelKeyUpdate();
+  }
   if (!done_) {
-    if (!wire_.empty() && !send_inflight_) {
+    if (!wire_.empty() && !send_inflight_ && (ktls_ == nullptr || !ktls_->key_update_owed)) {
       // One write per batch: everything the session produced since the last send (RFC 2920).
       sending_.swap(wire_);
       wire_.clear();
       send_offset_ = 0;
       SubmitSend();
     }
-    if (recv_rearm_ && !recv_armed_ && !closing_) ArmRecv();
+    if (recv_rearm_ && !recv_armed_ && !closing_ && transport_ != Transport::kKernelTlsSwitch) {
+      ArmRecv();
+    }
     if (closing_ && !fin_sent_ && !send_inflight_ && wire_.empty() && !spool_inflight_) {
+      if (ktls_ != nullptr) {
+        // The TLS goodbye after the last reply: close_notify, or the alert of a failure. Best
+        // effort: a full socket buffer at this point means the client is not reading anyway.
+        const char alert[] = {static_cast<char>(ktls_->goodbye_level),
+                              static_cast<char>(ktls_->goodbye_alert)};
+        SendKernelTlsRecord(fd_, kTlsRecordAlert, std::string_view(alert, 2)).IgnoreError();
+      }
       // Replies are out: half-close and wait (bounded) for the client's EOF.
       shutdown(fd_, SHUT_WR);
       fin_sent_ = true;

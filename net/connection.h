@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -71,7 +72,21 @@ class Connection final : public SpoolWaiter {
   void BeginTls(absl::Time now);
   // Feeds ciphertext to the engine: handshake steps, then records decrypted into the session.
   void OnCiphertext(std::string_view bytes, absl::Time now);
+  // The handshake is done: either start moving the record layer to the kernel, or go on in
+  // userspace (FinishHandshake).
   void OnHandshakeDone(absl::Time now);
+  // Logs the TLS line and tells the session, with `kernel` saying which record layer it got.
+  void FinishHandshake(absl::Time now, bool kernel);
+  // Hands the keys to the kernel once the receive has stopped and our last userspace records are
+  // out (Flush calls it); falls back to userspace when the hand-off is not possible.
+  void CompleteKernelTls(absl::Time now);
+  // Kernel TLS: one recvmsg completion (a record's plaintext, or part of one, and its type).
+  void OnKernelRecord(uint8_t record_type, std::string_view payload, absl::Time now);
+  void OnKernelHandshakeMessage(std::string_view payload, absl::Time now);
+  // Kernel TLS: our KeyUpdate (RFC 8446 §4.6.3), then our new transmit key.
+  void SendKernelKeyUpdate();
+  // Kernel TLS: ends the connection with a fatal alert (sent before the FIN).
+  void FailKernelTls(uint8_t alert, std::string_view why);
   void FailTls(const absl::Status& status, absl::Time now);
   void MarkDirty();
   void LogEnd(absl::Time now);
@@ -80,8 +95,14 @@ class Connection final : public SpoolWaiter {
   enum class Transport {
     kPlain,        // cleartext SMTP
     kHandshaking,  // TLS handshake in progress; the session waits
-    kTls,          // TLS up; records through OpenSSL in userspace
+    // Handshake done, the record layer is moving to the kernel: the receive is being cancelled
+    // (what it still brings is ciphertext for OpenSSL) and our userspace records are leaving.
+    // The session waits; its replies stay in out_ until the move is over.
+    kKernelTlsSwitch,
+    kTls,        // TLS up; records through OpenSSL in userspace
+    kKernelTls,  // TLS up; records in the kernel (TLS ULP), plaintext on the socket
   };
+  struct KernelTls;  // kernel TLS state, only for connections that use it
 
   Shard& shard_;
   const int fd_;
@@ -91,7 +112,10 @@ class Connection final : public SpoolWaiter {
   const absl::Duration greet_pause_;
   smtp::Session session_;
   Transport transport_ = Transport::kPlain;
-  std::unique_ptr<tls::Engine> tls_;  // set from BeginTls() on
+  std::unique_ptr<tls::Engine> tls_;  // set from BeginTls() on; released once the kernel has TLS
+  std::unique_ptr<KernelTls> ktls_;   // set when the kernel took the record layer
+  // The shard's kernel has TLS ULP and the config (tls.ktls) lets connections use it.
+  const bool kernel_tls_wanted_;
   // Bytes for the socket (ciphertext under TLS), in order; moved to `sending_` by Flush().
   std::string wire_;
   smtp::Output out_;

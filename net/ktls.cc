@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -107,15 +108,50 @@ KernelTlsSupport ProbeKernelTls() {
   return support;
 }
 
-absl::Status InstallKernelTls(int fd, const tls::KtlsHandoff& keys) {
+absl::Status InstallKernelTls(int fd, const tls::KtlsHandoff& keys, bool* tx_installed) {
+  if (tx_installed != nullptr) *tx_installed = false;
   if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
     const int err = errno;
     return err == ENOENT ? absl::UnimplementedError("TCP_ULP tls: the kernel has no TLS ULP")
                          : core::ErrnoStatus(err, "setsockopt TCP_ULP tls");
   }
+  // With the ULP attached but no key set the socket still passes bytes through unchanged.
   absl::Status tx = InstallDirection(fd, TLS_TX, keys, keys.tx);
   if (!tx.ok()) return tx;
+  if (tx_installed != nullptr) *tx_installed = true;
   return InstallDirection(fd, TLS_RX, keys, keys.rx);
+}
+
+absl::Status UpdateKernelTlsKey(int fd, const tls::KtlsHandoff& keys, tls::KtlsSide side) {
+  return side == tls::KtlsSide::kTx ? InstallDirection(fd, TLS_TX, keys, keys.tx)
+                                    : InstallDirection(fd, TLS_RX, keys, keys.rx);
+}
+
+absl::Status SendKernelTlsRecord(int fd, uint8_t record_type, std::string_view bytes) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(record_type))] = {};
+  iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_TLS;
+  cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(record_type));
+  memcpy(CMSG_DATA(cmsg), &record_type, sizeof(record_type));
+  const ssize_t n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n < 0) {
+    const int err = errno;
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      return absl::UnavailableError("sendmsg TLS_SET_RECORD_TYPE: the socket buffer is full");
+    }
+    return absl::AbortedError(absl::StrCat("sendmsg TLS_SET_RECORD_TYPE: ", strerror(err)));
+  }
+  if (static_cast<size_t>(n) != bytes.size()) {
+    return absl::InternalError("sendmsg TLS_SET_RECORD_TYPE: part of the record was taken");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace ringmx::net

@@ -5,9 +5,13 @@
 // has it and reports itself skipped where it does not.
 #pragma once
 
+#include <stdint.h>
+
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 #include "tls/ktls_keys.h"
 
@@ -21,9 +25,28 @@ struct KernelTlsSupport {
 // Asks the kernel once whether the "tls" ULP can be attached to a TCP socket.
 KernelTlsSupport ProbeKernelTls();
 
+// TLS record content types (RFC 8446 §5.1) as the kernel reports and takes them in the
+// TLS_GET_RECORD_TYPE / TLS_SET_RECORD_TYPE control messages.
+inline constexpr uint8_t kTlsRecordAlert = 21;
+inline constexpr uint8_t kTlsRecordHandshake = 22;
+inline constexpr uint8_t kTlsRecordData = 23;
+
 // Attaches TLS ULP to the connected socket `fd` and installs both directions. After OK the
 // socket carries plaintext for data records. Errors name the step (kUnimplemented when the
-// kernel lacks the ULP or the cipher).
-absl::Status InstallKernelTls(int fd, const tls::KtlsHandoff& keys);
+// kernel lacks the ULP or the cipher). `*tx_installed` (if given) says whether the transmit key
+// took: until it does the socket is still plain TCP and the caller may go on in userspace; after
+// it, a failure leaves the connection unusable.
+absl::Status InstallKernelTls(int fd, const tls::KtlsHandoff& keys, bool* tx_installed = nullptr);
+
+// Installs the new key of one direction after a TLS 1.3 KeyUpdate (the kernel takes a second
+// TLS_TX/TLS_RX only when it supports rekeying, Linux 6.14 and later; older kernels refuse and
+// the caller must close the connection).
+absl::Status UpdateKernelTlsKey(int fd, const tls::KtlsHandoff& keys, tls::KtlsSide side);
+
+// Sends one record of `record_type` (alert, handshake) holding `bytes` through the kernel's TLS
+// layer without blocking. Call it only when no other send on `fd` is in flight, so records stay in
+// order. OK when the whole record was taken; an error otherwise (EAGAIN: the socket buffer is
+// full).
+absl::Status SendKernelTlsRecord(int fd, uint8_t record_type, std::string_view bytes);
 
 }  // namespace ringmx::net

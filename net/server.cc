@@ -119,10 +119,18 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   server->runtime_ = *std::move(runtime);
   const core::Config& cfg = server->runtime_.snapshot->config;
 
+  // Kernel TLS is probed once, before any connection exists; a reload cannot change the kernel.
+  bool any_tls = false;
+  for (const core::ListenerConfig& listener : cfg.listeners) {
+    any_tls = any_tls || listener.tls != core::TlsMode::kNone;
+  }
+  KernelTlsSupport ktls;
+  if (any_tls) ktls = ProbeKernelTls();
+
   std::vector<std::future<absl::Status>> ready;
   for (int s = 0; s < workers; ++s) {
     server->shards_.push_back(
-        std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s])));
+        std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s]), ktls.available));
   }
   for (int s = 0; s < workers; ++s) {
     auto promise = std::make_shared<std::promise<absl::Status>>();
@@ -148,17 +156,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     core::LogInfo(absl::StrCat("listening name=", cfg.listeners[i].name, " address=",
                                cfg.listeners[i].address.ToString(), " shards=", workers));
   }
-  bool any_tls = false;
-  for (const core::ListenerConfig& listener : cfg.listeners) {
-    any_tls = any_tls || listener.tls != core::TlsMode::kNone;
-  }
   if (any_tls) {
-    const KernelTlsSupport ktls = ProbeKernelTls();
-    core::LogInfo(ktls.available
-                      ? std::string("kernel TLS: ULP present; record layer stays in OpenSSL "
-                                    "(kernel data path not enabled in this build)")
-                      : absl::StrCat("kernel TLS: unavailable (", ktls.reason,
-                                     "); record layer in OpenSSL (userspace)"));
+    core::LogInfo(!ktls.available ? absl::StrCat("kernel TLS: unavailable (", ktls.reason,
+                                                 "); record layer in OpenSSL (userspace)")
+                  : cfg.tls.ktls
+                      ? std::string("kernel TLS: available; TLS connections move their record "
+                                    "layer to the kernel after the handshake")
+                      : std::string("kernel TLS: available but off (tls.ktls = false); record "
+                                    "layer in OpenSSL (userspace)"));
   }
   core::LogInfo(absl::StrCat("ringmx ready hostname=", cfg.hostname, " workers=", workers,
                              " spool=", cfg.spool.path,

@@ -78,7 +78,9 @@ struct ShardListener {
 // main thread; Run() executes on the shard's own thread and returns when the shard has drained.
 class Shard {
  public:
-  Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners);
+  // `kernel_tls`: the start-up probe found TLS ULP, so TLS connections may move their record
+  // layer to the kernel (when the config's tls.ktls allows it).
+  Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners, bool kernel_tls);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -113,8 +115,10 @@ class Shard {
   Spool& spool() { return *spool_; }
   core::QueueIdGenerator& ids() { return ids_; }
   ShardCounters& mutable_counters() { return counters_; }
+  bool kernel_tls() const { return kernel_tls_; }
 
   const uint32_t index_;
+  const bool kernel_tls_;
   // What new connections get; replaced by a kSnapshot message, live connections keep theirs.
   Runtime runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;

@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "absl/status/status.h"
+
 namespace ringmx::tls {
 
 enum class KtlsCipher { kAes128Gcm, kAes256Gcm, kChaCha20Poly1305 };
@@ -30,6 +32,20 @@ struct KtlsHandoff {
   // Application bytes already decrypted by OpenSSL (sent with or right after the client's
   // Finished); the session must get them before anything read from the kernel.
   std::string pending_plaintext;
+  // TLS 1.3 only: the current application traffic secrets and the suite's hash name
+  // ("SHA256", "SHA384"), kept so that a KeyUpdate can be followed once OpenSSL is out of the
+  // picture (AdvanceTrafficKeys). Empty for TLS 1.2, which has no KeyUpdate.
+  std::string digest;
+  std::string tx_secret;
+  std::string rx_secret;
 };
+
+enum class KtlsSide { kTx, kRx };
+
+// RFC 8446 §7.2: after a KeyUpdate in direction `side`, replaces that direction's traffic secret
+// with HKDF-Expand-Label(secret, "traffic upd", "", Hash.length) and its key and IV with the ones
+// derived from the new secret; the record sequence number restarts at 0 (§5.3). kFailedPrecondition
+// for a TLS 1.2 hand-off; kInternal if OpenSSL's KDF fails (then nothing is changed).
+absl::Status AdvanceTrafficKeys(KtlsHandoff& keys, KtlsSide side);
 
 }  // namespace ringmx::tls

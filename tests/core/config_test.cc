@@ -135,6 +135,7 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(c.tls.client_ca, "/etc/ringmx/certs/ca.pem");
   EXPECT_EQ(c.tls.ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
   EXPECT_EQ(c.tls.ciphersuites, "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+  EXPECT_FALSE(c.tls.ktls);
   ASSERT_EQ(c.tls.sni.size(), 2u);
   EXPECT_THAT(c.tls.sni[0].names, ElementsAre("other.example.test", "*.example.org"));
   EXPECT_EQ(c.tls.sni[0].cert, "/etc/ringmx/certs/other.fullchain.pem");
@@ -190,6 +191,7 @@ TEST(ConfigTest, DefaultsWhenSectionsAreAbsent) {
   EXPECT_EQ(c.tls.client_ca, "");
   EXPECT_EQ(c.tls.ciphers, "");
   EXPECT_EQ(c.tls.ciphersuites, "");
+  EXPECT_TRUE(c.tls.ktls);
   EXPECT_TRUE(c.tls.sni.empty());
   EXPECT_TRUE(c.policy.local_domains.empty());
   EXPECT_TRUE(c.policy.relay_networks.empty());
@@ -851,6 +853,8 @@ TEST(ConfigTlsErrorTest, CipherListsMustBePrintable) {
             "\"HIGH\\n\"");
   EXPECT_EQ(ErrorOf(WithMinimal("[tls]\nciphersuites = 1\n")),
             "ringmx.toml:6: tls.ciphersuites: expected a string, got an integer");
+  EXPECT_EQ(ErrorOf(WithMinimal("[tls]\nktls = \"yes\"\n")),
+            "ringmx.toml:6: tls.ktls: expected a boolean, got a string");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ struct TlsListenerOptions {
   bool tls_required = false;
   std::string min_tls = "1.2";
   std::string default_cert;  // "" = mx.pem
+  bool ktls = true;          // [tls] ktls
 };
 
 class TlsTest : public ServerTest {
@@ -54,8 +55,9 @@ class TlsTest : public ServerTest {
         "hostname = \"mx.example.test\"\nworkers = 2\n\n", listener("mx", "starttls"),
         listener("smtps", "implicit"), "[tls]\ncert = \"",
         o.default_cert.empty() ? pki_->mx_cert : o.default_cert, "\"\nkey = \"", pki_->mx_key,
-        "\"\nclient_ca = \"", pki_->client_ca, "\"\n\n[[tls.sni]]\nnames = [\"sni.example.test\", ",
-        "\"*.wild.example.test\"]\ncert = \"", pki_->sni_cert, "\"\nkey = \"", pki_->sni_key,
+        "\"\nclient_ca = \"", pki_->client_ca, "\"\nktls = ", o.ktls ? "true" : "false",
+        "\n\n[[tls.sni]]\nnames = [\"sni.example.test\", ", "\"*.wild.example.test\"]\ncert = \"",
+        pki_->sni_cert, "\"\nkey = \"", pki_->sni_key,
         "\"\n\n[policy]\nlocal_domains = [\"example.test\"]\nrelay_networks = []\n\n[spool]\n",
         "path = \"", dir_.path(), "/spool\"\n\n[control]\nsocket = \"", dir_.path(),
         "/control.sock\"\n");
@@ -103,6 +105,19 @@ class TlsTest : public ServerTest {
     return ReadWholeFile(server_->spool() + "/new/" + id + ".eml");
   }
 
+  // Whether the running server moves TLS connections to the kernel's record layer (its start-up
+  // line says so); `why` gets the line.
+  bool KernelTlsInUse(std::string* why = nullptr) const {
+    const std::string log = server_->Log();
+    const size_t at = log.find("kernel TLS: ");
+    if (why != nullptr && at != std::string::npos) *why = log.substr(at, log.find('\n', at) - at);
+    return log.find("kernel TLS: available; TLS connections move") != std::string::npos;
+  }
+  const char* RecordLayerLine() const {
+    return KernelTlsInUse() ? "record_layer=kernel" : "record_layer=userspace";
+  }
+  const char* KtlsJson() const { return KernelTlsInUse() ? "\"ktls\":true" : "\"ktls\":false"; }
+
   static TempDir* pki_dir_;
   static TestPki* pki_;
   std::string last_json_;
@@ -132,10 +147,103 @@ TEST_F(TlsTest, StartTlsDeliversAndRecordsTlsInReceivedHeaderAndEnvelope) {
   EXPECT_EQ(eml.find("Client CN"), std::string::npos) << "no client certificate was sent";
   EXPECT_NE(last_json_.find("\"version\":\"TLSv1.3\""), std::string::npos) << last_json_;
   EXPECT_NE(last_json_.find("\"sni\":\"mx.example.test\""), std::string::npos) << last_json_;
-  EXPECT_NE(last_json_.find("\"ktls\":false"), std::string::npos) << last_json_;
-  EXPECT_TRUE(server_->WaitForLog("record_layer=userspace"));
+  EXPECT_NE(last_json_.find(KtlsJson()), std::string::npos) << last_json_;
+  EXPECT_TRUE(server_->WaitForLog(RecordLayerLine()));
   EXPECT_EQ(tls->Command("QUIT").code, 221);
   EXPECT_TRUE(tls->ServerSentCloseNotify());
+}
+
+// tls.ktls = false keeps every connection on OpenSSL's record layer, whatever the kernel has.
+TEST_F(TlsTest, KtlsOffKeepsTheRecordLayerInUserspace) {
+  StartServer(Config({.ktls = false}));
+  EXPECT_FALSE(KernelTlsInUse());
+  std::unique_ptr<SmtpClient> plain;
+  std::string error;
+  auto tls = UpgradedSession(plain, {}, &error);
+  ASSERT_NE(tls, nullptr) << error;
+  DeliverAndRead(*tls);
+  EXPECT_NE(last_json_.find("\"ktls\":false"), std::string::npos) << last_json_;
+  EXPECT_TRUE(server_->WaitForLog("record_layer=userspace"));
+  EXPECT_EQ(server_->Log().find("record_layer=kernel"), std::string::npos);
+  EXPECT_EQ(tls->Command("QUIT").code, 221);
+  EXPECT_TRUE(tls->ServerSentCloseNotify());
+}
+
+// The live kernel path: after the handshake the record layer moves to the kernel (TLS ULP) and
+// whole sessions run over it, in TLS 1.3 and 1.2, with each cipher the kernel takes, through
+// client KeyUpdates (with and without a request for ours) and a close_notify at the end. Where the
+// kernel has no TLS ULP this reports itself skipped with the kernel's reason.
+TEST_F(TlsTest, KernelTlsCarriesWholeSessionsWhereTheKernelHasIt) {
+  StartServer(Config());
+  std::string why;
+  if (!KernelTlsInUse(&why)) GTEST_SKIP() << "kernel TLS is not in use here: " << why;
+  struct Case {
+    std::string name;
+    TlsClientOptions options;
+    bool tls13;
+  } cases[] = {
+      {"TLS 1.3 AES-256-GCM",
+       {.min_version = TLS1_3_VERSION, .ciphersuites = "TLS_AES_256_GCM_SHA384"},
+       true},
+      {"TLS 1.3 AES-128-GCM",
+       {.min_version = TLS1_3_VERSION, .ciphersuites = "TLS_AES_128_GCM_SHA256"},
+       true},
+      {"TLS 1.3 ChaCha20-Poly1305",
+       {.min_version = TLS1_3_VERSION, .ciphersuites = "TLS_CHACHA20_POLY1305_SHA256"},
+       true},
+      {"TLS 1.2 AES-128-GCM",
+       {.max_version = TLS1_2_VERSION, .cipher_list = "ECDHE-RSA-AES128-GCM-SHA256"},
+       false},
+      {"TLS 1.2 AES-256-GCM",
+       {.max_version = TLS1_2_VERSION, .cipher_list = "ECDHE-RSA-AES256-GCM-SHA384"},
+       false},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::unique_ptr<SmtpClient> plain;
+    std::string error;
+    auto tls = UpgradedSession(plain, c.options, &error);
+    ASSERT_NE(tls, nullptr) << error;
+    std::string eml = DeliverAndRead(*tls);
+    EXPECT_NE(eml.find("over tls"), std::string::npos);
+    EXPECT_NE(last_json_.find("\"ktls\":true"), std::string::npos) << last_json_;
+    if (c.tls13) {
+      // The client moves to new keys; the kernel must follow before the next record.
+      ASSERT_TRUE(tls->KeyUpdate(/*ask_peer=*/false));
+      EXPECT_EQ(tls->Command("NOOP").code, 250);
+      // And again, asking for ours: the server's replies then come under its new keys.
+      ASSERT_TRUE(tls->KeyUpdate(/*ask_peer=*/true));
+      EXPECT_EQ(tls->Command("NOOP").code, 250);
+      eml = DeliverAndRead(*tls);  // a second message, under the updated keys both ways
+      EXPECT_NE(eml.find("over tls"), std::string::npos);
+    }
+    EXPECT_EQ(tls->Command("QUIT").code, 221);
+    EXPECT_TRUE(tls->ServerSentCloseNotify());
+  }
+  // Implicit TLS greets through the kernel too.
+  std::unique_ptr<SmtpClient> raw;
+  std::string error;
+  auto tls = ImplicitSession(raw, {}, &error);
+  ASSERT_NE(tls, nullptr) << error;
+  const std::string eml = DeliverAndRead(*tls);
+  EXPECT_NE(eml.find("with ESMTPS"), std::string::npos);
+  EXPECT_NE(last_json_.find("\"ktls\":true"), std::string::npos) << last_json_;
+  EXPECT_EQ(tls->Command("QUIT").code, 221);
+  EXPECT_TRUE(tls->ServerSentCloseNotify());
+  // A close_notify in the middle of DATA on the kernel path leaves nothing stored.
+  std::unique_ptr<SmtpClient> plain;
+  auto cut = UpgradedSession(plain, {}, &error);
+  ASSERT_NE(cut, nullptr) << error;
+  const size_t stored = CommittedIds(server_->spool()).size();
+  EXPECT_EQ(cut->Command("EHLO cut.example.test").code, 250);
+  EXPECT_EQ(cut->Command("MAIL FROM:<a@remote.test>").code, 250);
+  EXPECT_EQ(cut->Command("RCPT TO:<u@example.test>").code, 250);
+  EXPECT_EQ(cut->Command("DATA").code, 354);
+  cut->Send("Subject: cut\r\n\r\nhalf");
+  cut->SendCloseNotify();
+  EXPECT_TRUE(server_->WaitForLog("result=tls-close"));
+  EXPECT_EQ(CommittedIds(server_->spool()).size(), stored);
+  EXPECT_TRUE(server_->WaitForLog("record_layer=kernel"));
 }
 
 TEST_F(TlsTest, ImplicitTlsGreetsOverTlsAndDelivers) {

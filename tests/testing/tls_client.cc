@@ -79,6 +79,11 @@ SmtpReply TlsSmtpClient::Command(std::string_view line) {
   return ReadReply();
 }
 
+bool TlsSmtpClient::KeyUpdate(bool ask_peer) {
+  return SSL_key_update(ssl_, ask_peer ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) ==
+         1;
+}
+
 void TlsSmtpClient::SendCloseNotify() { SSL_shutdown(ssl_); }
 
 bool TlsSmtpClient::ServerSentCloseNotify() {

@@ -40,6 +40,9 @@ class TlsSmtpClient {
   bool Send(std::string_view bytes);
   SmtpReply ReadReply(absl::Duration timeout = absl::Seconds(10));
   SmtpReply Command(std::string_view line);
+  // TLS 1.3: updates our sending keys with the next write (RFC 8446 §4.6.3), asking the server
+  // to update its own when `ask_peer`. False if OpenSSL refuses (e.g. TLS 1.2).
+  bool KeyUpdate(bool ask_peer);
   // Sends close_notify (the TLS-level goodbye) without closing the socket.
   void SendCloseNotify();
   // Reads until the server ends the session; true if it did so with a close_notify.

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -126,6 +127,22 @@ std::optional<std::string> OpenRecord(const KtlsHandoff& h, const KtlsDirection&
   const std::string aad = Be64(seq) + std::string(1, static_cast<char>(record.type)) +
                           Be16(static_cast<size_t>(record.version)) + Be16(sealed.size() - kTagLen);
   return AeadOpen(h.cipher, dir.key, nonce, aad, sealed);
+}
+
+// TLS 1.3 only: decrypts a record and returns its inner content type and content (RFC 8446
+// §5.2), so that handshake messages (KeyUpdate) can be read too.
+std::optional<std::pair<int, std::string>> OpenRecord13(const KtlsHandoff& h,
+                                                        const KtlsDirection& dir, uint64_t seq,
+                                                        const Record& record) {
+  if (record.type != 23) return std::nullopt;
+  std::optional<std::string> inner =
+      AeadOpen(h.cipher, dir.key, XorNonce(dir.iv, seq), record.header, record.body);
+  if (!inner) return std::nullopt;
+  while (!inner->empty() && inner->back() == '\0') inner->pop_back();
+  if (inner->empty()) return std::nullopt;
+  const int type = static_cast<unsigned char>(inner->back());
+  inner->pop_back();
+  return std::make_pair(type, *inner);
 }
 
 struct CipherCase {
@@ -262,6 +279,71 @@ TEST_P(KtlsExportTest, PartialRecordKeepsTheSessionInUserspace) {
   std::string plain;
   ASSERT_TRUE(engine_->Decrypt(plain).ok());
   EXPECT_EQ(plain, "EHLO early\r\nQUIT\r\n");
+}
+
+// What the kernel path does on a KeyUpdate: AdvanceTrafficKeys derives the next key and IV of a
+// direction from the traffic secret exported with the keys, and the records the peer sends after
+// its KeyUpdate decrypt with them, starting again at sequence number 0.
+TEST_P(KtlsExportTest, KeyUpdateKeysDecryptTheRecordsAfterTheUpdate) {
+  const CipherCase& c = GetParam();
+  ASSERT_NO_FATAL_FAILURE(Connect());
+  absl::StatusOr<KtlsHandoff> h = engine_->ExportForKernel();
+  ASSERT_TRUE(h.ok()) << h.status();
+  if (c.version != TLS1_3_VERSION) {
+    EXPECT_TRUE(h->tx_secret.empty());
+    EXPECT_EQ(AdvanceTrafficKeys(*h, KtlsSide::kRx).code(), absl::StatusCode::kFailedPrecondition);
+    return;
+  }
+  ASSERT_FALSE(h->digest.empty());
+  const KtlsHandoff before = *h;
+
+  // RX: the client updates its keys and asks for ours, then sends data.
+  ASSERT_EQ(SSL_key_update(client_->ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
+  client_->Write("DATA\r\n");
+  const std::string from_client = client_->Take();
+  std::vector<Record> records = SplitRecords(from_client);
+  ASSERT_EQ(records.size(), 2u);
+  std::optional<std::pair<int, std::string>> update =
+      OpenRecord13(*h, h->rx, h->rx.rec_seq, records[0]);
+  ASSERT_TRUE(update.has_value());
+  EXPECT_EQ(update->first, 22);                                       // handshake
+  EXPECT_EQ(update->second, std::string("\x18\x00\x00\x01\x01", 5));  // update_requested
+  // The old keys do not open the next record; the advanced ones do, at sequence number 0.
+  EXPECT_FALSE(OpenRecord(*h, h->rx, h->rx.rec_seq + 1, records[1]).has_value());
+  ASSERT_TRUE(AdvanceTrafficKeys(*h, KtlsSide::kRx).ok());
+  EXPECT_EQ(h->rx.rec_seq, 0u);
+  EXPECT_NE(h->rx.key, before.rx.key);
+  EXPECT_NE(h->rx.iv, before.rx.iv);
+  EXPECT_NE(h->rx_secret, before.rx_secret);
+  EXPECT_EQ(h->tx.key, before.tx.key);  // the other direction is untouched
+  std::optional<std::string> data = OpenRecord(*h, h->rx, 0, records[1]);
+  ASSERT_TRUE(data.has_value());
+  EXPECT_EQ(*data, "DATA\r\n");
+
+  // TX: OpenSSL, following the request, sends its own KeyUpdate before its next data; that data
+  // opens with our advanced transmit keys.
+  engine_->PutCiphertext(from_client);
+  std::string plain;
+  ASSERT_TRUE(engine_->Decrypt(plain).ok());
+  EXPECT_EQ(plain, "DATA\r\n");
+  std::string from_server = engine_->TakeCiphertext();
+  ASSERT_TRUE(engine_->Encrypt("354 go ahead\r\n").ok());
+  from_server += engine_->TakeCiphertext();
+  records = SplitRecords(from_server);
+  ASSERT_EQ(records.size(), 2u);
+  update = OpenRecord13(*h, h->tx, h->tx.rec_seq, records[0]);
+  ASSERT_TRUE(update.has_value());
+  EXPECT_EQ(update->first, 22);
+  EXPECT_EQ(update->second, std::string("\x18\x00\x00\x01\x00", 5));  // update_not_requested
+  ASSERT_TRUE(AdvanceTrafficKeys(*h, KtlsSide::kTx).ok());
+  data = OpenRecord(*h, h->tx, 0, records[1]);
+  ASSERT_TRUE(data.has_value());
+  EXPECT_EQ(*data, "354 go ahead\r\n");
+  // A second update chains from the first (secret_N+1 from secret_N), not from the original.
+  const std::string once = h->rx.key;
+  ASSERT_TRUE(AdvanceTrafficKeys(*h, KtlsSide::kRx).ok());
+  EXPECT_NE(h->rx.key, once);
+  EXPECT_NE(h->rx.key, before.rx.key);
 }
 
 INSTANTIATE_TEST_SUITE_P(

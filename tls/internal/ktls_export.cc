@@ -146,6 +146,9 @@ absl::StatusOr<KtlsHandoff> ExportKeys(SSL* ssl, const SessionState& state) {
     // sent (num_tickets = 0); records that passed through OpenSSL since are counted.
     h.tx.rec_seq = state.records_out;
     h.rx.rec_seq = state.records_in;
+    h.digest = EVP_MD_get0_name(md);
+    h.tx_secret = state.server_traffic_secret;
+    h.rx_secret = state.client_traffic_secret;
     return h;
   }
 
@@ -181,3 +184,37 @@ absl::StatusOr<KtlsHandoff> ExportKeys(SSL* ssl, const SessionState& state) {
 }
 
 }  // namespace ringmx::tls::internal
+
+namespace ringmx::tls {
+
+absl::Status AdvanceTrafficKeys(KtlsHandoff& keys, KtlsSide side) {
+  if (keys.tls_version != TLS1_3_VERSION || keys.digest.empty()) {
+    return absl::FailedPreconditionError("KeyUpdate exists only in TLS 1.3");
+  }
+  EVP_MD* md = EVP_MD_fetch(nullptr, keys.digest.c_str(), nullptr);
+  if (md == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("KeyUpdate: no digest ", keys.digest, ": ", internal::DrainErrors()));
+  }
+  std::string& secret = side == KtlsSide::kTx ? keys.tx_secret : keys.rx_secret;
+  KtlsDirection& direction = side == KtlsSide::kTx ? keys.tx : keys.rx;
+  absl::StatusOr<std::string> next =
+      internal::ExpandLabel(md, secret, "traffic upd", static_cast<size_t>(EVP_MD_get_size(md)));
+  absl::StatusOr<std::string> key;
+  absl::StatusOr<std::string> iv;
+  if (next.ok()) key = internal::ExpandLabel(md, *next, "key", direction.key.size());
+  if (next.ok() && key.ok()) iv = internal::ExpandLabel(md, *next, "iv", internal::kAeadIvLen);
+  EVP_MD_free(md);
+  if (!next.ok()) return next.status();
+  if (!key.ok()) return key.status();
+  if (!iv.ok()) return iv.status();
+  OPENSSL_cleanse(secret.data(), secret.size());
+  OPENSSL_cleanse(direction.key.data(), direction.key.size());
+  secret = std::move(*next);
+  direction.key = std::move(*key);
+  direction.iv = std::move(*iv);
+  direction.rec_seq = 0;
+  return absl::OkStatus();
+}
+
+}  // namespace ringmx::tls
