@@ -332,7 +332,8 @@ void Connection::OnHandshakeDone(absl::Time now) {
   // it. Acknowledge at once.
   const int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-  if (kernel_tls_wanted_) {
+  // A TLS 1.3 session may see KeyUpdates; it moves only if the kernel can take new keys.
+  if (kernel_tls_wanted_ && (tls_->facts().version != "TLSv1.3" || shard_.kernel_tls_rekey())) {
     // Stop reading first: every byte the kernel is to decrypt must still be in the socket when
     // it gets the keys. What the receive brings until the cancel lands goes to OpenSSL, which
     // decrypts it in ExportForKernel(). Flush() completes the move (CompleteKernelTls) once the

@@ -1,5 +1,6 @@
 #include "net/ktls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <linux/tls.h>
 #include <netinet/in.h>
@@ -86,6 +87,38 @@ absl::Status InstallDirection(int fd, int optname, const tls::KtlsHandoff& keys,
   return absl::OkStatus();
 }
 
+// Installs TLS 1.3 keys twice in each direction on one end of a loopback connection: kernels that
+// can follow a KeyUpdate accept the second installation, older ones answer EBUSY.
+bool ProbeRekey() {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int server = -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  bool ok = listener >= 0 && client >= 0 &&
+            bind(listener, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
+            listen(listener, 1) == 0 &&
+            getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
+            connect(client, reinterpret_cast<sockaddr*>(&addr), len) == 0 &&
+            (server = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)) >= 0;
+  if (ok) {
+    tls::KtlsHandoff keys;
+    keys.tls_version = 0x0304;
+    keys.cipher = tls::KtlsCipher::kAes128Gcm;
+    keys.tx.key = keys.rx.key = std::string(16, 'k');
+    keys.tx.iv = keys.rx.iv = std::string(12, 'i');
+    ok = InstallKernelTls(server, keys).ok() &&
+         InstallDirection(server, TLS_TX, keys, keys.tx).ok() &&
+         InstallDirection(server, TLS_RX, keys, keys.rx).ok();
+  }
+  for (int fd : {server, client, listener}) {
+    if (fd >= 0) close(fd);
+  }
+  return ok;
+}
+
 }  // namespace
 
 KernelTlsSupport ProbeKernelTls() {
@@ -102,6 +135,7 @@ KernelTlsSupport ProbeKernelTls() {
   close(fd);
   if (rc == 0 || err == ENOTCONN) {
     support.available = true;
+    support.rekey = ProbeRekey();
   } else {
     support.reason = absl::StrCat("TCP_ULP tls: ", strerror(err));
   }

@@ -19,10 +19,14 @@ namespace ringmx::net {
 
 struct KernelTlsSupport {
   bool available = false;
+  // The kernel takes new keys on a socket that has them (Linux 6.14+), which following a
+  // TLS 1.3 KeyUpdate needs. Without it only TLS 1.2 sessions can move to the kernel.
+  bool rekey = false;
   std::string reason;  // why not, for the start-up log line ("TCP_ULP tls: No such file...")
 };
 
-// Asks the kernel once whether the "tls" ULP can be attached to a TCP socket.
+// Asks the kernel once whether the "tls" ULP can be attached to a TCP socket and, if so, whether
+// it can rekey (by installing keys twice on a loopback connection of its own).
 KernelTlsSupport ProbeKernelTls();
 
 // TLS record content types (RFC 8446 §5.1) as the kernel reports and takes them in the

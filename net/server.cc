@@ -130,7 +130,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   std::vector<std::future<absl::Status>> ready;
   for (int s = 0; s < workers; ++s) {
     server->shards_.push_back(
-        std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s]), ktls.available));
+        std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s]), ktls));
   }
   for (int s = 0; s < workers; ++s) {
     auto promise = std::make_shared<std::promise<absl::Status>>();
@@ -159,9 +159,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   if (any_tls) {
     core::LogInfo(!ktls.available ? absl::StrCat("kernel TLS: unavailable (", ktls.reason,
                                                  "); record layer in OpenSSL (userspace)")
+                  : cfg.tls.ktls && ktls.rekey
+                      ? std::string("kernel TLS: available; TLS connections move their record "
+                                    "layer to the kernel after the handshake (TLS 1.2 and 1.3, "
+                                    "KeyUpdate followed)")
                   : cfg.tls.ktls
                       ? std::string("kernel TLS: available; TLS connections move their record "
-                                    "layer to the kernel after the handshake")
+                                    "layer to the kernel after the handshake (TLS 1.2 only: this "
+                                    "kernel cannot rekey, so TLS 1.3 stays in OpenSSL, which "
+                                    "follows KeyUpdates)")
                       : std::string("kernel TLS: available but off (tls.ktls = false); record "
                                     "layer in OpenSSL (userspace)"));
   }

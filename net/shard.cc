@@ -83,8 +83,13 @@ class Shard::MailboxReader final : public CompletionHandler {
 
 // ---- Shard ----------------------------------------------------------------------------------
 
-Shard::Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners, bool kernel_tls)
-    : index_(index), kernel_tls_(kernel_tls), runtime_(std::move(runtime)), ids_(index) {
+Shard::Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners,
+             const KernelTlsSupport& kernel_tls)
+    : index_(index),
+      kernel_tls_(kernel_tls.available),
+      kernel_tls_rekey_(kernel_tls.available && kernel_tls.rekey),
+      runtime_(std::move(runtime)),
+      ids_(index) {
   for (const ShardListener& listener : listeners) {
     acceptors_.push_back(std::make_unique<Acceptor>(*this, listener));
   }

@@ -18,6 +18,7 @@
 
 #include "core/queue_id.h"
 #include "core/snapshot.h"
+#include "net/ktls.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
 
@@ -78,9 +79,10 @@ struct ShardListener {
 // main thread; Run() executes on the shard's own thread and returns when the shard has drained.
 class Shard {
  public:
-  // `kernel_tls`: the start-up probe found TLS ULP, so TLS connections may move their record
-  // layer to the kernel (when the config's tls.ktls allows it).
-  Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners, bool kernel_tls);
+  // `kernel_tls`: what the start-up probe found; TLS connections move their record layer to the
+  // kernel when it has TLS ULP (and TLS 1.3 ones only when it can rekey), if tls.ktls allows.
+  Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners,
+        const KernelTlsSupport& kernel_tls);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -116,9 +118,11 @@ class Shard {
   core::QueueIdGenerator& ids() { return ids_; }
   ShardCounters& mutable_counters() { return counters_; }
   bool kernel_tls() const { return kernel_tls_; }
+  bool kernel_tls_rekey() const { return kernel_tls_rekey_; }
 
   const uint32_t index_;
   const bool kernel_tls_;
+  const bool kernel_tls_rekey_;
   // What new connections get; replaced by a kSnapshot message, live connections keep theirs.
   Runtime runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
