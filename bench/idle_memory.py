@@ -19,8 +19,9 @@ record layer each TLS connection got (kernel TLS or OpenSSL in userspace) is cou
 server's log and printed under the table: the two cost very different amounts of RSS.
 
 usage: python3 bench/idle_memory.py [RINGMX] [--connections 10000] [--modes plain,starttls,implicit]
-           [--workers 0] [--cert ecdsa|rsa-chain] [--curve GROUP] [--postfix-smtp-sink]
-           [--timeout 300]
+           [--workers 0] [--cert ecdsa|rsa-chain] [--curve GROUP] [--tls-version 1.3|1.2]
+           [--postfix-smtp-sink] [--timeout 300]
+e.g.   python3 bench/idle_memory.py build/release/tools/ringmx --postfix-smtp-sink
 """
 import argparse
 import errno
