@@ -16,6 +16,7 @@
 #include "net/buffer_ring.h"
 #include "net/ktls.h"
 #include "net/shard.h"
+#include "tls/ktls_records.h"
 
 namespace ringmx::net {
 namespace {
@@ -24,16 +25,13 @@ namespace {
 // reply (221, 421, 554) is not destroyed by a RST from unread input.
 constexpr absl::Duration kLinger = absl::Seconds(2);
 
-// TLS alert descriptions (RFC 8446 §6) that the kernel path sends itself.
-constexpr uint8_t kAlertCloseNotify = 0;
-constexpr uint8_t kAlertUnexpectedMessage = 10;
-constexpr uint8_t kAlertInternalError = 80;
-constexpr uint8_t kAlertNoRenegotiation = 100;
-constexpr uint8_t kAlertLevelWarning = 1;
-constexpr uint8_t kAlertLevelFatal = 2;
-// RFC 8446 §4: handshake message types the kernel path looks at.
-constexpr uint8_t kHandshakeClientHello = 1;
-constexpr uint8_t kHandshakeKeyUpdate = 24;
+// TLS alerts (RFC 8446 §6) that the kernel path sends itself, and the KeyUpdate it sends.
+using tls::kAlertCloseNotify;
+using tls::kAlertInternalError;
+using tls::kAlertLevelFatal;
+using tls::kAlertLevelWarning;
+using tls::kAlertNoRenegotiation;
+using tls::kHandshakeKeyUpdate;
 
 }  // namespace
 
@@ -407,65 +405,51 @@ void Connection::CompleteKernelTls(absl::Time now) {
 }
 
 void Connection::OnKernelRecord(uint8_t record_type, std::string_view payload, absl::Time now) {
-  switch (record_type) {
-    case kTlsRecordData:
+  KernelTls& k = *ktls_;
+  const tls::KtlsRecordDecision decision =
+      tls::ClassifyKtlsRecord(k.keys.tls_version, record_type, payload);
+  switch (decision.action) {
+    case tls::KtlsRecordDecision::Action::kSessionData:
       session_.OnInput(payload, now, out_);
       AfterSession();
       return;
-    case kTlsRecordAlert:
-      if (payload.size() >= 2 && static_cast<uint8_t>(payload[1]) == kAlertCloseNotify) {
-        // close_notify: the client is gone. A message in progress is dropped with the session.
-        if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
-      } else {
-        core::LogWarning(absl::StrCat(
-            "tls shard=", shard_.index(), " client=", session_.facts().client.ToString(),
-            " sent TLS alert ",
-            payload.size() >= 2 ? static_cast<int>(static_cast<uint8_t>(payload[1])) : -1,
-            " (kernel record layer)"));
-        if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-alert";
-      }
+    case tls::KtlsRecordDecision::Action::kPeerClosed:
+      // close_notify: the client is gone. A message in progress is dropped with the session.
+      if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
       done_ = true;
       MarkDirty();
       return;
-    case kTlsRecordHandshake:
-      OnKernelHandshakeMessage(payload, now);
+    case tls::KtlsRecordDecision::Action::kPeerAlert:
+      core::LogWarning(
+          absl::StrCat("tls shard=", shard_.index(), " client=", session_.facts().client.ToString(),
+                       " sent TLS alert ", decision.peer_alert, " (kernel record layer)"));
+      if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-alert";
+      done_ = true;
+      MarkDirty();
       return;
-    default:
-      FailKernelTls(kAlertUnexpectedMessage,
-                    absl::StrCat("record of content type ", static_cast<int>(record_type),
-                                 " after the handshake"));
-      return;
-  }
-}
-
-void Connection::OnKernelHandshakeMessage(std::string_view payload, absl::Time /*now*/) {
-  const auto byte = [&](size_t i) { return static_cast<uint8_t>(payload[i]); };
-  KernelTls& k = *ktls_;
-  if (k.keys.tls_version == 0x0304 && payload.size() == 5 && byte(0) == kHandshakeKeyUpdate &&
-      byte(1) == 0 && byte(2) == 0 && byte(3) == 1 && byte(4) <= 1) {
-    // RFC 8446 §4.6.3: the client's next records use its next traffic secret. The kernel holds
-    // further records back until it has the new receive key.
-    absl::Status advanced = tls::AdvanceTrafficKeys(k.keys, tls::KtlsSide::kRx);
-    if (advanced.ok()) advanced = UpdateKernelTlsKey(fd_, k.keys, tls::KtlsSide::kRx);
-    if (!advanced.ok()) {
-      FailKernelTls(kAlertInternalError,
-                    absl::StrCat("cannot follow the client's KeyUpdate: ", advanced.message()));
+    case tls::KtlsRecordDecision::Action::kKeyUpdate: {
+      // RFC 8446 §4.6.3: the client's next records use its next traffic secret. The kernel holds
+      // further records back until it has the new receive key.
+      absl::Status advanced = tls::AdvanceTrafficKeys(k.keys, tls::KtlsSide::kRx);
+      if (advanced.ok()) advanced = UpdateKernelTlsKey(fd_, k.keys, tls::KtlsSide::kRx);
+      if (!advanced.ok()) {
+        FailKernelTls(kAlertInternalError,
+                      absl::StrCat("cannot follow the client's KeyUpdate: ", advanced.message()));
+        return;
+      }
+      if (decision.update_requested) k.key_update_owed = true;
+      MarkDirty();
       return;
     }
-    if (byte(4) == 1) k.key_update_owed = true;  // update_requested
-    MarkDirty();
-    return;
+    case tls::KtlsRecordDecision::Action::kRefuseRenegotiation:
+      // A TLS 1.2 renegotiation attempt: refuse it politely and go on (RFC 5246 §7.2.2).
+      k.no_renegotiation_owed = true;
+      MarkDirty();
+      return;
+    case tls::KtlsRecordDecision::Action::kFail:
+      FailKernelTls(decision.fatal_alert, decision.reason);
+      return;
   }
-  if (k.keys.tls_version == 0x0303 && !payload.empty() && byte(0) == kHandshakeClientHello) {
-    // A TLS 1.2 renegotiation attempt: refuse it politely and go on (RFC 5246 §7.2.2).
-    k.no_renegotiation_owed = true;
-    MarkDirty();
-    return;
-  }
-  FailKernelTls(
-      kAlertUnexpectedMessage,
-      absl::StrCat("unexpected handshake message type ",
-                   payload.empty() ? -1 : static_cast<int>(byte(0)), " after the handshake"));
 }
 
 void Connection::SendKernelKeyUpdate() {

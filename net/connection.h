@@ -81,8 +81,9 @@ class Connection final : public SpoolWaiter {
   // out (Flush calls it); falls back to userspace when the hand-off is not possible.
   void CompleteKernelTls(absl::Time now);
   // Kernel TLS: one recvmsg completion (a record's plaintext, or part of one, and its type).
+  // tls::ClassifyKtlsRecord says what it is; this does the I/O that asks for (new receive key,
+  // alerts owed, closing).
   void OnKernelRecord(uint8_t record_type, std::string_view payload, absl::Time now);
-  void OnKernelHandshakeMessage(std::string_view payload, absl::Time now);
   // Kernel TLS: our KeyUpdate (RFC 8446 §4.6.3), then our new transmit key.
   void SendKernelKeyUpdate();
   // Kernel TLS: ends the connection with a fatal alert (sent before the FIN).
