@@ -29,4 +29,9 @@ inline constexpr size_t kMaxPendingInputBytes = 256 * 1024;
 // smtpd_hard_error_limit (default 20).
 inline constexpr int kMaxProtocolErrors = 20;
 
+// RCPT commands refused with 452 for exceeding max_recipients that one transaction may send before
+// each further one also counts as a protocol error (so a flood of thousands of RCPT ends in 421
+// instead of being answered forever), as Postfix's smtpd_recipient_overshoot_limit (default 1000).
+inline constexpr int kMaxRecipientOvershoot = 1000;
+
 }  // namespace ringmx::smtp

@@ -122,7 +122,10 @@ struct Session::State {
   // RSET, EHLO/HELO).
   bool in_mail = false;
   Envelope envelope;
-  bool bdat_used = false;          // a BDAT chunk was taken in this transaction (DATA is now 503)
+  bool bdat_used = false;  // a BDAT chunk was taken in this transaction (DATA is now 503)
+  // RCPT commands refused with 452 for exceeding max_recipients in this transaction, up to
+  // kMaxRecipientOvershoot; counted as protocol errors beyond that.
+  int recipient_overshoot = 0;
   bool rejection_counted = false;  // stats already count this transaction as refused
 
   // The BDAT chunk being read (mode == kChunk).
@@ -656,7 +659,15 @@ void Session::DoRcpt(std::string_view args, Output& out) {
   }
   const int max_recipients = snapshot_->config.policy.max_recipients;
   if (max_recipients > 0 && s.envelope.rcpt_to.size() >= static_cast<size_t>(max_recipients)) {
-    Reply(out, "452 4.5.3 Error: too many recipients");
+    // RFC 5321 section 4.5.3.1.10: 452 (the client may send the rest in another transaction).
+    // Past kMaxRecipientOvershoot of them the client is flooding, not retrying: each further one
+    // counts as an error, so the session ends with 421 after kMaxProtocolErrors.
+    if (s.recipient_overshoot < kMaxRecipientOvershoot) {
+      ++s.recipient_overshoot;
+      Reply(out, "452 4.5.3 Error: too many recipients");
+    } else {
+      ReplyError(out, "452 4.5.3 Error: too many recipients");
+    }
     return;
   }
   if (policy::CheckRecipient(*snapshot_, facts_, path->local_part, path->domain) !=
@@ -843,6 +854,7 @@ void Session::ResetTransaction() {
   State& s = *state_;
   s.in_mail = false;
   s.envelope.Clear();
+  s.recipient_overshoot = 0;
   s.bdat_used = false;
   s.rejection_counted = false;
   s.decoder.Clear();

@@ -372,6 +372,48 @@ TEST(SessionTest, TooManyRecipientsIs452) {
                            "452 4.5.3 Error: too many recipients"}));
 }
 
+// A flood of RCPT far past max_recipients (3 here): kMaxRecipientOvershoot plain 452s, then each
+// 452 also counts as a protocol error, so the flood ends in 421 (Postfix's overshoot limit).
+TEST(SessionTest, RecipientFloodPastTheOvershootLimitEndsIn421) {
+  Env env;
+  core::QueueIdGenerator ids(0);
+  Session session(env.snapshot, env.facts, ids);
+  Output out;
+  session.Start(kT0, out);
+  std::string input = absl::StrCat(kEhlo, "MAIL FROM:<a@remote.test>\r\n");
+  for (int i = 0; i < 3 + kMaxRecipientOvershoot + kMaxProtocolErrors + 5; ++i) {
+    input += "RCPT TO:<u@example.test>\r\n";
+  }
+  session.OnInput(input, kT0, out);
+  std::string expected = AfterMail() + Lines({"250 2.1.5 Ok", "250 2.1.5 Ok", "250 2.1.5 Ok"});
+  for (int i = 0; i < kMaxRecipientOvershoot + kMaxProtocolErrors; ++i) {
+    expected += "452 4.5.3 Error: too many recipients\r\n";
+  }
+  expected += "421 4.7.0 mx.example.test Error: too many errors\r\n";
+  EXPECT_EQ(out.replies, expected);
+  EXPECT_TRUE(session.closed());
+  EXPECT_EQ(session.end_reason(), "too-many-errors");
+}
+
+// The overshoot count is per transaction: a client that retries the rest of its recipients in a
+// new transaction, as RFC 5321 section 4.5.3.1.10 intends, is never disconnected for it.
+TEST(SessionTest, RecipientOvershootStartsAgainWithEachTransaction) {
+  Env env;
+  core::QueueIdGenerator ids(0);
+  Session session(env.snapshot, env.facts, ids);
+  Output out;
+  session.Start(kT0, out);
+  session.OnInput(kEhlo, kT0, out);
+  for (int t = 0; t < 3; ++t) {
+    std::string input = "MAIL FROM:<a@remote.test>\r\n";
+    for (int i = 0; i < 3 + kMaxRecipientOvershoot; ++i) input += "RCPT TO:<u@example.test>\r\n";
+    input += "RSET\r\n";
+    session.OnInput(input, kT0, out);
+  }
+  EXPECT_FALSE(session.closed());
+  EXPECT_EQ(out.replies.find("421"), std::string::npos);
+}
+
 // --- Command-line limits ---------------------------------------------------------------------
 
 TEST(SessionTest, CommandLineOf512OctetsIsAcceptedAnd513Rejected) {

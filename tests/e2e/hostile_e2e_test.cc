@@ -1,0 +1,191 @@
+// End-to-end: 100 hostile connections beside one well-behaved client (issue 9, item 8). The
+// hostile kinds (tests/testing/hostile_scripts.h): 100 KB command lines, endless DATA, one octet
+// per second, thousands of RCPT, NUL octets, invalid UTF-8 with SMTPUTF8, malformed MAIL/RCPT
+// parameters. Checks that every hostile session gets the refusal its kind calls for (5xx, 452
+// or 421, each with an enhanced status code) and is closed by the server, that the server's
+// memory stays bounded (far below what buffering the hostile input would take), that the server
+// stays up, and that every message of the good client got 250 and is in the spool.
+#include <signal.h>
+#include <stdio.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/testing/conn_swarm.h"
+#include "tests/testing/hostile_scripts.h"
+
+namespace ringmx::testing {
+namespace {
+
+constexpr size_t kHostile = 100;
+constexpr size_t kGoodMessages = 200;
+constexpr uint64_t kMaxMessageSize = 1024 * 1024;
+constexpr int kMaxRecipients = 100;
+
+// VmRSS of `pid` in KiB, or -1.
+int64_t RssKib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      std::string digits;
+      for (char ch : line) {
+        if (ch >= '0' && ch <= '9') digits.push_back(ch);
+      }
+      int64_t kib = -1;
+      return absl::SimpleAtoi(digits, &kib) ? kib : -1;
+    }
+  }
+  return -1;
+}
+
+std::string Describe(const SwarmConn& c) {
+  std::string out = absl::StrCat(c.label, ": ", c.replies.size(), " replies, closed=", c.closed,
+                                 " reset=", c.reset, " error=", c.error, " sent=", c.bytes_sent);
+  const size_t from = c.replies.size() > 4 ? c.replies.size() - 4 : 0;
+  for (size_t i = from; i < c.replies.size(); ++i) absl::StrAppend(&out, "\n  ", c.replies[i].text);
+  return out;
+}
+
+// The refusals each kind must get (after its greeting and set-up replies), and how it ends.
+struct Expectation {
+  std::set<int> refusals;        // every reply after the set-up is one of these (or 421)
+  std::string refusal_enhanced;  // the enhanced code of the first refusal
+  std::string final_enhanced;    // the last reply: 421 with this enhanced code ("" = 221 QUIT)
+  size_t setup_replies;          // greeting and the replies of the set-up commands
+};
+
+Expectation Expect(HostileKind kind) {
+  switch (kind) {
+    case HostileKind::kLongLines:
+      return {{500}, "5.5.2", "4.7.0", 2};  // 20 errors, then "too many errors"
+    case HostileKind::kEndlessData:
+      return {{}, "", "4.4.2", 5};  // no refusal before the data timeout
+    case HostileKind::kTrickle:
+      return {{}, "", "4.4.2", 1};  // the idle timeout: octets alone do not extend it
+    case HostileKind::kRcptFlood:
+      // max_recipients 250s, then 452 4.5.3 (RFC 5321 §4.5.3.1.10); past the overshoot limit
+      // they count as errors and the session ends with 421 4.7.0.
+      return {{250, 452}, "4.5.3", "4.7.0", 3};
+    case HostileKind::kNulBytes:
+      return {{500}, "5.5.2", "4.7.0", 2};
+    case HostileKind::kBadUtf8:
+      return {{501, 250}, "5.1.3", "4.7.0", 3};  // RCPT 501 5.1.3, then RSET 250, MAIL 501 5.1.7
+    case HostileKind::kBadParameters:
+      return {{501, 555, 250}, "5.5.4", "4.7.0", 2};
+  }
+  return {};
+}
+
+class HostileTest : public ServerTest {};
+
+TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
+  ConnSwarm::RaiseFileLimit();
+  StartServer(BasicConfig(dir_,
+                          absl::StrCat("max_message_size = ", kMaxMessageSize,
+                                       "\nmax_recipients = ", kMaxRecipients, "\n"),
+                          "[timeouts]\nidle_s = 3\ndata_s = 6\n"));
+  const pid_t pid = server_->pid();
+  const int64_t rss_before = RssKib(pid);
+  ASSERT_GT(rss_before, 0);
+
+  HostileParams params;
+  params.max_message_size = kMaxMessageSize;
+  params.max_recipients = kMaxRecipients;
+  ConnSwarm swarm(server_->port());
+  std::map<size_t, HostileKind> kinds;
+  uint64_t hostile_input = 0;  // octets the hostile scripts send, at most
+  for (size_t i = 0; i < kHostile; ++i) {
+    const HostileKind kind = kAllHostileKinds[i % std::size(kAllHostileKinds)];
+    std::vector<SwarmStep> script = HostileScript(kind, params);
+    for (const SwarmStep& s : script) hostile_input += s.bytes.size() * s.repeat;
+    kinds[swarm.Add(std::string(HostileKindName(kind)), std::move(script))] = kind;
+  }
+  const size_t good = swarm.Add("good", GoodClientScript(kGoodMessages));
+
+  int64_t rss_peak = rss_before;
+  const bool finished = swarm.Run(
+      absl::Now() + absl::Minutes(3), /*max_unanswered=*/256,
+      [&] { rss_peak = std::max(rss_peak, RssKib(pid)); }, absl::Milliseconds(50));
+  rss_peak = std::max(rss_peak, RssKib(pid));
+  EXPECT_TRUE(finished) << swarm.done_count() << " of " << swarm.size() << " finished";
+
+  // The good client: every message 250, then 221.
+  const SwarmConn& g = swarm.conn(good);
+  ASSERT_EQ(g.replies.size(), 2 + 4 * kGoodMessages + 1) << Describe(g);
+  std::set<std::string> queued;
+  for (size_t i = 0; i < kGoodMessages; ++i) {
+    const SmtpReply& r = g.replies[GoodClientDataReply(i)];
+    EXPECT_EQ(r.code, 250) << "message " << i << ": " << r.text;
+    queued.insert(QueuedId(r.text));
+  }
+  EXPECT_EQ(g.replies.back().code, 221);
+  EXPECT_EQ(queued.size(), kGoodMessages);
+
+  // Every hostile session got the refusals of its kind, with enhanced codes, and was closed
+  // by the server after its 421 (or its QUIT).
+  std::map<std::string, size_t> per_kind;
+  for (const auto& [index, kind] : kinds) {
+    const SwarmConn& c = swarm.conn(index);
+    const Expectation e = Expect(kind);
+    SCOPED_TRACE(Describe(c));
+    ++per_kind[c.label];
+    ASSERT_GT(c.replies.size(), e.setup_replies);
+    EXPECT_EQ(c.replies[0].code, 220);
+    EXPECT_TRUE(c.closed);
+    EXPECT_FALSE(c.reset) << "the server must close cleanly, after its last reply";
+    std::string first_refusal;
+    for (size_t i = e.setup_replies; i < c.replies.size(); ++i) {
+      const SmtpReply& r = c.replies[i];
+      const bool last = i + 1 == c.replies.size();
+      if (last && r.code == 421) continue;
+      EXPECT_TRUE(e.refusals.count(r.code)) << "reply " << i << ": " << r.text;
+      if (r.code >= 400) {
+        EXPECT_NE(r.Enhanced(), "") << r.text;
+        if (first_refusal.empty()) first_refusal = r.Enhanced();
+      }
+    }
+    if (!e.refusal_enhanced.empty()) {
+      EXPECT_EQ(first_refusal, e.refusal_enhanced);
+    }
+    const SmtpReply& last = c.replies.back();
+    if (e.final_enhanced.empty()) {
+      EXPECT_EQ(last.code, 221) << last.text;
+    } else {
+      EXPECT_EQ(last.code, 421) << last.text;
+      EXPECT_EQ(last.Enhanced(), e.final_enhanced) << last.text;
+    }
+  }
+  EXPECT_EQ(per_kind.size(), std::size(kAllHostileKinds));
+
+  // Memory: what the server grew by stays far below the hostile input it was sent (which a
+  // server buffering everyone's input would hold). Endless DATA may hold up to max_message_size
+  // per session before the size limit frees it; the shared receive-buffer rings are touched.
+  const int64_t growth_kib = rss_peak - rss_before;
+  printf("hostile: server RSS %.1f MiB before, peak %.1f MiB (+%.1f MiB); hostile input %.1f MiB\n",
+         rss_before / 1024.0, rss_peak / 1024.0, growth_kib / 1024.0, hostile_input / 1048576.0);
+  EXPECT_LT(growth_kib, 64 * 1024) << "server memory grew by " << growth_kib << " KiB";
+  EXPECT_LT(growth_kib * 1024, static_cast<int64_t>(hostile_input / 2));
+
+  // The server is still up and takes mail; the spool holds exactly the good client's messages.
+  ASSERT_EQ(kill(pid, 0), 0);
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  const SmtpReply after = client->SendMail("after@remote.test", {"u@example.test"},
+                                           "Subject: after\r\n\r\nstill up\r\n");
+  EXPECT_EQ(after.code, 250) << after.text;
+  queued.insert(QueuedId(after.text));
+  const std::vector<std::string> ids = CommittedIds(server_->spool());
+  EXPECT_EQ(std::set<std::string>(ids.begin(), ids.end()), queued);
+}
+
+}  // namespace
+}  // namespace ringmx::testing
