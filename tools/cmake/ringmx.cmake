@@ -23,6 +23,10 @@ function(ringmx_test name)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS ${ARG_LABEL})
+  # Tests of net/ also carry the label `net`: the ThreadSanitizer step runs `net` and `e2e`.
+  if(CMAKE_CURRENT_SOURCE_DIR STREQUAL "${PROJECT_SOURCE_DIR}/tests/net")
+    set_property(TEST ${name} APPEND PROPERTY LABELS net)
+  endif()
 endfunction()
 
 # ringmx_benchmark(NAME SRCS ... DEPS ...)
