@@ -52,8 +52,9 @@ struct TableSchema {
   std::span<const std::string_view> keys;
 };
 
-constexpr std::string_view kRootKeys[] = {"hostname", "workers", "listener", "tls",     "policy",
-                                          "auth",     "spool",   "timeouts", "control", "log"};
+constexpr std::string_view kRootKeys[] = {"hostname", "workers", "pin_threads", "listener",
+                                          "tls",      "policy",  "auth",        "spool",
+                                          "timeouts", "control", "log"};
 constexpr std::string_view kListenerKeys[] = {"name",         "address",      "tls",
                                               "tls_required", "min_tls",      "client_certs",
                                               "sni_strict",   "no_tls_hosts", "auth"};
@@ -831,6 +832,7 @@ absl::StatusOr<Config> Loader::Load(const toml::table& root) {
     Missing(0, "", "hostname");
   }
   if (auto v = Int(root, "", "workers", 0, kMaxWorkers)) config.workers = static_cast<int>(*v);
+  if (auto v = Bool(root, "", "pin_threads")) config.pin_threads = *v;
 
   const toml::node* listeners_node = root.get("listener");
   const std::vector<const toml::table*> listeners =

@@ -100,6 +100,9 @@ struct LogConfig {
 struct Config {
   std::string hostname;  // required; a domain name of 2+ labels, as written minus a trailing dot
   int workers = 0;       // 0: one shard per core; at most 1024
+  // `pin_threads`: pin shard i to the i-th CPU the process may run on (wrapping around when there
+  // are more shards than CPUs), DESIGN.md section 1. false leaves the scheduler free to move them.
+  bool pin_threads = true;
   std::vector<ListenerConfig> listeners;  // at least one
   TlsConfig tls;
   PolicyConfig policy;

@@ -66,8 +66,6 @@ Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t list
   recv_op_.on_complete = &Connection::OnRecv;
   send_op_.connection = this;
   send_op_.on_complete = &Connection::OnSend;
-  greet_op_.connection = this;
-  greet_op_.on_complete = &Connection::OnGreetTimer;
 }
 
 Connection::~Connection() {
@@ -82,25 +80,11 @@ void Connection::Start(absl::Time now) {
     return;
   }
   if (greet_pause_ > absl::ZeroDuration()) {
-    const int64_t ns = absl::ToInt64Nanoseconds(greet_pause_);
-    greet_ts_.tv_sec = ns / 1000000000;
-    greet_ts_.tv_nsec = ns % 1000000000;
-    io_uring_sqe* sqe = shard_.reactor().Prepare(&greet_op_);
-    io_uring_prep_timeout(sqe, &greet_ts_, 0, 0);
-    greet_inflight_ = true;
+    greet_deadline_ = now + greet_pause_;  // Tick() greets
     return;
   }
   session_.Start(now, out_);
   AfterSession();
-}
-
-void Connection::OnGreetTimer(const io_uring_cqe& /*cqe*/) {
-  greet_inflight_ = false;
-  if (!done_ && !closing_ && !session_.closed()) {
-    session_.Start(absl::Now(), out_);
-    AfterSession();
-  }
-  MarkDirty();
 }
 
 void Connection::ArmRecv() {
@@ -148,7 +132,7 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
               record_type,
               std::string_view(static_cast<const char*>(io_uring_recvmsg_payload(header, &msg)),
                                length),
-              absl::Now());
+              shard_.BatchNow());
         }
       }
       shard_.buffers().Recycle(buffer_id);
@@ -160,10 +144,10 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
         const std::string_view bytes =
             shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
         if (transport_ == Transport::kPlain) {
-          session_.OnInput(bytes, absl::Now(), out_);
+          session_.OnInput(bytes, shard_.BatchNow(), out_);
           AfterSession();
         } else {
-          OnCiphertext(bytes, absl::Now());
+          OnCiphertext(bytes, shard_.BatchNow());
         }
       }
       // Whatever the session needs of these bytes it has copied.
@@ -205,7 +189,7 @@ void Connection::AfterSession() {
     if (transport_ == Transport::kTls) {
       absl::Status encrypted = tls_->Encrypt(out_.replies);
       if (!encrypted.ok()) {
-        FailTls(encrypted, absl::Now());
+        FailTls(encrypted, shard_.BatchNow());
         return;
       }
       wire_.append(tls_->TakeCiphertext());
@@ -220,7 +204,7 @@ void Connection::AfterSession() {
     out_.start_tls = false;
     // Bytes after STARTTLS in the same read were discarded by the session (CVE-2011-0411);
     // from here on everything read is the client's handshake.
-    BeginTls(absl::Now());
+    BeginTls(shard_.BatchNow());
   }
   if (out_.deliver.has_value()) {
     spool_inflight_ = true;
@@ -246,7 +230,7 @@ void Connection::OnStored(const absl::Status& result) {
     core::LogError(absl::StrCat("shard=", shard_.index(), " spool error: ", result.ToString()));
   }
   if (!done_) {
-    session_.OnDelivered(result, absl::Now(), out_);
+    session_.OnDelivered(result, shard_.BatchNow(), out_);
     AfterSession();
   }
   MarkDirty();
@@ -522,6 +506,14 @@ void Connection::Tick(absl::Time now) {
     }
     return;
   }
+  if (now >= greet_deadline_) {
+    // The greet pause is over; an early talker has already been answered 554 and is closing.
+    greet_deadline_ = absl::InfiniteFuture();
+    if (!closing_ && !session_.closed()) {
+      session_.Start(now, out_);
+      AfterSession();
+    }
+  }
   if (!closing_ && now >= session_.deadline()) {
     session_.OnTimeout(now, out_);
     AfterSession();
@@ -601,7 +593,7 @@ void Connection::Flush(absl::Time now) {
 }
 
 bool Connection::Finished() const {
-  return done_ && !recv_armed_ && !send_inflight_ && !spool_inflight_ && !greet_inflight_;
+  return done_ && !recv_armed_ && !send_inflight_ && !spool_inflight_;
 }
 
 void Connection::LogEnd(absl::Time now) {

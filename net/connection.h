@@ -34,9 +34,12 @@ class Connection final : public SpoolWaiter {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Arms the receive and either greets at once or after the configured greet pause.
+  // Arms the receive and either greets at once or sets the greet deadline (the configured greet
+  // pause from `now`), which Tick() checks: the greeting follows the shard's clock, one tick late
+  // at most.
   void Start(absl::Time now);
-  // Periodic check of the session deadline and the closing linger. Called by the shard's tick.
+  // Periodic check of the greet pause, the session deadline and the closing linger, against the
+  // shard's clock. Called by the shard's tick.
   void Tick(absl::Time now);
   // SIGTERM: the session answers 421 now or at its next command.
   void Drain(absl::Time now);
@@ -64,7 +67,6 @@ class Connection final : public SpoolWaiter {
 
   void OnRecv(const io_uring_cqe& cqe);
   void OnSend(const io_uring_cqe& cqe);
-  void OnGreetTimer(const io_uring_cqe& cqe);
   void ArmRecv();
   void SubmitSend();
   void AfterSession();  // executes what the session asked for in out_; moves replies to wire_
@@ -124,8 +126,6 @@ class Connection final : public SpoolWaiter {
 
   Op recv_op_;
   Op send_op_;
-  Op greet_op_;
-  __kernel_timespec greet_ts_{};
 
   std::string plaintext_;  // scratch for decrypted records, reused
   // Bytes handed to the kernel by the send in flight; `send_offset_` of them are already sent.
@@ -136,12 +136,14 @@ class Connection final : public SpoolWaiter {
   bool recv_rearm_ = false;  // the multishot recv ended (e.g. ENOBUFS) and must be re-armed
   bool send_inflight_ = false;
   bool spool_inflight_ = false;  // a message is with the spool; OnStored() clears it
-  bool greet_inflight_ = false;
   bool cancel_sent_ = false;
   // The session asked to close: flush replies, send FIN, then wait for the client's EOF.
   bool closing_ = false;
   bool fin_sent_ = false;
   absl::Time linger_deadline_ = absl::InfiniteFuture();
+  // When the greet pause ends and Tick() sends the 220; InfiniteFuture() when there is no pause
+  // or it is over. Input before it is early talk (the session answers 554).
+  absl::Time greet_deadline_ = absl::InfiniteFuture();
   // Nothing more will be read or written: the peer went away, the linger ended, or Abort().
   bool done_ = false;
   std::string end_reason_;  // set when the driver, not the session, ends the connection

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/signalfd.h>
@@ -10,11 +11,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <future>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 #include "core/json.h"
@@ -34,6 +38,23 @@ int WorkerCount(const core::Config& config) {
   if (config.workers > 0) return config.workers;
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
+}
+
+// The CPUs this process may run on, in ascending order; empty (and `error` set) if the kernel
+// does not say.
+std::vector<int> AllowedCpus(std::string& error) {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+    error = std::string(core::ErrnoStatus(errno, "sched_getaffinity").message());
+    return cpus;
+  }
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  if (cpus.empty()) error = "sched_getaffinity: no CPU in the set";
+  return cpus;
 }
 
 // A reload may change anything but the set of listening addresses, which belong to the shards'
@@ -71,9 +92,17 @@ bool WriteAll(int fd, std::string_view data) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_path,
-                                                      core::Config config) {
+                                                      core::Config config,
+                                                      const ServerOptions& options) {
   std::unique_ptr<Server> server(new Server());
   server->config_path_ = config_path;
+  if (options.test_clock_for_test) {
+    server->test_clock_ = std::make_unique<core::OffsetClock>();
+    server->clock_ = server->test_clock_.get();
+    core::LogWarning(
+        "test clock: deadlines follow a clock that the control command advance-clock-for-test "
+        "moves forward (ringmx serve --test-clock is for tests only)");
+  }
   const int workers = WorkerCount(config);
 
   if (config.spool.mode == core::SpoolMode::kDurable) {
@@ -127,10 +156,21 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   KernelTlsSupport ktls;
   if (any_tls) ktls = ProbeKernelTls();
 
+  // Shard i runs on the i-th CPU the process may use (DESIGN.md section 1), wrapping around when
+  // there are more shards than CPUs.
+  std::vector<int> cpus;
+  if (cfg.pin_threads) {
+    std::string error;
+    cpus = AllowedCpus(error);
+    if (cpus.empty()) {
+      core::LogWarning(absl::StrCat("cannot pin shard threads, running them unpinned: ", error));
+    }
+  }
   std::vector<std::future<absl::Status>> ready;
   for (int s = 0; s < workers; ++s) {
-    server->shards_.push_back(
-        std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s]), ktls));
+    const int cpu = cpus.empty() ? -1 : cpus[static_cast<size_t>(s) % cpus.size()];
+    server->shards_.push_back(std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s]),
+                                                      ktls, *server->clock_, cpu));
   }
   for (int s = 0; s < workers; ++s) {
     auto promise = std::make_shared<std::promise<absl::Status>>();
@@ -146,7 +186,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     if (!status.ok() && start_status.ok()) start_status = status;
   }
   if (!start_status.ok()) {
-    for (auto& shard : server->shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}});
+    for (auto& shard : server->shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}});
     for (auto& t : server->threads_) t.join();
     server->threads_.clear();
     return start_status;
@@ -179,7 +219,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
 
 Server::~Server() {
   if (!threads_.empty()) {
-    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}});
+    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}});
     for (auto& t : threads_) t.join();
   }
   if (signal_fd_ >= 0) close(signal_fd_);
@@ -275,6 +315,17 @@ void Server::HandleControlClient(int fd) {
     reply = Stats();
   } else if (command == "drain") {
     reply = Drain();
+  } else if (command == "advance-clock-for-test" ||
+             absl::StartsWith(command, "advance-clock-for-test ")) {
+    // Hidden: only for servers started with --test-clock (AdvanceClockForTest refuses otherwise).
+    std::string_view ms_text = command;
+    ms_text.remove_prefix(strlen("advance-clock-for-test"));
+    int64_t ms = 0;
+    if (!absl::SimpleAtoi(core::Av(ms_text), &ms) || ms <= 0) {
+      reply = "error usage: advance-clock-for-test MILLISECONDS (a positive integer)";
+    } else {
+      reply = AdvanceClockForTest(absl::Milliseconds(ms));
+    }
   } else {
     reply =
         absl::StrCat("error unknown command \"", command, "\" (commands: reload, stats, drain)");
@@ -308,7 +359,7 @@ std::string Server::Reload() {
   }
   runtime_ = *std::move(runtime);
   for (auto& shard : shards_) {
-    shard->mailbox().Post({ShardMessage::Kind::kSnapshot, runtime_});
+    shard->mailbox().Post({ShardMessage::Kind::kSnapshot, runtime_, {}});
   }
   core::LogInfo(absl::StrCat("reloaded config generation=", runtime_.snapshot->generation));
   return absl::StrCat("ok generation=", runtime_.snapshot->generation);
@@ -353,9 +404,39 @@ std::string Server::Stats() const {
 std::string Server::Drain() {
   if (!draining_) {
     draining_ = true;
-    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}});
+    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}});
   }
   return "ok draining";
+}
+
+std::string Server::AdvanceClockForTest(absl::Duration by) {
+  if (test_clock_ == nullptr) {
+    return "error advance-clock-for-test: the server was not started with --test-clock";
+  }
+  test_clock_->AdvanceForTest(by);
+  const std::string offset =
+      absl::StrCat("offset_ms=", absl::ToInt64Milliseconds(test_clock_->offset()));
+  core::LogInfo(absl::StrCat("test clock advanced by ", absl::FormatDuration(by), " ", offset));
+  if (draining_) {
+    // A draining shard no longer reads its mailbox; its next tick (within 100 ms) sees the time.
+    return absl::StrCat("ok ", offset, " (draining: shards see it at their next tick)");
+  }
+  std::vector<std::future<void>> ticked;
+  for (auto& shard : shards_) {
+    auto promise = std::make_shared<std::promise<void>>();
+    ticked.push_back(promise->get_future());
+    ShardMessage message;
+    message.kind = ShardMessage::Kind::kTickForTest;
+    message.done = [promise] { promise->set_value(); };
+    shard->mailbox().Post(std::move(message));
+  }
+  for (size_t s = 0; s < ticked.size(); ++s) {
+    // Bounded below the control client's 30 s read timeout.
+    if (ticked[s].wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+      return absl::StrCat("error shard ", s, " did not check its deadlines within 20 s");
+    }
+  }
+  return absl::StrCat("ok ", offset);
 }
 
 absl::StatusOr<std::string> ControlRequest(const std::string& socket_path,

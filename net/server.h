@@ -10,7 +10,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
+#include "core/clock.h"
 #include "core/snapshot.h"
 #include "net/runtime.h"
 
@@ -18,12 +20,20 @@ namespace ringmx::net {
 
 class Shard;
 
+struct ServerOptions {
+  // `ringmx serve --test-clock`: the shards read an OffsetClock (real time plus an offset) that
+  // the control command `advance-clock-for-test MS` moves forward, so end-to-end tests reach
+  // deadlines without waiting for them. Off: core::RealClock, and the command is refused.
+  bool test_clock_for_test = false;
+};
+
 // Control-plane object; lives on the main thread. Not thread-safe.
 class Server {
  public:
   // `config_path` is re-read on reload. The config must already be validated.
   static absl::StatusOr<std::unique_ptr<Server>> Start(const std::string& config_path,
-                                                       core::Config config);
+                                                       core::Config config,
+                                                       const ServerOptions& options = {});
   ~Server();
 
   // Blocks handling SIGTERM/SIGINT (drain and exit), SIGHUP (reload) and control-socket commands
@@ -34,6 +44,10 @@ class Server {
   std::string Reload();
   std::string Stats() const;
   std::string Drain();
+  // Test clock only (ServerOptions::test_clock_for_test): moves the clock forward by `by`, then,
+  // unless draining, has every shard check its deadlines against the new time and waits (bounded)
+  // until each has. "ok offset_ms=N" or "error ...".
+  std::string AdvanceClockForTest(absl::Duration by);
 
  private:
   Server() = default;
@@ -41,6 +55,10 @@ class Server {
   void HandleControlClient(int fd);
 
   std::string config_path_;
+  // Set only with ServerOptions::test_clock_for_test; `clock_` points to it then.
+  std::unique_ptr<core::OffsetClock> test_clock_;
+  // What every shard reads the time from; outlives the shards (they are joined in ~Server()).
+  const core::Clock* clock_ = &core::RealClock::Get();
   Runtime runtime_;  // the published config and TLS contexts
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
+#include "core/clock.h"
 #include "core/queue_id.h"
 #include "core/snapshot.h"
 #include "net/ktls.h"
@@ -30,9 +31,12 @@ class Spool;
 
 // A request from the control plane to one shard.
 struct ShardMessage {
-  enum class Kind { kSnapshot, kDrain };
+  // kTickForTest: the test clock moved (Server::AdvanceClockForTest); check every deadline now
+  // against a fresh reading of the clock, then call `done` on the shard's thread.
+  enum class Kind { kSnapshot, kDrain, kTickForTest };
   Kind kind = Kind::kSnapshot;
-  Runtime runtime;  // kSnapshot only
+  Runtime runtime;             // kSnapshot only
+  std::function<void()> done;  // kTickForTest only
 };
 
 // The control plane's way into a shard: a queue plus an eventfd the shard reads through its ring.
@@ -81,14 +85,18 @@ class Shard {
  public:
   // `kernel_tls`: what the start-up probe found; TLS connections move their record layer to the
   // kernel when it has TLS ULP (and TLS 1.3 ones only when it can rekey), if tls.ktls allows.
+  // `clock`: where every deadline of the shard reads the time; it must outlive the shard.
+  // `cpu`: the CPU the shard's thread pins itself to, or -1 to leave it unpinned (pin_threads).
   Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners,
-        const KernelTlsSupport& kernel_tls);
+        const KernelTlsSupport& kernel_tls, const core::Clock& clock, int cpu);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
-  // The thread body: builds the ring, arms accepts, loops until drained. `ready` is called once
-  // with the start-up result (the ring and buffers exist and accepts are armed, or an error).
+  // The thread body: names the thread `ringmx-shard<index>` and pins it to its CPU (a failure
+  // is logged and the shard runs unpinned), builds the ring, arms accepts, loops until drained.
+  // `ready` is called once with the start-up result (the ring and buffers exist and accepts are
+  // armed, or an error).
   void Run(const std::function<void(absl::Status)>& ready);
 
   Mailbox& mailbox() { return mailbox_; }
@@ -101,16 +109,27 @@ class Shard {
   class MailboxReader;
 
   absl::Status Init();
+  // Names the calling thread after the shard and pins it to `cpu_` (if not -1); logs the result.
+  void NameAndPinThread();
   void OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor);
   void ArmAccept(Acceptor& acceptor);
   void OnMailbox();
   void ArmMailbox();
   void Tick(absl::Time now);
   void BeginDrain(absl::Time now);
-  void FlushDirty();
+  void FlushDirty(absl::Time now);
   bool Finished() const;
 
   // Used by Connection.
+  // The time of the current completion batch: the clock is read at most once per batch (at the
+  // first call after Run() starts a new one), so every handler of a batch sees the same instant.
+  absl::Time BatchNow() {
+    if (!batch_now_valid_) {
+      batch_now_ = clock_.Now();
+      batch_now_valid_ = true;
+    }
+    return batch_now_;
+  }
   void MarkDirty(Connection* connection);
   Reactor& reactor() { return *reactor_; }
   BufferRing& buffers() { return *buffers_; }
@@ -121,6 +140,8 @@ class Shard {
   bool kernel_tls_rekey() const { return kernel_tls_rekey_; }
 
   const uint32_t index_;
+  const core::Clock& clock_;
+  const int cpu_;  // -1: not pinned
   const bool kernel_tls_;
   const bool kernel_tls_rekey_;
   // What new connections get; replaced by a kSnapshot message, live connections keep theirs.
@@ -140,6 +161,9 @@ class Shard {
   // (one write per batch, RFC 2920). Each appears at most once (Connection::dirty_).
   std::vector<Connection*> dirty_;
   std::vector<Connection*> flushing_;  // the batch FlushDirty() is working on; empty otherwise
+  // BatchNow()'s reading; valid while `batch_now_valid_`, which Run() clears before each batch.
+  absl::Time batch_now_ = absl::InfinitePast();
+  bool batch_now_valid_ = false;
   absl::Time next_tick_ = absl::InfinitePast();
   bool draining_ = false;
   absl::Time drain_deadline_ = absl::InfiniteFuture();

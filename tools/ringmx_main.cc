@@ -18,6 +18,7 @@
 #endif
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 #include "core/config.h"
 #include "core/log.h"
@@ -46,6 +47,8 @@ struct Args {
   std::string check;  // tlsa --check target
   bool starttls = false;
   std::string sni;
+  // serve --test-clock (hidden, tests only): see net::ServerOptions::test_clock_for_test.
+  bool test_clock = false;
   std::vector<std::string> rest;
 };
 
@@ -61,6 +64,8 @@ bool ParseArgs(int argc, char** argv, Args& args) {
       args.check = argv[++i];
     } else if (a == "--starttls") {
       args.starttls = true;
+    } else if (a == "--test-clock" && args.command == "serve") {
+      args.test_clock = true;
     } else if (a == "--sni" && i + 1 < argc) {
       args.sni = argv[++i];
     } else if ((a == "-s" || a == "--socket") && i + 1 < argc) {
@@ -90,9 +95,12 @@ int Check(const Args& args) {
     fprintf(stderr, "ringmx: %s\n", std::string(config.status().message()).c_str());
     return 1;
   }
-  printf("ringmx: %s: ok (%zu listener%s, hostname %s)\n", args.config.c_str(),
+  const std::string workers = config->workers == 0 ? std::string("one shard per core")
+                                                   : absl::StrCat(config->workers, " shards");
+  printf("ringmx: %s: ok (%zu listener%s, hostname %s, %s, threads %s)\n", args.config.c_str(),
          config->listeners.size(), config->listeners.size() == 1 ? "" : "s",
-         config->hostname.c_str());
+         config->hostname.c_str(), workers.c_str(),
+         config->pin_threads ? "pinned one per CPU" : "not pinned (pin_threads = false)");
   return 0;
 }
 
@@ -115,7 +123,9 @@ int Serve(const Args& args) {
 #ifdef RINGMX_WITH_MIMALLOC
   ringmx::core::LogInfo(absl::StrCat("allocator mimalloc ", mi_version()));
 #endif
-  auto server = ringmx::net::Server::Start(args.config, *std::move(config));
+  ringmx::net::ServerOptions options;
+  options.test_clock_for_test = args.test_clock;
+  auto server = ringmx::net::Server::Start(args.config, *std::move(config), options);
   if (!server.ok()) {
     ringmx::core::LogError(absl::StrCat("start failed: ", server.status().ToString()));
     fprintf(stderr, "ringmx: %s\n", std::string(server.status().message()).c_str());
@@ -131,7 +141,8 @@ int Serve(const Args& args) {
 }
 
 int Ctl(const Args& args) {
-  if (args.rest.size() != 1) {
+  // One command; its arguments, if any, follow it on the same line.
+  if (args.rest.empty()) {
     fputs(kUsage, stderr);
     return 2;
   }
@@ -148,7 +159,8 @@ int Ctl(const Args& args) {
       return 1;
     }
   }
-  absl::StatusOr<std::string> reply = ringmx::net::ControlRequest(socket, args.rest[0]);
+  absl::StatusOr<std::string> reply =
+      ringmx::net::ControlRequest(socket, absl::StrJoin(args.rest, " "));
   if (!reply.ok()) {
     fprintf(stderr, "ringmx: %s\n", std::string(reply.status().message()).c_str());
     return 1;

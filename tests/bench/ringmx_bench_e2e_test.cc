@@ -1,6 +1,8 @@
 // End-to-end tests of ringmx-bench: it runs against the real server as a subprocess with --json;
 // what it reports is checked against the spool (every accepted message is one .json in new/).
-// Every run is small and bounded by --duration as well as by RunCommand's timeout.
+// Every run is small and bounded by --total-messages (or, in the one test about it, --duration),
+// and by RunCommand's generous timeout. Nothing here depends on how much a run gets done in a
+// stretch of wall-clock time: counts are exact, or bounds that hold however slow the machine is.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -37,6 +39,17 @@ struct BenchRun {
     if (!absl::SimpleAtoi(output.substr(pos, end - pos), &v)) return -1;
     return v;
   }
+  // The number after "key": (e.g. "elapsed_s"); -1 if absent.
+  double Double(const std::string& key) const {
+    const std::string needle = "\"" + key + "\":";
+    size_t pos = output.find(needle);
+    if (pos == std::string::npos) return -1;
+    pos += needle.size();
+    size_t end = output.find_first_not_of("0123456789.", pos);
+    double v = -1;
+    if (!absl::SimpleAtod(output.substr(pos, end - pos), &v)) return -1;
+    return v;
+  }
   // The "errors" object, e.g. {"552":3}.
   std::string Errors() const {
     size_t pos = output.find("\"errors\":");
@@ -47,9 +60,10 @@ struct BenchRun {
 };
 
 BenchRun RunBench(std::vector<std::string> args) {
-  std::vector<std::string> argv = {RINGMX_BENCH_PATH, "--json", "--duration", "30"};
+  // No --duration unless a test asks: a cap in seconds would make the counts depend on speed.
+  std::vector<std::string> argv = {RINGMX_BENCH_PATH, "--json"};
   argv.insert(argv.end(), args.begin(), args.end());
-  CommandResult r = RunCommand(argv, absl::Seconds(60));
+  CommandResult r = RunCommand(argv, absl::Seconds(300));
   return BenchRun{r.exit_code, r.output};
 }
 
@@ -159,15 +173,23 @@ TEST_F(BenchTest, AStalledServerIsCountedAsTimeouts) {
 
 TEST_F(BenchTest, DurationAndRateBoundTheRun) {
   StartServer(BasicConfig(dir_));
+  // Open loop: sessions are scheduled at 0, 25, 50, ... ms; none is started after the first
+  // second. How many of them a loaded machine finishes, and whether each gets its second message
+  // in before the second is over, varies; so only bounds that hold at any speed are checked.
   BenchRun run = RunBench({"--target", Target(), "--concurrency", "10", "--rate", "40",
                            "--messages-per-connection", "2", "--duration", "1"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  // 40 sessions a second for one second, two messages each (timing slack either way).
-  EXPECT_GE(run.Int("sessions"), 30) << run.output;
-  EXPECT_LE(run.Int("sessions"), 42) << run.output;
-  EXPECT_EQ(run.Int("messages"), 2 * run.Int("sessions")) << run.output;
+  const int64_t sessions = run.Int("sessions");
+  const int64_t started = sessions + run.Int("sessions_failed");
+  EXPECT_GE(sessions, 1) << run.output;
+  // The duration bounds the run: at most rate x duration sessions.
+  EXPECT_LE(started, 40) << run.output;
+  // The rate bounds it too: the n-th session does not start before (n - 1) / 40 s.
+  EXPECT_GE(run.Double("elapsed_s") + 0.001, static_cast<double>(started - 1) / 40.0) << run.output;
+  // At most two messages per session; each one answered 250 is in the spool.
+  EXPECT_LE(run.Int("messages") + run.Int("messages_failed"), 2 * started) << run.output;
+  EXPECT_LE(run.Int("messages"), 2 * sessions) << run.output;
   EXPECT_EQ(static_cast<int64_t>(Stored()), run.Int("messages")) << run.output;
-  EXPECT_NE(run.output.find("\"timed_out\":false"), std::string::npos) << run.output;
 }
 
 TEST_F(BenchTest, StartTlsAndImplicitTls) {

@@ -175,6 +175,7 @@ TEST(ConfigTest, DefaultsWhenSectionsAreAbsent) {
   const Config defaults;
   EXPECT_EQ(c.hostname, "mx.example.test");
   EXPECT_EQ(c.workers, 0);
+  EXPECT_TRUE(c.pin_threads);
   ASSERT_EQ(c.listeners.size(), 1u);
   EXPECT_EQ(c.listeners[0].name, "mx");
   EXPECT_EQ(c.listeners[0].address.ToString(), "127.0.0.1:2525");
@@ -454,6 +455,29 @@ TEST(ConfigErrorTest, WrongTypeNamesBothTypes) {
             "ringmx.toml:6: tls.sni: expected an array of tables ([[tls.sni]]), got a string");
   EXPECT_EQ(ErrorOf(WithMinimal("[log]\nfile = 1979-05-27\n")),
             "ringmx.toml:6: log.file: expected a string, got a date");
+}
+
+TEST(ConfigTest, PinThreadsCanBeTurnedOff) {
+  absl::StatusOr<Config> off = ParseConfig(WithTopLevel("pin_threads = false\n"), "ringmx.toml");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->pin_threads);
+  absl::StatusOr<Config> on =
+      ParseConfig(WithTopLevel("workers = 2\npin_threads = true\n"), "ringmx.toml");
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->pin_threads);
+  EXPECT_EQ(on->workers, 2);
+}
+
+TEST(ConfigErrorTest, PinThreadsIsATopLevelBoolean) {
+  EXPECT_EQ(ErrorOf(WithTopLevel("pin_threads = \"no\"\n")),
+            "ringmx.toml:2: pin_threads: expected a boolean, got a string");
+  EXPECT_EQ(ErrorOf(WithTopLevel("pin_threads = 0\n")),
+            "ringmx.toml:2: pin_threads: expected a boolean, got an integer");
+  EXPECT_EQ(ErrorOf(WithTopLevel("pin_thread = false\n")),
+            "ringmx.toml:2: unknown key \"pin_thread\" (did you mean \"pin_threads\"?)");
+  EXPECT_EQ(ErrorOf(WithMinimal("pin_threads = false\n")),
+            "ringmx.toml:5: listener[0]: unknown key \"pin_threads\" (\"pin_threads\" is a "
+            "top-level key: move it above the first [table] header)");
 }
 
 TEST(ConfigErrorTest, OutOfRangeValues) {

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
 namespace ringmx::testing {
@@ -85,7 +86,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
 
 std::unique_ptr<ServerProcess> ServerProcess::Start(const TempDir& dir,
                                                     const std::string& config_toml,
-                                                    std::string* error, absl::Duration timeout) {
+                                                    std::string* error, absl::Duration timeout,
+                                                    bool test_clock) {
   std::unique_ptr<ServerProcess> server(new ServerProcess());
   server->config_path_ = dir / "ringmx.toml";
   server->log_path_ = dir / "ringmx.log";
@@ -99,7 +101,9 @@ std::unique_ptr<ServerProcess> ServerProcess::Start(const TempDir& dir,
     if (error) *error = "cannot create log file";
     return nullptr;
   }
-  server->pid_ = Spawn({RingmxBinary(), "serve", "-c", server->config_path_}, log_fd);
+  std::vector<std::string> argv = {RingmxBinary(), "serve", "-c", server->config_path_};
+  if (test_clock) argv.push_back("--test-clock");
+  server->pid_ = Spawn(argv, log_fd);
   close(log_fd);
   const absl::Time deadline = absl::Now() + timeout;
   while (true) {
@@ -159,6 +163,33 @@ bool ServerProcess::WaitForLog(const std::string& needle, absl::Duration timeout
 
 void ServerProcess::Signal(int signo) const {
   if (pid_ > 0 && !exited_) kill(pid_, signo);
+}
+
+std::string ServerProcess::Control(const std::string& command) const {
+  std::vector<std::string> argv = {RingmxBinary(), "ctl", "-c", config_path_};
+  for (absl::string_view word : absl::StrSplit(command, ' ', absl::SkipEmpty())) {
+    argv.emplace_back(word.data(), word.size());
+  }
+  // Generous: the command itself waits up to 20 s for the shards (advance-clock-for-test).
+  return RunCommand(argv, absl::Seconds(60)).output;
+}
+
+bool ServerProcess::AdvanceClock(absl::Duration by) const {
+  const std::string reply =
+      Control(absl::StrCat("advance-clock-for-test ", absl::ToInt64Milliseconds(by)));
+  return reply.rfind("ok ", 0) == 0;
+}
+
+int64_t ServerProcess::Stat(const std::string& key) const {
+  const std::string reply = Control("stats");
+  const std::string needle = absl::StrCat("\"", key, "\":");
+  const size_t pos = reply.find(needle);
+  if (pos == std::string::npos) return -1;
+  const size_t start = pos + needle.size();
+  const size_t end = reply.find_first_not_of("0123456789", start);
+  int64_t value = -1;
+  if (!absl::SimpleAtoi(reply.substr(start, end - start), &value)) return -1;
+  return value;
 }
 
 std::optional<int> ServerProcess::WaitExit(absl::Duration timeout) {

@@ -37,10 +37,12 @@ CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration ti
 class ServerProcess {
  public:
   // Writes `config_toml` to `dir`/ringmx.toml and starts the server. nullptr (and a gtest
-  // failure message in `error`) if it does not report ready within `timeout`.
+  // failure message in `error`) if it does not report ready within `timeout`. `test_clock`
+  // starts it with `--test-clock`, so that AdvanceClock() can move its deadlines.
   static std::unique_ptr<ServerProcess> Start(const TempDir& dir, const std::string& config_toml,
                                               std::string* error = nullptr,
-                                              absl::Duration timeout = absl::Seconds(20));
+                                              absl::Duration timeout = absl::Seconds(20),
+                                              bool test_clock = false);
   ~ServerProcess();  // SIGKILL if still running
 
   pid_t pid() const { return pid_; }
@@ -53,6 +55,15 @@ class ServerProcess {
   // Waits until the log contains `needle` (deadline). True if it did.
   bool WaitForLog(const std::string& needle, absl::Duration timeout = absl::Seconds(10)) const;
   void Signal(int signo) const;
+  // Sends one control command through `ringmx ctl -c <config>` (so the config must set
+  // control.socket, as BasicConfig does) and returns what it printed; "" if it failed to run.
+  std::string Control(const std::string& command) const;
+  // Test clock only: moves the server's clock forward by `by` (whole milliseconds). Returns once
+  // every shard has checked its deadlines against the new time (or, while draining, once the
+  // clock has moved: shards see it at their next tick). False if the server refused.
+  bool AdvanceClock(absl::Duration by) const;
+  // One counter of the control command `stats` (e.g. "connections_open"); -1 if unavailable.
+  int64_t Stat(const std::string& key) const;
   // Waits for the process to exit; its exit code, or nullopt on timeout (or death by signal: -sig).
   std::optional<int> WaitExit(absl::Duration timeout);
 
