@@ -2,6 +2,10 @@
 # Installs everything ringmx needs to build and test on Debian 12, from Debian's packages only.
 # Idempotent: safe to run again.
 set -euo pipefail
+# Every program the scripts in tools/ run is here or in a package every Debian system has
+# (Essential or Priority: required: coreutils, findutils, grep, sed, gzip, dpkg, apt, libc-bin,
+# util-linux). tools/ktls-vm-test.sh installs its own VM tools (qemu-system-x86, busybox-static,
+# cpio, openssl) and tools/fresh-machine-test.sh its debootstrap.
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 packages=(
   build-essential cmake ninja-build pkg-config
@@ -14,6 +18,10 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null 2>&1; then
+    echo "install-deps: missing ${missing[*]}; run as root (or install sudo) to install them"
+    exit 1
+  fi
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
