@@ -25,6 +25,18 @@ namespace {
 // reply (221, 421, 554) is not destroyed by a RST from unread input.
 constexpr absl::Duration kLinger = absl::Seconds(2);
 
+// Replies waiting for a client that does not read them (it pipelines and never reads, so each
+// command it sends adds a reply the kernel cannot take). Past this the connection stops reading
+// until the client has taken half of it, so the server never holds more than about this much
+// output per connection (issue 9: hostile clients, memory bounded).
+constexpr size_t kMaxQueuedOutputBytes = 256 * 1024;
+// Input that was already on its way when the receive was paused is held, up to this much (as the
+// session holds pipelined input during a delivery); a client that sends more without reading is
+// dropped.
+constexpr size_t kMaxHeldInputBytes = 256 * 1024;
+// A send buffer that grew past this is freed once sent, so a burst does not pin memory.
+constexpr size_t kKeptSendCapacityBytes = 64 * 1024;
+
 // TLS alerts (RFC 8446 §6) that the kernel path sends itself, and the KeyUpdate it sends.
 using tls::kAlertCloseNotify;
 using tls::kAlertInternalError;
@@ -144,8 +156,7 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
         const std::string_view bytes =
             shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
         if (transport_ == Transport::kPlain) {
-          session_.OnInput(bytes, shard_.BatchNow(), out_);
-          AfterSession();
+          DeliverInput(bytes, shard_.BatchNow());
         } else {
           OnCiphertext(bytes, shard_.BatchNow());
         }
@@ -157,6 +168,8 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
   } else if (cqe.res == -ENOBUFS) {
     // Every receive buffer of the shard was in use for a moment; try again after this batch.
     if (!done_) recv_rearm_ = true;
+  } else if (cqe.res == -ECANCELED && recv_paused_) {
+    // Our own cancel: the client's replies backed up (Flush re-arms once they drain).
   } else if (cqe.res == -ECANCELED && transport_ == Transport::kKernelTlsSwitch) {
     // Our own cancel before the kernel takes the keys: not an end (Flush completes the move).
   } else if (cqe.res == -EKEYEXPIRED && transport_ == Transport::kKernelTls) {
@@ -255,6 +268,7 @@ void Connection::OnSend(const io_uring_cqe& cqe) {
       return;
     }
     sending_.clear();
+    if (sending_.capacity() > kKeptSendCapacityBytes) std::string().swap(sending_);
     send_offset_ = 0;
   }
   MarkDirty();
@@ -297,10 +311,7 @@ void Connection::OnCiphertext(std::string_view bytes, absl::Time now) {
     FailTls(decrypted, now);
     return;
   }
-  if (!plaintext_.empty()) {
-    session_.OnInput(plaintext_, now, out_);
-    AfterSession();
-  }
+  if (!plaintext_.empty()) DeliverInput(plaintext_, now);
   if (tls_->peer_closed() && !done_) {
     // close_notify: the client is gone. A message in progress is dropped with the session.
     if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
@@ -506,6 +517,17 @@ void Connection::Tick(absl::Time now) {
     }
     return;
   }
+  if (closing_ && send_inflight_) {
+    // The session has ended but its last replies cannot leave: the client does not read. Wait
+    // as long as the linger after a FIN, then drop the connection.
+    if (unsent_deadline_ == absl::InfiniteFuture()) unsent_deadline_ = now + kLinger;
+    if (now >= unsent_deadline_) {
+      if (end_reason_.empty() && !session_.closed()) end_reason_ = "not-reading";
+      done_ = true;
+      MarkDirty();
+    }
+    return;
+  }
   if (now >= greet_deadline_) {
     // The greet pause is over; an early talker has already been answered 554 and is closing.
     greet_deadline_ = absl::InfiniteFuture();
@@ -534,6 +556,37 @@ void Connection::Abort() {
 
 void Connection::MarkDirty() { shard_.MarkDirty(this); }
 
+size_t Connection::QueuedOutput() const { return wire_.size() + (sending_.size() - send_offset_); }
+
+void Connection::PauseIfBackedUp() {
+  const bool reading = transport_ == Transport::kPlain || transport_ == Transport::kTls ||
+                       transport_ == Transport::kKernelTls;
+  if (recv_paused_ || done_ || !reading || QueuedOutput() <= kMaxQueuedOutputBytes) return;
+  // If the receive is not armed (it ended, e.g. ENOBUFS), it is simply not re-armed.
+  if (recv_armed_) {
+    io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
+    io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
+  }
+  recv_paused_ = true;
+}
+
+void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
+  if (recv_paused_) {
+    // Read before the cancel landed: held, not answered, so the output stays bounded.
+    if (held_input_.size() + bytes.size() > kMaxHeldInputBytes) {
+      if (end_reason_.empty() && !session_.closed()) end_reason_ = "not-reading";
+      done_ = true;
+      MarkDirty();
+      return;
+    }
+    held_input_.append(bytes);
+    return;
+  }
+  session_.OnInput(bytes, now, out_);
+  AfterSession();
+  PauseIfBackedUp();
+}
+
 void Connection::Flush(absl::Time now) {
   if (!done_ && transport_ == Transport::kKernelTlsSwitch && !recv_armed_ && !send_inflight_ &&
       wire_.empty()) {
@@ -559,7 +612,25 @@ void Connection::Flush(absl::Time now) {
       send_offset_ = 0;
       SubmitSend();
     }
-    if (recv_rearm_ && !recv_armed_ && !closing_ && transport_ != Transport::kKernelTlsSwitch) {
+    // Backpressure: a client that does not read its replies is not read either.
+    PauseIfBackedUp();
+    if (recv_paused_ && !recv_armed_ && !closing_ && QueuedOutput() <= kMaxQueuedOutputBytes / 2) {
+      recv_paused_ = false;
+      recv_rearm_ = true;
+      if (!held_input_.empty()) {
+        std::string held;
+        held.swap(held_input_);
+        DeliverInput(held, now);  // the session takes all of it; may pause again
+        if (!wire_.empty() && !send_inflight_) {
+          sending_.swap(wire_);
+          wire_.clear();
+          send_offset_ = 0;
+          SubmitSend();
+        }
+      }
+    }
+    if (recv_rearm_ && !recv_armed_ && !recv_paused_ && !closing_ &&
+        transport_ != Transport::kKernelTlsSwitch) {
       ArmRecv();
     }
     if (closing_ && !fin_sent_ && !send_inflight_ && wire_.empty() && !spool_inflight_) {

@@ -92,6 +92,12 @@ class Connection final : public SpoolWaiter {
   void FailKernelTls(uint8_t alert, std::string_view why);
   void FailTls(const absl::Status& status, absl::Time now);
   void MarkDirty();
+  // Plaintext from the client: to the session, or held while the receive is paused.
+  void DeliverInput(std::string_view bytes, absl::Time now);
+  // Replies not yet taken by the kernel.
+  size_t QueuedOutput() const;
+  // Stops reading a client whose replies back up (kMaxQueuedOutputBytes).
+  void PauseIfBackedUp();
   void LogEnd(absl::Time now);
 
   // How bytes on the socket relate to the session's bytes.
@@ -141,6 +147,14 @@ class Connection final : public SpoolWaiter {
   bool closing_ = false;
   bool fin_sent_ = false;
   absl::Time linger_deadline_ = absl::InfiniteFuture();
+  // Closing with a send still stuck (the client does not read): when to give up on it.
+  absl::Time unsent_deadline_ = absl::InfiniteFuture();
+  // The receive was cancelled because more than kMaxQueuedOutputBytes of replies waited for the
+  // client; Flush re-arms it once half of them have left.
+  bool recv_paused_ = false;
+  // Client plaintext that arrived while paused (at most kMaxHeldInputBytes); the session gets
+  // it when the receive resumes.
+  std::string held_input_;
   // When the greet pause ends and Tick() sends the 220; InfiniteFuture() when there is no pause
   // or it is over. Input before it is early talk (the session answers 554).
   absl::Time greet_deadline_ = absl::InfiniteFuture();

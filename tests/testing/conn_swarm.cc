@@ -57,6 +57,12 @@ SwarmStep SwarmStep::AwaitClose() {
   return s;
 }
 
+SwarmStep SwarmStep::StopReading() {
+  SwarmStep s;
+  s.kind = Kind::kStopReading;
+  return s;
+}
+
 bool SwarmConn::Done() const { return opened && (closed || step >= steps.size()); }
 
 const SmtpReply* SwarmConn::FindReply(int code) const {
@@ -162,7 +168,7 @@ void ConnSwarm::UpdateInterest(size_t index) {
   if (c.fd < 0) return;
   epoll_event ev;
   memset(&ev, 0, sizeof(ev));
-  ev.events = EPOLLIN | (c.want_write || !c.connected ? EPOLLOUT : 0u);
+  ev.events = (c.reading ? EPOLLIN : 0u) | (c.want_write || !c.connected ? EPOLLOUT : 0u);
   ev.data.u64 = index;
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c.fd, &ev);
 }
@@ -205,7 +211,12 @@ void ConnSwarm::OnEvent(size_t index, uint32_t events, absl::Time now) {
     }
     c.connected = true;
   }
-  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ReadAvailable(c, now);
+  if (c.reading && (events & (EPOLLIN | EPOLLERR | EPOLLHUP))) {
+    ReadAvailable(c, now);
+  } else if (!c.reading && (events & (EPOLLERR | EPOLLHUP))) {
+    MarkClosed(c, /*reset=*/true, "hang-up while not reading");
+    return;
+  }
   Advance(index, now);
 }
 
@@ -296,6 +307,11 @@ void ConnSwarm::Advance(size_t index, absl::Time now) {
         break;
       case SwarmStep::Kind::kAwaitClose:
         break;
+      case SwarmStep::Kind::kStopReading:
+        c.reading = false;
+        UpdateInterest(index);
+        advance = true;
+        break;
     }
     if (!advance) break;
     ++c.step;
@@ -310,7 +326,7 @@ void ConnSwarm::Advance(size_t index, absl::Time now) {
 }
 
 bool ConnSwarm::Run(absl::Time deadline, size_t max_unanswered,
-                    const std::function<void()>& on_tick, absl::Duration tick) {
+                    const std::function<bool()>& on_tick, absl::Duration tick) {
   epoll_event events[kMaxEvents];
   absl::Time next_tick = absl::Now() + tick;
   while (true) {
@@ -318,7 +334,8 @@ bool ConnSwarm::Run(absl::Time deadline, size_t max_unanswered,
     while (next_to_open_ < conns_.size() && unanswered_ < std::max<size_t>(max_unanswered, 1)) {
       Open(next_to_open_++);
     }
-    if (next_to_open_ == conns_.size() && done_ == conns_.size()) return true;
+    const bool all_done = next_to_open_ == conns_.size() && done_ == conns_.size();
+    if (all_done && !on_tick) return true;
     if (now >= deadline) return false;
     absl::Time wake = std::min(deadline, now + absl::Milliseconds(100));
     if (on_tick) wake = std::min(wake, next_tick);
@@ -344,7 +361,8 @@ bool ConnSwarm::Run(absl::Time deadline, size_t max_unanswered,
       }
     }
     if (on_tick && now >= next_tick) {
-      on_tick();
+      if (!on_tick()) return next_to_open_ == conns_.size() && done_ == conns_.size();
+      now = absl::Now();
       next_tick = now + tick;
     }
   }

@@ -25,6 +25,7 @@ struct SwarmStep {
     kTrickle,       // write `bytes` one octet at a time, `interval` apart
     kAwaitReplies,  // wait until `replies` replies have arrived in total (greeting included)
     kAwaitClose,    // wait until the server closes the connection
+    kStopReading,   // read nothing more (replies pile up at the server); a reset still ends it
   };
   Kind kind = Kind::kSend;
   std::string bytes;
@@ -36,6 +37,7 @@ struct SwarmStep {
   static SwarmStep Trickle(std::string bytes, absl::Duration interval);
   static SwarmStep AwaitReplies(size_t total);
   static SwarmStep AwaitClose();
+  static SwarmStep StopReading();
 };
 
 // State of one connection. Read it after (or between) ConnSwarm::Run() calls.
@@ -65,6 +67,7 @@ struct SwarmConn {
   uint64_t send_offset = 0;  // octets of the current step already written
   absl::Time next_send = absl::InfinitePast();
   bool want_write = false;
+  bool reading = true;              // false after a kStopReading step
   bool counted_done = false;        // counted in ConnSwarm::done_
   bool counted_unanswered = false;  // counted in ConnSwarm::unanswered_
 };
@@ -89,10 +92,11 @@ class ConnSwarm {
 
   // Opens the connections not opened yet, at most `max_unanswered` at a time that have not yet
   // received their first reply (so the listen backlog never overflows), and runs every script
-  // until all connections are Done() or `deadline` passes. `on_tick` (optional) is called about
-  // every `tick` meanwhile. True if all are done.
+  // until all connections are Done() or `deadline` passes. With `on_tick`, it is called about
+  // every `tick`, may Add() connections, and decides the end instead: the run goes on (even with
+  // every connection done) until it returns false or `deadline` passes. True if all are done.
   bool Run(absl::Time deadline, size_t max_unanswered = 256,
-           const std::function<void()>& on_tick = nullptr,
+           const std::function<bool()>& on_tick = nullptr,
            absl::Duration tick = absl::Milliseconds(100));
 
   // Closes the sockets of connections that are done (the caller has read what it needs).

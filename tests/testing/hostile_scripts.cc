@@ -38,6 +38,8 @@ std::string_view HostileKindName(HostileKind kind) {
       return "bad-utf8";
     case HostileKind::kBadParameters:
       return "bad-parameters";
+    case HostileKind::kNoRead:
+      return "no-read";
   }
   return "?";
 }
@@ -115,6 +117,13 @@ std::vector<SwarmStep> HostileScript(HostileKind kind, const HostileParams& para
         }
       }
       steps.push_back(SwarmStep::Send(lines));
+      break;
+    }
+    case HostileKind::kNoRead: {
+      steps.push_back(SwarmStep::StopReading());
+      std::string noops;
+      for (int i = 0; i < 10000; ++i) noops += "NOOP\r\n";
+      steps.push_back(SwarmStep::Send(noops, params.no_read_bytes / noops.size()));
       break;
     }
   }

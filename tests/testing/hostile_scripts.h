@@ -24,11 +24,12 @@ enum class HostileKind : uint8_t {
   kNulBytes,       // NUL octets inside commands
   kBadUtf8,        // invalid UTF-8 in MAIL/RCPT addresses with SMTPUTF8
   kBadParameters,  // malformed MAIL and RCPT parameters
+  kNoRead,         // pipelines commands and never reads a reply
 };
 inline constexpr HostileKind kAllHostileKinds[] = {
     HostileKind::kLongLines,     HostileKind::kEndlessData, HostileKind::kTrickle,
     HostileKind::kRcptFlood,     HostileKind::kNulBytes,    HostileKind::kBadUtf8,
-    HostileKind::kBadParameters,
+    HostileKind::kBadParameters, HostileKind::kNoRead,
 };
 
 std::string_view HostileKindName(HostileKind kind);
@@ -38,16 +39,17 @@ struct HostileParams {
   uint64_t max_message_size = 1024 * 1024;
   int max_recipients = 100;
   size_t long_line_bytes = 100 * 1024;
-  size_t long_lines = 25;       // more than the server's 20-error limit
-  uint64_t endless_factor = 4;  // endless DATA sends this many times max_message_size
-  size_t rcpt_flood = 3000;     // RCPT commands in the flood
-  size_t repeats = 25;          // bad commands of the NUL, UTF-8 and parameter kinds
+  size_t long_lines = 25;                     // more than the server's 20-error limit
+  uint64_t endless_factor = 4;                // endless DATA sends this many times max_message_size
+  size_t rcpt_flood = 3000;                   // RCPT commands in the flood
+  size_t repeats = 25;                        // bad commands of the NUL, UTF-8 and parameter kinds
+  uint64_t no_read_bytes = 24 * 1024 * 1024;  // NOOP commands the no-read kind sends
   absl::Duration trickle_interval = absl::Seconds(1);
 };
 
 // The whole session of one hostile client, from the greeting on; it ends waiting for the server
 // to close the connection (every kind ends in a 421 from the server: too many errors, or a
-// timeout) except kRcptFlood, which quits if the server lets it.
+// timeout); kNoRead reads nothing after the greeting, so it sees only the close (or a reset).
 std::vector<SwarmStep> HostileScript(HostileKind kind, const HostileParams& params);
 
 // A well-behaved client on one connection: greeting, EHLO, then `messages` transactions (MAIL,
