@@ -18,13 +18,13 @@
 #
 # Exit 0 with a line starting with "SKIPPED:" only when the VM cannot be had at all: the tools to
 # build and boot it (qemu, busybox, cpio, openssl) cannot be installed, Debian's kernel package
-# cannot be downloaded, or the guest kernel never started. Bounded: the VM is killed after 300 s
+# cannot be downloaded, or the guest kernel never started. Bounded: the VM is killed after 600 s
 # (RINGMX_VM_TIMEOUT).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ $# -ge 1 ]; then build=$1; else build=$repo/build/release; fi
 filter=${2:-'TlsTest.KernelTls*:TlsTest.StartTls*:TlsTest.ImplicitTls*:TlsTest.CloseNotify*:TlsTest.CommandsInjected*'}
-vm_timeout=${RINGMX_VM_TIMEOUT:-300}
+vm_timeout=${RINGMX_VM_TIMEOUT:-600}  # about 1 min idle, 2 min on a busy 2-core machine
 
 fail() { echo "FAIL: $*"; exit 1; }
 skip() { echo "SKIPPED: $*"; exit 0; }
