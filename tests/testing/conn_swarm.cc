@@ -26,6 +26,30 @@ constexpr int kMaxEvents = 1024;
 
 std::string ErrnoText(const char* what, int err) { return absl::StrCat(what, ": ", strerror(err)); }
 
+// Moves every complete reply at the front of `in` to `replies` (as TakeReply() does, but erasing
+// what it took once: a read may bring thousands of pipelined replies). Returns how many.
+size_t TakeReplies(std::string& in, std::vector<SmtpReply>& replies) {
+  size_t start = 0;
+  size_t pos = 0;
+  size_t taken = 0;
+  size_t eol;
+  while ((eol = in.find("\r\n", pos)) != std::string::npos) {
+    const std::string_view line(in.data() + pos, eol - pos);
+    pos = eol + 2;
+    if (line.size() >= 4 && line[3] == '-') continue;  // a continuation line
+    SmtpReply& reply = replies.emplace_back();
+    reply.text.assign(in, start, pos - start);
+    if (line.size() >= 3 && line[0] >= '0' && line[0] <= '9' && line[1] >= '0' && line[1] <= '9' &&
+        line[2] >= '0' && line[2] <= '9') {
+      reply.code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+    }
+    start = pos;
+    ++taken;
+  }
+  in.erase(0, start);
+  return taken;
+}
+
 }  // namespace
 
 SwarmStep SwarmStep::Send(std::string bytes, uint64_t repeat) {
@@ -179,12 +203,7 @@ void ConnSwarm::ReadAvailable(SwarmConn& c, absl::Time now) {
     const ssize_t n = recv(c.fd, buf, sizeof(buf), 0);
     if (n > 0) {
       c.in.append(buf, static_cast<size_t>(n));
-      SmtpReply reply;
-      while (TakeReply(c.in, reply)) {
-        c.replies.push_back(std::move(reply));
-        c.last_reply_at = now;
-        reply = SmtpReply();
-      }
+      if (TakeReplies(c.in, c.replies) > 0) c.last_reply_at = now;
       continue;
     }
     if (n == 0) {
