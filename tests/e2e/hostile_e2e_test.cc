@@ -29,6 +29,15 @@ constexpr size_t kHostile = 100;
 constexpr size_t kGoodMessages = 200;
 constexpr uint64_t kMaxMessageSize = 1024 * 1024;
 constexpr int kMaxRecipients = 100;
+// How much the server may grow while the hostile clients run: the receive-buffer rings of two
+// shards (16 MiB once touched), up to max_message_size per endless-DATA session, 256 KiB of
+// replies per client that does not read them, and allocator slack. AddressSanitizer's redzones
+// and quarantine (freed memory is held back) take about twice as much again.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int64_t kMaxGrowthKib = 192 * 1024;
+#else
+constexpr int64_t kMaxGrowthKib = 64 * 1024;
+#endif
 
 // VmRSS of `pid` in KiB, or -1.
 int64_t RssKib(pid_t pid) {
@@ -139,11 +148,15 @@ TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
   // Every hostile session got the refusals of its kind, with enhanced codes, and was closed
   // by the server after its 421 (or its QUIT).
   std::map<std::string, size_t> per_kind;
+  std::map<std::string, std::map<std::string, size_t>> codes_per_kind;  // "421 4.7.0" -> count
   for (const auto& [index, kind] : kinds) {
     const SwarmConn& c = swarm.conn(index);
     const Expectation e = Expect(kind);
     SCOPED_TRACE(Describe(c));
     ++per_kind[c.label];
+    for (const SmtpReply& r : c.replies) {
+      ++codes_per_kind[c.label][absl::StrCat(r.code, " ", r.Enhanced())];
+    }
     if (kind == HostileKind::kNoRead) {
       // It never reads its replies: the server stopped reading it too (its memory stays
       // bounded), ended the session at the idle timeout and dropped the connection once the
@@ -180,6 +193,12 @@ TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
     }
   }
   EXPECT_EQ(per_kind.size(), std::size(kAllHostileKinds));
+  for (const auto& [label, codes] : codes_per_kind) {
+    std::string line;
+    for (const auto& [code, n] : codes) absl::StrAppend(&line, " ", code, " x", n, ";");
+    printf("hostile: %-14s %2zu sessions, replies:%s\n", label.c_str(), per_kind[label],
+           line.c_str());
+  }
 
   // Memory: what the server grew by stays far below the hostile input it was sent (which a
   // server buffering everyone's input would hold). Endless DATA may hold up to max_message_size
@@ -187,7 +206,7 @@ TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
   const int64_t growth_kib = rss_peak - rss_before;
   printf("hostile: server RSS %.1f MiB before, peak %.1f MiB (+%.1f MiB); hostile input %.1f MiB\n",
          rss_before / 1024.0, rss_peak / 1024.0, growth_kib / 1024.0, hostile_input / 1048576.0);
-  EXPECT_LT(growth_kib, 64 * 1024) << "server memory grew by " << growth_kib << " KiB";
+  EXPECT_LT(growth_kib, kMaxGrowthKib) << "server memory grew by " << growth_kib << " KiB";
   EXPECT_LT(growth_kib * 1024, static_cast<int64_t>(hostile_input / 2));
 
   // The server is still up and takes mail; the spool holds exactly the good client's messages.
