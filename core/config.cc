@@ -128,6 +128,22 @@ std::string Quote(std::string_view text) {
   return absl::StrCat("\"", absl::CHexEscape(Av(text)), "\"");
 }
 
+// toml++'s error descriptions quote the offending text, which may hold a line break or another
+// control octet ("expected 'true', saw 'tru\n'"): those are escaped so that the error stays one
+// line.
+std::string OneLine(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      absl::StrAppend(&out, absl::CHexEscape(absl::string_view(&c, 1)));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 std::string_view TypeName(toml::node_type type) {
   switch (type) {
     case toml::node_type::table:
@@ -869,8 +885,9 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view 
   try {
     root = toml::parse(toml_text, source_name);
   } catch (const toml::parse_error& e) {
-    return absl::InvalidArgumentError(absl::StrCat(Av(source_name), ":", e.source().begin.line,
-                                                   ": TOML syntax error: ", Av(e.description())));
+    return absl::InvalidArgumentError(
+        absl::StrCat(Av(source_name), ":", e.source().begin.line,
+                     ": TOML syntax error: ", OneLine(e.description())));
   }
   return Loader(source_name, base_dir).Load(root);
 }

@@ -27,7 +27,14 @@ inline void GrowWithin(std::string& s, size_t extra, size_t limit, size_t floor 
     return;
   }
   std::string fresh;
-  fresh.reserve(target);
+  if (target < 2 * fresh.capacity()) {
+    // The same rounding applies to an empty string's inline capacity: reserve() would give twice
+    // it (30 octets), past a limit below that. A string constructed at a size is allocated exactly.
+    fresh = std::string(target, '\0');
+    fresh.clear();
+  } else {
+    fresh.reserve(target);
+  }
   fresh.append(s);
   s.swap(fresh);
 }

@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seeds of tests/fuzz/corpus/<target>/ (the files named seed-*).
+
+Each target's input format is described at the top of its fuzz_<target>.cc. Crash reproducers
+(files named crash-*) and configuration files copied from the repository live beside the seeds
+and are not touched. Run it after changing a format: python3 tests/fuzz/make_seeds.py
+"""
+import os
+import shutil
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def write(target, name, data):
+    folder = os.path.join(CORPUS, target)
+    os.makedirs(folder, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    with open(os.path.join(folder, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def crlf(*lines):
+    return "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
+
+
+# --- session: [config][n][n events][client bytes] -----------------------------------------------
+# Config bits: 0-1 listener (0 plain, 1 STARTTLS, 2 implicit, 3 STARTTLS + tls_required),
+# 2 small limits, 3 greet pause, 4 client certs, 5 no_tls_hosts, 6 implicit fails, 7 relay.
+FEED_SMALL, FEED_MEDIUM, FEED_LARGE, FEED_REST = 0, 1, 2, 3
+OK, ERROR, TLS_UP, TLS_FAILED, TIME, TIMEOUT, SHUTDOWN, GREET, BYTEWISE = 4, 5, 6, 7, 8, 9, 10, 11, 12
+
+
+def ev(event, arg=0):
+    return bytes([(arg << 4) | event])
+
+
+def feed(n):
+    """Events that feed exactly n bytes."""
+    out = b""
+    while n >= 256:
+        out += ev(FEED_MEDIUM, 15)
+        n -= 256
+    while n >= 16:
+        out += ev(FEED_MEDIUM, min(n // 16, 16) - 1)
+        n -= (min(n // 16, 16)) * 16
+    if n:
+        out += ev(FEED_SMALL, n - 1)
+    return out
+
+
+def session(name, config, text, events=b""):
+    assert len(events) < 256
+    write("session", name, bytes([config, len(events)]) + events + text)
+
+
+MESSAGE = crlf(
+    "EHLO client.example.org",
+    "MAIL FROM:<alice@example.org> SIZE=120 BODY=8BITMIME",
+    "RCPT TO:<bob@example.test>",
+    "RCPT TO:<Postmaster>",
+    "DATA",
+    "Subject: hello",
+    "",
+    "..a dot-stuffed line",
+    "last line",
+    ".",
+    "QUIT",
+)
+session("plain-message", 0, MESSAGE)
+session("plain-message-bytewise", 0, MESSAGE, ev(BYTEWISE, 15) * 12 + ev(FEED_REST))
+session("pipelined-two-messages", 0, crlf(
+    "EHLO c.example.org",
+    "MAIL FROM:<> ",
+    "RCPT TO:<a@example.test>",
+    "DATA",
+    "one",
+    ".",
+    "RSET",
+    "MAIL FROM:<b@example.org>",
+    "RCPT TO:<c@example.test>",
+    "RCPT TO:<relay@elsewhere.example>",
+    "DATA",
+    "two",
+    ".",
+    "NOOP",
+    "QUIT",
+))
+BDAT = (crlf("EHLO c.example.org", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.test>",
+             "BDAT 12") + b"Subject: x\r\n" + crlf("BDAT 6 LAST") + b"body\r\n" +
+        crlf("MAIL FROM:<a@example.org>", "RCPT TO:<b@example.test>", "BDAT 0 LAST", "QUIT"))
+session("bdat", 0, BDAT)
+session("bdat-bare-cr-at-end", 0, crlf("EHLO c.example.org", "MAIL FROM:<a@example.org>",
+                                       "RCPT TO:<b@example.test>", "BDAT 3 LAST") + b"x\r\r" +
+        crlf("BDAT 1000000 LAST", "QUIT"))
+session("bdat-split", 0, BDAT, feed(90) + ev(FEED_SMALL, 2) + ev(BYTEWISE, 5) + ev(FEED_REST))
+STARTTLS = crlf("EHLO c.example.org", "STARTTLS")
+AFTER_TLS = crlf("EHLO c.example.org", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.test>",
+                 "DATA", "over TLS", ".", "QUIT")
+session("starttls", 1, STARTTLS + AFTER_TLS, feed(len(STARTTLS)) + ev(TLS_UP, 5) + ev(FEED_REST))
+session("starttls-client-cert", 17, STARTTLS + AFTER_TLS,
+        feed(len(STARTTLS)) + ev(TLS_UP, 12) + ev(FEED_REST))
+# CVE-2011-0411: commands pipelined after STARTTLS in the same read must not survive.
+session("starttls-injection", 1, crlf("EHLO c.example.org", "STARTTLS", "MAIL FROM:<evil@x.example>")
+        + AFTER_TLS, feed(len(STARTTLS) + 28) + ev(TLS_UP, 1) + ev(FEED_REST))
+session("starttls-failed", 1, STARTTLS + AFTER_TLS, feed(len(STARTTLS)) + ev(TLS_FAILED))
+session("starttls-twice", 1, STARTTLS + crlf("EHLO c.example.org", "STARTTLS", "QUIT"),
+        feed(len(STARTTLS)) + ev(TLS_UP, 0) + ev(TLS_UP, 3) + ev(FEED_REST))
+session("tls-required", 3, crlf("EHLO c.example.org", "MAIL FROM:<a@example.org>", "STARTTLS")
+        + AFTER_TLS)
+session("no-tls-host", 33, crlf("EHLO c.example.org", "STARTTLS", "QUIT"))
+session("implicit-tls", 2, MESSAGE)
+session("implicit-tls-fails", 66, MESSAGE)
+session("delivery-error-then-more", 0, MESSAGE.replace(b"QUIT\r\n", b"") + crlf(
+    "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.test>", "DATA", "again", ".", "QUIT"),
+    ev(FEED_REST) + ev(ERROR, 0) + ev(OK))
+session("pipelined-during-delivery", 0, MESSAGE, feed(len(MESSAGE) - 20) + ev(FEED_REST) +
+        ev(TIME, 3) + ev(OK))
+session("timeout-in-data", 0, MESSAGE, feed(120) + ev(TIME, 15) + ev(TIMEOUT, 1) + ev(TIMEOUT))
+session("shutdown-mid-transaction", 0, MESSAGE, feed(100) + ev(SHUTDOWN) + ev(FEED_REST))
+session("shutdown-during-starttls", 1, STARTTLS + AFTER_TLS,
+        feed(len(STARTTLS)) + ev(SHUTDOWN) + ev(TLS_UP, 2) + ev(FEED_REST))
+session("early-talk", 8, MESSAGE, ev(FEED_SMALL, 5) + ev(GREET) + ev(FEED_REST))
+session("greet-pause", 8, MESSAGE, ev(TIME, 0) + ev(GREET) + ev(FEED_REST))
+session("small-limits", 4, crlf(
+    "EHLO c.example.org", "MAIL FROM:<a@example.org> SIZE=100000", "MAIL FROM:<a@example.org>",
+    "RCPT TO:<b@example.test>", "RCPT TO:<c@example.test>", "RCPT TO:<d@example.test>", "DATA")
+    + (b"x" * 70 + b"\r\n") * 6 + crlf(".", "QUIT"))
+session("smuggling-bare-lf", 0, crlf("EHLO c.example.org", "MAIL FROM:<a@example.org>",
+                                     "RCPT TO:<b@example.test>", "DATA", "text") +
+        b"\n.\nMAIL FROM:<evil@x.example>\r\n" + crlf(".", "QUIT"))
+session("long-lines", 0, b"EHLO " + b"a" * 600 + b"\r\n" + crlf("EHLO c.example.org", "MAIL FROM:<a@example.org>",
+        "RCPT TO:<b@example.test>", "DATA") + b"y" * 1200 + b"\r\n" + crlf(".", "QUIT"))
+session("smtputf8", 0, crlf(
+    "EHLO c.example.org", "MAIL FROM:<δοκιμή@παράδειγμα.δοκιμή> SMTPUTF8 BODY=8BITMIME",
+    "RCPT TO:<üser@example.test>", "DATA", "Sübject: ünïcode", "", "bödy", ".",
+    "MAIL FROM:<a@example.org>", "RCPT TO:<\xe9@example.test>", "QUIT"))
+session("errors-until-421", 0, crlf("EHLO c.example.org") + b"BOGUS\r\n" * 25)
+session("nul-and-bare-cr", 0, b"EHLO a\x00b\r\nHELO a\rb\r\nHELO ok.example\r\nQUIT\r\n")
+session("relay", 128, crlf("HELO c.example.org", "MAIL FROM:<a@example.org>",
+                           "RCPT TO:<x@elsewhere.example>", "DATA", "relayed", ".", "QUIT"))
+session("vrfy-help-rset", 0, crlf("EHLO c.example.org", "VRFY bob", "HELP", "RSET", "EXPN list",
+                                  "AUTH PLAIN", "DATA", "BDAT x", "QUIT now", "QUIT"))
+
+
+# --- command: [reserved][line] --------------------------------------------------------------------
+for i, line in enumerate([
+        "MAIL FROM:<alice@example.org> SIZE=100 BODY=8BITMIME",
+        "MAIL FROM:<>",
+        "mail from: <a.b..c.@example.org>",
+        "RCPT TO:<Postmaster>",
+        "RCPT TO:<@a.example,@b.example:u@d.example> NOTIFY=NEVER",
+        "RCPT TO:<\"quoted \\\" local\"@example.test>",
+        "RCPT TO:<u@[192.0.2.1]>",
+        "RCPT TO:<u@[IPv6:2001:db8::1]>",
+        "RCPT TO:<u@[IPv6:::ffff:192.0.2.1]>",
+        "MAIL FROM:<δοκιμή@παράδειγμα.δοκιμή> SMTPUTF8",
+        "EHLO mx.example.org",
+        "STARTTLS",
+        "BDAT 100 LAST",
+        "\tNOOP\t  spaced  \t",
+        "[2001:db8::1]:25",
+        "192.0.2.1:25",
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "<" + "a" * 64 + "@" + ".".join(["b" * 63] * 3) + ">",
+]):
+    write("command", "%02d" % i, b"\x00" + line.encode())
+write("command", "invalid-utf8", b"\x00MAIL FROM:<\xc0\xaf@example.org> SMTPUTF8")
+write("command", "surrogate", b"\x00RCPT TO:<\xed\xa0\x80@example.org>")
+
+
+# --- data_decoder: [flags][cut count][cuts (u16 each)][content] -----------------------------------
+def decoder(name, flags, content, cuts=()):
+    write("data_decoder", name,
+          bytes([flags, len(cuts)]) + b"".join(struct.pack(">H", c) for c in cuts) + content)
+
+
+decoder("data", 0, b"Subject: x\r\n\r\n..dot\r\nline\r\n.\r\nQUIT\r\n", (5, 13, 14, 15))
+decoder("data-empty", 0, b".\r\n")
+decoder("data-two-messages", 0, b"a\r\n.\r\nb\r\n..\r\n.\r\n", (4, 5))
+decoder("data-bare-lf", 0, b"a\n.\nb\r\n.\n\r\n.\r\n", (2,))
+decoder("data-bare-cr", 0, b"a\rb\r\n.\r.\r\n\r\n.\r\n", (1, 2))
+decoder("data-long-line", 0, b"x" * 998 + b"\r\n" + b"y" * 999 + b"\r\n.\r\n", (500, 999, 1000))
+decoder("data-too-big", 2, b"z" * 80 + b"\r\n.\r\n")
+decoder("bdat", 1, b"Subject: x\r\n\r\nbody\r", (11, 12))
+decoder("bdat-crlf-straddles", 1, b"line\r\nline\r\n", (5,))
+decoder("bdat-dot", 1, b".\r\n..\r\n")
+
+
+# --- config: TOML text as is ----------------------------------------------------------------------
+for src, name in [("config/ringmx.example.toml", "ringmx.example.toml"),
+                  ("tests/core/testdata/full.toml", "full.toml")]:
+    folder = os.path.join(CORPUS, "config")
+    os.makedirs(folder, exist_ok=True)
+    shutil.copyfile(os.path.join(ROOT, src), os.path.join(folder, "seed-" + name))
+write("config", "minimal.toml", 'hostname = "mx.example.test"\n[[listener]]\nname = "mx"\n'
+      'address = "127.0.0.1:25"\n')
+write("config", "implicit-sni.toml", 'hostname = "mx.example.test"\n'
+      '[[listener]]\nname = "smtps"\naddress = "[::]:465"\ntls = "implicit"\n'
+      'client_certs = "required"\n[tls]\ncert = ["a.pem", "b.pem"]\nkey = ["a.key", "b.key"]\n'
+      'client_ca = "ca.pem"\n[[tls.sni]]\nnames = ["*.Example.ORG."]\ncert = "o.pem"\nkey = "o.key"\n'
+      '[timeouts]\nidle_s = 1\ndata_s = 2\ngreet_pause_ms = 0\nshutdown_grace_s = 0\n')
+write("config", "errors.toml", 'hostname = "localhost"\nworkers = 2000\nlistner = []\n'
+      '[[listener]]\naddress = "localhost"\ntls_required = true\n[policy]\nmax_recipients = 0\n')
+write("config", "syntax.toml", 'hostname = "mx.example.test\n[[listener]\na = [1, "x", {b = 2}]\n'
+      'c = 1979-05-27T07:32:00Z\nd = 0x7FFFFFFFFFFFFFFF\ne = inf\n')
+
+
+# --- envelope_json: see fuzz_envelope_json.cc -----------------------------------------------------
+def short(b):
+    if isinstance(b, str):
+        b = b.encode("utf-8", "surrogateescape")
+    assert len(b) < 256
+    return bytes([len(b)]) + b
+
+
+def u16(v):
+    return struct.pack(">H", v)
+
+
+def envelope(name, flags, tls=None, auth=b"", params=(), helo=b"client.example.org",
+             rcpts=(b"bob@example.test",), mail_from=b"alice@example.org", v6=False):
+    out = bytes([flags]) + short(b"mx") + bytes([1])
+    for _ in range(2):  # client, local
+        if v6:
+            out += b"\x01" + bytes(range(16)) + u16(25)
+        else:
+            out += b"\x00" + bytes([192, 0, 2, 7]) + u16(40000)
+    if flags & 2:
+        out += tls
+    out += short(auth) + short(mail_from)
+    out += bytes([len(params)])
+    for key, value in params:
+        out += short(key) + (b"\x01" + short(value) if value is not None else b"\x00")
+    out += short(b"0123456789ABCDEFGHIJ")
+    out += u16(len(helo)) + helo
+    out += u16(0x0006) + u16(0x0A6A) + u16(0x1234)  # micros
+    out += u16(0) + u16(0) + u16(0) + u16(1234)  # size
+    out += b"\x00".join(rcpts)
+    write("envelope_json", name, out)
+
+
+TLS13 = (bytes([0x01 | 0x04 | (1 << 3)]) + short("TLSv1.3") + short("TLS_AES_256_GCM_SHA384") +
+         u16(256) + u16(256) + short("mx.example.test") + short("CN=client,O=Example") +
+         short("CN=Test CA") + short("client") + short("Test CA") + short("ab" * 32) + short(""))
+TLS12_BAD = (bytes([0x02 | (2 << 3)]) + short("TLSv1.2") + short("ECDHE-RSA-AES128-GCM-SHA256") +
+             u16(128) + u16(128) + short(b"\xff\xfe sni") + short(b"CN=\"q\\\"\x01\xc3") +
+             short(b"CN=\xe9") + short(b"a\"b\r\nc") + short(b"\x00") + short("cd" * 32) +
+             short("certificate has expired"))
+envelope("plain", 0x11)
+envelope("esmtps-verified", 0x13 | 0x08, tls=TLS13, v6=True,
+         params=((b"SIZE", b"1234"), (b"BODY", b"8BITMIME")))
+envelope("not-verified-odd-bytes", 0x17, tls=TLS12_BAD, auth=b"user@example.org",
+         params=((b"SMTPUTF8", None), (b"X\xff", b"\x00\x1f\x7f\"\\"), (b"X\xfe", b"dup")),
+         helo=b"h\xc3\xa9lo (x) \\ ; \x01\xff", rcpts=(b"\xce\xb4@example.test", b"b\xed\xa0\x80@x",
+                                                     b"", b"\"q u\"@[192.0.2.1]"),
+         mail_from=b"\xf4\x90\x80\x80@x.example")
+envelope("null-sender-helo", 0x00, mail_from=b"", helo=b"", rcpts=(b"Postmaster",))
+
+
+# --- ktls_records: [version selector] then [type][length][payload]... -----------------------------
+def records(name, selector, *recs):
+    out = bytes([selector])
+    for rtype, payload in recs:
+        out += bytes([rtype]) + short(payload)
+    write("ktls_records", name, out)
+
+
+records("tls13-data-keyupdate-close", 1, (23, b"EHLO x\r\n"), (22, b"\x18\x00\x00\x01\x01"),
+        (23, b"QUIT\r\n"), (22, b"\x18\x00\x00\x01\x00"), (21, b"\x01\x00"))
+records("tls13-sha384-keyupdates", 5, *([(22, b"\x18\x00\x00\x01\x00")] * 3))
+records("tls12-renegotiation", 0, (23, b"MAIL"), (22, b"\x01\x00\x00\x04\x03\x03\x00\x00"),
+        (23, b"x"), (21, b"\x02\x28"))
+records("tls13-bad-keyupdate", 1, (22, b"\x18\x00\x00\x01\x02"))
+records("ccs-after-handshake", 1, (20, b"\x01"))
+records("short-alert", 0, (21, b"\x01"))
+records("odd-version", 3, (22, b"\x18\x00\x00\x01\x00"))
