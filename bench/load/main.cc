@@ -14,6 +14,8 @@
 // end of data to its reply; session from the session's start (its scheduled start with --rate, so
 // waiting for a free connection counts: no coordinated omission) to the 221 after QUIT.
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -233,6 +235,15 @@ int Main(int argc, char** argv) {
       return 2;
     }
   }
+  if (!opt.accepted_ids.empty()) {
+    shared.accepted_ids_fd =
+        open(opt.accepted_ids.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (shared.accepted_ids_fd < 0) {
+      fprintf(stderr, "ringmx-bench: --accepted-ids: cannot open %s: %s\n",
+              opt.accepted_ids.c_str(), strerror(errno));
+      return 2;
+    }
+  }
   shared.bounded = opt.total_messages > 0;
   shared.budget.store(opt.total_messages);
 
@@ -420,6 +431,7 @@ int Main(int argc, char** argv) {
   fputs(out.c_str(), stdout);
   fflush(stdout);
   if (shared.ssl_ctx != nullptr) SSL_CTX_free(shared.ssl_ctx);
+  if (shared.accepted_ids_fd >= 0) close(shared.accepted_ids_fd);
   return fatal.empty() ? 0 : 1;
 }
 

@@ -64,6 +64,8 @@ const char* UsageText() {
          "  --to DOMAIN                  recipient domain (example.test)\n"
          "  --helo NAME                  (bench.test)\n"
          "  --server-pid PID             report server CPU per 1000 messages and peak RSS\n"
+         "  --accepted-ids FILE          append the queue id of each message answered 250\n"
+         "                               (\"queued as <id>\"), one a line, as the replies arrive\n"
          "  --json                       one JSON line on stdout\n";
 }
 
@@ -168,6 +170,9 @@ bool ParseOptions(const std::vector<std::string>& args, Options& opt, std::strin
       opt.to = value;
     } else if (name == "--helo") {
       opt.helo = value;
+    } else if (name == "--accepted-ids") {
+      if (value.empty()) return bad();
+      opt.accepted_ids = value;
     } else if (name == "--server-pid") {
       if (!ParseInt(value, 1, 1 << 30, n)) return bad();
       opt.server_pid = static_cast<int>(n);

@@ -32,6 +32,9 @@ struct Options {
   std::string helo = "bench.test";
   bool json = false;
   int server_pid = 0;
+  // Appends the queue id of every message answered 250 after its data, one per line, written as
+  // each reply arrives so the file survives the bench (or the server) being killed.
+  std::string accepted_ids;
 };
 
 // Longest run allowed (--duration) and the cap when only --total-messages is given.

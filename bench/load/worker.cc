@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <string.h>
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
@@ -323,6 +324,37 @@ void Conn::CompleteTx(bool accepted, const std::string& code) {
   txs_.pop_front();
 }
 
+void Conn::RecordAcceptedId(std::string_view reply) {
+  // ringmx words it "250 2.0.0 Ok: queued as <id>"; other servers differ, and a reply without the
+  // marker is recorded as "?" so the file still has one line per accepted message.
+  constexpr std::string_view kMarker = "queued as ";
+  std::string line = "?";
+  if (size_t pos = reply.find(kMarker); pos != std::string_view::npos) {
+    pos += kMarker.size();
+    const size_t end = reply.find_first_of(" \r\n", pos);
+    const std::string_view id =
+        reply.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    if (!id.empty()) line = std::string(id);
+  }
+  line.push_back('\n');
+  // A write() to a regular file opened O_APPEND is in the page cache once it returns: it survives
+  // this process being killed. No fsync: the record must outlive a kill, not a power cut.
+  const int fd = worker_->shared_->accepted_ids_fd;
+  size_t off = 0;
+  while (off < line.size()) {
+    const ssize_t n = write(fd, line.data() + off, line.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (worker_->fatal_.empty()) {
+        worker_->fatal_ = std::string("--accepted-ids: write failed: ") + strerror(errno);
+      }
+      worker_->shared_->abort.store(true);
+      return;
+    }
+    off += static_cast<size_t>(n);
+  }
+}
+
 void Conn::NextTransaction(bool failed) {
   const Options& opt = *worker_->shared_->opt;
   std::string plain;  // one write: one TLS record, one send
@@ -447,6 +479,7 @@ void Conn::OnReply(int code, std::string_view text) {
     case Step::kDataEnd: {
       Tx& tx = txs_.front();
       st.data.Record(NowNs() - tx.eod_ns);
+      if (code == 250 && worker_->shared_->accepted_ids_fd >= 0) RecordAcceptedId(text);
       CompleteTx(code == 250, CodeKey(code));
       if (!pipe_) NextTransaction(false);
       return;

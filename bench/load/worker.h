@@ -35,6 +35,9 @@ struct Shared {
   int64_t stop_ns = 0;  // no transaction starts after this
   int64_t hard_ns = 0;  // every session still open is aborted here
   std::atomic<bool> abort{false};
+  // --accepted-ids: opened O_APPEND; each id is one write(), so lines from several workers never
+  // interleave. -1 without the option.
+  int accepted_ids_fd = -1;
 
   // Takes one message from the budget. False once the budget or the time is used up.
   bool ClaimMessage(int64_t now_ns);
@@ -110,6 +113,8 @@ class Conn {
   void NextTransaction(bool failed);
   void AppendRcpt(Tx& tx, std::string& dst);
   void CompleteTx(bool accepted, const std::string& code);
+  // --accepted-ids: appends the id of a 250 after the data ("queued as <id>") to the file.
+  void RecordAcceptedId(std::string_view reply);
   void StartTls();
   void DriveHandshake();
   void FlushTls();

@@ -92,6 +92,19 @@ TEST(BenchOptionsTest, TheRunMustBeBoundedAndValuesChecked) {
   EXPECT_EQ(small.threads, 3) << "no more threads than connections";
 }
 
+TEST(BenchOptionsTest, AcceptedIdsNamesAFile) {
+  Options opt;
+  std::string error;
+  EXPECT_TRUE(opt.accepted_ids.empty()) << "off unless asked for";
+  ASSERT_TRUE(
+      Parse({"--target", "x:1", "--duration", "1", "--accepted-ids", "/tmp/ids.txt"}, opt, error))
+      << error;
+  EXPECT_EQ(opt.accepted_ids, "/tmp/ids.txt");
+  Options empty;
+  EXPECT_FALSE(Parse({"--target", "x:1", "--duration", "1", "--accepted-ids="}, empty, error));
+  EXPECT_NE(error.find("--accepted-ids"), std::string::npos) << error;
+}
+
 TEST(BenchHistogramTest, PercentilesWithinThreePercent) {
   Histogram h;
   for (int64_t v = 1; v <= 100000; ++v) h.Record(v * 1000);  // 1 us .. 100 ms, uniform
