@@ -178,20 +178,55 @@ absl::Status ClearTmp(const std::string& path) {
   return absl::OkStatus();
 }
 
-}  // namespace
+// Fails unless the spool can store: mkdir of existing directories succeeds even on a read-only
+// file system, so without this a read-only spool would start and refuse every message with 452.
+// tmp/ gets a real file created and removed (what every message does first); new/ only receives
+// renames, so it is checked with access(2), which reports a read-only mount (EROFS) even to root.
+absl::Status CheckWritable(const std::string& path) {
+  const std::string tmp = absl::StrCat(path, "/tmp");
+  const std::string probe = absl::StrCat(tmp, "/.write-probe-", getpid());
+  const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return core::ErrnoStatus(
+        errno, absl::StrCat("spool directory ", tmp, " is not writable: create a file in it"));
+  }
+  close(fd);
+  if (unlink(probe.c_str()) != 0) {
+    return core::ErrnoStatus(
+        errno, absl::StrCat("spool directory ", tmp, " is not writable: remove ", probe));
+  }
+  const std::string new_dir = absl::StrCat(path, "/new");
+  if (faccessat(AT_FDCWD, new_dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
+    return core::ErrnoStatus(errno, absl::StrCat("spool directory ", new_dir, " is not writable"));
+  }
+  return absl::OkStatus();
+}
 
-absl::Status PrepareSpoolDirectory(const std::string& path) {
-  if (path.empty()) return absl::InvalidArgumentError("spool path is empty");
+absl::Status Prepare(const std::string& path) {
   RINGMX_RETURN_IF_ERROR(MakeDirectories(path));
   bool tmp_created = false;
   bool new_created = false;
   RINGMX_RETURN_IF_ERROR(MakeDirectory(absl::StrCat(path, "/tmp"), tmp_created));
   RINGMX_RETURN_IF_ERROR(MakeDirectory(absl::StrCat(path, "/new"), new_created));
+  RINGMX_RETURN_IF_ERROR(CheckWritable(path));
   RINGMX_RETURN_IF_ERROR(ClearTmp(path));
   RINGMX_RETURN_IF_ERROR(ClearOrphans(path));
   RINGMX_RETURN_IF_ERROR(FsyncDirectory(absl::StrCat(path, "/new")));
   // The spool directory holds the entries of tmp/ and new/.
   return FsyncDirectory(path);
+}
+
+}  // namespace
+
+absl::Status PrepareSpoolDirectory(const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("spool path is empty");
+  absl::Status status = Prepare(path);
+  // Every message names a path, but not always the configured one (a parent that is a file, say):
+  // the operator must see which setting to fix.
+  if (!status.ok() && status.message().find(path) == absl::string_view::npos) {
+    return absl::Status(status.code(), absl::StrCat("spool.path ", path, ": ", status.message()));
+  }
+  return status;
 }
 
 }  // namespace ringmx::net
