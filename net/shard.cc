@@ -4,10 +4,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <string>
 #include <utility>
 
@@ -70,6 +72,15 @@ class Shard::Acceptor final : public CompletionHandler {
   ShardListener listener_;
   bool armed_ = false;
   bool rearm_ = false;
+  // Accepted sockets numbered at or above this are refused with 421 (see AcceptFdCeiling());
+  // computed from RLIMIT_NOFILE each time the accept is armed.
+  int fd_ceiling_ = INT_MAX;
+  // A pause is going on: accepts failed (out of descriptors, say) or were refused at the ceiling.
+  // Logged once when it starts and once when a connection is taken again, never per attempt.
+  bool paused_ = false;
+  bool cancel_pending_ = false;  // a cancel of the armed multishot accept is in flight
+  uint64_t failed_ = 0;          // accepts that failed during the pause
+  uint64_t refused_ = 0;         // connections refused with 421 during the pause
 };
 
 class Shard::MailboxReader final : public CompletionHandler {
@@ -180,11 +191,29 @@ bool Shard::Finished() const {
   return true;
 }
 
+namespace {
+
+// The lowest descriptor number at which a new connection is refused: RLIMIT_NOFILE minus a reserve
+// for the work of the connections already in (each message opens two spool files and the spool's
+// new/ for its commit). Linux hands out the lowest free descriptor, so an accepted socket numbered
+// N means at least N descriptors are open: a cheap lower bound on the count, no syscall per accept.
+int AcceptFdCeiling() {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return INT_MAX;
+  const rlim_t reserve =
+      std::min<rlim_t>(std::clamp<rlim_t>(limit.rlim_cur / 8, 16, 4096), limit.rlim_cur / 2);
+  return static_cast<int>(std::min<rlim_t>(limit.rlim_cur - reserve, INT_MAX));
+}
+
+}  // namespace
+
 void Shard::ArmAccept(Acceptor& acceptor) {
   io_uring_sqe* sqe = reactor_->Prepare(&acceptor);
   io_uring_prep_multishot_accept(sqe, acceptor.listener_.fd, nullptr, nullptr, SOCK_CLOEXEC);
   acceptor.armed_ = true;
   acceptor.rearm_ = false;
+  acceptor.cancel_pending_ = false;
+  acceptor.fd_ceiling_ = AcceptFdCeiling();
 }
 
 void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
@@ -192,17 +221,61 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
     acceptor.armed_ = false;
     if (!draining_) acceptor.rearm_ = true;  // re-armed at the next tick
   }
-  if (cqe.res < 0) {
-    if (cqe.res != -ECANCELED) {
-      core::LogWarning(absl::StrCat("shard=", index_,
-                                    " accept: ", core::ErrnoStatus(-cqe.res, "accept").message()));
+  // Stops taking connections until the next tick, which re-arms the accept (Tick() re-arms an
+  // acceptor that is not armed): a failing or refused accept costs one attempt per tick, never a
+  // loop. A failed accept has already ended the multishot; one still armed is cancelled.
+  auto pause = [&](const std::string& why) {
+    if (acceptor.armed_ && !acceptor.cancel_pending_) {
+      io_uring_sqe* sqe = reactor_->Prepare(nullptr);  // its own completion says nothing new
+      io_uring_prep_cancel(sqe, &acceptor, 0);
+      acceptor.cancel_pending_ = true;
     }
+    if (acceptor.paused_) return;
+    acceptor.paused_ = true;
+    core::LogWarning(absl::StrCat(
+        "shard=", index_,
+        " listener=", runtime_.snapshot->config.listeners[acceptor.listener_.index].name,
+        " accept paused: ", why, "; retrying every tick, logged again when it accepts"));
+  };
+  if (cqe.res < 0) {
+    if (cqe.res == -ECANCELED) return;
+    ++acceptor.failed_;
+    pause(cqe.res == -EMFILE || cqe.res == -ENFILE
+              ? absl::StrCat("out of file descriptors (",
+                             core::ErrnoStatus(-cqe.res, "accept").message(), ")")
+              : std::string(core::ErrnoStatus(-cqe.res, "accept").message()));
     return;
   }
   const int fd = cqe.res;
   if (draining_) {
     close(fd);
     return;
+  }
+  if (fd >= acceptor.fd_ceiling_) {
+    // Near the descriptor limit: the rest is kept for the sessions already in, so that they can
+    // still store their messages. The client is told to come back (RFC 5321 section 3.8; RFC 3463
+    // 4.3.2 "system not accepting network messages"); a new socket's buffer always takes it.
+    const std::string reply =
+        absl::StrCat("421 4.3.2 ", runtime_.snapshot->config.hostname,
+                     " Service not available: too many connections, try again later\r\n");
+    const ssize_t sent = send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)sent;  // nothing to do if the client is already gone
+    close(fd);
+    ++acceptor.refused_;
+    pause(absl::StrCat("near the file descriptor limit (socket ", fd, ", limit minus reserve ",
+                       acceptor.fd_ceiling_, "); new connections get 421"));
+    return;
+  }
+  // The pause ends (and says so) only well below the ceiling: at the limit with clients coming and
+  // going, sockets land just below and just above it in turn, which is one episode, not many.
+  if (acceptor.paused_ && fd < acceptor.fd_ceiling_ - std::min(16, acceptor.fd_ceiling_ / 4)) {
+    core::LogInfo(absl::StrCat("shard=", index_, " listener=",
+                               runtime_.snapshot->config.listeners[acceptor.listener_.index].name,
+                               " accepting again (", acceptor.failed_, " failed accepts, ",
+                               acceptor.refused_, " connections refused with 421 meanwhile)"));
+    acceptor.paused_ = false;
+    acceptor.failed_ = 0;
+    acceptor.refused_ = 0;
   }
   policy::ConnectionFacts facts;
   facts.listener = &runtime_.snapshot->config.listeners[acceptor.listener_.index];
