@@ -184,10 +184,13 @@ work=$(mktemp -d "${TMPDIR:-/var/tmp}/ringmx-fresh-XXXXXX")
 touch "$work/results"
 child=
 cleanup() {
-  local rc=$?
+  local rc=$? p
+  set +e
   trap - EXIT INT TERM
   if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-    kill -TERM "$child" 2>/dev/null  # unshare --kill-child takes the whole namespace with it
+    # $child is `timeout`; its child is unshare, which blocks SIGTERM while it waits. SIGKILL it:
+    # --kill-child then kills the namespace's pid 1, and with it every process in the namespace.
+    for p in $(cat "/proc/$child/task/$child/children" 2>/dev/null); do kill -KILL "$p"; done
     wait "$child" 2>/dev/null
   fi
   echo
@@ -195,7 +198,10 @@ cleanup() {
   local verdict=PASS
   for stage in run-example test; do
     line=$(grep -a "^$stage: " "$work/results" | tail -1)
-    [ -n "$line" ] || line="$stage: FAIL (did not run: $(grep -a '^setup: ' "$work/results" | tail -1))"
+    if [ -z "$line" ]; then
+      setup=$(grep -a '^setup: ' "$work/results" | tail -1)
+      line="$stage: FAIL (${setup:-interrupted or out of time before it finished})"
+    fi
     case "$line" in *": PASS"*) ;; *) verdict=FAIL ;; esac
     echo "fresh-machine-test: $line"
   done
@@ -217,7 +223,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 total=$((1800 + ${RINGMX_FRESH_RUN_TIMEOUT:-2700} + ${RINGMX_FRESH_TEST_TIMEOUT:-9000}))
-timeout "$total" unshare --pid --mount-proc --propagation private --kill-child \
+timeout -s KILL "$total" unshare --pid --mount-proc --propagation private --kill-child \
   bash "$self" --inside "$work" "$repo" "$mirror" "$security" &
 child=$!
 wait "$child" || true

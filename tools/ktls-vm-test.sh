@@ -73,11 +73,10 @@ moddir=$(find "$work/kernel/lib/modules" -mindepth 1 -maxdepth 1 -type d | head 
 [ -n "$vmlinuz" ] && [ -n "$moddir" ] || fail "the kernel package has no vmlinuz or no modules"
 kver=$(basename -- "$moddir")
 # Where tls_e2e_test looks for the server: CMake's $<TARGET_FILE:ringmx>, under the build directory
-# as CMake spelled it (which need not be the realpath).
+# as CMake spelled it (which need not be the realpath). (The binary need not hold that path as one
+# string: GCC may build it from immediates. If it is wrong, tls_e2e_test fails in the VM.)
 cmake_dir=$(sed -n 's/^CMAKE_CACHEFILE_DIR:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null)
 ringmx_path="${cmake_dir:-$build}/tools/ringmx"
-grep -qaF -- "$ringmx_path" "$build/tests/e2e/tls_e2e_test" ||
-  fail "tls_e2e_test does not name '$ringmx_path' as the server binary; rebuild '$build'"
 kconfig="$work/kernel/boot/config-$kver"
 
 # The modules the kernel path needs: the TLS ULP and the AEAD ciphers kTLS offloads (the kernel
