@@ -12,6 +12,7 @@ packages=(
   liburing-dev libssl-dev libabsl-dev libmimalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
   openssl ca-certificates python3 clang-format git
+  nlohmann-json3-dev  # the independent JSON parser of the fuzz targets (their corpora replay in ctest)
 )
 missing=()
 for p in "${packages[@]}"; do

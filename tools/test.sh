@@ -48,4 +48,7 @@ if compgen -G "$tsan_reports/tsan*" >/dev/null; then
 fi
 [ "$tsan_rc" = 0 ]
 
-echo "all tests passed in release, ASan+UBSan and TSan builds"
+echo "== fuzzing: every libFuzzer target for ${RINGMX_FUZZ_SECONDS:-60} s =="
+bash tools/fuzz.sh "${RINGMX_FUZZ_SECONDS:-60}"
+
+echo "all tests passed in release, ASan+UBSan and TSan builds; fuzzers found nothing"
