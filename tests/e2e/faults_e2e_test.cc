@@ -267,15 +267,60 @@ constexpr char kNeedRoot[] =
 // Moves this test process into a mount namespace of its own, with every mount private, once. The
 // server children inherit it; nothing mounted here is visible outside or outlives the process.
 // "" on success, else what failed.
+std::string MakeEveryVisibleMountPrivate();
+
 std::string EnterPrivateMountNamespace() {
   static const std::string result = []() -> std::string {
     if (unshare(CLONE_NEWNS) != 0) return absl::StrCat("unshare(CLONE_NEWNS): ", strerror(errno));
-    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-      return absl::StrCat("mount --make-rprivate /: ", strerror(errno));
-    }
-    return "";
+    if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0) return "";
+    // EINVAL: "/" is not a mount point here (a chroot, as in tools/fresh-machine-test.sh).
+    if (errno != EINVAL) return absl::StrCat("mount --make-rprivate /: ", strerror(errno));
+    return MakeEveryVisibleMountPrivate();
   }();
   return result;
+}
+
+// /proc/self/mountinfo escapes space, tab, newline and backslash in paths as \ooo.
+std::string UnescapeMountPath(const std::string& field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      int value = 0;
+      bool octal = true;
+      for (size_t j = i + 1; j <= i + 3; ++j) {
+        octal = octal && field[j] >= '0' && field[j] <= '7';
+        value = value * 8 + (field[j] - '0');
+      }
+      if (octal) {
+        out.push_back(static_cast<char>(value));
+        i += 3;
+        continue;
+      }
+    }
+    out.push_back(field[i]);
+  }
+  return out;
+}
+
+// Makes each mount this process can see that propagates ("shared:N") private, one by one.
+std::string MakeEveryVisibleMountPrivate() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    // "id parent major:minor root mount-point options [optional fields...] - type source super"
+    const std::vector<std::string> fields = absl::StrSplit(line, ' ');
+    if (fields.size() < 7) continue;
+    bool shared = false;
+    for (size_t i = 6; i < fields.size() && fields[i] != "-"; ++i) {
+      shared = shared || fields[i].rfind("shared:", 0) == 0;
+    }
+    if (!shared) continue;
+    const std::string mount_point = UnescapeMountPath(fields[4]);
+    if (mount(nullptr, mount_point.c_str(), nullptr, MS_PRIVATE, nullptr) != 0) {
+      return absl::StrCat("mount --make-private ", mount_point, ": ", strerror(errno));
+    }
+  }
+  return "";
 }
 
 // A tmpfs mounted at `path` (created if missing) for the lifetime of the object. Lazily unmounted
