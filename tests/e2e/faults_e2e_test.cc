@@ -903,8 +903,8 @@ class SpoolAtStartTest : public ::testing::Test {
         RunCommand({RingmxBinary(), "serve", "-c", config_path}, absl::Seconds(30));
     EXPECT_GT(result.exit_code, 0) << "ringmx serve did not fail at start:\n" << result.output;
     EXPECT_EQ(result.output.find("ringmx ready"), std::string::npos) << result.output;
-    // The line for the operator ("ringmx: ..."); the log's own "error start failed" record says the
-    // same for log readers.
+    // The line for the operator ("ringmx: ..."). With the log on stderr (no log.file) the log's own
+    // "error start failed" record says the same for log readers: at most one of those as well.
     size_t lines = 0;
     std::string line_found;
     for (absl::string_view line : absl::StrSplit(result.output, '\n')) {
@@ -916,7 +916,7 @@ class SpoolAtStartTest : public ::testing::Test {
     EXPECT_EQ(lines, 1u) << result.output;
     EXPECT_NE(line_found.find(spool_path), std::string::npos)
         << "the error does not name the spool path: " << result.output;
-    EXPECT_EQ(CountLinesContaining(result.output, " error "), 1u) << result.output;
+    EXPECT_LE(CountLinesContaining(result.output, " error "), 1u) << result.output;
   }
 
   TempDir dir_;
