@@ -57,6 +57,7 @@ inside() {
   if ! git clone --quiet --no-hardlinks "$repo" "$root$checkout_in_root"; then
     result "setup: FAIL (git clone)"; return 1
   fi
+  echo "head: $(git -C "$root$checkout_in_root" log -1 --format='%h %s')" >>"$results"
 
   # 1. The run command, until it answers EHLO.
   if probe_ehlo; then
@@ -194,7 +195,9 @@ cleanup() {
     wait "$child" 2>/dev/null
   fi
   echo
-  echo "== summary (HEAD $(git -C "$repo" rev-parse --short HEAD), checkout at '$checkout_in_root' in a debootstrap bookworm root)"
+  local head
+  head=$(sed -n 's/^head: //p' "$work/results")
+  echo "== summary: checkout '$checkout_in_root' in a debootstrap bookworm root; commit ${head:-(none cloned)}"
   local verdict=PASS
   for stage in run-example test; do
     line=$(grep -a "^$stage: " "$work/results" | tail -1)
