@@ -11,7 +11,6 @@ packages=(
   build-essential cmake ninja-build pkg-config
   liburing-dev libssl-dev libabsl-dev libmimalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
-  nlohmann-json3-dev
   openssl ca-certificates python3 clang-format git
   nlohmann-json3-dev  # the independent JSON parser of the fuzz targets (their corpora replay in ctest)
 )
