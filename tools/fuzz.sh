@@ -88,10 +88,11 @@ summary=()
 for t in "${targets[@]}"; do
   log="$scratch/$t.log"
   rc=$(cat "$scratch/$t.rc" 2>/dev/null || echo 99)
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  rate=$(grep -o 'exec/s: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-  artifact=$(grep -o "Test unit written to [^ ]*" "$log" | sed 's/Test unit written to //' | tail -1)
-  kind=$(grep -oE 'ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer): [a-zA-Z-]+|runtime error|check failed' "$log" | head -1)
+  # (|| true: a grep that finds nothing is not a failure of this script)
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
+  rate=$(grep -o 'exec/s: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
+  artifact=$(grep -o "Test unit written to [^ ]*" "$log" | sed 's/Test unit written to //' | tail -1 || true)
+  kind=$(grep -oE 'ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer): [a-zA-Z-]+|runtime error|check failed' "$log" | head -1 || true)
   if [ "$rc" = 0 ] && [ -z "$artifact" ] && ! grep -q "runtime error" "$log"; then
     result=ok
   else
@@ -99,7 +100,7 @@ for t in "${targets[@]}"; do
     failed=1
     echo "---- $t: last lines of its log ($log) ----"
     tail -n 60 "$log"
-    [ -n "$artifact" ] && echo "---- $t: reproducer: $artifact"
+    if [ -n "$artifact" ]; then echo "---- $t: reproducer: $artifact"; fi
   fi
   summary+=("$(printf 'fuzz %-14s %12s execs %8s exec/s  %s' "$t" "${execs:-?}" "${rate:-?}" "$result")")
 done
