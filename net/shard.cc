@@ -254,12 +254,16 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
   if (fd >= acceptor.fd_ceiling_) {
     // Near the descriptor limit: the rest is kept for the sessions already in, so that they can
     // still store their messages. The client is told to come back (RFC 5321 section 3.8; RFC 3463
-    // 4.3.2 "system not accepting network messages"); a new socket's buffer always takes it.
-    const std::string reply =
-        absl::StrCat("421 4.3.2 ", runtime_.snapshot->config.hostname,
-                     " Service not available: too many connections, try again later\r\n");
-    const ssize_t sent = send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    (void)sent;  // nothing to do if the client is already gone
+    // 4.3.2 "system not accepting network messages"); a new socket's buffer always takes it. An
+    // implicit-TLS client expects a handshake, not plaintext: it only sees the close.
+    if (runtime_.snapshot->config.listeners[acceptor.listener_.index].tls !=
+        core::TlsMode::kImplicit) {
+      const std::string reply =
+          absl::StrCat("421 4.3.2 ", runtime_.snapshot->config.hostname,
+                       " Service not available: too many connections, try again later\r\n");
+      const ssize_t sent = send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      (void)sent;  // nothing to do if the client is already gone
+    }
     close(fd);
     ++acceptor.refused_;
     pause(absl::StrCat("near the file descriptor limit (socket ", fd, ", limit minus reserve ",
