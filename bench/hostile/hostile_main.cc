@@ -346,6 +346,8 @@ int Main(int argc, char** argv) {
   // Warm-up: one-time costs (spool directories, receive buffers) out of the first measurement.
   RunGoodClient(server->port(), std::min(o.messages, 200), 0);
   std::vector<double> ratios;
+  std::vector<double> alone_rates;
+  std::vector<double> hostile_rates;
   int first = 1000000;
   int exit_code = 0;
   for (int run = 1; run <= o.runs; ++run) {
@@ -375,12 +377,22 @@ int Main(int argc, char** argv) {
       }
       fflush(stdout);
     }
+    alone_rates.push_back(rate[0]);
+    hostile_rates.push_back(rate[1]);
     ratios.push_back(rate[0] > 0 ? rate[1] / rate[0] : 0);
     printf("     run %d: with hostile / alone = %.3f\n", run, ratios.back());
   }
+  auto median_of = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  };
   std::vector<double> sorted = ratios;
   std::sort(sorted.begin(), sorted.end());
-  const double median = sorted[sorted.size() / 2];
+  const double median = median_of(ratios);
+  const double alone_median = median_of(alone_rates);
+  const double hostile_median = median_of(hostile_rates);
+  printf("median msgs/s: alone %.1f, with hostile %.1f (ratio of medians %.3f)\n", alone_median,
+         hostile_median, alone_median > 0 ? hostile_median / alone_median : 0);
   printf(
       "ratio with hostile / alone: median %.3f, min %.3f, max %.3f over %zu runs (target >= "
       "0.90)\n",
