@@ -11,6 +11,7 @@
 // usage: ringmx-hostile [--runs 5] [--messages 2000] [--hostile 100] [--workers 2]
 //                       [--spool durable|discard] [--idle-s 3] [--data-s 6]
 //                       [--reconnect-delay-ms 0] [--kinds long-lines,endless-data,...]
+//                       [--hostile-nice 0]
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,9 @@ struct Options {
   int data_s = 6;
   // A hostile connection that has ended is replaced after this pause (0: at once, a flood).
   int reconnect_delay_ms = 0;
+  // Added to the hostile clients' thread's nice value (the good client and the server keep
+  // theirs): shows how much of a loss is the load generator competing for the same cores.
+  int hostile_nice = 0;
   std::vector<HostileKind> kinds;  // empty: all kinds
 };
 
@@ -76,6 +80,8 @@ bool ParseOptions(int argc, char** argv, Options& o) {
       if (!int_arg(o.idle_s)) return false;
     } else if (a == "--data-s") {
       if (!int_arg(o.data_s)) return false;
+    } else if (a == "--hostile-nice") {
+      if (!int_arg(o.hostile_nice)) return false;
     } else if (a == "--reconnect-delay-ms") {
       if (!int_arg(o.reconnect_delay_ms)) return false;
     } else if (a == "--kinds" && has_value) {
@@ -245,6 +251,9 @@ PhaseResult RunPhase(const testing::ServerProcess& server, const Options& o, boo
   }
   // Every hostile connection is open and greeted before the good client starts; the run ends when
   // the good client is done.
+  // On Linux a nice value belongs to a thread, and a new thread inherits its creator's.
+  const int base_nice = getpriority(PRIO_PROCESS, 0);
+  if (o.hostile_nice != 0) setpriority(PRIO_PROCESS, 0, base_nice + o.hostile_nice);
   std::atomic<bool> good_done{false};
   std::thread good_thread;
   bool good_started = false;
@@ -274,6 +283,7 @@ PhaseResult RunPhase(const testing::ServerProcess& server, const Options& o, boo
           if (greeted == slot.size()) {
             good_started = true;
             good_thread = std::thread([&] {
+              if (o.hostile_nice != 0) setpriority(PRIO_PROCESS, 0, base_nice);
               phase.good = RunGoodClient(server.port(), o.messages, first_message);
               good_done = true;
             });
@@ -300,6 +310,7 @@ PhaseResult RunPhase(const testing::ServerProcess& server, const Options& o, boo
       },
       absl::Milliseconds(10));
   if (good_thread.joinable()) good_thread.join();
+  if (o.hostile_nice != 0) setpriority(PRIO_PROCESS, 0, base_nice);
   phase.server_cpu = CpuSeconds(pid) - cpu_before;
   phase.client_cpu = OwnCpuSeconds() - client_cpu_before;
   return phase;
@@ -319,11 +330,11 @@ std::string ServerConfig(const testing::TempDir& dir, const Options& o) {
 int Main(int argc, char** argv) {
   Options o;
   if (!ParseOptions(argc, argv, o)) {
-    fprintf(
-        stderr,
-        "usage: ringmx-hostile [--runs 5] [--messages 2000] [--hostile 100] [--workers 2]\n"
-        "                      [--spool durable|discard] [--idle-s 3] [--data-s 6]\n"
-        "                      [--reconnect-delay-ms 0] [--kinds long-lines,endless-data,...]\n");
+    fprintf(stderr,
+            "usage: ringmx-hostile [--runs 5] [--messages 2000] [--hostile 100] [--workers 2]\n"
+            "                      [--spool durable|discard] [--idle-s 3] [--data-s 6]\n"
+            "                      [--reconnect-delay-ms 0] [--kinds long-lines,endless-data,...]\n"
+            "                      [--hostile-nice 0]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
