@@ -186,9 +186,10 @@ TEST_F(BenchTest, DurationAndRateBoundTheRun) {
   EXPECT_LE(started, 40) << run.output;
   // The rate bounds it too: the n-th session does not start before (n - 1) / 40 s.
   EXPECT_GE(run.Double("elapsed_s") + 0.001, static_cast<double>(started - 1) / 40.0) << run.output;
-  // At most two messages per session; each one answered 250 is in the spool.
-  EXPECT_LE(run.Int("messages") + run.Int("messages_failed"), 2 * started) << run.output;
-  EXPECT_LE(run.Int("messages"), 2 * sessions) << run.output;
+  // At most two messages for each of the at most 40 sessions; each one answered 250 is in the
+  // spool. (Not 2 x `sessions`: a session still open when the drain grace ends, which a loaded
+  // machine makes likely, is counted neither as a session nor as failed, but its messages count.)
+  EXPECT_LE(run.Int("messages") + run.Int("messages_failed"), 2 * 40) << run.output;
   EXPECT_EQ(static_cast<int64_t>(Stored()), run.Int("messages")) << run.output;
 }
 
