@@ -110,7 +110,8 @@ int Serve(const Args& args) {
     fprintf(stderr, "ringmx: %s\n", std::string(config.status().message()).c_str());
     return 1;
   }
-  if (!config->log.file.empty()) {
+  const bool log_to_file = !config->log.file.empty();
+  if (log_to_file) {
     int fd = open(config->log.file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
       fprintf(stderr, "ringmx: log.file: cannot open %s: %s\n", config->log.file.c_str(),
@@ -127,7 +128,10 @@ int Serve(const Args& args) {
   options.test_clock_for_test = args.test_clock;
   auto server = ringmx::net::Server::Start(args.config, *std::move(config), options);
   if (!server.ok()) {
-    ringmx::core::LogError(absl::StrCat("start failed: ", server.status().ToString()));
+    // One line on stderr; the log gets it too when it is a file (else it is stderr already).
+    if (log_to_file) {
+      ringmx::core::LogError(absl::StrCat("start failed: ", server.status().ToString()));
+    }
     fprintf(stderr, "ringmx: %s\n", std::string(server.status().message()).c_str());
     return 1;
   }
