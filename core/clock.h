@@ -2,8 +2,7 @@
 // argument instead; net/ reads it from a Clock once per completion batch (net::Shard), so every
 // deadline of a shard (idle and DATA timeouts, greet pause, closing linger, shutdown grace)
 // follows the injected clock. Production uses RealClock; `ringmx serve --test-clock` uses an
-// OffsetClock that end-to-end tests move forward through the control socket; in-process tests
-// use tests/testing/fake_clock.h.
+// OffsetClock that end-to-end tests move forward through the control socket.
 #pragma once
 
 #include <stdint.h>
