@@ -281,6 +281,7 @@ class Driver {
   template <typename F>
   void Call(F&& call, std::string_view fed = {}) {
     const bool was_closed = session_.closed();
+    const bool was_outstanding = session_.delivery_outstanding();
     const bool was_tls_pending = session_.tls_handshake_pending();
     const bool had_tls = session_.facts().tls;
     call(session_, out_);
@@ -297,6 +298,9 @@ class Driver {
     RINGMX_CHECK(!(out_.deliver && out_.start_tls));
     CheckReplies(out_.replies);
     if (out_.deliver) {
+      // At most one delivery at a time: a new one only once the last was answered (possibly by
+      // this very call, which then went on with pipelined input).
+      RINGMX_CHECK(!was_outstanding || answering_);
       RINGMX_CHECK(session_.delivery_outstanding());
       CheckRecord(*out_.deliver, session_, setup_.snapshot->config);
     }
@@ -361,7 +365,9 @@ class Driver {
 
   void Delivered(const absl::Status& result) {
     if (!session_.delivery_outstanding()) return;  // net/ answers only an outstanding delivery
+    answering_ = true;
     Call([&](smtp::Session& s, smtp::Output& o) { s.OnDelivered(result, now_, o); });
+    answering_ = false;
   }
 
   void Run(const Step& step, std::string_view& text) {
@@ -443,7 +449,8 @@ class Driver {
   smtp::Session session_;
   smtp::Output out_;
   absl::Time now_ = kT0;
-  bool started_ = false;  // Start() called (or the implicit handshake failed)
+  bool started_ = false;    // Start() called (or the implicit handshake failed)
+  bool answering_ = false;  // inside OnDelivered()
   uint64_t lines_fed_ = 0;
   uint64_t calls_ = 0;
   Transcript transcript_;
