@@ -5,10 +5,18 @@
 // or 421, each with an enhanced status code) and is closed by the server, that the server's
 // memory stays bounded (far below what buffering the hostile input would take), that the server
 // stays up, and that every message of the good client got 250 and is in the spool.
+//
+// The server runs on a test clock (`ringmx serve --test-clock`) with timeouts of minutes, which
+// the real seconds of a slow machine never reach: the kinds that must end by their protocol
+// errors cannot end by a timeout instead. Once they and the good client are done, the test moves
+// the server's clock past the idle and DATA deadlines, while the trickling clients go on sending,
+// so that the kinds that only a timeout ends get their 421 4.4.2. Every wait is a generous
+// "until it happens" bound; nothing asserts how long anything took.
 #include <signal.h>
 #include <stdio.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -34,6 +42,12 @@ constexpr int kMaxRecipients = 100;
 // shards (16 MiB once touched), up to max_message_size per endless-DATA session, 256 KiB of
 // replies per client that does not read them, and allocator slack; times what a sanitizer adds.
 constexpr int64_t kMaxGrowthKib = 64 * 1024 * kSanitizerMemoryFactor;
+// The server's timeouts, on its test clock.
+constexpr int kIdleSeconds = 300;
+constexpr int kDataSeconds = 600;
+// How far each move of the clock goes while the trickling clients send: three moves pass the
+// idle timeout, two do not.
+constexpr int kTrickleStepSeconds = 120;
 
 // VmRSS of `pid` in KiB, or -1.
 int64_t RssKib(pid_t pid) {
@@ -92,14 +106,28 @@ Expectation Expect(HostileKind kind) {
   return {};
 }
 
-class HostileTest : public ServerTest {};
+// Kinds that only the idle or DATA timeout ends (no error of theirs ever reaches the limit).
+bool EndedByTimeout(HostileKind kind) {
+  return kind == HostileKind::kEndlessData || kind == HostileKind::kTrickle ||
+         kind == HostileKind::kNoRead;
+}
+
+class HostileTest : public ServerTest {
+ protected:
+  void StartServerWithTestClock(const std::string& config) {
+    std::string error;
+    server_ = ServerProcess::Start(dir_, config, &error, absl::Seconds(30), /*test_clock=*/true);
+    ASSERT_NE(server_, nullptr) << error;
+  }
+};
 
 TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
   ConnSwarm::RaiseFileLimit();
-  StartServer(BasicConfig(dir_,
-                          absl::StrCat("max_message_size = ", kMaxMessageSize,
-                                       "\nmax_recipients = ", kMaxRecipients, "\n"),
-                          "[timeouts]\nidle_s = 3\ndata_s = 6\n"));
+  ASSERT_NO_FATAL_FAILURE(StartServerWithTestClock(BasicConfig(
+      dir_,
+      absl::StrCat("max_message_size = ", kMaxMessageSize, "\nmax_recipients = ", kMaxRecipients,
+                   "\n"),
+      absl::StrCat("[timeouts]\nidle_s = ", kIdleSeconds, "\ndata_s = ", kDataSeconds, "\n"))));
   const pid_t pid = server_->pid();
   const int64_t rss_before = RssKib(pid);
   ASSERT_GT(rss_before, 0);
@@ -107,27 +135,96 @@ TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
   HostileParams params;
   params.max_message_size = kMaxMessageSize;
   params.max_recipients = kMaxRecipients;
+  // 500 octets, 500 s at one a second: the command never ends while the test runs.
+  params.trickle_command = "EHLO " + std::string(480, 's') + ".hostile.test\r\n";
   ConnSwarm swarm(server_->port());
   std::map<size_t, HostileKind> kinds;
+  std::vector<size_t> trickling;
   uint64_t hostile_input = 0;  // octets the hostile scripts send, at most
   for (size_t i = 0; i < kHostile; ++i) {
     const HostileKind kind = kAllHostileKinds[i % std::size(kAllHostileKinds)];
     std::vector<SwarmStep> script = HostileScript(kind, params);
     for (const SwarmStep& s : script) hostile_input += s.bytes.size() * s.repeat;
-    kinds[swarm.Add(std::string(HostileKindName(kind)), std::move(script))] = kind;
+    const size_t index = swarm.Add(std::string(HostileKindName(kind)), std::move(script));
+    kinds[index] = kind;
+    if (kind == HostileKind::kTrickle) trickling.push_back(index);
   }
   const size_t good = swarm.Add("good", GoodClientScript(kGoodMessages));
 
+  // Runs the swarm (the server's RSS sampled as it goes) until `until` holds or `timeout` has
+  // passed; whether it holds.
   int64_t rss_peak = rss_before;
-  const bool finished = swarm.Run(
-      absl::Now() + absl::Minutes(3), /*max_unanswered=*/256,
+  auto run_until = [&](const std::function<bool()>& until, absl::Duration timeout) {
+    swarm.Run(
+        absl::Now() + timeout, /*max_unanswered=*/256,
+        [&] {
+          rss_peak = std::max(rss_peak, RssKib(pid));
+          return !until();
+        },
+        absl::Milliseconds(50));
+    rss_peak = std::max(rss_peak, RssKib(pid));
+    return until();
+  };
+  auto all_done = [&] { return swarm.done_count() == swarm.size(); };
+
+  // 1. The good client delivers, the protocol-error kinds end by their errors, and the
+  // endless-DATA clients send all they have; the clock has not moved.
+  const bool by_protocol = run_until(
       [&] {
-        rss_peak = std::max(rss_peak, RssKib(pid));
-        return swarm.done_count() < swarm.size();
+        if (!swarm.conn(good).Done()) return false;
+        for (const auto& [index, kind] : kinds) {
+          const SwarmConn& c = swarm.conn(index);
+          if (kind == HostileKind::kEndlessData) {
+            if (!c.Done() && c.step + 1 < c.steps.size()) return false;  // still sending
+          } else if (!EndedByTimeout(kind) && !c.Done()) {
+            return false;
+          }
+        }
+        return true;
       },
-      absl::Milliseconds(50));
-  rss_peak = std::max(rss_peak, RssKib(pid));
+      absl::Minutes(3));
+  EXPECT_TRUE(by_protocol) << swarm.done_count() << " of " << swarm.size() << " finished";
+
+  // 2. The clock moves 120 s at a time, each time after every trickling client has sent another
+  // octet. Octets that never make a whole command do not extend the 300 s idle timeout: the third
+  // move ends those sessions.
+  for (int i = 0; i < 3; ++i) {
+    std::map<size_t, uint64_t> sent;
+    for (size_t index : trickling) sent[index] = swarm.conn(index).bytes_sent;
+    ASSERT_TRUE(run_until(
+        [&] {
+          for (const auto& [index, before] : sent) {
+            const SwarmConn& c = swarm.conn(index);
+            if (!c.Done() && c.bytes_sent == before) return false;
+          }
+          return true;
+        },
+        absl::Minutes(1)))
+        << "the trickling clients stopped sending";
+    ASSERT_TRUE(server_->AdvanceClock(absl::Seconds(kTrickleStepSeconds)));
+  }
+  EXPECT_TRUE(run_until(
+      [&] {
+        for (size_t index : trickling) {
+          if (!swarm.conn(index).Done()) return false;
+        }
+        return true;
+      },
+      absl::Minutes(1)))
+      << "a trickling client kept its session open past the idle timeout";
+
+  // 3. Past the DATA timeout: the endless-DATA sessions get their 421 4.4.2, and the no-read
+  // sessions, whose 421 cannot leave, are dropped after the linger. Should one of them still have
+  // been read when the clock moved, its idle timer restarted then: move the clock again for it.
+  ASSERT_TRUE(server_->AdvanceClock(absl::Seconds(kDataSeconds + 1 - 3 * kTrickleStepSeconds)));
+  bool finished = run_until(all_done, absl::Minutes(1));
+  int extra_moves = 0;
+  for (; extra_moves < 3 && !finished; ++extra_moves) {
+    ASSERT_TRUE(server_->AdvanceClock(absl::Seconds(kIdleSeconds + 1)));
+    finished = run_until(all_done, absl::Minutes(1));
+  }
   EXPECT_TRUE(finished) << swarm.done_count() << " of " << swarm.size() << " finished";
+  printf("hostile: extra moves of the clock past the idle timeout: %d\n", extra_moves);
 
   // The good client: every message 250, then 221.
   const SwarmConn& g = swarm.conn(good);

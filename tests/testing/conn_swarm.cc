@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -111,6 +112,44 @@ uint64_t ConnSwarm::RaiseFileLimit() {
   if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  return limit.rlim_cur;
+}
+
+uint64_t ConnSwarm::RaiseFileLimitTo(uint64_t needed, uint64_t wanted, std::string* error) {
+  rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    *error = ErrnoText("getrlimit(RLIMIT_NOFILE)", errno);
+    return 0;
+  }
+  std::string hard_problem;
+  if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) {
+    rlim_t target = wanted;
+    uint64_t nr_open = 0;
+    std::ifstream in("/proc/sys/fs/nr_open");
+    if (in >> nr_open && nr_open < target) target = nr_open;
+    if (target > limit.rlim_max) {
+      const rlimit raised = {target, target};
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+        limit = raised;
+      } else {
+        hard_problem =
+            absl::StrCat("; raising the hard limit to ", target, " failed (", strerror(errno),
+                         "): that takes root with CAP_SYS_RESOURCE; or raise the hard "
+                         "limit before the test");
+      }
+    } else {
+      hard_problem = absl::StrCat("; /proc/sys/fs/nr_open is ", nr_open);
+    }
+  }
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur < needed) {
+    *error = absl::StrCat("RLIMIT_NOFILE is ", limit.rlim_cur, " (hard ", limit.rlim_max,
+                          "), below the ", needed, " needed", hard_problem);
   }
   return limit.rlim_cur;
 }

@@ -84,6 +84,11 @@ class ConnSwarm {
 
   // Raises this process's RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
   static uint64_t RaiseFileLimit();
+  // Makes this process's RLIMIT_NOFILE soft limit at least `needed` (a server it starts inherits
+  // it): if the hard limit is below `wanted`, raises it to `wanted` (capped at
+  // /proc/sys/fs/nr_open; this takes root or CAP_SYS_RESOURCE), then the soft limit to the hard
+  // limit. Returns the new soft limit; if that is below `needed`, says why in `error`.
+  static uint64_t RaiseFileLimitTo(uint64_t needed, uint64_t wanted, std::string* error);
 
   // Adds a connection, opened by the next Run(); returns its index.
   size_t Add(std::string label, std::vector<SwarmStep> steps);

@@ -63,7 +63,7 @@ std::vector<SwarmStep> HostileScript(HostileKind kind, const HostileParams& para
       break;
     }
     case HostileKind::kTrickle:
-      steps.push_back(SwarmStep::Trickle("EHLO slow.hostile.test\r\n", params.trickle_interval));
+      steps.push_back(SwarmStep::Trickle(params.trickle_command, params.trickle_interval));
       break;
     case HostileKind::kRcptFlood:
       steps.push_back(SwarmStep::Send(absl::StrCat(kEhlo, "MAIL FROM:<f@remote.test>\r\n")));

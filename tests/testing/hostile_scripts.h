@@ -45,6 +45,10 @@ struct HostileParams {
   size_t repeats = 25;                        // bad commands of the NUL, UTF-8 and parameter kinds
   uint64_t no_read_bytes = 24 * 1024 * 1024;  // NOOP commands the no-read kind sends
   absl::Duration trickle_interval = absl::Seconds(1);
+  // What the trickling kind sends, one octet per `trickle_interval`. A test that moves the
+  // server's clock instead of waiting for the idle timeout makes it longer (at most 512 octets,
+  // RFC 5321 section 4.5.3.1.4), so that it cannot end before the clock has moved.
+  std::string trickle_command = "EHLO slow.hostile.test\r\n";
 };
 
 // The whole session of one hostile client, from the greeting on; it ends waiting for the server
