@@ -34,6 +34,7 @@
 
 #include "tests/testing/conn_swarm.h"
 #include "tests/testing/hostile_scripts.h"
+#include "tests/testing/proc_stats.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
 #include "tests/testing/temp_dir.h"
@@ -44,6 +45,7 @@ namespace {
 using testing::ConnSwarm;
 using testing::HostileKind;
 using testing::HostileParams;
+using testing::RssKib;
 using testing::SmtpClient;
 using testing::SmtpReply;
 
@@ -106,32 +108,16 @@ bool ParseOptions(int argc, char** argv, Options& o) {
   return o.runs > 0 && o.messages > 0 && o.hostile >= 0;
 }
 
+// User and system CPU seconds of the server between two readings.
 struct Cpu {
   double user = 0;
   double sys = 0;
   Cpu operator-(const Cpu& o) const { return {user - o.user, sys - o.sys}; }
 };
 
-// User and system CPU seconds of a process.
 Cpu CpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return {};
-  std::vector<std::string> fields;
-  size_t pos = paren + 2;
-  while (pos < stat.size()) {
-    size_t end = stat.find(' ', pos);
-    if (end == std::string::npos) end = stat.size();
-    fields.push_back(stat.substr(pos, end - pos));
-    pos = end + 1;
-  }
-  if (fields.size() < 13) return {};
-  int64_t utime = 0;
-  int64_t stime = 0;
-  if (!absl::SimpleAtoi(fields[11], &utime) || !absl::SimpleAtoi(fields[12], &stime)) return {};
-  const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
-  return {static_cast<double>(utime) / hz, static_cast<double>(stime) / hz};
+  const testing::CpuTimes t = testing::ProcessCpu(pid);
+  return {t.user, t.system};
 }
 
 // This process's CPU (the clients).
@@ -140,22 +126,6 @@ double OwnCpuSeconds() {
   getrusage(RUSAGE_SELF, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
-int64_t RssKib(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      std::string digits;
-      for (char ch : line) {
-        if (ch >= '0' && ch <= '9') digits.push_back(ch);
-      }
-      int64_t kib = -1;
-      return absl::SimpleAtoi(digits, &kib) ? kib : -1;
-    }
-  }
-  return -1;
 }
 
 struct GoodResult {

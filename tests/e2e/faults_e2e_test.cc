@@ -43,6 +43,7 @@
 #include "gtest/gtest.h"
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/testing/proc_stats.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
 #include "tests/testing/temp_dir.h"
@@ -384,42 +385,11 @@ pid_t SpawnProcess(const std::vector<std::string>& argv, const std::string& out_
   return pid;
 }
 
-// Waits up to `timeout` for the child `pid`; its exit code, -signal, or nullopt if still running.
-std::optional<int> WaitChild(pid_t pid, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (true) {
-    int status = 0;
-    const pid_t r = waitpid(pid, &status, WNOHANG);
-    if (r == pid) {
-      if (WIFEXITED(status)) return WEXITSTATUS(status);
-      if (WIFSIGNALED(status)) return -WTERMSIG(status);
-      return -1;
-    }
-    if (r < 0) return -1;
-    if (absl::Now() >= deadline) return std::nullopt;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-}
-
 // Kills a child we started (by pid) and reaps it.
 void KillChild(pid_t pid) {
   if (pid <= 0) return;
   kill(pid, SIGKILL);
-  WaitChild(pid, absl::InfiniteDuration());
-}
-
-// CPU time (user + system, every thread) of `pid` so far, from /proc/<pid>/stat; -1 if unreadable.
-double ProcessCpuSeconds(pid_t pid) {
-  const std::string stat = ReadWholeFile(absl::StrCat("/proc/", pid, "/stat"));
-  const size_t close = stat.rfind(')');
-  if (close == std::string::npos) return -1;
-  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
-  // fields[0] is field 3 (state); utime is field 14, stime field 15.
-  if (fields.size() < 13) return -1;
-  double utime = 0;
-  double stime = 0;
-  if (!absl::SimpleAtod(fields[11], &utime) || !absl::SimpleAtod(fields[12], &stime)) return -1;
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  WaitPid(pid, absl::InfiniteFuture());
 }
 
 size_t OpenFdCount(pid_t pid) { return ListDir(absl::StrCat("/proc/", pid, "/fd")).size(); }
@@ -460,7 +430,7 @@ class LimitedServer {
         server->port_ = static_cast<uint16_t>(port);
         return server;
       }
-      if (std::optional<int> code = WaitChild(server->pid_, absl::ZeroDuration())) {
+      if (std::optional<int> code = WaitPid(server->pid_, absl::Now())) {
         server->pid_ = -1;
         *error = absl::StrCat("ringmx exited with ", *code, ":\n", log);
         return nullptr;
@@ -477,7 +447,7 @@ class LimitedServer {
   // SIGTERM, then waits for the exit; its code, or nullopt if it did not end within `timeout`.
   std::optional<int> Terminate(absl::Duration timeout) {
     kill(pid_, SIGTERM);
-    std::optional<int> code = WaitChild(pid_, timeout);
+    std::optional<int> code = WaitPid(pid_, absl::Now() + timeout);
     if (code.has_value()) pid_ = -1;
     return code;
   }
@@ -695,7 +665,7 @@ TEST_F(KillTest, EveryAcceptedMessageSurvivesKillNineAndNothingTornIsVisible) {
                                      bench_out);
     ASSERT_GT(bench, 0);
     absl::SleepFor(absl::Milliseconds(delay));
-    const bool bench_running = !WaitChild(bench, absl::ZeroDuration()).has_value();
+    const bool bench_running = !WaitPid(bench, absl::Now()).has_value();
     const absl::Time kill_time = absl::Now();
     server_->Signal(SIGKILL);
     const std::optional<int> server_exit = server_->WaitExit(absl::Seconds(30));
@@ -993,10 +963,10 @@ TEST(DescriptorLimitTest, NoBusyLoopOpenSessionsGoOnServiceResumes) {
 
   // At the limit with clients still waiting: the server must sleep, not spin.
   const std::string log_before = server->Log();
-  const double cpu_before = ProcessCpuSeconds(server->pid());
+  const double cpu_before = ProcessCpu(server->pid()).total();
   const absl::Time wall_before = absl::Now();
   absl::SleepFor(absl::Seconds(2));
-  const double cpu = ProcessCpuSeconds(server->pid()) - cpu_before;
+  const double cpu = ProcessCpu(server->pid()).total() - cpu_before;
   const double wall = absl::ToDoubleSeconds(absl::Now() - wall_before);
   ASSERT_GE(cpu_before, 0);
   EXPECT_LT(cpu, 0.3 * wall) << "server used " << cpu << " s of CPU in " << wall

@@ -29,6 +29,7 @@
 #include "tests/e2e/e2e_util.h"
 #include "tests/testing/conn_swarm.h"
 #include "tests/testing/hostile_scripts.h"
+#include "tests/testing/proc_stats.h"
 #include "tests/testing/sanitizers.h"
 
 namespace ringmx::testing {
@@ -48,23 +49,6 @@ constexpr int kDataSeconds = 600;
 // How far each move of the clock goes while the trickling clients send: three moves pass the
 // idle timeout, two do not.
 constexpr int kTrickleStepSeconds = 120;
-
-// VmRSS of `pid` in KiB, or -1.
-int64_t RssKib(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      std::string digits;
-      for (char ch : line) {
-        if (ch >= '0' && ch <= '9') digits.push_back(ch);
-      }
-      int64_t kib = -1;
-      return absl::SimpleAtoi(digits, &kib) ? kib : -1;
-    }
-  }
-  return -1;
-}
 
 std::string Describe(const SwarmConn& c) {
   std::string out = absl::StrCat(c.label, ": ", c.replies.size(), " replies, closed=", c.closed,

@@ -15,6 +15,7 @@
 
 #include "tests/e2e/e2e_util.h"
 #include "tests/testing/conn_swarm.h"
+#include "tests/testing/proc_stats.h"
 #include "tests/testing/sanitizers.h"
 
 namespace ringmx::testing {
@@ -28,23 +29,6 @@ constexpr size_t kConnectBatch = 500;
 // take about 11,500 there. The test raises the limit itself (CI runs it as root) rather than skip.
 constexpr uint64_t kFileLimitNeeded = 12000;
 constexpr uint64_t kFileLimitWanted = 65536;
-
-// VmRSS of `pid` in KiB, or -1.
-int64_t RssKib(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      int64_t kib = -1;
-      std::string digits;
-      for (char ch : line) {
-        if (ch >= '0' && ch <= '9') digits.push_back(ch);
-      }
-      return absl::SimpleAtoi(digits, &kib) ? kib : -1;
-    }
-  }
-  return -1;
-}
 
 std::vector<SwarmStep> MessageScript(size_t i) {
   const std::string body =

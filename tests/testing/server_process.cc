@@ -24,7 +24,8 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// Waits for `pid` until `deadline`; returns the exit code (or -signal) or nullopt.
+}  // namespace
+
 std::optional<int> WaitPid(pid_t pid, absl::Time deadline) {
   while (true) {
     int status = 0;
@@ -39,6 +40,8 @@ std::optional<int> WaitPid(pid_t pid, absl::Time deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
 }
+
+namespace {
 
 pid_t Spawn(const std::vector<std::string>& argv, int out_fd) {
   pid_t pid = fork();

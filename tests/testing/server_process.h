@@ -34,6 +34,10 @@ struct CommandResult {
 };
 CommandResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout);
 
+// Waits for the child `pid` until `deadline` (absl::Now() polls once, absl::InfiniteFuture()
+// blocks); its exit code (or -signal, or -1 when it is not our child), or nullopt if it still runs.
+std::optional<int> WaitPid(pid_t pid, absl::Time deadline);
+
 class ServerProcess {
  public:
   // Writes `config_toml` to `dir`/ringmx.toml and starts the server. nullptr (and a gtest
