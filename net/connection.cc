@@ -249,6 +249,13 @@ void Connection::OnStored(const absl::Status& result) {
   MarkDirty();
 }
 
+void Connection::SendWire() {
+  sending_.swap(wire_);
+  wire_.clear();
+  send_offset_ = 0;
+  SubmitSend();
+}
+
 void Connection::SubmitSend() {
   io_uring_sqe* sqe = shard_.reactor().Prepare(&send_op_);
   io_uring_prep_send(sqe, fd_, sending_.data() + send_offset_, sending_.size() - send_offset_,
@@ -607,10 +614,7 @@ void Connection::Flush(absl::Time now) {
   if (!done_) {
     if (!wire_.empty() && !send_inflight_ && (ktls_ == nullptr || !ktls_->key_update_owed)) {
       // One write per batch: everything the session produced since the last send (RFC 2920).
-      sending_.swap(wire_);
-      wire_.clear();
-      send_offset_ = 0;
-      SubmitSend();
+      SendWire();
     }
     // Backpressure: a client that does not read its replies is not read either.
     PauseIfBackedUp();
@@ -621,12 +625,7 @@ void Connection::Flush(absl::Time now) {
         std::string held;
         held.swap(held_input_);
         DeliverInput(held, now);  // the session takes all of it; may pause again
-        if (!wire_.empty() && !send_inflight_) {
-          sending_.swap(wire_);
-          wire_.clear();
-          send_offset_ = 0;
-          SubmitSend();
-        }
+        if (!wire_.empty() && !send_inflight_) SendWire();
       }
     }
     if (recv_rearm_ && !recv_armed_ && !recv_paused_ && !closing_ &&

@@ -69,6 +69,8 @@ class Connection final : public SpoolWaiter {
   void OnSend(const io_uring_cqe& cqe);
   void ArmRecv();
   void SubmitSend();
+  // Moves everything in `wire_` to `sending_` and starts its send. Only when no send is in flight.
+  void SendWire();
   void AfterSession();  // executes what the session asked for in out_; moves replies to wire_
   // Starts the server side of a TLS handshake (implicit TLS at accept, or after STARTTLS's 220).
   void BeginTls(absl::Time now);
