@@ -10,6 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 packages=(
   build-essential cmake ninja-build pkg-config
   liburing-dev libssl-dev libabsl-dev libmimalloc-dev
+  libisal-dev  # CRC32C of the queue's log records (core/queue)
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
   openssl ca-certificates python3 clang-format git
   nlohmann-json3-dev  # the independent JSON parser of the fuzz targets (their corpora replay in ctest)
