@@ -19,7 +19,9 @@ namespace ringmx::core::queue {
 struct Damage {
   uint64_t offset = 0;  // where the bad bytes start
   uint64_t size = 0;    // bytes skipped up to the next good record (or the end)
-  std::string what;     // "crc mismatch", "bad magic", "length too large", "unknown type"
+  // FrameProblemName() of the bad record: "crc mismatch", "bad magic", "length too large",
+  // "unknown type", or "incomplete record" (its length runs past the end of the segment).
+  std::string what;
 };
 
 struct ScanResult {
@@ -28,10 +30,24 @@ struct ScanResult {
   uint64_t good_end = 0;         // offset just past the last good record
   uint64_t torn_tail_bytes = 0;  // bytes after good_end that are not a whole record
   std::vector<Damage> damage;    // damaged stretches before good_end
+  // Why the tail is not a record, when torn_tail_bytes > 0: "zeros" (a preallocated or unwritten
+  // tail), "segment magic cut short", or the problem of the record at good_end
+  // (FrameProblemName(): "incomplete record", "crc mismatch", ...).
+  std::string torn_tail_what;
 };
 
 // Calls `visit(frame, offset)` for each good record of `segment_bytes` (a whole segment file,
-// kSegmentMagic first), in order.
+// kSegmentMagic first), in order. `frame` views `segment_bytes`.
+//
+// Accounting: unless bad_segment_magic, good_end + torn_tail_bytes == segment_bytes.size(), and
+// the visited records and the damage stretches tile [kSegmentMagic.size(), good_end) in order.
+// A segment shorter than kSegmentMagic whose bytes are a prefix of it (a file created but not yet
+// written, empty included) is a torn tail with good_end 0, not bad magic. With bad_segment_magic
+// nothing is visited and good_end == torn_tail_bytes == 0.
+//
+// Damage is found by resynchronising: after a bad record the scan looks for the next
+// kRecordMagic whose frame decodes kOk. If there is none, the bytes from the bad record on are
+// the torn tail (the writer truncates the file to good_end and appends from there).
 ScanResult ScanSegment(std::string_view segment_bytes,
                        const std::function<void(const Frame&, uint64_t offset)>& visit);
 
