@@ -89,7 +89,9 @@ class Index {
 
  private:
   struct Pending {
+    // By fragment index; a missing index (a gap) is a Location of size 0.
     std::vector<Location> fragments;
+    uint64_t first_segment = 0;  // pinned while the entry exists
   };
   void Pin(uint64_t segment);
   void Unpin(uint64_t segment);
