@@ -1,0 +1,367 @@
+#include <stdint.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+#include "core/queue/index.h"
+#include "core/queue/log_format.h"
+
+namespace ringmx::core::queue {
+namespace {
+
+// Applies whole encoded records as a log would hold them: each record gets the next offset of
+// the current segment.
+class IndexFeeder {
+ public:
+  explicit IndexFeeder(Index& index) : index_(index) {}
+
+  void Segment(uint64_t seq) {
+    segment_ = seq;
+    offset_ = kSegmentMagic.size();
+  }
+  Location Apply(const std::string& record) {
+    Frame frame;
+    EXPECT_EQ(DecodeFrame(record, frame), FrameResult::kOk);
+    const Location where{segment_, offset_, record.size()};
+    index_.Apply(frame, where);
+    offset_ += record.size();
+    return where;
+  }
+
+ private:
+  Index& index_;
+  uint64_t segment_ = 1;
+  uint64_t offset_ = kSegmentMagic.size();
+};
+
+std::string Message(std::string_view id, std::vector<std::string_view> recipients,
+                    uint32_t fragments = 0, std::string_view tail = "tail\r\n",
+                    uint64_t fragment_bytes = 0) {
+  MessageHeader h;
+  h.id = id;
+  h.received_us = 1000;
+  h.sender = "s@example.org";
+  h.recipients = std::move(recipients);
+  h.envelope_json = "{}";
+  h.trace_headers = "Received: x\r\n";
+  h.fragments = fragments;
+  h.body_size = fragment_bytes + tail.size();
+  return EncodeMessagePrefix(h, tail) + std::string(tail);
+}
+
+std::string Relocated(std::string_view id, std::vector<std::string_view> recipients,
+                      std::vector<RecipientStatus> states, bool held) {
+  MessageHeader h;
+  h.flags = kMessageFlagRelocated;
+  h.id = id;
+  h.received_us = 1000;
+  h.sender = "s@example.org";
+  h.recipients = std::move(recipients);
+  h.states = std::move(states);
+  h.held = held;
+  h.body_size = 2;
+  return EncodeMessagePrefix(h, "x\n") + "x\n";
+}
+
+std::string State(std::string_view id, uint32_t recipient, RecipientState state,
+                  std::string reply = "") {
+  return EncodeRecipientState(id, recipient, {state, 1, 0, 5, std::move(reply)});
+}
+
+TEST(QueueIndexTest, MessageWithPendingRecipients) {
+  Index index;
+  IndexFeeder feed(index);
+  const Location where = feed.Apply(Message("A", {"x@y", "z@y"}));
+  ASSERT_EQ(index.size(), 1u);
+  const QueuedMessage* m = index.Find("A");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->id, "A");
+  EXPECT_EQ(m->received_us, 1000);
+  EXPECT_EQ(m->sender, "s@example.org");
+  ASSERT_EQ(m->recipients.size(), 2u);
+  EXPECT_EQ(m->recipients[0].address, "x@y");
+  EXPECT_EQ(m->recipients[1].address, "z@y");
+  EXPECT_EQ(m->recipients[0].status.state, RecipientState::kPending);
+  EXPECT_FALSE(m->held);
+  EXPECT_EQ(m->body_size, 6u);
+  EXPECT_EQ(m->record, where);
+  EXPECT_TRUE(m->fragments.empty());
+  EXPECT_EQ(m->first_segment, 1u);
+  EXPECT_FALSE(m->AllFinal());
+  EXPECT_EQ(index.Find("B"), nullptr);
+  EXPECT_EQ(index.stats().records, 1u);
+  EXPECT_EQ(index.stats().messages, 1u);
+}
+
+TEST(QueueIndexTest, ListIsInIdOrder) {
+  Index index;
+  IndexFeeder feed(index);
+  for (std::string_view id : {"C", "A", "D", "B"}) feed.Apply(Message(id, {"x@y"}));
+  std::vector<std::string> ids;
+  for (const QueuedMessage* m : index.List()) ids.push_back(m->id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"A", "B", "C", "D"}));
+}
+
+TEST(QueueIndexTest, FragmentsThenMessage) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Segment(3);
+  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  feed.Apply(Message("B", {"x@y"}));  // another message in between
+  feed.Segment(4);
+  const Location f1 = feed.Apply(EncodeFragmentPrefix("A", 1, "bbbb") + "bbbb");
+  // While A streams in, its first fragment pins segment 3.
+  EXPECT_EQ(index.OldestNeededSegment(9), 3u);
+  EXPECT_EQ(index.Find("A"), nullptr);
+  const Location rec = feed.Apply(Message("A", {"x@y"}, 2, "cc", 8));
+  const QueuedMessage* m = index.Find("A");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->fragments, (std::vector<Location>{f0, f1}));
+  EXPECT_EQ(m->record, rec);
+  EXPECT_EQ(m->first_segment, 3u);
+  EXPECT_EQ(m->body_size, 10u);
+  EXPECT_EQ(index.OldestNeededSegment(9), 3u);
+  index.FinishReplay();
+  EXPECT_EQ(index.stats().incomplete, 0u);
+}
+
+TEST(QueueIndexTest, FragmentGapIsAnEmptyLocation) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
+  feed.Apply(EncodeFragmentPrefix("A", 2, "c") + "c");
+  feed.Apply(Message("A", {"x@y"}, 3, "", 3));
+  const QueuedMessage* m = index.Find("A");
+  ASSERT_NE(m, nullptr);
+  ASSERT_EQ(m->fragments.size(), 3u);
+  EXPECT_EQ(m->fragments[1].size, 0u);
+  EXPECT_NE(m->fragments[2].size, 0u);
+}
+
+TEST(QueueIndexTest, AbortForgetsTheFragments) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Segment(2);
+  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  EXPECT_EQ(index.OldestNeededSegment(7), 2u);
+  feed.Segment(5);
+  feed.Apply(EncodeAbort("A"));
+  EXPECT_EQ(index.OldestNeededSegment(7), 7u);
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(index.stats().orphans, 0u);
+  index.FinishReplay();
+  EXPECT_EQ(index.stats().incomplete, 0u);
+}
+
+TEST(QueueIndexTest, FragmentsWithoutMessageAreIncompleteAtTheEnd) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Segment(2);
+  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  feed.Apply(EncodeFragmentPrefix("B", 0, "bbbb") + "bbbb");
+  feed.Apply(EncodeFragmentPrefix("B", 1, "bbbb") + "bbbb");
+  index.FinishReplay();
+  EXPECT_EQ(index.stats().incomplete, 2u);
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(index.OldestNeededSegment(4), 4u);
+}
+
+TEST(QueueIndexTest, RecipientStates) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Apply(Message("A", {"x@y", "z@y"}));
+  feed.Apply(EncodeRecipientState("A", 1, {RecipientState::kDeferred, 2, 99, 50, "451 later"}));
+  const QueuedMessage* m = index.Find("A");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->recipients[1].status.state, RecipientState::kDeferred);
+  EXPECT_EQ(m->recipients[1].status.attempts, 2u);
+  EXPECT_EQ(m->recipients[1].status.next_attempt_us, 99);
+  EXPECT_EQ(m->recipients[1].status.at_us, 50);
+  EXPECT_EQ(m->recipients[1].status.reply, "451 later");
+  feed.Apply(State("A", 0, RecipientState::kDelivered, "250 ok"));
+  ASSERT_NE(index.Find("A"), nullptr);
+  EXPECT_EQ(index.Find("A")->recipients[0].status.reply, "250 ok");
+  EXPECT_FALSE(index.Find("A")->AllFinal());
+  // The last one final: nothing left to do, the message is gone.
+  feed.Apply(State("A", 1, RecipientState::kFailed, "550 no"));
+  EXPECT_EQ(index.Find("A"), nullptr);
+  EXPECT_EQ(index.size(), 0u);
+  EXPECT_EQ(index.OldestNeededSegment(3), 3u);
+  // Later records of the removed message are orphans.
+  feed.Apply(State("A", 1, RecipientState::kFailed));
+  EXPECT_EQ(index.stats().orphans, 1u);
+}
+
+TEST(QueueIndexTest, HoldReleaseDelete) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Apply(Message("A", {"x@y"}));
+  feed.Apply(EncodeMessageOp("A", MessageOp::kHold, 1));
+  EXPECT_TRUE(index.Find("A")->held);
+  feed.Apply(EncodeMessageOp("A", MessageOp::kRelease, 2));
+  EXPECT_FALSE(index.Find("A")->held);
+  feed.Apply(EncodeMessageOp("A", MessageOp::kHold, 3));
+  EXPECT_TRUE(index.Find("A")->held);
+  feed.Apply(EncodeMessageOp("A", MessageOp::kDelete, 4));
+  EXPECT_EQ(index.Find("A"), nullptr);
+  EXPECT_EQ(index.OldestNeededSegment(5), 5u);
+}
+
+TEST(QueueIndexTest, RelocatedCopyReplacesLocationsAndStates) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Segment(1);
+  feed.Apply(Message("A", {"x@y", "z@y"}));
+  feed.Apply(State("A", 0, RecipientState::kDeferred, "451"));
+  feed.Segment(2);
+  feed.Apply(Message("B", {"x@y"}));
+  EXPECT_EQ(index.OldestNeededSegment(9), 1u);
+  feed.Segment(3);
+  std::vector<RecipientStatus> states(2);
+  states[0] = {RecipientState::kDelivered, 1, 0, 7, "250 ok"};
+  states[1] = {RecipientState::kDeferred, 4, 70, 8, "452 full"};
+  const Location copy = feed.Apply(Relocated("A", {"x@y", "z@y"}, states, true));
+  const QueuedMessage* m = index.Find("A");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->record, copy);
+  EXPECT_EQ(m->first_segment, 3u);
+  EXPECT_TRUE(m->held);
+  EXPECT_EQ(m->recipients[0].status.state, RecipientState::kDelivered);
+  EXPECT_EQ(m->recipients[1].status.state, RecipientState::kDeferred);
+  EXPECT_EQ(m->recipients[1].status.attempts, 4u);
+  EXPECT_EQ(m->recipients[1].status.reply, "452 full");
+  // Segment 1 no longer holds anything needed; B pins 2.
+  EXPECT_EQ(index.OldestNeededSegment(9), 2u);
+  EXPECT_EQ(index.size(), 2u);
+  EXPECT_EQ(index.stats().messages, 3u);
+}
+
+TEST(QueueIndexTest, RelocatedCopyWithItsFragments) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Segment(1);
+  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  feed.Apply(Message("A", {"x@y"}, 1, "t", 4));
+  feed.Segment(6);
+  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  MessageHeader h;
+  h.flags = kMessageFlagRelocated;
+  h.id = "A";
+  h.recipients = {"x@y"};
+  h.states = {RecipientStatus{}};
+  h.fragments = 1;
+  h.body_size = 5;
+  const Location copy = feed.Apply(EncodeMessagePrefix(h, "t") + "t");
+  const QueuedMessage* m = index.Find("A");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->record, copy);
+  EXPECT_EQ(m->fragments, std::vector<Location>{f0});
+  EXPECT_EQ(index.OldestNeededSegment(9), 6u);
+}
+
+TEST(QueueIndexTest, RelocatedCopyAloneAddsTheMessage) {
+  // The original's segment was deleted after compaction: replay starts at the copy.
+  Index index;
+  IndexFeeder feed(index);
+  feed.Segment(8);
+  feed.Apply(
+      Relocated("A", {"x@y"}, {RecipientStatus{RecipientState::kDeferred, 2, 3, 4, "r"}}, false));
+  const QueuedMessage* m = index.Find("A");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->recipients[0].address, "x@y");
+  EXPECT_EQ(m->recipients[0].status.state, RecipientState::kDeferred);
+  EXPECT_EQ(m->first_segment, 8u);
+}
+
+TEST(QueueIndexTest, RelocatedCopyAllFinalIsRemoved) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Apply(Message("A", {"x@y"}));
+  feed.Apply(
+      Relocated("A", {"x@y"}, {RecipientStatus{RecipientState::kFailed, 1, 0, 0, "5xx"}}, false));
+  EXPECT_EQ(index.Find("A"), nullptr);
+  EXPECT_EQ(index.OldestNeededSegment(4), 4u);
+}
+
+TEST(QueueIndexTest, Orphans) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Apply(State("NOPE", 0, RecipientState::kDelivered));
+  feed.Apply(EncodeMessageOp("NOPE", MessageOp::kHold, 1));
+  feed.Apply(EncodeAbort("NOPE"));
+  EXPECT_EQ(index.stats().orphans, 3u);
+  EXPECT_EQ(index.stats().records, 3u);
+  EXPECT_EQ(index.size(), 0u);
+}
+
+// A frame with a good CRC whose payload does not parse.
+Frame BadPayloadFrame(RecordType type, const std::string& payload) {
+  Frame frame;
+  frame.type = type;
+  frame.payload = payload;
+  frame.size = kRecordHeaderSize + payload.size();
+  return frame;
+}
+
+TEST(QueueIndexTest, MalformedPayloadsAreCounted) {
+  Index index;
+  const std::string junk = "\x01\x00";
+  for (RecordType type : {RecordType::kMessage, RecordType::kFragment, RecordType::kAbort,
+                          RecordType::kRecipientState, RecordType::kMessageOp}) {
+    index.Apply(BadPayloadFrame(type, junk), Location{1, 8, 15});
+  }
+  EXPECT_EQ(index.stats().malformed, 5u);
+  EXPECT_EQ(index.stats().records, 5u);
+  EXPECT_EQ(index.size(), 0u);
+
+  // Well framed and parsed, but for a recipient the message does not have.
+  IndexFeeder feed(index);
+  feed.Apply(Message("A", {"x@y"}));
+  feed.Apply(State("A", 1, RecipientState::kDelivered));
+  EXPECT_EQ(index.stats().malformed, 6u);
+  ASSERT_NE(index.Find("A"), nullptr);
+  EXPECT_EQ(index.Find("A")->recipients[0].status.state, RecipientState::kPending);
+}
+
+TEST(QueueIndexTest, OldestNeededSegmentAcrossSegments) {
+  Index index;
+  IndexFeeder feed(index);
+  EXPECT_EQ(index.OldestNeededSegment(1), 1u);
+  feed.Segment(1);
+  feed.Apply(Message("A", {"x@y"}));
+  feed.Segment(2);
+  feed.Apply(Message("B", {"x@y"}));
+  feed.Apply(Message("C", {"x@y"}));
+  feed.Segment(3);
+  feed.Apply(Message("D", {"x@y"}));
+  EXPECT_EQ(index.OldestNeededSegment(3), 1u);
+  EXPECT_EQ(index.OldestNeededSegment(0), 0u);  // the active segment bounds it too
+  feed.Apply(State("A", 0, RecipientState::kDelivered));
+  EXPECT_EQ(index.OldestNeededSegment(3), 2u);
+  feed.Apply(State("B", 0, RecipientState::kDelivered));
+  EXPECT_EQ(index.OldestNeededSegment(3), 2u);  // C still needs segment 2
+  feed.Apply(EncodeMessageOp("C", MessageOp::kDelete, 1));
+  EXPECT_EQ(index.OldestNeededSegment(3), 3u);
+  EXPECT_EQ(index.OldestNeededSegment(4), 3u);
+  feed.Apply(State("D", 0, RecipientState::kFailed));
+  EXPECT_EQ(index.OldestNeededSegment(4), 4u);
+}
+
+TEST(QueueIndexTest, StreamPinsItsFirstSegmentUntilTheMessageComes) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Segment(1);
+  feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
+  feed.Segment(2);
+  feed.Apply(EncodeFragmentPrefix("A", 1, "b") + "b");
+  feed.Apply(Message("A", {"x@y"}, 2, "", 2));
+  EXPECT_EQ(index.OldestNeededSegment(5), 1u);  // the message needs its first fragment
+  feed.Apply(State("A", 0, RecipientState::kDelivered));
+  EXPECT_EQ(index.OldestNeededSegment(5), 5u);
+}
+
+}  // namespace
+}  // namespace ringmx::core::queue
