@@ -64,7 +64,7 @@ constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
 constexpr std::string_view kPolicyKeys[] = {"local_domains", "relay_networks", "max_recipients",
                                             "max_message_size"};
 constexpr std::string_view kAuthKeys[] = {"passwd"};
-constexpr std::string_view kSpoolKeys[] = {"path", "mode"};
+constexpr std::string_view kSpoolKeys[] = {"path", "mode", "segment_size"};
 constexpr std::string_view kTimeoutsKeys[] = {"idle_s", "data_s", "greet_pause_ms",
                                               "shutdown_grace_s"};
 constexpr std::string_view kControlKeys[] = {"socket"};
@@ -722,6 +722,9 @@ void Loader::LoadSimpleSections(const toml::table& root, Config& config) {
             Enum<SpoolMode>(*spool, "spool", "mode",
                             {{"durable", SpoolMode::kDurable}, {"discard", SpoolMode::kDiscard}})) {
       config.spool.mode = *v;
+    }
+    if (auto v = Int(*spool, "spool", "segment_size", int64_t{1} << 20, int64_t{1} << 30, " bytes")) {
+      config.spool.segment_size = static_cast<uint64_t>(*v);
     }
   }
 

@@ -77,9 +77,16 @@ struct AuthConfig {
 };
 
 struct SpoolConfig {
+  // `path`: the store's directory. The queue lives in `<path>/queue/<shard>/`: append-only
+  // segment files `<16 hex digits>.seg`, one directory per shard (DESIGN.md section 6).
   std::string path = "spool";
   // `mode`: "durable" (default) or "discard" (benchmark only: nothing is written).
   SpoolMode mode = SpoolMode::kDurable;
+  // `segment_size`: bytes after which a shard starts a new segment file (a group commit is never
+  // split, so a segment may end somewhat past it). 1 MiB to 1 GiB; default 64 MiB. Smaller
+  // segments give disk space back sooner once their messages are final; larger ones mean fewer
+  // files and fewer directory syncs.
+  uint64_t segment_size = uint64_t{64} << 20;
 };
 
 struct TimeoutsConfig {

@@ -1,6 +1,6 @@
 // Benchmark mode (`spool.mode = "discard"`): a Spool that stores nothing. It keeps the real
 // spool's callback shape: records submitted between two Flush() calls form one group, answered OK
-// from the completion of one NOP, so a connection sees the same ordering as with LocalSpool.
+// from the completion of one NOP, so a connection sees the same ordering as with the queue log.
 
 #include <deque>
 #include <memory>

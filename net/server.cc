@@ -29,6 +29,7 @@
 #include "net/ktls.h"
 #include "net/listener.h"
 #include "net/shard.h"
+#include "net/queue_log.h"
 #include "net/spool.h"
 
 namespace ringmx::net {
@@ -107,6 +108,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
 
   if (config.spool.mode == core::SpoolMode::kDurable) {
     RINGMX_RETURN_IF_ERROR(PrepareSpoolDirectory(config.spool.path));
+    // Queues of shards this run no longer has (workers reduced) move to the remaining ones.
+    RINGMX_RETURN_IF_ERROR(AdoptRetiredShardQueues(config.spool.path, workers));
   }
 
   // Signals are taken through a signalfd; block them before any thread starts so every thread

@@ -22,6 +22,7 @@
 #include "net/buffer_ring.h"
 #include "net/connection.h"
 #include "net/listener.h"
+#include "net/queue_log.h"
 #include "net/spool.h"
 
 namespace ringmx::net {
@@ -116,6 +117,7 @@ Shard::~Shard() {
   for (Connection* connection : connections_) delete connection;
   // Acceptors close their listening sockets; the ring goes after every user of it.
   acceptors_.clear();
+  queue_log_ = nullptr;
   spool_.reset();
   buffers_.reset();
   reactor_.reset();
@@ -129,7 +131,13 @@ absl::Status Shard::Init() {
   if (spool.mode == core::SpoolMode::kDiscard) {
     spool_ = CreateDiscardSpool(*reactor_);
   } else {
-    RINGMX_ASSIGN_OR_RETURN(spool_, CreateLocalSpool(spool.path, *reactor_));
+    // Replays this shard's queue before it serves (blocking I/O is fine here).
+    RINGMX_ASSIGN_OR_RETURN(
+        std::unique_ptr<QueueLog> log,
+        QueueLog::Open(ShardQueueDirectory(spool.path, index_), *reactor_, clock_,
+                       {.segment_size = spool.segment_size, .name = absl::StrCat("shard=", index_)}));
+    queue_log_ = log.get();
+    spool_ = std::move(log);
   }
   for (auto& acceptor : acceptors_) ArmAccept(*acceptor);
   ArmMailbox();
@@ -179,7 +187,22 @@ void Shard::Run(const std::function<void(absl::Status)>& ready) {
     }
     FlushDirty(now);
     spool_->Flush();
+    PublishQueueCounters();
   }
+}
+
+void Shard::PublishQueueCounters() {
+  if (queue_log_ == nullptr) return;
+  const QueueLogCounters& c = queue_log_->counters();
+  if (c.groups == published_queue_groups_) return;  // nothing new since the last batch
+  published_queue_groups_ = c.groups;
+  auto set = [](std::atomic<uint64_t>& counter, uint64_t value) {
+    counter.store(value, std::memory_order_relaxed);
+  };
+  set(counters_.queue_groups, c.groups);
+  set(counters_.queue_records, c.records);
+  set(counters_.queue_bytes, c.bytes);
+  set(counters_.queue_last_group_records, c.last_group_records);
 }
 
 bool Shard::Finished() const {
@@ -194,8 +217,8 @@ bool Shard::Finished() const {
 namespace {
 
 // The lowest descriptor number at which a new connection is refused: RLIMIT_NOFILE minus a reserve
-// for the work of the connections already in (each message opens two spool files and the spool's
-// new/ for its commit). Linux hands out the lowest free descriptor, so an accepted socket numbered
+// for the work of the shard beyond its sockets (the queue's segment files, rotation, start-up
+// reads). Linux hands out the lowest free descriptor, so an accepted socket numbered
 // N means at least N descriptors are open: a cheap lower bound on the count, no syscall per accept.
 int AcceptFdCeiling() {
   rlimit limit;

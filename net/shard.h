@@ -27,6 +27,7 @@ namespace ringmx::net {
 
 class BufferRing;
 class Connection;
+class QueueLog;
 class Spool;
 
 // A request from the control plane to one shard.
@@ -64,6 +65,12 @@ struct ShardCounters {
   std::atomic<uint64_t> messages_rejected{0};
   std::atomic<uint64_t> bytes_accepted{0};
   std::atomic<uint64_t> store_errors{0};
+  // The queue log's group commit (QueueLogCounters; zero in discard mode), copied after each
+  // batch in which a group completed.
+  std::atomic<uint64_t> queue_groups{0};
+  std::atomic<uint64_t> queue_records{0};
+  std::atomic<uint64_t> queue_bytes{0};
+  std::atomic<uint64_t> queue_last_group_records{0};
 
   static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -102,6 +109,9 @@ class Shard {
   Mailbox& mailbox() { return mailbox_; }
   const ShardCounters& counters() const { return counters_; }
   uint32_t index() const { return index_; }
+  // The shard's queue (`ringmx queue ...` commands run here, on the shard's thread: post them as
+  // a mailbox message); nullptr in discard mode or before Run() has built it. Shard-local.
+  QueueLog* queue_log() { return queue_log_; }
 
  private:
   friend class Connection;
@@ -119,6 +129,8 @@ class Shard {
   void BeginDrain(absl::Time now);
   void FlushDirty(absl::Time now);
   bool Finished() const;
+  // Copies the queue log's counters into counters_ when a group has completed since last time.
+  void PublishQueueCounters();
 
   // Used by Connection.
   // The time of the current completion batch: the clock is read at most once per batch (at the
@@ -152,6 +164,8 @@ class Shard {
   std::unique_ptr<Reactor> reactor_;
   std::unique_ptr<BufferRing> buffers_;
   std::unique_ptr<Spool> spool_;
+  QueueLog* queue_log_ = nullptr;  // spool_ when it is the queue log (durable mode)
+  uint64_t published_queue_groups_ = 0;
   core::QueueIdGenerator ids_;
   ShardCounters counters_;
 

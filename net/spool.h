@@ -21,8 +21,8 @@ class Reactor;
 // Shard-local.
 class SpoolWaiter {
  public:
-  // OK: the message and its envelope are durable under their final names.
-  // kResourceExhausted (disk full) or another error: nothing is left under new/.
+  // OK: the message and its envelope are durable (and in the store's index).
+  // kResourceExhausted (disk full) or another error: the message does not count as stored.
   virtual void OnStored(const absl::Status& result) = 0;
 
  protected:
@@ -45,13 +45,11 @@ class Spool {
   virtual size_t pending() const = 0;
 };
 
-// Prepares `<path>/tmp` and `<path>/new` at start: creates them if missing and removes leftovers
-// in tmp/ (a crash's half-written files). Call once, before any shard starts.
+// Prepares `<path>/queue` at start: creates `path` and it if missing, and checks that a file can be
+// created there (a read-only spool fails here, with one line naming the path, not at the first
+// message). Call once, before any shard starts. The embedded store, one queue log per shard under
+// `<path>/queue/<shard>`, is net/queue_log.h.
 absl::Status PrepareSpoolDirectory(const std::string& path);
-
-// The embedded default store: files under `path` as DESIGN.md section 6 describes, written and
-// fsynced through the shard's ring with group commit.
-absl::StatusOr<std::unique_ptr<Spool>> CreateLocalSpool(const std::string& path, Reactor& reactor);
 
 // Benchmark mode (`spool.mode = "discard"`): answers OK without writing anything.
 std::unique_ptr<Spool> CreateDiscardSpool(Reactor& reactor);

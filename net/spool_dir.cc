@@ -1,5 +1,6 @@
-// PrepareSpoolDirectory(): the spool layout of DESIGN.md section 6, made ready once at start with
-// plain syscalls (no shard runs yet, so blocking is fine here).
+// PrepareSpoolDirectory(): the spool directory and its queue/ (DESIGN.md section 6), made ready
+// once at start with plain syscalls (no shard runs yet, so blocking is fine here). Each shard
+// creates and replays its own `queue/<shard>` (net/queue_log.h).
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
@@ -91,128 +91,52 @@ absl::Status MakeDirectories(const std::string& path) {
   return absl::OkStatus();
 }
 
-// Removes every file in `<path>/tmp`: a write that a crash or a kill interrupted. Never touches
-// new/. Directories in tmp/ are not ours (the spool only creates files there) and are left alone.
-// Names in the directory open as `fd` (not "." or ".."); `path` is for messages.
-absl::StatusOr<std::vector<std::string>> ListDirectory(int fd, const std::string& path) {
+// Names in `path` (not "." or ".."); empty if it cannot be read.
+std::vector<std::string> ListNames(const std::string& path) {
   std::vector<std::string> names;
-  const int list_fd = dup(fd);
-  if (list_fd < 0) return core::ErrnoStatus(errno, absl::StrCat("list spool directory ", path));
-  DIR* dir = fdopendir(list_fd);
-  if (dir == nullptr) {
-    const int err = errno;
-    close(list_fd);
-    return core::ErrnoStatus(err, absl::StrCat("list spool directory ", path));
-  }
-  while (true) {
-    errno = 0;
-    const dirent* entry = readdir(dir);
-    if (entry == nullptr) break;
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) return names;
+  while (const dirent* entry = readdir(dir)) {
     const std::string name = entry->d_name;
-    if (name == "." || name == "..") continue;
-    names.push_back(name);
+    if (name != "." && name != "..") names.push_back(name);
   }
-  const int err = errno;
   closedir(dir);
-  if (err != 0) return core::ErrnoStatus(err, absl::StrCat("list spool directory ", path));
   return names;
 }
 
-// A crash between the two renames of a commit leaves `<id>.eml` in new/ without its `<id>.json`.
-// That message was never acknowledged (250 waits for the directory fsync after both renames), so
-// the orphan is removed rather than left for readers to trip over.
-absl::Status ClearOrphans(const std::string& path) {
-  const std::string dir = absl::StrCat(path, "/new");
-  ScopedFd dir_fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open spool directory ", dir));
-  RINGMX_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(dir_fd.get(), dir));
-  const absl::flat_hash_set<std::string> present(names.begin(), names.end());
-  size_t removed = 0;
-  for (const std::string& name : names) {
-    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".eml") != 0) continue;
-    if (present.contains(absl::StrCat(name.substr(0, name.size() - 4), ".json"))) continue;
-    if (unlinkat(dir_fd.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
-      return core::ErrnoStatus(errno, absl::StrCat("remove orphan spool file ", dir, "/", name));
-    }
-    ++removed;
-  }
-  if (removed > 0) {
-    core::LogWarning(absl::StrCat("spool: removed ", removed, " message file(s) in ", dir,
-                                  " whose envelope was never committed (crash during a commit)"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ClearTmp(const std::string& path) {
-  const std::string tmp = absl::StrCat(path, "/tmp");
-  ScopedFd tmp_fd(open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (tmp_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open spool directory ", tmp));
-
-  RINGMX_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectory(tmp_fd.get(), tmp));
-
-  size_t removed = 0;
-  for (const std::string& name : names) {
-    struct stat st;
-    if (fstatat(tmp_fd.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;
-      return core::ErrnoStatus(errno, absl::StrCat("stat leftover spool file ", tmp, "/", name));
-    }
-    if (S_ISDIR(st.st_mode)) {
-      core::LogWarning(absl::StrCat("spool: ", tmp, "/", name,
-                                    " is a directory, not a leftover of ours; left alone"));
-      continue;
-    }
-    if (unlinkat(tmp_fd.get(), name.c_str(), 0) != 0) {
-      if (errno == ENOENT) continue;
-      return core::ErrnoStatus(errno, absl::StrCat("remove leftover spool file ", tmp, "/", name));
-    }
-    ++removed;
-  }
-  if (removed > 0) {
-    core::LogWarning(absl::StrCat("spool: removed ", removed, " leftover file(s) from ", tmp,
-                                  " (writes interrupted by a crash or a kill)"));
-  }
-  if (fsync(tmp_fd.get()) != 0) {
-    return core::ErrnoStatus(errno, absl::StrCat("fsync spool directory ", tmp));
-  }
-  return absl::OkStatus();
-}
-
-// Fails unless the spool can store: mkdir of existing directories succeeds even on a read-only
-// file system, so without this a read-only spool would start and refuse every message with 452.
-// tmp/ gets a real file created and removed (what every message does first); new/ only receives
-// renames, so it is checked with access(2), which reports a read-only mount (EROFS) even to root.
-absl::Status CheckWritable(const std::string& path) {
-  const std::string tmp = absl::StrCat(path, "/tmp");
-  const std::string probe = absl::StrCat(tmp, "/.write-probe-", getpid());
+// Fails unless the queue can store: mkdir of existing directories succeeds even on a read-only
+// file system, so without this a read-only spool would start and refuse every message with 451.
+// A real file is created and removed in queue/ (where every shard creates its directory and
+// segments), which also reports a read-only mount (EROFS) to root.
+absl::Status CheckWritable(const std::string& queue) {
+  const std::string probe = absl::StrCat(queue, "/.write-probe-", getpid());
   const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
     return core::ErrnoStatus(
-        errno, absl::StrCat("spool directory ", tmp, " is not writable: create a file in it"));
+        errno, absl::StrCat("spool directory ", queue, " is not writable: create a file in it"));
   }
   close(fd);
   if (unlink(probe.c_str()) != 0) {
     return core::ErrnoStatus(
-        errno, absl::StrCat("spool directory ", tmp, " is not writable: remove ", probe));
-  }
-  const std::string new_dir = absl::StrCat(path, "/new");
-  if (faccessat(AT_FDCWD, new_dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
-    return core::ErrnoStatus(errno, absl::StrCat("spool directory ", new_dir, " is not writable"));
+        errno, absl::StrCat("spool directory ", queue, " is not writable: remove ", probe));
   }
   return absl::OkStatus();
 }
 
 absl::Status Prepare(const std::string& path) {
   RINGMX_RETURN_IF_ERROR(MakeDirectories(path));
-  bool tmp_created = false;
-  bool new_created = false;
-  RINGMX_RETURN_IF_ERROR(MakeDirectory(absl::StrCat(path, "/tmp"), tmp_created));
-  RINGMX_RETURN_IF_ERROR(MakeDirectory(absl::StrCat(path, "/new"), new_created));
-  RINGMX_RETURN_IF_ERROR(CheckWritable(path));
-  RINGMX_RETURN_IF_ERROR(ClearTmp(path));
-  RINGMX_RETURN_IF_ERROR(ClearOrphans(path));
-  RINGMX_RETURN_IF_ERROR(FsyncDirectory(absl::StrCat(path, "/new")));
-  // The spool directory holds the entries of tmp/ and new/.
+  const std::string queue = absl::StrCat(path, "/queue");
+  bool created = false;
+  RINGMX_RETURN_IF_ERROR(MakeDirectory(queue, created));
+  RINGMX_RETURN_IF_ERROR(CheckWritable(queue));
+  // Messages stored by the directory spool that the queue replaced are not served by it.
+  const size_t old_files = ListNames(absl::StrCat(path, "/new")).size();
+  if (old_files > 0) {
+    core::LogWarning(absl::StrCat("spool: ", path, "/new holds ", old_files,
+                                  " file(s) of the old directory spool; the queue (", queue,
+                                  ") does not read them"));
+  }
+  // The spool directory holds the entry of queue/.
   return FsyncDirectory(path);
 }
 

@@ -27,46 +27,26 @@ TEST(PrepareSpoolDirectoryTest, CreatesMissingDirectories) {
   const std::string path = dir.path() + "/var/spool/ringmx";
   absl::Status status = PrepareSpoolDirectory(path);
   ASSERT_TRUE(status.ok()) << status;
-  EXPECT_THAT(ListDir(path), ElementsAre("new", "tmp"));
+  EXPECT_THAT(ListDir(path), ElementsAre("queue"));
+  EXPECT_THAT(ListDir(path + "/queue"), IsEmpty());  // the write probe is gone
   const int expected = 0750 & ~testing::CurrentUmask();
   EXPECT_EQ(FileMode(path), expected);
-  EXPECT_EQ(FileMode(path + "/tmp"), expected);
-  EXPECT_EQ(FileMode(path + "/new"), expected);
+  EXPECT_EQ(FileMode(path + "/queue"), expected);
 }
 
-TEST(PrepareSpoolDirectoryTest, RemovesLeftoversFromTmpOnly) {
+TEST(PrepareSpoolDirectoryTest, LeavesTheQueueAndOldSpoolFilesAlone) {
   TempDir dir;
   const std::string path = dir.path() + "/spool";
   ASSERT_TRUE(PrepareSpoolDirectory(path).ok());
-  WriteFile(path + "/tmp/A.eml", "half a message");
-  WriteFile(path + "/tmp/A.json", "{");
-  WriteFile(path + "/tmp/B.eml", "");
-  ASSERT_EQ(symlink("/etc/passwd", (path + "/tmp/link").c_str()), 0);
-  ASSERT_EQ(mkdir((path + "/tmp/not-ours").c_str(), 0750), 0);
-  WriteFile(path + "/new/C.eml", "committed");
-  WriteFile(path + "/new/C.json", "{}");
+  ASSERT_EQ(mkdir((path + "/queue/0").c_str(), 0750), 0);
+  WriteFile(path + "/queue/0/0000000000000001.seg", "RMXQLOG1");
+  ASSERT_EQ(mkdir((path + "/new").c_str(), 0750), 0);
+  WriteFile(path + "/new/C.eml", "committed by the old directory spool");
 
   absl::Status status = PrepareSpoolDirectory(path);
   ASSERT_TRUE(status.ok()) << status;
-  EXPECT_THAT(ListDir(path + "/tmp"), ElementsAre("not-ours"));  // the link itself is removed
-  EXPECT_THAT(ListDir(path + "/new"), ElementsAre("C.eml", "C.json"));
-  EXPECT_EQ(ReadFile(path + "/new/C.eml"), "committed");
-  EXPECT_NE(ReadFile("/etc/passwd"), "<missing>");
-}
-
-TEST(PrepareSpoolDirectoryTest, RemovesMessageFilesWhoseEnvelopeWasNeverCommitted) {
-  TempDir dir;
-  const std::string path = dir.path() + "/spool";
-  ASSERT_TRUE(PrepareSpoolDirectory(path).ok());
-  // A crash between the .eml and the .json rename of one commit leaves D.eml alone.
-  WriteFile(path + "/new/C.eml", "committed");
-  WriteFile(path + "/new/C.json", "{}");
-  WriteFile(path + "/new/D.eml", "renamed, envelope never followed");
-  WriteFile(path + "/new/notes.txt", "not ours");
-
-  absl::Status status = PrepareSpoolDirectory(path);
-  ASSERT_TRUE(status.ok()) << status;
-  EXPECT_THAT(ListDir(path + "/new"), ElementsAre("C.eml", "C.json", "notes.txt"));
+  EXPECT_THAT(ListDir(path + "/queue/0"), ElementsAre("0000000000000001.seg"));
+  EXPECT_EQ(ReadFile(path + "/new/C.eml"), "committed by the old directory spool");
 }
 
 TEST(PrepareSpoolDirectoryTest, IsIdempotent) {
@@ -75,17 +55,30 @@ TEST(PrepareSpoolDirectoryTest, IsIdempotent) {
   ASSERT_TRUE(PrepareSpoolDirectory(path).ok());
   absl::Status again = PrepareSpoolDirectory(path);
   EXPECT_TRUE(again.ok()) << again;
-  EXPECT_THAT(ListDir(path + "/tmp"), IsEmpty());
+  EXPECT_THAT(ListDir(path), ElementsAre("queue"));
+}
+
+TEST(PrepareSpoolDirectoryTest, RefusesAReadOnlyQueue) {
+  if (geteuid() == 0) GTEST_SKIP() << "root writes through mode bits";
+  TempDir dir;
+  const std::string path = dir.path() + "/spool";
+  ASSERT_TRUE(PrepareSpoolDirectory(path).ok());
+  ASSERT_EQ(chmod((path + "/queue").c_str(), 0550), 0);
+  absl::Status status = PrepareSpoolDirectory(path);
+  chmod((path + "/queue").c_str(), 0750);
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(status.message(), HasSubstr("not writable"));
+  EXPECT_THAT(status.message(), HasSubstr(path + "/queue"));
 }
 
 TEST(PrepareSpoolDirectoryTest, RefusesAFileWhereADirectoryBelongs) {
   TempDir dir;
   const std::string path = dir.path() + "/spool";
   ASSERT_EQ(mkdir(path.c_str(), 0750), 0);
-  WriteFile(path + "/tmp", "a file");
+  WriteFile(path + "/queue", "a file");
   absl::Status status = PrepareSpoolDirectory(path);
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
-  EXPECT_THAT(status.message(), HasSubstr(path + "/tmp"));
+  EXPECT_THAT(status.message(), HasSubstr(path + "/queue"));
 }
 
 TEST(PrepareSpoolDirectoryTest, NamesThePathItCannotCreate) {

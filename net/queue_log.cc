@@ -1,0 +1,826 @@
+// The per-shard queue log; the pipeline is described in net/queue_log.h.
+
+#include "net/queue_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include <liburing.h>
+
+#include "core/check.h"
+#include "core/log.h"
+#include "core/queue/store_files.h"
+#include "core/status.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+
+namespace ringmx::net {
+
+namespace q = core::queue;
+
+namespace {
+
+constexpr mode_t kDirMode = 0750;
+constexpr mode_t kFileMode = 0640;
+// One WRITEV takes at most IOV_MAX iovecs; a group is split into several, linked.
+constexpr size_t kIovMax = IOV_MAX;
+// Upper bound on a group's pieces (two per message record): the chain (pieces / IOV_MAX WRITEVs
+// plus two syncs) must fit into the submission queue at once. The rest waits for the next group.
+constexpr size_t kMaxGroupPieces = 32 * kIovMax;
+// Bodies above this are written as kFragment records of this size plus the kMessage with the
+// last part: a record's payload may not exceed kMaxRecordPayload.
+constexpr size_t kFragmentBytes = size_t{32} << 20;
+
+// A write or sync failure as waiters see it: a full disk is kResourceExhausted (the session
+// answers 452), anything else is kInternal (451).
+absl::Status StoreError(int err, std::string_view operation) {
+  absl::Status status = core::ErrnoStatus(err, operation);
+  if (err == ENOSPC || err == EDQUOT) return status;
+  return absl::InternalError(status.message());
+}
+
+// Owns one file descriptor (blocking start-up code only).
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd) : fd_(fd) {}
+  ~ScopedFd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+absl::Status WriteAllAt(int fd, std::string_view data, uint64_t offset, const std::string& what) {
+  while (!data.empty()) {
+    const ssize_t n = pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return StoreError(errno, absl::StrCat("write ", what));
+    }
+    if (n == 0) return StoreError(EIO, absl::StrCat("write ", what, " (no progress)"));
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FsyncDirectory(int fd, const std::string& path) {
+  if (fsync(fd) != 0) return StoreError(errno, absl::StrCat("fsync directory ", path));
+  return absl::OkStatus();
+}
+
+absl::Status FsyncDirectoryPath(const std::string& path) {
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", path));
+  return FsyncDirectory(fd.get(), path);
+}
+
+std::string ParentOf(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// Creates directory `path` if missing (and makes its name durable); checks it is a directory.
+absl::Status EnsureDirectory(const std::string& path) {
+  if (mkdir(path.c_str(), kDirMode) == 0) return FsyncDirectoryPath(ParentOf(path));
+  if (errno != EEXIST) return core::ErrnoStatus(errno, absl::StrCat("create directory ", path));
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return core::ErrnoStatus(errno, absl::StrCat("stat ", path));
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a directory"));
+  }
+  return absl::OkStatus();
+}
+
+// Creates segment `seq` in the directory open as `dir_fd` and makes it durable: magic written,
+// fdatasync, directory fsync. Returns its descriptor (open for writing).
+absl::StatusOr<int> CreateSegmentSync(int dir_fd, const std::string& dir, uint64_t seq) {
+  const std::string name = q::SegmentFileName(seq);
+  const std::string path = absl::StrCat(dir, "/", name);
+  ScopedFd fd(openat(dir_fd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, kFileMode));
+  if (fd.get() < 0) return StoreError(errno, absl::StrCat("create segment ", path));
+  RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), q::kSegmentMagic, 0, path));
+  if (fdatasync(fd.get()) != 0) return StoreError(errno, absl::StrCat("fdatasync ", path));
+  RINGMX_RETURN_IF_ERROR(FsyncDirectory(dir_fd, dir));
+  return fd.release();
+}
+
+// The bytes of one record at `where` in `dir`.
+absl::StatusOr<std::string> ReadRecordAt(int dir_fd, const std::string& dir,
+                                         const q::Location& where) {
+  const std::string name = q::SegmentFileName(where.segment);
+  const std::string path = absl::StrCat(dir, "/", name);
+  ScopedFd fd(openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open ", path));
+  std::string bytes(where.size, '\0');
+  size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = pread(fd.get(), bytes.data() + got, bytes.size() - got,
+                            static_cast<off_t>(where.offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return core::ErrnoStatus(errno, absl::StrCat("read ", path));
+    }
+    if (n == 0) {
+      return absl::DataLossError(absl::StrCat("read ", path, ": record at ", where.offset,
+                                              " runs past the end of the file"));
+    }
+    got += static_cast<size_t>(n);
+  }
+  return bytes;
+}
+
+// Encoded records of one message: for each, the prefix (header and fields) and the tail, which
+// points into the message's body and is written from there.
+struct EncodedRecords {
+  std::vector<std::string> prefixes;
+  std::vector<std::string_view> tails;
+  std::vector<q::RecordType> types;
+};
+
+// Encodes `header` with `body`: kFragment records first when the body is larger than one record
+// may hold, then the kMessage with the last part as its tail. `header.fragments` and `body_size`
+// are set here.
+void EncodeMessage(q::MessageHeader header, std::string_view body, EncodedRecords& out) {
+  header.body_size = body.size();
+  header.fragments = 0;
+  // What the kMessage record holds besides its tail (an upper bound). An envelope near
+  // kMaxRecordPayload itself cannot be stored (EncodeMessagePrefix checks); the limits on
+  // recipients keep it far below.
+  size_t fields = 256 + header.id.size() + header.sender.size() + header.envelope_json.size() +
+                  header.trace_headers.size() + 64 * header.states.size();
+  for (std::string_view recipient : header.recipients) fields += 4 + recipient.size();
+  for (const q::RecipientStatus& state : header.states) fields += state.reply.size();
+  const size_t max_tail = fields < q::kMaxRecordPayload ? q::kMaxRecordPayload - fields : 0;
+  while (body.size() > std::min(kFragmentBytes, max_tail)) {
+    const std::string_view part = body.substr(0, kFragmentBytes);
+    out.prefixes.push_back(q::EncodeFragmentPrefix(header.id, header.fragments, part));
+    out.tails.push_back(part);
+    out.types.push_back(q::RecordType::kFragment);
+    ++header.fragments;
+    body.remove_prefix(kFragmentBytes);
+  }
+  out.prefixes.push_back(q::EncodeMessagePrefix(header, body));
+  out.tails.push_back(body);
+  out.types.push_back(q::RecordType::kMessage);
+}
+
+// Names in `dir` other than "." and "..".
+absl::StatusOr<std::vector<std::string>> ListDirectoryNames(const std::string& dir) {
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return core::ErrnoStatus(errno, absl::StrCat("list directory ", dir));
+  std::vector<std::string> names;
+  while (true) {
+    errno = 0;
+    const dirent* entry = readdir(d);
+    if (entry == nullptr) break;
+    const std::string_view name = entry->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  const int err = errno;
+  closedir(d);
+  if (err != 0) return core::ErrnoStatus(err, absl::StrCat("list directory ", dir));
+  return names;
+}
+
+// The start-up log line's facts: "messages=12 segments=3 bytes=40960 problems=0", then the
+// problems themselves (at most a few; the count says how many there were).
+std::string DescribeReplay(const q::ReplayReport& report, const q::Index& index) {
+  std::string text = absl::StrCat(
+      "messages=", index.size(), " segments=", report.segments, " bytes=", report.bytes,
+      " records=", report.index_stats.records, " orphans=", report.index_stats.orphans,
+      " incomplete=", report.index_stats.incomplete, " malformed=", report.index_stats.malformed,
+      " problems=", report.problems.size());
+  constexpr size_t kShown = 5;
+  for (size_t i = 0; i < report.problems.size() && i < kShown; ++i) {
+    absl::StrAppend(&text, i == 0 ? ": " : "; ", report.problems[i]);
+  }
+  if (report.problems.size() > kShown) absl::StrAppend(&text, "; ...");
+  return text;
+}
+
+}  // namespace
+
+enum class QueueOpKind : uint8_t {
+  kWrite,    // WRITEV of a group, linked to the next
+  kSync,     // FSYNC(DATASYNC) of the active segment, the end of the chain or linked to kDirSync
+  kDirSync,  // FSYNC of the shard directory: the first group of a new segment
+  kRotate,   // OPENAT of the next segment
+  kUnlink,   // UNLINKAT of a segment nothing needs
+};
+
+// One operation in flight; its address is the SQE's user_data.
+struct QueueLog::Op final : public CompletionHandler {
+  Op(QueueLog* log_in, QueueOpKind kind_in) : log(log_in), kind(kind_in) {}
+  void OnCompletion(const io_uring_cqe& cqe) override { log->OnOp(*this, cqe.res); }
+
+  QueueLog* const log;
+  const QueueOpKind kind;
+  bool in_flight = false;
+  int res = 0;
+  uint64_t seq = 0;  // kUnlink
+  std::string name;  // kUnlink: the file name, read by the kernel at submission
+};
+
+// One submitted message or operation: its records, and who is told.
+struct QueueLog::Entry {
+  core::SpoolRecord record;  // messages: the tails point into record.body
+  EncodedRecords records;
+  std::vector<q::Location> where;  // per record, assigned when the group starts
+  SpoolWaiter* waiter = nullptr;   // messages
+  std::function<void(absl::Status)> done;  // operations
+};
+
+// ---- Opening ----------------------------------------------------------------------------------
+
+std::string ShardQueueDirectory(const std::string& spool_path, uint32_t shard) {
+  return absl::StrCat(spool_path, "/queue/", shard);
+}
+
+absl::StatusOr<std::unique_ptr<QueueLog>> QueueLog::Open(const std::string& directory,
+                                                         Reactor& reactor,
+                                                         const core::Clock& clock,
+                                                         QueueLogOptions options) {
+  if (options.segment_size == 0) {
+    return absl::InvalidArgumentError("queue: segment_size must be at least 1");
+  }
+  if (reactor.ring()->sq.ring_entries < 4 * kMaxGroupPieces / kIovMax) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "queue: the ring needs at least ", 4 * kMaxGroupPieces / kIovMax, " submission entries"));
+  }
+  RINGMX_RETURN_IF_ERROR(EnsureDirectory(directory));
+  const int dir_fd = open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return core::ErrnoStatus(errno, absl::StrCat("open queue directory ", directory));
+  std::unique_ptr<QueueLog> log(new QueueLog(directory, dir_fd, reactor, clock, options));
+
+  RINGMX_ASSIGN_OR_RETURN(q::ReplayReport report, q::ReplayDirectory(directory, log->index_));
+  RINGMX_ASSIGN_OR_RETURN(std::vector<uint64_t> segments, q::ListSegments(directory));
+  log->segments_.insert(segments.begin(), segments.end());
+  log->next_seq_ = log->segments_.empty() ? 1 : *log->segments_.rbegin() + 1;
+  core::LogInfo(absl::StrCat(log->options_.name, " queue ", directory,
+                             " replayed: ", DescribeReplay(report, log->index_)));
+
+  // Always a new segment: the last one may end in a torn record and is never appended to.
+  const uint64_t seq = log->next_seq_++;
+  RINGMX_ASSIGN_OR_RETURN(log->active_fd_, CreateSegmentSync(dir_fd, directory, seq));
+  log->active_seq_ = seq;
+  log->active_size_ = q::kSegmentMagic.size();
+  log->segments_.insert(seq);
+  ++log->counters_.segments_created;
+
+  // Segments nothing needs any more go now, before the shard serves.
+  const uint64_t oldest = log->index_.OldestNeededSegment(seq);
+  bool removed = false;
+  while (!log->segments_.empty() && *log->segments_.begin() < oldest) {
+    const uint64_t old = *log->segments_.begin();
+    log->segments_.erase(log->segments_.begin());
+    const std::string name = q::SegmentFileName(old);
+    if (unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+      return core::ErrnoStatus(errno, absl::StrCat("remove segment ", directory, "/", name));
+    }
+    ++log->counters_.segments_deleted;
+    removed = true;
+  }
+  if (removed) RINGMX_RETURN_IF_ERROR(FsyncDirectory(dir_fd, directory));
+  return log;
+}
+
+QueueLog::QueueLog(std::string directory, int dir_fd, Reactor& reactor, const core::Clock& clock,
+                   QueueLogOptions options)
+    : directory_(std::move(directory)),
+      dir_fd_(dir_fd),
+      reactor_(reactor),
+      clock_(clock),
+      options_(std::move(options)),
+      rotation_op_(std::make_unique<Op>(this, QueueOpKind::kRotate)),
+      sync_op_(std::make_unique<Op>(this, QueueOpKind::kSync)),
+      dir_sync_op_(std::make_unique<Op>(this, QueueOpKind::kDirSync)) {}
+
+QueueLog::~QueueLog() {
+  if (ops_in_flight_ > 0 || unanswered_ > 0) {
+    // The shard drains the log before it ends; if it could not (the ring failed), the reactor is
+    // torn down next without dispatching anything, so the dangling user_data is never read.
+    core::LogError(absl::StrCat(options_.name, " queue ", directory_, ": destroyed with ",
+                                unanswered_, " unanswered records and ", ops_in_flight_,
+                                " operations in flight"));
+  }
+  if (active_fd_ >= 0) close(active_fd_);
+  close(dir_fd_);
+}
+
+// ---- Submitting -------------------------------------------------------------------------------
+
+void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
+  RINGMX_DCHECK(waiter != nullptr);
+  auto entry = std::make_unique<Entry>();
+  entry->record = std::move(record);  // the views below point into the entry's copy
+  entry->waiter = waiter;
+  const core::SpoolRecord& r = entry->record;
+  q::MessageHeader header;
+  header.id = r.id;
+  header.received_us = r.received_unix_us;
+  header.sender = r.sender;
+  header.recipients.assign(r.recipients.begin(), r.recipients.end());
+  header.envelope_json = r.envelope_json;
+  header.trace_headers = r.trace_headers;
+  EncodeMessage(std::move(header), r.body, entry->records);
+  queue_.push_back(std::move(entry));
+  ++unanswered_;
+}
+
+void QueueLog::Apply(std::string_view id, q::MessageOp op,
+                     std::function<void(absl::Status)> done) {
+  if (index_.Find(id) == nullptr) {
+    done(absl::NotFoundError(absl::StrCat("queue: no message ", core::Av(id))));
+    return;
+  }
+  auto entry = std::make_unique<Entry>();
+  entry->done = std::move(done);
+  entry->records.prefixes.push_back(
+      q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now())));
+  entry->records.tails.emplace_back();
+  entry->records.types.push_back(q::RecordType::kMessageOp);
+  queue_.push_back(std::move(entry));
+  ++unanswered_;
+}
+
+size_t QueueLog::FlushDeferred(int64_t now_us) {
+  size_t changed = 0;
+  for (const q::QueuedMessage* message : index_.List()) {
+    // TODO(queue): an Index mutator for this; the message belongs to our own (non-const) index.
+    auto* mutable_message = const_cast<q::QueuedMessage*>(message);
+    for (q::QueuedRecipient& recipient : mutable_message->recipients) {
+      if (recipient.status.state != q::RecipientState::kDeferred) continue;
+      if (recipient.status.next_attempt_us <= now_us) continue;
+      recipient.status.next_attempt_us = now_us;
+      ++changed;
+    }
+  }
+  return changed;
+}
+
+void QueueLog::Flush() {
+  if (group_active_ || rotation_op_->in_flight || queue_.empty()) return;
+  if (active_fd_ < 0 || active_broken_ || active_size_ >= options_.segment_size) {
+    StartRotation();
+    return;
+  }
+  StartGroup();
+}
+
+void QueueLog::FailQueued(const absl::Status& status) {
+  std::deque<std::unique_ptr<Entry>> failed = std::move(queue_);
+  queue_.clear();
+  for (auto& entry : failed) Answer(*entry, status);
+}
+
+// ---- The ring ---------------------------------------------------------------------------------
+
+void QueueLog::ReserveSqes(unsigned n) {
+  io_uring* ring = reactor_.ring();
+  while (io_uring_sq_space_left(ring) < n) {
+    // Like Reactor::Prepare() on a full queue: hand what is prepared to the kernel and retry. An
+    // error here is transient (the kernel could not take the SQEs yet) and the loop retries.
+    reactor_.Submit().IgnoreError();
+  }
+}
+
+io_uring_sqe* QueueLog::PrepareOp(Op& op) {
+  RINGMX_DCHECK(!op.in_flight);
+  io_uring_sqe* sqe = reactor_.Prepare(&op);
+  op.in_flight = true;
+  op.res = 0;
+  ++ops_in_flight_;
+  return sqe;
+}
+
+void QueueLog::OnOp(Op& op, int res) {
+  RINGMX_DCHECK(op.in_flight);
+  op.in_flight = false;
+  op.res = res;
+  --ops_in_flight_;
+  switch (op.kind) {
+    case QueueOpKind::kSync:
+      if (inject_sync_errno_ != 0 && res >= 0) {
+        op.res = -inject_sync_errno_;
+        inject_sync_errno_ = 0;
+      }
+      [[fallthrough]];
+    case QueueOpKind::kWrite:
+    case QueueOpKind::kDirSync:
+      RINGMX_DCHECK(chain_left_ > 0);
+      if (--chain_left_ == 0) OnChainDone();
+      return;
+    case QueueOpKind::kRotate:
+      OnRotated(res);
+      return;
+    case QueueOpKind::kUnlink: {
+      if (res < 0 && res != -ENOENT) {
+        core::LogError(absl::StrCat(
+            options_.name, " queue: ",
+            core::ErrnoStatus(-res, absl::StrCat("remove segment ", directory_, "/", op.name))
+                .message()));
+      } else {
+        ++counters_.segments_deleted;
+      }
+      // Last use of `op`: it is destroyed here.
+      auto it = std::find_if(unlink_ops_.begin(), unlink_ops_.end(),
+                             [&op](const std::unique_ptr<Op>& p) { return p.get() == &op; });
+      RINGMX_CHECK(it != unlink_ops_.end());
+      unlink_ops_.erase(it);
+      return;
+    }
+  }
+}
+
+// ---- Rotation ---------------------------------------------------------------------------------
+
+void QueueLog::StartRotation() {
+  rotation_name_ = q::SegmentFileName(next_seq_);
+  rotation_op_->seq = next_seq_;
+  io_uring_sqe* sqe = PrepareOp(*rotation_op_);
+  io_uring_prep_openat(sqe, dir_fd_, rotation_name_.c_str(),
+                       O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, kFileMode);
+}
+
+void QueueLog::OnRotated(int res) {
+  const uint64_t seq = rotation_op_->seq;
+  if (res < 0) {
+    if (res == -EEXIST) {
+      // Not ours (we listed the directory at start): skip the number; the next Flush() retries.
+      core::LogWarning(absl::StrCat(options_.name, " queue: ", directory_, "/", rotation_name_,
+                                    " exists already; skipping that segment number"));
+      next_seq_ = std::max(next_seq_, seq + 1);
+      return;
+    }
+    const absl::Status status =
+        StoreError(-res, absl::StrCat("create segment ", directory_, "/", rotation_name_));
+    core::LogError(absl::StrCat(options_.name, " queue: ", status.message()));
+    FailQueued(status);  // nothing to write them to; the next Flush() tries again
+    return;
+  }
+  if (active_fd_ >= 0) {
+    io_uring_sqe* sqe = reactor_.Prepare(nullptr);  // nothing waits for it
+    io_uring_prep_close(sqe, active_fd_);
+  }
+  active_seq_ = seq;
+  active_fd_ = res;
+  active_size_ = 0;
+  active_fresh_ = true;  // magic and name not durable yet: the first group does both
+  active_broken_ = false;
+  next_seq_ = std::max(next_seq_, seq + 1);
+  segments_.insert(seq);
+  ++counters_.segments_created;
+  DeleteUnneededSegments();
+  Flush();
+}
+
+void QueueLog::DeleteUnneededSegments() {
+  const uint64_t oldest = index_.OldestNeededSegment(active_seq_);
+  // In ascending order, so that a state record is never removed before the message it is about.
+  while (!segments_.empty() && *segments_.begin() < oldest && *segments_.begin() != active_seq_) {
+    const uint64_t seq = *segments_.begin();
+    segments_.erase(segments_.begin());
+    auto op = std::make_unique<Op>(this, QueueOpKind::kUnlink);
+    op->seq = seq;
+    op->name = q::SegmentFileName(seq);
+    io_uring_sqe* sqe = PrepareOp(*op);
+    io_uring_prep_unlinkat(sqe, dir_fd_, op->name.c_str(), 0);
+    unlink_ops_.push_back(std::move(op));
+  }
+}
+
+// ---- Group commit -----------------------------------------------------------------------------
+
+void QueueLog::StartGroup() {
+  group_active_ = true;
+  group_fresh_ = active_fresh_;
+  group_offset_ = active_size_;
+  written_ = 0;
+  pieces_.clear();
+  uint64_t offset = group_offset_;
+  if (group_fresh_) {
+    RINGMX_DCHECK(offset == 0);
+    pieces_.push_back(q::kSegmentMagic);
+    offset += q::kSegmentMagic.size();
+  }
+  while (!queue_.empty()) {
+    Entry& entry = *queue_.front();
+    const size_t n = entry.records.prefixes.size();
+    if (!group_.empty() && pieces_.size() + 2 * n > kMaxGroupPieces) break;
+    entry.where.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const std::string& prefix = entry.records.prefixes[i];
+      const std::string_view tail = entry.records.tails[i];
+      entry.where[i] = q::Location{active_seq_, offset, prefix.size() + tail.size()};
+      pieces_.push_back(prefix);
+      if (!tail.empty()) pieces_.push_back(tail);
+      offset += prefix.size() + tail.size();
+    }
+    group_.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  group_bytes_ = offset - group_offset_;
+  IssueChain();
+}
+
+void QueueLog::IssueChain() {
+  iov_.clear();
+  uint64_t skip = written_;
+  for (std::string_view piece : pieces_) {
+    if (skip >= piece.size()) {
+      skip -= piece.size();
+      continue;
+    }
+    iov_.push_back(iovec{const_cast<char*>(piece.data() + skip), piece.size() - skip});
+    skip = 0;
+  }
+  RINGMX_CHECK(!iov_.empty());
+  chain_writes_ = (iov_.size() + kIovMax - 1) / kIovMax;
+  while (write_ops_.size() < chain_writes_) {
+    write_ops_.push_back(std::make_unique<Op>(this, QueueOpKind::kWrite));
+  }
+  write_sizes_.assign(chain_writes_, 0);
+  const unsigned sqes = static_cast<unsigned>(chain_writes_ + 1 + (group_fresh_ ? 1 : 0));
+  // The whole chain goes into one submission: a chain split across two runs unlinked.
+  ReserveSqes(sqes);
+  uint64_t offset = group_offset_ + written_;
+  for (size_t c = 0; c < chain_writes_; ++c) {
+    const size_t first = c * kIovMax;
+    const size_t count = std::min(kIovMax, iov_.size() - first);
+    uint64_t bytes = 0;
+    for (size_t i = first; i < first + count; ++i) bytes += iov_[i].iov_len;
+    write_sizes_[c] = bytes;
+    io_uring_sqe* sqe = PrepareOp(*write_ops_[c]);
+    io_uring_prep_writev(sqe, active_fd_, &iov_[first], static_cast<unsigned>(count), offset);
+    sqe->flags |= IOSQE_IO_LINK;  // a failed or short write cancels the rest and the sync
+    offset += bytes;
+  }
+  io_uring_sqe* sqe = PrepareOp(*sync_op_);
+  io_uring_prep_fsync(sqe, active_fd_, IORING_FSYNC_DATASYNC);
+  if (group_fresh_) {
+    // The segment's name becomes durable with the directory; its records count only then.
+    sqe->flags |= IOSQE_IO_LINK;
+    sqe = PrepareOp(*dir_sync_op_);
+    io_uring_prep_fsync(sqe, dir_fd_, 0);
+  }
+  chain_left_ = sqes;
+}
+
+void QueueLog::OnChainDone() {
+  const std::string segment =
+      absl::StrCat(directory_, "/", q::SegmentFileName(active_seq_));
+  absl::Status error;
+  bool progress = false;
+  for (size_t c = 0; c < chain_writes_; ++c) {
+    const int res = write_ops_[c]->res;
+    if (res == -ECANCELED) break;  // after a short or failed write
+    if (res < 0) {
+      error = StoreError(-res, absl::StrCat("write ", segment));
+      break;
+    }
+    written_ += static_cast<uint64_t>(res);
+    if (res > 0) progress = true;
+    if (static_cast<uint64_t>(res) < write_sizes_[c]) break;  // short: the rest was cancelled
+  }
+  if (error.ok() && written_ < group_bytes_) {
+    if (progress) {
+      IssueChain();  // the rest, from where the kernel stopped
+      return;
+    }
+    error = StoreError(EIO, absl::StrCat("write ", segment, " (no progress)"));
+  }
+  if (error.ok() && sync_op_->res < 0) {
+    error = StoreError(-sync_op_->res, absl::StrCat("fdatasync ", segment));
+  }
+  if (error.ok() && group_fresh_ && dir_sync_op_->res < 0) {
+    error = StoreError(-dir_sync_op_->res, absl::StrCat("fsync directory ", directory_));
+  }
+  FinishGroup(std::move(error));
+}
+
+void QueueLog::ApplyToIndex(const Entry& entry) {
+  for (size_t i = 0; i < entry.records.prefixes.size(); ++i) {
+    const std::string& prefix = entry.records.prefixes[i];
+    const std::string_view tail = entry.records.tails[i];
+    std::string_view record = prefix;
+    if (!tail.empty()) {
+      // TODO(queue): Index::Apply() takes the whole payload, so a message's header and body are
+      // put side by side here (a copy of the body, after the write). An Index entry point that
+      // takes the parsed header would avoid it.
+      index_scratch_.assign(prefix);
+      index_scratch_.append(tail);
+      record = index_scratch_;
+    }
+    q::Frame frame;
+    frame.type = entry.records.types[i];
+    frame.payload = record.substr(q::kRecordHeaderSize);
+    frame.size = record.size();
+    index_.Apply(frame, entry.where[i]);
+  }
+  if (index_scratch_.capacity() > (size_t{1} << 20)) std::string().swap(index_scratch_);
+}
+
+void QueueLog::FinishGroup(absl::Status status) {
+  // Reset before calling out: a waiter may Submit() and even Flush() from OnStored().
+  std::vector<std::unique_ptr<Entry>> done = std::move(group_);
+  group_.clear();
+  group_active_ = false;
+  if (status.ok()) {
+    active_size_ = group_offset_ + group_bytes_;
+    active_fresh_ = false;
+    ++counters_.groups;
+    counters_.bytes += group_bytes_;
+    counters_.last_group_records = 0;
+    for (const auto& entry : done) {
+      ApplyToIndex(*entry);
+      counters_.last_group_records += entry->records.prefixes.size();
+    }
+    counters_.records += counters_.last_group_records;
+    DeleteUnneededSegments();
+  } else {
+    // The range may hold part of the group: nothing is written after it, the next group starts
+    // a new segment.
+    active_broken_ = true;
+    ++counters_.failed_groups;
+    core::LogError(absl::StrCat(options_.name, " queue: group of ", done.size(),
+                                " records failed: ", status.message()));
+    // A failed sync does not mean the bytes never reach the disk: a message refused here could
+    // come back at the next start while its client retries it elsewhere. The next group carries
+    // a delete for each (an orphan, ignored, if the message never got there). Best effort: a
+    // tombstone whose own group fails is dropped.
+    const int64_t now_us = absl::ToUnixMicros(clock_.Now());
+    for (auto it = done.rbegin(); it != done.rend(); ++it) {
+      if ((*it)->waiter == nullptr) continue;
+      auto tombstone = std::make_unique<Entry>();
+      tombstone->records.prefixes.push_back(
+          q::EncodeMessageOp((*it)->record.id, q::MessageOp::kDelete, now_us));
+      tombstone->records.tails.emplace_back();
+      tombstone->records.types.push_back(q::RecordType::kMessageOp);
+      queue_.push_front(std::move(tombstone));
+      ++unanswered_;
+    }
+  }
+  for (auto& entry : done) Answer(*entry, status);
+}
+
+void QueueLog::Answer(Entry& entry, const absl::Status& status) {
+  --unanswered_;
+  if (entry.waiter != nullptr) {
+    entry.waiter->OnStored(status);
+  } else if (entry.done) {
+    entry.done(status);
+  }
+  // Else a tombstone (see FinishGroup()): nobody waits for it.
+}
+
+// ---- Adoption of retired shard directories ----------------------------------------------------
+
+namespace {
+
+// Parses a shard directory name ("0", "17"); false for anything else.
+bool ParseShardName(std::string_view name, uint64_t& shard) {
+  if (name.empty() || name.size() > 9) return false;
+  shard = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') return false;
+    shard = shard * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return std::to_string(shard) == name;  // no leading zeros: one name per shard
+}
+
+// Removes `dir` (a retired shard directory: segment files only) and its contents.
+absl::Status RemoveRetiredDirectory(const std::string& dir) {
+  RINGMX_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectoryNames(dir));
+  for (const std::string& name : names) {
+    const std::string path = absl::StrCat(dir, "/", name);
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return core::ErrnoStatus(errno, absl::StrCat("remove ", path));
+    }
+  }
+  if (rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+    return core::ErrnoStatus(errno, absl::StrCat("remove directory ", dir));
+  }
+  return absl::OkStatus();
+}
+
+// Copies every message of `from` (replayed) into a new segment of `to` as relocated records.
+absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& copied) {
+  q::Index index;
+  RINGMX_ASSIGN_OR_RETURN(q::ReplayReport report, q::ReplayDirectory(from, index));
+  core::LogInfo(absl::StrCat("queue ", from, " replayed for adoption: ",
+                             DescribeReplay(report, index)));
+  copied = 0;
+  if (index.size() == 0) return absl::OkStatus();  // nothing to copy: no new segment
+  ScopedFd from_fd(open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (from_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", from));
+  RINGMX_RETURN_IF_ERROR(EnsureDirectory(to));
+  ScopedFd to_fd(open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (to_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", to));
+  RINGMX_ASSIGN_OR_RETURN(std::vector<uint64_t> segments, q::ListSegments(to));
+  const uint64_t seq = segments.empty() ? 1 : *std::max_element(segments.begin(), segments.end()) + 1;
+  const std::string segment = absl::StrCat(to, "/", q::SegmentFileName(seq));
+  RINGMX_ASSIGN_OR_RETURN(int fd_value, CreateSegmentSync(to_fd.get(), to, seq));
+  ScopedFd fd(fd_value);
+  uint64_t offset = q::kSegmentMagic.size();
+  for (const q::QueuedMessage* message : index.List()) {
+    RINGMX_ASSIGN_OR_RETURN(std::string bytes, ReadRecordAt(from_fd.get(), from, message->record));
+    q::Frame frame;
+    if (q::DecodeFrame(bytes, frame) != q::FrameResult::kOk ||
+        frame.type != q::RecordType::kMessage) {
+      return absl::DataLossError(absl::StrCat("adopt ", from, ": message ", message->id,
+                                              ": its record no longer decodes"));
+    }
+    RINGMX_ASSIGN_OR_RETURN(q::MessageView view, q::ParseMessage(frame.payload));
+    std::string body;
+    for (const q::Location& where : message->fragments) {
+      RINGMX_ASSIGN_OR_RETURN(std::string fragment, ReadRecordAt(from_fd.get(), from, where));
+      q::Frame fragment_frame;
+      if (q::DecodeFrame(fragment, fragment_frame) != q::FrameResult::kOk) {
+        return absl::DataLossError(absl::StrCat("adopt ", from, ": message ", message->id,
+                                                ": a fragment no longer decodes"));
+      }
+      RINGMX_ASSIGN_OR_RETURN(q::FragmentView part, q::ParseFragment(fragment_frame.payload));
+      body.append(part.bytes.data(), part.bytes.size());
+    }
+    body.append(view.tail.data(), view.tail.size());
+    q::MessageHeader header = view.header;
+    header.flags |= q::kMessageFlagRelocated;
+    header.held = message->held;
+    header.states.clear();
+    for (const q::QueuedRecipient& recipient : message->recipients) {
+      header.states.push_back(recipient.status);
+    }
+    EncodedRecords records;
+    EncodeMessage(std::move(header), body, records);
+    for (size_t i = 0; i < records.prefixes.size(); ++i) {
+      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), records.prefixes[i], offset, segment));
+      offset += records.prefixes[i].size();
+      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), records.tails[i], offset, segment));
+      offset += records.tails[i].size();
+    }
+    ++copied;
+  }
+  if (fdatasync(fd.get()) != 0) return StoreError(errno, absl::StrCat("fdatasync ", segment));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status AdoptRetiredShardQueues(const std::string& spool_path, int workers) {
+  RINGMX_CHECK(workers > 0);
+  const std::string queue = absl::StrCat(spool_path, "/queue");
+  RINGMX_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectoryNames(queue));
+  bool changed = false;
+  for (const std::string& name : names) {
+    const std::string dir = absl::StrCat(queue, "/", name);
+    // A directory whose adoption finished (renamed) but whose removal did not.
+    if (name.size() > 8 && name.compare(name.size() - 8, 8, ".adopted") == 0) {
+      RINGMX_RETURN_IF_ERROR(RemoveRetiredDirectory(dir));
+      changed = true;
+      continue;
+    }
+    uint64_t shard = 0;
+    if (!ParseShardName(name, shard)) continue;
+    if (shard < static_cast<uint64_t>(workers)) continue;
+    const uint64_t target = shard % static_cast<uint64_t>(workers);
+    const std::string to = absl::StrCat(queue, "/", target);
+    uint64_t copied = 0;
+    absl::Status adopted = Adopt(dir, to, copied);
+    if (!adopted.ok()) {
+      return absl::Status(adopted.code(),
+                          absl::StrCat("adopt queue ", dir, " (workers = ", workers,
+                                       ") into ", to, ": ", adopted.message()));
+    }
+    // The copies are durable; from the rename on, the old directory no longer counts.
+    const std::string retired = absl::StrCat(dir, ".adopted");
+    if (rename(dir.c_str(), retired.c_str()) != 0) {
+      return core::ErrnoStatus(errno, absl::StrCat("rename ", dir, " to ", retired));
+    }
+    RINGMX_RETURN_IF_ERROR(FsyncDirectoryPath(queue));
+    core::LogInfo(absl::StrCat("queue ", dir, ": ", copied, " messages adopted by shard ", target,
+                               " (workers = ", workers, ")"));
+    RINGMX_RETURN_IF_ERROR(RemoveRetiredDirectory(retired));
+    changed = true;
+  }
+  if (changed) RINGMX_RETURN_IF_ERROR(FsyncDirectoryPath(queue));
+  return absl::OkStatus();
+}
+
+}  // namespace ringmx::net

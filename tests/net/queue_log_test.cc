@@ -1,0 +1,344 @@
+#include "net/queue_log.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+#include "core/clock.h"
+#include "core/queue/index.h"
+#include "core/queue/store_files.h"
+#include "core/spool_record.h"
+#include "net/reactor.h"
+#include "tests/net/spool_test_util.h"
+
+namespace ringmx::net {
+namespace {
+
+namespace q = core::queue;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using testing::RecordingWaiter;
+using testing::TempDir;
+
+core::SpoolRecord MakeRecord(int n, size_t body_bytes = 100) {
+  core::SpoolRecord record;
+  record.id = absl::StrCat("ID", 100000 + n);
+  record.trace_headers = absl::StrCat("Received: from test ", n, "\r\n");
+  record.body.assign(body_bytes, static_cast<char>('a' + n % 26));
+  if (body_bytes >= 2) record.body.replace(body_bytes - 2, 2, "\r\n");
+  record.envelope_json = absl::StrCat("{\"n\":", n, "}");
+  record.sender = absl::StrCat("sender", n, "@example.test");
+  record.recipients = {absl::StrCat("a", n, "@example.test"), "b@example.test"};
+  record.received_unix_us = 1700000000000000 + n;
+  return record;
+}
+
+// The parts of a queued message that a restart must reproduce.
+std::string Describe(const q::Index& index) {
+  std::string out;
+  for (const q::QueuedMessage* m : index.List()) {
+    absl::StrAppend(&out, m->id, " ", m->sender, " ", m->received_us, " ", m->body_size, " held=",
+                    m->held, " at ", m->record.segment, ":", m->record.offset, "+",
+                    m->record.size, " [");
+    for (const q::QueuedRecipient& r : m->recipients) {
+      absl::StrAppend(&out, r.address, "=", std::string(q::RecipientStateName(r.status.state)), " ");
+    }
+    absl::StrAppend(&out, "]\n");
+  }
+  return out;
+}
+
+class QueueLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Reactor>> reactor = Reactor::Create(256);
+    ASSERT_TRUE(reactor.ok()) << reactor.status();
+    reactor_ = std::move(reactor).value();
+    dir_ = tmp_.path() + "/queue/0";
+    ASSERT_EQ(mkdir((tmp_.path() + "/queue").c_str(), 0750), 0);
+  }
+
+  std::unique_ptr<QueueLog> Open(uint64_t segment_size = uint64_t{64} << 20,
+                                 const std::string& dir = "") {
+    absl::StatusOr<std::unique_ptr<QueueLog>> log =
+        QueueLog::Open(dir.empty() ? dir_ : dir, *reactor_, core::RealClock::Get(),
+                       {.segment_size = segment_size, .name = "test"});
+    EXPECT_TRUE(log.ok()) << log.status();
+    return log.ok() ? std::move(log).value() : nullptr;
+  }
+
+  bool DriveUntil(QueueLog& log, const std::function<bool()>& done) {
+    return testing::Drive(*reactor_, log, done);
+  }
+  bool DriveIdle(QueueLog& log) {
+    return DriveUntil(log, [&] { return log.pending() == 0; });
+  }
+
+  // Submits `n` records (ids from `first`), flushes once and waits for every waiter.
+  void StoreBatch(QueueLog& log, int first, int n, size_t body_bytes = 100) {
+    std::vector<RecordingWaiter> waiters(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) log.Submit(MakeRecord(first + i, body_bytes), &waiters[i]);
+    log.Flush();
+    ASSERT_TRUE(DriveIdle(log));
+    for (const RecordingWaiter& w : waiters) {
+      EXPECT_EQ(w.calls, 1);
+      EXPECT_TRUE(w.result.ok()) << w.result;
+    }
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<Reactor> reactor_;
+  std::string dir_;
+};
+
+TEST_F(QueueLogTest, StoresOneMessageThatReplayFindsByteExact) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  const core::SpoolRecord record = MakeRecord(1, 5000);
+  RecordingWaiter waiter;
+  log->Submit(record, &waiter);
+  EXPECT_EQ(waiter.calls, 0);
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  ASSERT_EQ(waiter.calls, 1);
+  ASSERT_TRUE(waiter.result.ok()) << waiter.result;
+  ASSERT_NE(log->index().Find(record.id), nullptr);
+  EXPECT_EQ(log->counters().groups, 1u);
+  EXPECT_EQ(log->counters().records, 1u);
+
+  q::Index fresh;
+  absl::StatusOr<q::ReplayReport> report = q::ReplayDirectory(dir_, fresh);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->problems.empty());
+  const q::QueuedMessage* m = fresh.Find(record.id);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->sender, record.sender);
+  EXPECT_EQ(m->received_us, record.received_unix_us);
+  EXPECT_EQ(m->body_size, record.body.size());
+  ASSERT_EQ(m->recipients.size(), 2u);
+  EXPECT_EQ(m->recipients[0].address, record.recipients[0]);
+  EXPECT_EQ(m->recipients[1].status.state, q::RecipientState::kPending);
+  absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, record.trace_headers + record.body);
+  absl::StatusOr<std::string> json = q::ReadEnvelopeJson(dir_, *m);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(*json, record.envelope_json);
+  EXPECT_EQ(Describe(fresh), Describe(log->index()));
+}
+
+TEST_F(QueueLogTest, ABurstIsCommittedInFewGroups) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  constexpr int kMessages = 200;
+  std::vector<RecordingWaiter> waiters(kMessages);
+  // One message starts a group; the rest arrive while it is in flight and share the next one.
+  log->Submit(MakeRecord(0), &waiters[0]);
+  log->Flush();
+  EXPECT_TRUE(log->group_in_flight());
+  for (int i = 1; i < kMessages; ++i) {
+    log->Submit(MakeRecord(i), &waiters[i]);
+    log->Flush();  // a group is in flight: nothing starts
+  }
+  ASSERT_TRUE(DriveIdle(*log));
+  for (const RecordingWaiter& w : waiters) EXPECT_TRUE(w.calls == 1 && w.result.ok()) << w.result;
+  EXPECT_EQ(log->counters().groups, 2u);
+  EXPECT_EQ(log->counters().records, uint64_t{kMessages});
+  EXPECT_EQ(log->counters().last_group_records, uint64_t{kMessages - 1});
+  EXPECT_EQ(log->index().size(), size_t{kMessages});
+}
+
+TEST_F(QueueLogTest, AnswersWaitersInSubmissionOrder) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  std::vector<int> order;
+  std::vector<RecordingWaiter> waiters(20);
+  for (int i = 0; i < 20; ++i) {
+    waiters[i].on_stored = [&order, i](const absl::Status&) { order.push_back(i); };
+    log->Submit(MakeRecord(i, 10 + 997 * i), &waiters[i]);
+    if (i % 7 == 0) log->Flush();
+  }
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  ASSERT_EQ(order.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_F(QueueLogTest, RestartRebuildsTheSameIndexAndStartsANewSegment) {
+  std::string before;
+  uint64_t active = 0;
+  {
+    std::unique_ptr<QueueLog> log = Open();
+    ASSERT_NE(log, nullptr);
+    StoreBatch(*log, 0, 10);
+    StoreBatch(*log, 10, 5, 70000);
+    bool held = false;
+    log->Apply("ID100003", q::MessageOp::kHold, [&](absl::Status s) { held = s.ok(); });
+    ASSERT_TRUE(DriveIdle(*log));
+    EXPECT_TRUE(held);
+    ASSERT_TRUE(log->index().Find("ID100003")->held);
+    before = Describe(log->index());
+    active = log->active_segment();
+  }
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(Describe(log->index()), before);
+  EXPECT_EQ(log->index().size(), 15u);
+  EXPECT_EQ(log->active_segment(), active + 1);
+  absl::StatusOr<std::vector<uint64_t>> segments = q::ListSegments(dir_);
+  ASSERT_TRUE(segments.ok());
+  EXPECT_THAT(*segments, ElementsAre(active, active + 1));
+  // The new segment takes new messages.
+  StoreBatch(*log, 100, 1);
+  EXPECT_EQ(log->index().Find("ID100100")->record.segment, active + 1);
+}
+
+TEST_F(QueueLogTest, RotatesAndDeletesSegmentsOnceEverythingInThemIsGone) {
+  std::unique_ptr<QueueLog> log = Open(/*segment_size=*/2048);
+  ASSERT_NE(log, nullptr);
+  const uint64_t first = log->active_segment();
+  for (int i = 0; i < 6; ++i) StoreBatch(*log, i * 3, 3, 1024);
+  EXPECT_GE(log->active_segment(), first + 5);  // every group passes 2048 bytes
+  absl::StatusOr<std::vector<uint64_t>> segments = q::ListSegments(dir_);
+  ASSERT_TRUE(segments.ok());
+  EXPECT_GT(segments->size(), 3u);
+  EXPECT_EQ(log->index().size(), 18u);
+
+  std::vector<std::string> ids;
+  for (const q::QueuedMessage* m : log->index().List()) ids.push_back(m->id);
+  int answered = 0;
+  for (const std::string& id : ids) {
+    log->Apply(id, q::MessageOp::kDelete, [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      ++answered;
+    });
+  }
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  EXPECT_EQ(answered, 18);
+  EXPECT_EQ(log->index().size(), 0u);
+  segments = q::ListSegments(dir_);
+  ASSERT_TRUE(segments.ok());
+  EXPECT_THAT(*segments, ElementsAre(log->active_segment()));
+  EXPECT_GT(log->counters().segments_deleted, 0u);
+
+  // Nothing comes back at restart.
+  log.reset();
+  log = Open(2048);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->index().size(), 0u);
+}
+
+TEST_F(QueueLogTest, ApplyToAnUnknownIdIsNotFoundAtOnce) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  absl::Status result = absl::UnknownError("not called");
+  log->Apply("NOSUCHID", q::MessageOp::kDelete, [&](absl::Status s) { result = s; });
+  EXPECT_EQ(result.code(), absl::StatusCode::kNotFound) << result;
+  EXPECT_EQ(log->pending(), 0u);
+}
+
+TEST_F(QueueLogTest, FlushDeferredCountsOnlyDeferredRecipients) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  StoreBatch(*log, 0, 3);
+  EXPECT_EQ(log->FlushDeferred(1), 0u);  // everything is pending, nothing deferred
+}
+
+TEST_F(QueueLogTest, AFailedSyncFailsTheGroupAndTheNextGroupUsesANewSegment) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  StoreBatch(*log, 0, 2);
+  const uint64_t before = log->active_segment();
+
+  for (int err : {EIO, ENOSPC}) {
+    log->InjectSyncErrorForTest(err);
+    std::vector<RecordingWaiter> waiters(3);
+    for (int i = 0; i < 3; ++i) log->Submit(MakeRecord(10 * err + i), &waiters[i]);
+    log->Flush();
+    ASSERT_TRUE(DriveIdle(*log));
+    for (const RecordingWaiter& w : waiters) {
+      ASSERT_EQ(w.calls, 1);
+      EXPECT_EQ(w.result.code(), err == ENOSPC ? absl::StatusCode::kResourceExhausted
+                                               : absl::StatusCode::kInternal)
+          << w.result;
+      EXPECT_THAT(w.result.message(), HasSubstr("fdatasync"));
+    }
+    EXPECT_EQ(log->index().Find(MakeRecord(10 * err).id), nullptr);
+  }
+  EXPECT_EQ(log->counters().failed_groups, 2u);
+
+  StoreBatch(*log, 500, 1);
+  const uint64_t after = log->index().Find("ID100500")->record.segment;
+  EXPECT_GT(after, before);
+  EXPECT_EQ(after, log->active_segment());
+
+  // The refused messages reached the disk (the sync really ran), but their tombstones keep them
+  // from coming back.
+  q::Index fresh;
+  ASSERT_TRUE(q::ReplayDirectory(dir_, fresh).ok());
+  EXPECT_EQ(fresh.size(), 3u);
+  EXPECT_EQ(Describe(fresh), Describe(log->index()));
+}
+
+TEST_F(QueueLogTest, LargeBodiesAreStoredAcrossManyIovecs) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  // More pieces than one WRITEV takes (IOV_MAX): the group is split into a linked chain.
+  StoreBatch(*log, 0, 1500, 300);
+  StoreBatch(*log, 2000, 2, 3 << 20);
+  q::Index fresh;
+  ASSERT_TRUE(q::ReplayDirectory(dir_, fresh).ok());
+  EXPECT_EQ(fresh.size(), 1502u);
+  const q::QueuedMessage* m = fresh.Find("ID102001");
+  ASSERT_NE(m, nullptr);
+  absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const core::SpoolRecord record = MakeRecord(2001, 3 << 20);
+  EXPECT_TRUE(*bytes == record.trace_headers + record.body);
+}
+
+TEST_F(QueueLogTest, AdoptsTheQueueOfARetiredShard) {
+  std::string expected;
+  {
+    std::unique_ptr<QueueLog> zero = Open();
+    ASSERT_NE(zero, nullptr);
+    StoreBatch(*zero, 0, 3);
+    std::unique_ptr<QueueLog> one = Open(64 << 20, tmp_.path() + "/queue/1");
+    ASSERT_NE(one, nullptr);
+    StoreBatch(*one, 10, 4, 2000);
+    bool held = false;
+    one->Apply("ID100011", q::MessageOp::kHold, [&](absl::Status s) { held = s.ok(); });
+    ASSERT_TRUE(DriveIdle(*one));
+    ASSERT_TRUE(held);
+    expected = Describe(zero->index()) + Describe(one->index());
+  }
+  absl::Status adopted = AdoptRetiredShardQueues(tmp_.path(), 1);
+  ASSERT_TRUE(adopted.ok()) << adopted;
+  EXPECT_THAT(testing::ListDir(tmp_.path() + "/queue"), ElementsAre("0"));
+
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->index().size(), 7u);
+  const q::QueuedMessage* m = log->index().Find("ID100011");
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->held);
+  absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const core::SpoolRecord record = MakeRecord(11, 2000);
+  EXPECT_EQ(*bytes, record.trace_headers + record.body);
+  // Adoption again is a no-op.
+  log.reset();
+  ASSERT_TRUE(AdoptRetiredShardQueues(tmp_.path(), 1).ok());
+}
+
+}  // namespace
+}  // namespace ringmx::net
