@@ -723,7 +723,8 @@ void Loader::LoadSimpleSections(const toml::table& root, Config& config) {
                             {{"durable", SpoolMode::kDurable}, {"discard", SpoolMode::kDiscard}})) {
       config.spool.mode = *v;
     }
-    if (auto v = Int(*spool, "spool", "segment_size", int64_t{1} << 20, int64_t{1} << 30, " bytes")) {
+    if (auto v =
+            Int(*spool, "spool", "segment_size", int64_t{1} << 20, int64_t{1} << 30, " bytes")) {
       config.spool.segment_size = static_cast<uint64_t>(*v);
     }
   }

@@ -242,8 +242,8 @@ struct QueueLog::Op final : public CompletionHandler {
 struct QueueLog::Entry {
   core::SpoolRecord record;  // messages: the tails point into record.body
   EncodedRecords records;
-  std::vector<q::Location> where;  // per record, assigned when the group starts
-  SpoolWaiter* waiter = nullptr;   // messages
+  std::vector<q::Location> where;          // per record, assigned when the group starts
+  SpoolWaiter* waiter = nullptr;           // messages
   std::function<void(absl::Status)> done;  // operations
 };
 
@@ -254,8 +254,7 @@ std::string ShardQueueDirectory(const std::string& spool_path, uint32_t shard) {
 }
 
 absl::StatusOr<std::unique_ptr<QueueLog>> QueueLog::Open(const std::string& directory,
-                                                         Reactor& reactor,
-                                                         const core::Clock& clock,
+                                                         Reactor& reactor, const core::Clock& clock,
                                                          QueueLogOptions options) {
   if (options.segment_size == 0) {
     return absl::InvalidArgumentError("queue: segment_size must be at least 1");
@@ -344,16 +343,14 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
   ++unanswered_;
 }
 
-void QueueLog::Apply(std::string_view id, q::MessageOp op,
-                     std::function<void(absl::Status)> done) {
+void QueueLog::Apply(std::string_view id, q::MessageOp op, std::function<void(absl::Status)> done) {
   if (index_.Find(id) == nullptr) {
     done(absl::NotFoundError(absl::StrCat("queue: no message ", core::Av(id))));
     return;
   }
   auto entry = std::make_unique<Entry>();
   entry->done = std::move(done);
-  entry->records.prefixes.push_back(
-      q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now())));
+  entry->records.prefixes.push_back(q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now())));
   entry->records.tails.emplace_back();
   entry->records.types.push_back(q::RecordType::kMessageOp);
   queue_.push_back(std::move(entry));
@@ -584,8 +581,7 @@ void QueueLog::IssueChain() {
 }
 
 void QueueLog::OnChainDone() {
-  const std::string segment =
-      absl::StrCat(directory_, "/", q::SegmentFileName(active_seq_));
+  const std::string segment = absl::StrCat(directory_, "/", q::SegmentFileName(active_seq_));
   absl::Status error;
   bool progress = false;
   for (size_t c = 0; c < chain_writes_; ++c) {
@@ -724,8 +720,8 @@ absl::Status RemoveRetiredDirectory(const std::string& dir) {
 absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& copied) {
   q::Index index;
   RINGMX_ASSIGN_OR_RETURN(q::ReplayReport report, q::ReplayDirectory(from, index));
-  core::LogInfo(absl::StrCat("queue ", from, " replayed for adoption: ",
-                             DescribeReplay(report, index)));
+  core::LogInfo(
+      absl::StrCat("queue ", from, " replayed for adoption: ", DescribeReplay(report, index)));
   copied = 0;
   if (index.size() == 0) return absl::OkStatus();  // nothing to copy: no new segment
   ScopedFd from_fd(open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -734,7 +730,8 @@ absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& cop
   ScopedFd to_fd(open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (to_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", to));
   RINGMX_ASSIGN_OR_RETURN(std::vector<uint64_t> segments, q::ListSegments(to));
-  const uint64_t seq = segments.empty() ? 1 : *std::max_element(segments.begin(), segments.end()) + 1;
+  const uint64_t seq =
+      segments.empty() ? 1 : *std::max_element(segments.begin(), segments.end()) + 1;
   const std::string segment = absl::StrCat(to, "/", q::SegmentFileName(seq));
   RINGMX_ASSIGN_OR_RETURN(int fd_value, CreateSegmentSync(to_fd.get(), to, seq));
   ScopedFd fd(fd_value);
@@ -804,9 +801,8 @@ absl::Status AdoptRetiredShardQueues(const std::string& spool_path, int workers)
     uint64_t copied = 0;
     absl::Status adopted = Adopt(dir, to, copied);
     if (!adopted.ok()) {
-      return absl::Status(adopted.code(),
-                          absl::StrCat("adopt queue ", dir, " (workers = ", workers,
-                                       ") into ", to, ": ", adopted.message()));
+      return absl::Status(adopted.code(), absl::StrCat("adopt queue ", dir, " (workers = ", workers,
+                                                       ") into ", to, ": ", adopted.message()));
     }
     // The copies are durable; from the rename on, the old directory no longer counts.
     const std::string retired = absl::StrCat(dir, ".adopted");

@@ -159,7 +159,7 @@ class QueueLog final : public Spool {
   bool active_fresh_ = false;
   // A group failed in the active segment: the next group goes to a new segment.
   bool active_broken_ = false;
-  uint64_t next_seq_ = 1;  // what the next rotation creates
+  uint64_t next_seq_ = 1;      // what the next rotation creates
   std::string rotation_name_;  // the file name the OPENAT in flight creates (read at submit)
   std::unique_ptr<Op> rotation_op_;
 
@@ -168,10 +168,10 @@ class QueueLog final : public Spool {
   // The group in flight; empty when !group_active_.
   std::vector<std::unique_ptr<Entry>> group_;
   bool group_active_ = false;
-  bool group_fresh_ = false;          // the group starts the segment (magic + directory sync)
-  uint64_t group_offset_ = 0;         // file offset of the group's first byte
-  uint64_t group_bytes_ = 0;          // bytes of the group (magic included)
-  uint64_t written_ = 0;              // bytes of the group the kernel confirmed, from the start
+  bool group_fresh_ = false;              // the group starts the segment (magic + directory sync)
+  uint64_t group_offset_ = 0;             // file offset of the group's first byte
+  uint64_t group_bytes_ = 0;              // bytes of the group (magic included)
+  uint64_t written_ = 0;                  // bytes of the group the kernel confirmed, from the start
   std::vector<std::string_view> pieces_;  // the group's bytes, in file order
   std::vector<iovec> iov_;                // the chain in flight's iovecs (read by the kernel)
   std::vector<std::unique_ptr<Op>> write_ops_;  // the chain in flight's WRITEVs, in order

@@ -28,8 +28,8 @@
 #include "core/strings.h"
 #include "net/ktls.h"
 #include "net/listener.h"
-#include "net/shard.h"
 #include "net/queue_log.h"
+#include "net/shard.h"
 #include "net/spool.h"
 
 namespace ringmx::net {

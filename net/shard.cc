@@ -134,8 +134,9 @@ absl::Status Shard::Init() {
     // Replays this shard's queue before it serves (blocking I/O is fine here).
     RINGMX_ASSIGN_OR_RETURN(
         std::unique_ptr<QueueLog> log,
-        QueueLog::Open(ShardQueueDirectory(spool.path, index_), *reactor_, clock_,
-                       {.segment_size = spool.segment_size, .name = absl::StrCat("shard=", index_)}));
+        QueueLog::Open(
+            ShardQueueDirectory(spool.path, index_), *reactor_, clock_,
+            {.segment_size = spool.segment_size, .name = absl::StrCat("shard=", index_)}));
     queue_log_ = log.get();
     spool_ = std::move(log);
   }

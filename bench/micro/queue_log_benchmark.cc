@@ -46,9 +46,8 @@ std::string MakeTempDir() {
 
 void RemoveTree(const std::string& path) {
   nftw(
-      path.c_str(),
-      [](const char* p, const struct stat*, int, struct FTW*) { return remove(p); }, 16,
-      FTW_DEPTH | FTW_PHYS);
+      path.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return remove(p); },
+      16, FTW_DEPTH | FTW_PHYS);
 }
 
 void BM_QueueLogAppend(benchmark::State& state) {
@@ -72,8 +71,9 @@ void BM_QueueLogAppend(benchmark::State& state) {
     }
     std::unique_ptr<QueueLog> log = std::move(opened).value();
     core::SpoolRecord prototype;
-    prototype.trace_headers = "Received: from client.example.test ([192.0.2.1]) by mx.example.test "
-                              "with ESMTPS id 0000000000000000; Sun, 6 Dec 2026 22:00:00 +0000\r\n";
+    prototype.trace_headers =
+        "Received: from client.example.test ([192.0.2.1]) by mx.example.test "
+        "with ESMTPS id 0000000000000000; Sun, 6 Dec 2026 22:00:00 +0000\r\n";
     prototype.body.assign(body_bytes, 'x');
     prototype.envelope_json = std::string(400, 'j');
     prototype.sender = "sender@example.test";

@@ -45,11 +45,12 @@ core::SpoolRecord MakeRecord(int n, size_t body_bytes = 100) {
 std::string Describe(const q::Index& index) {
   std::string out;
   for (const q::QueuedMessage* m : index.List()) {
-    absl::StrAppend(&out, m->id, " ", m->sender, " ", m->received_us, " ", m->body_size, " held=",
-                    m->held, " at ", m->record.segment, ":", m->record.offset, "+",
+    absl::StrAppend(&out, m->id, " ", m->sender, " ", m->received_us, " ", m->body_size,
+                    " held=", m->held, " at ", m->record.segment, ":", m->record.offset, "+",
                     m->record.size, " [");
     for (const q::QueuedRecipient& r : m->recipients) {
-      absl::StrAppend(&out, r.address, "=", std::string(q::RecipientStateName(r.status.state)), " ");
+      absl::StrAppend(&out, r.address, "=", std::string(q::RecipientStateName(r.status.state)),
+                      " ");
     }
     absl::StrAppend(&out, "]\n");
   }
@@ -267,8 +268,8 @@ TEST_F(QueueLogTest, AFailedSyncFailsTheGroupAndTheNextGroupUsesANewSegment) {
     ASSERT_TRUE(DriveIdle(*log));
     for (const RecordingWaiter& w : waiters) {
       ASSERT_EQ(w.calls, 1);
-      EXPECT_EQ(w.result.code(), err == ENOSPC ? absl::StatusCode::kResourceExhausted
-                                               : absl::StatusCode::kInternal)
+      EXPECT_EQ(w.result.code(),
+                err == ENOSPC ? absl::StatusCode::kResourceExhausted : absl::StatusCode::kInternal)
           << w.result;
       EXPECT_THAT(w.result.message(), HasSubstr("fdatasync"));
     }
