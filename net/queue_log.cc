@@ -245,6 +245,7 @@ struct QueueLog::Entry {
   std::vector<q::Location> where;          // per record, assigned when the group starts
   SpoolWaiter* waiter = nullptr;           // messages
   std::function<void(absl::Status)> done;  // operations
+  absl::Status error;  // refused before any write: no records, answered with this
 };
 
 // ---- Opening ----------------------------------------------------------------------------------
@@ -338,7 +339,16 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
   header.recipients.assign(r.recipients.begin(), r.recipients.end());
   header.envelope_json = r.envelope_json;
   header.trace_headers = r.trace_headers;
-  EncodeMessage(std::move(header), r.body, entry->records);
+  if (r.recipients.empty()) {
+    // The index drops a message whose recipients are all final, which with none is at once: the
+    // message would get 250 and then vanish. Refused (from the group's completion) instead.
+    entry->error = absl::InternalError(absl::StrCat(
+        "queue: message ", r.id,
+        " has no recipients; not stored (the session must fill SpoolRecord::recipients)"));
+    core::LogError(entry->error.ToString());
+  } else {
+    EncodeMessage(std::move(header), r.body, entry->records);
+  }
   queue_.push_back(std::move(entry));
   ++unanswered_;
 }
@@ -548,7 +558,14 @@ void QueueLog::IssueChain() {
     iov_.push_back(iovec{const_cast<char*>(piece.data() + skip), piece.size() - skip});
     skip = 0;
   }
-  RINGMX_CHECK(!iov_.empty());
+  if (iov_.empty()) {
+    // Only refused entries: one NOP answers them from a completion, as the contract says.
+    chain_writes_ = 0;
+    io_uring_sqe* sqe = PrepareOp(*sync_op_);
+    io_uring_prep_nop(sqe);
+    chain_left_ = 1;
+    return;
+  }
   chain_writes_ = (iov_.size() + kIovMax - 1) / kIovMax;
   while (write_ops_.size() < chain_writes_) {
     write_ops_.push_back(std::make_unique<Op>(this, QueueOpKind::kWrite));
@@ -605,7 +622,7 @@ void QueueLog::OnChainDone() {
   if (error.ok() && sync_op_->res < 0) {
     error = StoreError(-sync_op_->res, absl::StrCat("fdatasync ", segment));
   }
-  if (error.ok() && group_fresh_ && dir_sync_op_->res < 0) {
+  if (error.ok() && group_fresh_ && chain_writes_ > 0 && dir_sync_op_->res < 0) {
     error = StoreError(-dir_sync_op_->res, absl::StrCat("fsync directory ", directory_));
   }
   FinishGroup(std::move(error));
@@ -638,7 +655,9 @@ void QueueLog::FinishGroup(absl::Status status) {
   std::vector<std::unique_ptr<Entry>> done = std::move(group_);
   group_.clear();
   group_active_ = false;
-  if (status.ok()) {
+  if (status.ok() && group_bytes_ == 0) {
+    // Nothing was written (only refused entries).
+  } else if (status.ok()) {
     active_size_ = group_offset_ + group_bytes_;
     active_fresh_ = false;
     ++counters_.groups;
@@ -663,7 +682,7 @@ void QueueLog::FinishGroup(absl::Status status) {
     // tombstone whose own group fails is dropped.
     const int64_t now_us = absl::ToUnixMicros(clock_.Now());
     for (auto it = done.rbegin(); it != done.rend(); ++it) {
-      if ((*it)->waiter == nullptr) continue;
+      if ((*it)->waiter == nullptr || !(*it)->error.ok()) continue;
       auto tombstone = std::make_unique<Entry>();
       tombstone->records.prefixes.push_back(
           q::EncodeMessageOp((*it)->record.id, q::MessageOp::kDelete, now_us));
@@ -673,7 +692,7 @@ void QueueLog::FinishGroup(absl::Status status) {
       ++unanswered_;
     }
   }
-  for (auto& entry : done) Answer(*entry, status);
+  for (auto& entry : done) Answer(*entry, entry->error.ok() ? status : entry->error);
 }
 
 void QueueLog::Answer(Entry& entry, const absl::Status& status) {

@@ -247,6 +247,23 @@ TEST_F(QueueLogTest, ApplyToAnUnknownIdIsNotFoundAtOnce) {
   EXPECT_EQ(log->pending(), 0u);
 }
 
+TEST_F(QueueLogTest, RefusesAMessageWithoutRecipientsFromACompletion) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  core::SpoolRecord record = MakeRecord(1);
+  record.recipients.clear();
+  RecordingWaiter waiter;
+  log->Submit(record, &waiter);
+  EXPECT_EQ(waiter.calls, 0);
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  ASSERT_EQ(waiter.calls, 1);
+  EXPECT_EQ(waiter.result.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(waiter.result.message(), HasSubstr("no recipients"));
+  StoreBatch(*log, 2, 1);  // the log goes on
+  EXPECT_EQ(log->index().size(), 1u);
+}
+
 TEST_F(QueueLogTest, FlushDeferredCountsOnlyDeferredRecipients) {
   std::unique_ptr<QueueLog> log = Open();
   ASSERT_NE(log, nullptr);
