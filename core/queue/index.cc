@@ -46,11 +46,19 @@ void Index::Apply(const Frame& frame, const Location& where) {
         pending.first_segment = where.segment;
         Pin(where.segment);
       }
-      // Fragments come in index order; a rewritten one replaces the older copy, a gap (a fragment
-      // lost to damage) stays a zero-size location that reading the message reports.
-      if (parsed->index >= pending.fragments.size()) pending.fragments.resize(parsed->index + 1);
-      pending.fragments[parsed->index] = where;
-      return;
+      // Fragments come in index order; a rewritten one replaces the older copy. One past a gap (a
+      // fragment lost to damage) is skipped: the index is the record's to choose, so it must not
+      // size anything here, and the message then has fewer fragments than its record says, which
+      // ReadMessageBytes() reports.
+      if (parsed->index < pending.fragments.size()) {
+        pending.fragments[parsed->index] = where;
+        return;
+      }
+      if (parsed->index == pending.fragments.size()) {
+        pending.fragments.push_back(where);
+        return;
+      }
+      break;  // counted as malformed
     }
     case RecordType::kMessage: {
       auto parsed = ParseMessage(frame.payload);
@@ -147,8 +155,8 @@ void Index::Apply(const Frame& frame, const Location& where) {
       return;
     }
   }
-  // Reached only by a payload that does not parse (or an unknown type, which DecodeFrame never
-  // returns).
+  // Reached by a payload that does not parse, or one that parses but does not fit what the index
+  // holds (a recipient the message lacks, a fragment after a gap).
   ++stats_.malformed;
 }
 

@@ -55,7 +55,7 @@ struct ReplayStats {
   uint64_t messages = 0;    // kMessage records applied
   uint64_t orphans = 0;     // state/op/abort records of unknown ids, ignored
   uint64_t incomplete = 0;  // messages with fragments but no kMessage at the end of replay
-  uint64_t malformed = 0;   // frames whose payload did not parse, skipped
+  uint64_t malformed = 0;   // frames whose payload did not parse (or did not fit), skipped
 };
 
 class Index {
@@ -69,7 +69,9 @@ class Index {
   //  kAbort: forgets the id's remembered fragments.
   //  kRecipientState: sets one recipient's status. kMessageOp: hold, release, delete (removes).
   // A message whose recipients are all final is removed (nothing is left to do with it).
-  // A payload that does not parse is counted in stats().malformed and ignored.
+  // A payload that does not parse, a state for a recipient the message does not have, and a
+  // fragment whose index is past the next one expected (one before it was lost) are counted in
+  // stats().malformed and ignored.
   void Apply(const Frame& frame, const Location& where);
 
   // End of replay: fragments whose message never came are dropped (counted as incomplete).
@@ -89,7 +91,7 @@ class Index {
 
  private:
   struct Pending {
-    // By fragment index; a missing index (a gap) is a Location of size 0.
+    // By fragment index, without gaps.
     std::vector<Location> fragments;
     uint64_t first_segment = 0;  // pinned while the entry exists
   };

@@ -235,7 +235,8 @@ absl::StatusOr<ReplayReport> ReplayDirectory(const std::string& dir, Index& inde
       const uint64_t malformed = index.stats().malformed;
       index.Apply(frame, Location{seq, offset, frame.size});
       if (index.stats().malformed != malformed) {
-        report.problems.push_back(Problem(path, offset, "record does not parse, skipped"));
+        report.problems.push_back(
+            Problem(path, offset, "record malformed or inconsistent, skipped"));
       }
     });
     if (scan.bad_segment_magic) {

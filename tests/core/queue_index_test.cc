@@ -128,17 +128,27 @@ TEST(QueueIndexTest, FragmentsThenMessage) {
   EXPECT_EQ(index.stats().incomplete, 0u);
 }
 
-TEST(QueueIndexTest, FragmentGapIsAnEmptyLocation) {
+TEST(QueueIndexTest, FragmentAfterAGapIsSkipped) {
   Index index;
   IndexFeeder feed(index);
-  feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
-  feed.Apply(EncodeFragmentPrefix("A", 2, "c") + "c");
+  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
+  feed.Apply(EncodeFragmentPrefix("A", 2, "c") + "c");  // 1 was lost
+  feed.Apply(EncodeFragmentPrefix("A", 0xfffffff0, "d") + "d");
+  EXPECT_EQ(index.stats().malformed, 2u);
   feed.Apply(Message("A", {"x@y"}, 3, "", 3));
   const QueuedMessage* m = index.Find("A");
   ASSERT_NE(m, nullptr);
-  ASSERT_EQ(m->fragments.size(), 3u);
-  EXPECT_EQ(m->fragments[1].size, 0u);
-  EXPECT_NE(m->fragments[2].size, 0u);
+  EXPECT_EQ(m->fragments, std::vector<Location>{f0});  // fewer than the record's 3
+}
+
+TEST(QueueIndexTest, RewrittenFragmentReplacesTheOlderCopy) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
+  const Location again = feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
+  feed.Apply(Message("A", {"x@y"}, 1, "", 1));
+  ASSERT_NE(index.Find("A"), nullptr);
+  EXPECT_EQ(index.Find("A")->fragments, std::vector<Location>{again});
 }
 
 TEST(QueueIndexTest, AbortForgetsTheFragments) {
