@@ -279,3 +279,112 @@ records("tls13-bad-keyupdate", 1, (22, b"\x18\x00\x00\x01\x02"))
 records("ccs-after-handshake", 1, (20, b"\x01"))
 records("short-alert", 0, (21, b"\x01"))
 records("odd-version", 3, (22, b"\x18\x00\x00\x01\x00"))
+
+
+# --- queue_record and queue_scan: core/queue/log_format.h records ---------------------------------
+# An encoder written from the format comment of log_format.h (not from log_format.cc), with its
+# own CRC32C, so the seeds also check that the two agree.
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+SEGMENT_MAGIC = b"RMXQLOG1"
+MESSAGE, FRAGMENT, ABORT, RCPT_STATE, MESSAGE_OP = 1, 2, 3, 4, 5
+
+
+def qstr(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def qframe(rtype, payload):
+    body = struct.pack("<IB", len(payload), rtype) + payload
+    return b"RMXQ" + struct.pack("<I", crc32c(body)) + body
+
+
+def qstate_fields(state, attempts, next_us, at_us, reply):
+    return struct.pack("<BIqq", state, attempts, next_us, at_us) + qstr(reply)
+
+
+def qmessage(mid, rcpts, tail, fragments=0, frag_bytes=0, states=None, held=False):
+    p = struct.pack("<B", 1 if states is not None else 0) + qstr(mid)
+    p += struct.pack("<q", 1700000000000000) + qstr("sender@example.org")
+    p += struct.pack("<I", len(rcpts)) + b"".join(qstr(r) for r in rcpts)
+    p += qstr('{"mail_from":"sender@example.org"}') + qstr("Received: from x by y\r\n")
+    p += struct.pack("<IQ", fragments, frag_bytes + len(tail))
+    if states is not None:
+        p += struct.pack("<B", 1 if held else 0) + b"".join(qstate_fields(*s) for s in states)
+    return qframe(MESSAGE, p + tail)
+
+
+def qfragment(mid, index, data):
+    return qframe(FRAGMENT, qstr(mid) + struct.pack("<I", index) + data)
+
+
+def qabort(mid):
+    return qframe(ABORT, qstr(mid))
+
+
+def qrcpt_state(mid, rcpt, *fields):
+    return qframe(RCPT_STATE, qstr(mid) + struct.pack("<I", rcpt) + qstate_fields(*fields))
+
+
+def qop(mid, op, at_us=5):
+    return qframe(MESSAGE_OP, qstr(mid) + struct.pack("<Bq", op, at_us))
+
+
+QUEUE_RECORDS = {
+    "message": qmessage("ID0", ["a@x", "b@x"], b"Subject: s\r\n\r\nbody\r\n"),
+    "message-fragments": qmessage("ID1", ["a@x"], b"end\r\n", fragments=2, frag_bytes=10),
+    "message-relocated": qmessage("ID2", ["a@x", "b@x"], b"x\r\n", held=True,
+                                  states=[(2, 3, 99, 50, "451 later"), (1, 1, 0, 60, "250 ok")]),
+    "fragment": qfragment("ID1", 0, b"0123456789"),
+    "abort": qabort("ID3"),
+    "rcpt-state": qrcpt_state("ID0", 1, 3, 1, 0, 70, "550 5.1.1 unknown"),
+    "op-hold": qop("ID0", 1),
+    "op-delete": qop("ID0", 3),
+}
+# queue_record: [mode] then a record (mode 0) or [type][payload] to be framed (mode 1).
+for name, rec in QUEUE_RECORDS.items():
+    write("queue_record", name, b"\x00" + rec)
+    write("queue_record", "framed-" + name, b"\x01" + rec[12:])
+write("queue_record", "torn", b"\x00" + QUEUE_RECORDS["message"][:-3])
+write("queue_record", "bad-crc", b"\x00" + QUEUE_RECORDS["abort"][:5] + b"\xff" +
+      QUEUE_RECORDS["abort"][6:])
+
+# queue_scan, mode 0: a segment's records (the segment magic is prepended by the target).
+stream = (qfragment("ID1", 0, b"01234") + qfragment("ID1", 1, b"56789") + QUEUE_RECORDS["message"]
+          + QUEUE_RECORDS["message-fragments"] + qrcpt_state("ID0", 0, 1, 1, 0, 1, "250")
+          + qop("ID1", 1) + QUEUE_RECORDS["message-relocated"] + qfragment("ID4", 0, b"zz")
+          + qabort("ID4"))
+write("queue_scan", "records", b"\x00" + stream)
+write("queue_scan", "torn-tail", b"\x00" + stream[:-7])
+write("queue_scan", "zeros-tail", b"\x00" + stream + bytes(64))
+damaged = bytearray(stream)
+damaged[len(qfragment("ID1", 0, b"01234")) + 20] ^= 1
+write("queue_scan", "damage-in-middle", b"\x00" + bytes(damaged))
+write("queue_scan", "garbage-between", b"\x00" + stream[:40] + b"garbage RMX" + stream[40:])
+# queue_scan, mode 1: a script of chunks (see Build() in fuzz_queue_scan.cc):
+# 0 message [id][shape][u16 received][tail len][tail][states...], 1 fragment [id][index][len][bytes],
+# 2 abort [id], 3 state [id][rcpt][state][attempts][u16][u16][reply len][reply], 4 op [id][op][u16],
+# 5 raw [len][bytes], 6 flip [u16 at][bit], 7 zeros [n x 16], 8 cut [u16 keep], 9 "RMXQ".
+write("queue_scan", "script-life",
+      bytes([1, 1, 1, 0, 3]) + b"abc" + bytes([1, 1, 1, 2, 3]) + b"def"
+      + bytes([0, 1, 0x05, 0, 7, 4]) + b"tail"
+      + bytes([3, 1, 0, 2, 1, 0, 9, 0, 1, 3]) + b"451"
+      + bytes([4, 1, 0, 0, 3]) + bytes([3, 1, 0, 1, 1, 0, 0, 0, 0, 0]))
+write("queue_scan", "script-relocated",
+      bytes([0, 2, 0x21, 0, 1, 2]) + b"hi" + bytes([1, 1, 0, 0, 0, 0, 0, 0])
+      + bytes([0, 2, 0x61, 0, 2, 2]) + b"hi" + bytes([2, 2, 0, 0, 0, 0, 0, 0]))
+write("queue_scan", "script-damage",
+      bytes([0, 0, 0, 0, 9, 4]) + b"body" + bytes([6, 0, 30, 3]) + bytes([2, 0])
+      + bytes([9]) + bytes([5, 3]) + b"xyz" + bytes([1, 3, 0, 2]) + b"zz" + bytes([7, 4]))
+write("queue_scan", "script-cut",
+      bytes([1, 3, 0, 5]) + b"aaaaa" + bytes([0, 3, 4, 0, 0, 1]) + b"t" + bytes([8, 0, 40]))

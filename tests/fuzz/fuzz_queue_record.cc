@@ -1,0 +1,158 @@
+// Fuzz target: the queue's record decoder (core/queue/log_format.h). DecodeFrame must classify any
+// bytes without reading past them; every parser must accept or refuse any payload with kDataLoss;
+// a payload that parses must encode back to the same record bytes (the format has one encoding per
+// value); an Index fed the record must keep its own promises.
+//
+// Input: [mode] then bytes.
+//   mode bit 0 clear: the bytes are decoded as they are (a record, a torn one, or garbage);
+//   mode bit 0 set:   the bytes are [type][payload...] and are framed with a correct CRC first, so
+//                     that the parsers see payloads the CRC would otherwise almost always stop.
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+#include "core/check.h"
+#include "core/queue/index.h"
+#include "core/queue/log_format.h"
+#include "tests/fuzz/fuzz_input.h"
+
+namespace ringmx::fuzz {
+namespace {
+
+using namespace core::queue;  // NOLINT: a fuzz target's own file
+
+// A record around `payload` with a correct CRC (the type byte may be any value).
+std::string Framed(uint8_t type, std::string_view payload) {
+  std::string out(kRecordHeaderSize, '\0');
+  const uint32_t length = static_cast<uint32_t>(payload.size());
+  memcpy(out.data(), &kRecordMagic, 4);
+  memcpy(out.data() + 8, &length, 4);
+  out[12] = static_cast<char>(type);
+  out.append(payload);
+  const uint32_t crc = Crc32c(std::string_view(out).substr(8));
+  memcpy(out.data() + 4, &crc, 4);
+  return out;
+}
+
+bool Within(std::string_view inner, std::string_view outer) {
+  return inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size();
+}
+
+void CheckParsers(std::string_view payload) {
+  // Any payload, any parser: a value or kDataLoss, never anything else.
+  const auto expect = [](const absl::Status& s) {
+    RINGMX_CHECK(s.ok() || s.code() == absl::StatusCode::kDataLoss);
+  };
+  expect(ParseMessage(payload).status());
+  expect(ParseFragment(payload).status());
+  expect(ParseAbort(payload).status());
+  expect(ParseRecipientState(payload).status());
+  expect(ParseMessageOp(payload).status());
+}
+
+void CheckRecord(std::string_view record, const Frame& frame) {
+  const std::string_view p = frame.payload;
+  RINGMX_CHECK(frame.size == kRecordHeaderSize + p.size());
+  RINGMX_CHECK(Within(p, record));
+  const std::string_view whole = record.substr(0, frame.size);
+  switch (frame.type) {
+    case RecordType::kMessage: {
+      auto m = ParseMessage(p);
+      if (!m.ok()) break;
+      const MessageHeader& h = m->header;
+      RINGMX_CHECK(Within(m->tail, p) && m->tail.size() <= h.body_size);
+      RINGMX_CHECK(h.fragments > 0 || h.body_size == m->tail.size());
+      const bool relocated = (h.flags & kMessageFlagRelocated) != 0;
+      RINGMX_CHECK(relocated ? h.states.size() == h.recipients.size() : h.states.empty());
+      RINGMX_CHECK(!h.id.empty());
+      RINGMX_CHECK(EncodeMessagePrefix(h, m->tail) + std::string(m->tail) == whole);
+      break;
+    }
+    case RecordType::kFragment: {
+      auto f = ParseFragment(p);
+      if (!f.ok()) break;
+      RINGMX_CHECK(EncodeFragmentPrefix(f->id, f->index, f->bytes) + std::string(f->bytes) ==
+                   whole);
+      break;
+    }
+    case RecordType::kAbort: {
+      auto id = ParseAbort(p);
+      if (!id.ok()) break;
+      RINGMX_CHECK(EncodeAbort(*id) == whole);
+      break;
+    }
+    case RecordType::kRecipientState: {
+      auto s = ParseRecipientState(p);
+      if (!s.ok()) break;
+      RINGMX_CHECK(EncodeRecipientState(s->id, s->recipient, s->status) == whole);
+      break;
+    }
+    case RecordType::kMessageOp: {
+      auto op = ParseMessageOp(p);
+      if (!op.ok()) break;
+      RINGMX_CHECK(EncodeMessageOp(op->id, op->op, op->at_us) == whole);
+      break;
+    }
+  }
+  CheckParsers(p);
+
+  // The index takes any good frame: it is a message, counted, or ignored.
+  Index index;
+  index.Apply(frame, Location{1, 8, frame.size});
+  RINGMX_CHECK(index.stats().records == 1);
+  RINGMX_CHECK(index.size() <= 1);
+  for (const QueuedMessage* m : index.List()) {
+    RINGMX_CHECK(!m->AllFinal());
+    RINGMX_CHECK(index.OldestNeededSegment(5) == 1);
+  }
+  index.FinishReplay();
+  RINGMX_CHECK(index.stats().incomplete <= 1);
+  if (index.size() == 0) RINGMX_CHECK(index.OldestNeededSegment(5) == 5);
+
+  // Every proper prefix of a good record is incomplete, never corrupt and never a record.
+  for (size_t cut : {size_t{0}, size_t{3}, kRecordHeaderSize - 1, kRecordHeaderSize, frame.size / 2,
+                     frame.size - 1}) {
+    if (cut >= frame.size) continue;
+    ringmx::core::queue::Frame partial;
+    RINGMX_CHECK(DecodeFrame(whole.substr(0, cut), partial) == FrameResult::kIncomplete);
+  }
+}
+
+}  // namespace
+}  // namespace ringmx::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace ringmx::fuzz;
+  using namespace ringmx::core::queue;
+  FuzzInput in(data, size);
+  const uint8_t mode = in.Byte();
+  std::string record;
+  if ((mode & 1) != 0) {
+    const uint8_t type = in.Byte();
+    record = Framed(type, in.Rest());
+  } else {
+    record = std::string(in.Rest());
+  }
+  ringmx::core::queue::Frame frame;
+  const FrameProblem problem = CheckFrame(record, frame);
+  ringmx::core::queue::Frame frame2;
+  const FrameResult result = DecodeFrame(record, frame2);
+  RINGMX_CHECK((problem == FrameProblem::kNone) == (result == FrameResult::kOk));
+  RINGMX_CHECK((problem == FrameProblem::kIncomplete) == (result == FrameResult::kIncomplete));
+  RINGMX_CHECK(!FrameProblemName(problem).empty());
+  if (result == FrameResult::kOk) {
+    RINGMX_CHECK(frame.size == frame2.size && frame.type == frame2.type &&
+                 frame.payload.data() == frame2.payload.data());
+    RINGMX_CHECK(frame.size <= record.size());
+    CheckRecord(record, frame);
+  } else {
+    // Whatever the frame, the parsers must survive the bytes after the header.
+    CheckParsers(std::string_view(record).substr(std::min(record.size(), kRecordHeaderSize)));
+  }
+  return 0;
+}
