@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <thread>
@@ -29,6 +30,7 @@
 #include "net/ktls.h"
 #include "net/listener.h"
 #include "net/queue_log.h"
+#include "net/queue_control.h"
 #include "net/shard.h"
 #include "net/spool.h"
 
@@ -189,7 +191,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     if (!status.ok() && start_status.ok()) start_status = status;
   }
   if (!start_status.ok()) {
-    for (auto& shard : server->shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}});
+    for (auto& shard : server->shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}, {}});
     for (auto& t : server->threads_) t.join();
     server->threads_.clear();
     return start_status;
@@ -222,7 +224,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
 
 Server::~Server() {
   if (!threads_.empty()) {
-    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}});
+    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}, {}});
     for (auto& t : threads_) t.join();
   }
   if (signal_fd_ >= 0) close(signal_fd_);
@@ -318,6 +320,9 @@ void Server::HandleControlClient(int fd) {
     reply = Stats();
   } else if (command == "drain") {
     reply = Drain();
+  } else if (command == "queue" || absl::StartsWith(command, "queue ")) {
+    reply = QueueCommand(shards_, std::string_view(command).substr(strlen("queue")),
+                         absl::ToUnixMicros(clock_->Now()));
   } else if (command == "advance-clock-for-test" ||
              absl::StartsWith(command, "advance-clock-for-test ")) {
     // Hidden: only for servers started with --test-clock (AdvanceClockForTest refuses otherwise).
@@ -331,9 +336,9 @@ void Server::HandleControlClient(int fd) {
     }
   } else {
     reply =
-        absl::StrCat("error unknown command \"", command, "\" (commands: reload, stats, drain)");
+        absl::StrCat("error unknown command \"", command, "\" (commands: reload, stats, drain, queue)");
   }
-  reply.push_back('\n');
+  if (reply.empty() || reply.back() != '\n') reply.push_back('\n');
   WriteAll(fd, reply);
 }
 
@@ -362,7 +367,7 @@ std::string Server::Reload() {
   }
   runtime_ = *std::move(runtime);
   for (auto& shard : shards_) {
-    shard->mailbox().Post({ShardMessage::Kind::kSnapshot, runtime_, {}});
+    shard->mailbox().Post({ShardMessage::Kind::kSnapshot, runtime_, {}, {}});
   }
   core::LogInfo(absl::StrCat("reloaded config generation=", runtime_.snapshot->generation));
   return absl::StrCat("ok generation=", runtime_.snapshot->generation);
@@ -370,6 +375,8 @@ std::string Server::Reload() {
 
 std::string Server::Stats() const {
   uint64_t open = 0, total = 0, accepted = 0, rejected = 0, bytes = 0, store_errors = 0;
+  uint64_t queue_messages = 0, queue_groups = 0, queue_records = 0, queue_bytes = 0;
+  uint64_t largest_group = 0;  // the largest of the shards' latest groups
   for (const auto& shard : shards_) {
     const ShardCounters& c = shard->counters();
     open += c.connections_open.load(std::memory_order_relaxed);
@@ -378,6 +385,12 @@ std::string Server::Stats() const {
     rejected += c.messages_rejected.load(std::memory_order_relaxed);
     bytes += c.bytes_accepted.load(std::memory_order_relaxed);
     store_errors += c.store_errors.load(std::memory_order_relaxed);
+    queue_messages += c.queue_messages.load(std::memory_order_relaxed);
+    queue_groups += c.queue_groups.load(std::memory_order_relaxed);
+    queue_records += c.queue_records.load(std::memory_order_relaxed);
+    queue_bytes += c.queue_bytes.load(std::memory_order_relaxed);
+    largest_group =
+        std::max(largest_group, c.queue_last_group_records.load(std::memory_order_relaxed));
   }
   std::string out;
   core::JsonWriter json(out);
@@ -398,6 +411,16 @@ std::string Server::Stats() const {
       .Uint(bytes)
       .Key("store_errors")
       .Uint(store_errors)
+      .Key("queue_messages")
+      .Uint(queue_messages)
+      .Key("queue_groups")
+      .Uint(queue_groups)
+      .Key("queue_records")
+      .Uint(queue_records)
+      .Key("queue_bytes")
+      .Uint(queue_bytes)
+      .Key("queue_last_group_records")
+      .Uint(largest_group)
       .Key("draining")
       .Bool(draining_)
       .EndObject();
@@ -407,7 +430,7 @@ std::string Server::Stats() const {
 std::string Server::Drain() {
   if (!draining_) {
     draining_ = true;
-    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}});
+    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}, {}});
   }
   return "ok draining";
 }
@@ -443,7 +466,7 @@ std::string Server::AdvanceClockForTest(absl::Duration by) {
 }
 
 absl::StatusOr<std::string> ControlRequest(const std::string& socket_path,
-                                           const std::string& command) {
+                                           const std::string& command, bool strip_newlines) {
   sockaddr_un addr;
   memset(&addr, 0, sizeof(addr));
   addr.sun_family = AF_UNIX;
@@ -473,7 +496,9 @@ absl::StatusOr<std::string> ControlRequest(const std::string& socket_path,
     reply.append(buf, static_cast<size_t>(n));
   }
   close(fd);
-  while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
+  while (strip_newlines && !reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) {
+    reply.pop_back();
+  }
   if (reply.empty()) return absl::UnavailableError("no reply from the control socket");
   return reply;
 }

@@ -68,8 +68,11 @@ class Server {
   bool draining_ = false;
 };
 
-// Client side of the control socket: sends `command` and returns the reply line.
+// Client side of the control socket: sends `command` and returns the reply (one line, or several
+// for `queue list` and `queue show`). `strip_newlines`: drop the line ends at the end of the reply
+// (not for replies that carry bytes, like `queue export-data`).
 absl::StatusOr<std::string> ControlRequest(const std::string& socket_path,
-                                           const std::string& command);
+                                           const std::string& command,
+                                           bool strip_newlines = true);
 
 }  // namespace ringmx::net

@@ -139,6 +139,7 @@ absl::Status Shard::Init() {
             {.segment_size = spool.segment_size, .name = absl::StrCat("shard=", index_)}));
     queue_log_ = log.get();
     spool_ = std::move(log);
+    PublishQueueCounters();  // what replay found, before the first batch
   }
   for (auto& acceptor : acceptors_) ArmAccept(*acceptor);
   ArmMailbox();
@@ -195,11 +196,13 @@ void Shard::Run(const std::function<void(absl::Status)>& ready) {
 void Shard::PublishQueueCounters() {
   if (queue_log_ == nullptr) return;
   const QueueLogCounters& c = queue_log_->counters();
-  if (c.groups == published_queue_groups_) return;  // nothing new since the last batch
-  published_queue_groups_ = c.groups;
   auto set = [](std::atomic<uint64_t>& counter, uint64_t value) {
     counter.store(value, std::memory_order_relaxed);
   };
+  // Queue commands (delete) change the index through groups too; replay before any group.
+  if (c.groups == published_queue_groups_ && published_queue_groups_ != 0) return;
+  published_queue_groups_ = c.groups;
+  set(counters_.queue_messages, queue_log_->index().size());
   set(counters_.queue_groups, c.groups);
   set(counters_.queue_records, c.records);
   set(counters_.queue_bytes, c.bytes);
@@ -343,6 +346,10 @@ void Shard::OnMailbox() {
         break;
       case ShardMessage::Kind::kDrain:
         BeginDrain(BatchNow());
+        break;
+      case ShardMessage::Kind::kQueueTask:
+        // What it appends goes out with the group of this batch (Flush after the batch).
+        if (message.queue_task) message.queue_task(queue_log_);
         break;
       case ShardMessage::Kind::kTickForTest: {
         // This batch may have read the clock before the test moved it: read it again (taking the

@@ -34,10 +34,13 @@ class Spool;
 struct ShardMessage {
   // kTickForTest: the test clock moved (Server::AdvanceClockForTest); check every deadline now
   // against a fresh reading of the clock, then call `done` on the shard's thread.
-  enum class Kind { kSnapshot, kDrain, kTickForTest };
+  // kQueueTask: a `ringmx queue` command's part on this shard: `queue_task` runs on the shard's
+  // thread with its queue log (nullptr in discard mode) and answers through what it captured.
+  enum class Kind { kSnapshot, kDrain, kTickForTest, kQueueTask };
   Kind kind = Kind::kSnapshot;
   Runtime runtime;             // kSnapshot only
   std::function<void()> done;  // kTickForTest only
+  std::function<void(QueueLog*)> queue_task;  // kQueueTask only
 };
 
 // The control plane's way into a shard: a queue plus an eventfd the shard reads through its ring.
@@ -71,6 +74,7 @@ struct ShardCounters {
   std::atomic<uint64_t> queue_records{0};
   std::atomic<uint64_t> queue_bytes{0};
   std::atomic<uint64_t> queue_last_group_records{0};
+  std::atomic<uint64_t> queue_messages{0};  // messages in the queue (the index), after replay too
 
   static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

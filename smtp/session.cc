@@ -842,6 +842,9 @@ void Session::Deliver(absl::Time now, Output& out) {
   context.size = record.body.size();
   record.trace_headers = BuildReceivedHeader(s.envelope, context);
   record.envelope_json = BuildEnvelopeJson(s.envelope, context);
+  record.sender = std::move(s.envelope.mail_from);  // the envelope is cleared below
+  record.recipients = std::move(s.envelope.rcpt_to);
+  record.received_unix_us = absl::ToUnixMicros(now);
   s.outstanding_id = record.id;
   s.outstanding_size = record.body.size();
   out.deliver = std::move(record);

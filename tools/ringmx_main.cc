@@ -2,6 +2,7 @@
 //   ringmx serve -c FILE          run the server
 //   ringmx check -c FILE          validate a config file and exit
 //   ringmx ctl [-c FILE | -s SOCKET] reload|stats|drain
+//   ringmx queue [-c FILE | -s SOCKET] list|show ID|export ID DIR|hold ID|release ID|delete ID|flush
 //   ringmx tlsa -c FILE           TLSA records (3 1 1, 2 1 1) of every configured chain
 //   ringmx tlsa --check HOST:PORT [--starttls] [--sni NAME] [-c FILE]
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,10 +20,14 @@
 #endif
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 
 #include "core/config.h"
 #include "core/log.h"
+#include "net/queue_control.h"
 #include "net/runtime.h"
 #include "net/server.h"
 #include "net/tlsa_check.h"
@@ -36,6 +42,8 @@ constexpr char kUsage[] =
     "  ringmx serve -c FILE\n"
     "  ringmx check -c FILE\n"
     "  ringmx ctl [-c FILE | -s SOCKET] reload|stats|drain\n"
+    "  ringmx queue [-c FILE | -s SOCKET] list [--json] | show ID [--json] | export ID DIR\n"
+    "  ringmx queue [-c FILE | -s SOCKET] hold ID | release ID | delete ID | flush\n"
     "  ringmx tlsa -c FILE\n"
     "  ringmx tlsa --check IP:PORT [--starttls] [--sni NAME] [-c FILE]\n";
 
@@ -49,6 +57,7 @@ struct Args {
   std::string sni;
   // serve --test-clock (hidden, tests only): see net::ServerOptions::test_clock_for_test.
   bool test_clock = false;
+  bool json = false;  // queue list/show --json
   std::vector<std::string> rest;
 };
 
@@ -66,6 +75,8 @@ bool ParseArgs(int argc, char** argv, Args& args) {
       args.starttls = true;
     } else if (a == "--test-clock" && args.command == "serve") {
       args.test_clock = true;
+    } else if (a == "--json" && args.command == "queue") {
+      args.json = true;
     } else if (a == "--sni" && i + 1 < argc) {
       args.sni = argv[++i];
     } else if ((a == "-s" || a == "--socket") && i + 1 < argc) {
@@ -144,33 +155,116 @@ int Serve(const Args& args) {
   return 0;
 }
 
+// The control socket: -s SOCKET, or control.socket of the config. Fills `config` when it was
+// read (the queue tools need spool.path when the server is down).
+absl::StatusOr<std::string> ControlSocket(const Args& args, std::optional<Config>* config) {
+  if (!args.socket.empty() && !args.config_given) return args.socket;
+  absl::StatusOr<Config> loaded = ringmx::core::LoadConfigFile(args.config);
+  if (!loaded.ok()) return loaded.status();
+  std::string socket = args.socket.empty() ? loaded->control.socket : args.socket;
+  if (config != nullptr) *config = *std::move(loaded);
+  if (socket.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("control.socket is not set in ", args.config));
+  }
+  return socket;
+}
+
+int Fail(const absl::Status& status) {
+  fprintf(stderr, "ringmx: %s\n", std::string(status.message()).c_str());
+  return 1;
+}
+
 int Ctl(const Args& args) {
   // One command; its arguments, if any, follow it on the same line.
   if (args.rest.empty()) {
     fputs(kUsage, stderr);
     return 2;
   }
-  std::string socket = args.socket;
-  if (socket.empty()) {
-    absl::StatusOr<Config> config = ringmx::core::LoadConfigFile(args.config);
-    if (!config.ok()) {
-      fprintf(stderr, "ringmx: %s\n", std::string(config.status().message()).c_str());
-      return 1;
-    }
-    socket = config->control.socket;
-    if (socket.empty()) {
-      fprintf(stderr, "ringmx: control.socket is not set in %s\n", args.config.c_str());
-      return 1;
-    }
-  }
+  absl::StatusOr<std::string> socket = ControlSocket(args, nullptr);
+  if (!socket.ok()) return Fail(socket.status());
   absl::StatusOr<std::string> reply =
-      ringmx::net::ControlRequest(socket, absl::StrJoin(args.rest, " "));
-  if (!reply.ok()) {
-    fprintf(stderr, "ringmx: %s\n", std::string(reply.status().message()).c_str());
-    return 1;
-  }
+      ringmx::net::ControlRequest(*socket, absl::StrJoin(args.rest, " "));
+  if (!reply.ok()) return Fail(reply.status());
   printf("%s\n", reply->c_str());
   return reply->rfind("error", 0) == 0 ? 1 : 0;
+}
+
+bool WriteFile(const std::string& path, std::string_view bytes) {
+  FILE* f = fopen(path.c_str(), "wbx");  // never overwrite
+  if (f == nullptr) {
+    fprintf(stderr, "ringmx: cannot create %s: %s\n", path.c_str(), strerror(errno));
+    return false;
+  }
+  const bool ok = fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  if (fclose(f) != 0 || !ok) {
+    fprintf(stderr, "ringmx: cannot write %s: %s\n", path.c_str(), strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+// `export-data` answers "ok EML JSON\n" and the bytes: write <id>.eml and <id>.json into `dir`.
+int ExportFiles(const std::string& reply, const std::string& id, const std::string& dir) {
+  const size_t eol = reply.find('\n');
+  std::vector<std::string> words =
+      absl::StrSplit(reply.substr(0, eol == std::string::npos ? reply.size() : eol), ' ');
+  size_t eml_size = 0, json_size = 0;
+  if (eol == std::string::npos || words.size() != 3 || words[0] != "ok" ||
+      !absl::SimpleAtoi(words[1], &eml_size) || !absl::SimpleAtoi(words[2], &json_size) ||
+      reply.size() - eol - 1 < eml_size + json_size) {
+    fprintf(stderr, "ringmx: %s\n", reply.substr(0, eol).c_str());
+    return 1;
+  }
+  const std::string_view eml = std::string_view(reply).substr(eol + 1, eml_size);
+  const std::string_view json = std::string_view(reply).substr(eol + 1 + eml_size, json_size);
+  const std::string base = absl::StrCat(dir, "/", id);
+  if (!WriteFile(base + ".eml", eml) || !WriteFile(base + ".json", json)) return 1;
+  printf("%s.eml\n%s.json\n", base.c_str(), base.c_str());
+  return 0;
+}
+
+// The queue tools (like postqueue, postcat and postsuper): through the control socket, or, for
+// list, show and export when the server is not running, from the queue directories.
+int Queue(const Args& args) {
+  std::vector<std::string> words = args.rest;
+  if (words.empty()) {
+    fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string export_dir;
+  if (words[0] == "export") {
+    if (words.size() != 3) {
+      fputs(kUsage, stderr);
+      return 2;
+    }
+    export_dir = words[2];
+    words = {"export-data", words[1]};
+  }
+  if (args.json) words.push_back("--json");
+  const std::string command = absl::StrJoin(words, " ");
+  std::optional<Config> config;
+  absl::StatusOr<std::string> socket = ControlSocket(args, &config);
+  absl::StatusOr<std::string> reply = socket.ok()
+                                          ? ringmx::net::ControlRequest(*socket, "queue " + command,
+                                                                        /*strip=*/false)
+                                          : socket.status();
+  if (!reply.ok()) {
+    // Not running (or no socket configured): read the directories if we know where they are.
+    if (!config.has_value()) return Fail(reply.status());
+    fprintf(stderr, "ringmx: %s; reading the queue directory instead\n",
+            std::string(reply.status().message()).c_str());
+    reply = ringmx::net::QueueCommandOffline(config->spool.path, command,
+                                             absl::ToUnixMicros(absl::Now()));
+  }
+  if (reply->rfind("error", 0) == 0) {
+    fprintf(stderr, "ringmx: %s\n", reply->c_str() + 6);
+    return 1;
+  }
+  if (!export_dir.empty()) return ExportFiles(*reply, words[1], export_dir);
+  fwrite(reply->data(), 1, reply->size(), stdout);
+  if (reply->empty() || reply->back() != '\n') putchar('\n');
+  return 0;
 }
 
 // Prints the TLSA records of every configured chain, or checks them against a live server.
@@ -266,6 +360,7 @@ int main(int argc, char** argv) {
   if (args.command == "serve") return Serve(args);
   if (args.command == "check") return Check(args);
   if (args.command == "ctl") return Ctl(args);
+  if (args.command == "queue") return Queue(args);
   if (args.command == "tlsa") return Tlsa(args);
   if (args.command == "help" || args.command == "--help" || args.command == "-h") {
     fputs(kUsage, stdout);

@@ -1,5 +1,5 @@
 // End-to-end tests of ringmx-bench: it runs against the real server as a subprocess with --json;
-// what it reports is checked against the spool (every accepted message is one .json in new/).
+// what it reports is checked against the spool (every accepted message is in the queue).
 // Every run is small and bounded by --total-messages (or, in the one test about it, --duration),
 // and by RunCommand's generous timeout. Nothing here depends on how much a run gets done in a
 // stretch of wall-clock time: counts are exact, or bounds that hold however slow the machine is.
@@ -108,10 +108,10 @@ TEST_F(BenchTest, WithoutPipeliningSeveralRecipientsAndAMessageFile) {
   EXPECT_EQ(run.Errors(), "{}") << run.output;
   const std::vector<std::string> ids = CommittedIds(server_->spool());
   ASSERT_EQ(ids.size(), 20u);
-  const std::string eml = ReadWholeFile(server_->spool() + "/new/" + ids[0] + ".eml");
+  const std::string eml = StoredEml(server_->spool(), ids[0]);
   // Dot-stuffed on the wire, unstuffed in the spool; LF lines became CRLF.
   EXPECT_NE(eml.find("\r\n.leading dot\r\nplain line\r\n"), std::string::npos) << eml;
-  const std::string json = ReadWholeFile(server_->spool() + "/new/" + ids[0] + ".json");
+  const std::string json = StoredJson(server_->spool(), ids[0]);
   EXPECT_NE(json.find("user2@example.test"), std::string::npos) << json;
 }
 

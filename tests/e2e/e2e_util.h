@@ -1,4 +1,4 @@
-// Shared helpers for the end-to-end tests: a fixture that runs one server, and spool inspection.
+// Shared helpers for the end-to-end tests: a fixture that runs one server, and queue inspection.
 #pragma once
 
 #include <filesystem>
@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 
+#include "tests/testing/queue_reader.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
 
@@ -53,15 +54,21 @@ inline std::vector<std::string> ListDir(const std::string& dir) {
   return names;
 }
 
-// Ids of the committed messages in `spool`/new (names of the .json files without extension).
-inline std::vector<std::string> CommittedIds(const std::string& spool) {
-  std::vector<std::string> ids;
-  for (const std::string& name : ListDir(spool + "/new")) {
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".json") == 0) {
-      ids.push_back(name.substr(0, name.size() - 5));
-    }
-  }
-  return ids;
+// Ids of the messages in the queue under `spool`, sorted, read from the segment files as
+// recovery would read them.
+inline std::vector<std::string> CommittedIds(const std::string& spool) { return QueuedIds(spool); }
+
+// The stored message (`ringmx queue export`'s <id>.eml) and its envelope (<id>.json); "" if the
+// queue does not hold `id`.
+inline std::string StoredEml(const std::string& spool, const std::string& id) {
+  QueueContents queue = ReadQueue(spool);
+  auto it = queue.messages.find(id);
+  return it == queue.messages.end() ? "" : it->second.eml;
+}
+inline std::string StoredJson(const std::string& spool, const std::string& id) {
+  QueueContents queue = ReadQueue(spool);
+  auto it = queue.messages.find(id);
+  return it == queue.messages.end() ? "" : it->second.json;
 }
 
 // "250 2.0.0 Ok: queued as ABC\r\n" -> "ABC".

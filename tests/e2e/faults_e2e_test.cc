@@ -477,19 +477,17 @@ struct Expected {
   std::vector<std::string> rcpts;
 };
 
-// Checks one committed message: `<id>.eml` is our Received header (exactly its three lines, naming
-// `id`) followed by exactly `expected.body`, and `<id>.json` parses and names the envelope. ""
-// when complete, else what is wrong.
-std::string CheckMessage(const std::string& spool, const std::string& id,
+// Checks one queued message: its bytes are our Received header (exactly its three lines, naming
+// `id`) followed by exactly `expected.body`, its envelope JSON parses and names the envelope, and
+// the index has its recipients, all pending. "" when complete, else what is wrong.
+std::string CheckMessage(const QueueContents& queue, const std::string& id,
                          const Expected& expected) {
-  const std::string eml_path = absl::StrCat(spool, "/new/", id, ".eml");
-  const std::string json_path = absl::StrCat(spool, "/new/", id, ".json");
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(eml_path, ec)) return absl::StrCat(eml_path, " missing");
-  if (!std::filesystem::is_regular_file(json_path, ec)) return absl::StrCat(json_path, " missing");
-  const std::string eml = ReadWholeFile(eml_path);
+  auto it = queue.messages.find(id);
+  if (it == queue.messages.end()) return absl::StrCat(id, " is not in the queue");
+  const StoredMessage& stored = it->second;
+  const std::string& eml = stored.eml;
   if (!EndsWith(eml, expected.body)) {
-    return absl::StrCat(eml_path, ": the stored body is not the bytes sent (", eml.size(),
+    return absl::StrCat(id, ": the stored body is not the bytes sent (", eml.size(),
                         " bytes stored, body ", expected.body.size(), ")");
   }
   const std::string header = eml.substr(0, eml.size() - expected.body.size());
@@ -504,57 +502,55 @@ std::string CheckMessage(const std::string& spool, const std::string& id,
   for (size_t i = 1; i + 1 < lines.size(); ++i)
     header_ok = header_ok && lines[i].rfind('\t', 0) == 0;
   if (!header_ok) {
-    return absl::StrCat(eml_path, ": not exactly our Received header before the body: [", header,
-                        "]");
+    return absl::StrCat(id, ": not exactly our Received header before the body: [", header, "]");
   }
-  const std::string json_text = ReadWholeFile(json_path);
+  const std::string& json_text = stored.json;
   std::optional<Json> json = JsonParser(json_text).ParseDocument();
   if (!json.has_value() || json->type != Json::Type::kObject) {
-    return absl::StrCat(json_path, ": not a JSON object: [", json_text, "]");
+    return absl::StrCat(id, ": the envelope is not a JSON object: [", json_text, "]");
   }
   const Json* json_id = json->Get("id");
   const Json* from = json->Get("mail_from");
   const Json* rcpts = json->Get("rcpt_to");
   const Json* size = json->Get("size");
-  if (json_id == nullptr || json_id->string != id) return absl::StrCat(json_path, ": wrong id");
+  if (json_id == nullptr || json_id->string != id) return absl::StrCat(id, ": wrong id in JSON");
   if (from == nullptr || from->string != expected.mail_from) {
-    return absl::StrCat(json_path, ": wrong mail_from");
+    return absl::StrCat(id, ": wrong mail_from");
   }
   if (size == nullptr || size->type != Json::Type::kNumber ||
       size->number != static_cast<double>(expected.body.size())) {
-    return absl::StrCat(json_path, ": size is not ", expected.body.size());
+    return absl::StrCat(id, ": size is not ", expected.body.size());
   }
   if (rcpts == nullptr || rcpts->type != Json::Type::kArray ||
       rcpts->array.size() != expected.rcpts.size()) {
-    return absl::StrCat(json_path, ": rcpt_to does not name the ", expected.rcpts.size(),
+    return absl::StrCat(id, ": rcpt_to does not name the ", expected.rcpts.size(),
                         " recipients: ", json_text);
   }
   for (size_t i = 0; i < expected.rcpts.size(); ++i) {
     if (rcpts->array[i].string != expected.rcpts[i]) {
-      return absl::StrCat(json_path, ": rcpt_to[", i, "] is not ", expected.rcpts[i]);
+      return absl::StrCat(id, ": rcpt_to[", i, "] is not ", expected.rcpts[i]);
+    }
+  }
+  if (stored.entry.sender != expected.mail_from) return absl::StrCat(id, ": index sender");
+  if (stored.entry.recipients.size() != expected.rcpts.size()) {
+    return absl::StrCat(id, ": the index has ", stored.entry.recipients.size(), " recipients");
+  }
+  for (size_t i = 0; i < expected.rcpts.size(); ++i) {
+    if (stored.entry.recipients[i].address != expected.rcpts[i] ||
+        stored.entry.recipients[i].status.state != core::queue::RecipientState::kPending) {
+      return absl::StrCat(id, ": index recipient ", i, " is not ", expected.rcpts[i], " pending");
     }
   }
   return "";
 }
 
-// What new/ holds, by id: whether each id has its .eml and its .json, and names that are neither.
-struct NewDirListing {
-  std::map<std::string, std::pair<bool, bool>> ids;  // id -> (has .eml, has .json)
-  std::vector<std::string> strays;
-};
-
-NewDirListing ListNew(const std::string& spool) {
-  NewDirListing listing;
-  for (const std::string& name : ListDir(spool + "/new")) {
-    if (EndsWith(name, ".eml") && name.size() > 4) {
-      listing.ids[name.substr(0, name.size() - 4)].first = true;
-    } else if (EndsWith(name, ".json") && name.size() > 5) {
-      listing.ids[name.substr(0, name.size() - 5)].second = true;
-    } else {
-      listing.strays.push_back(name);
-    }
+// Replay problems other than torn tails (a crash leaves at most a torn tail per shard directory).
+std::vector<std::string> DamageOtherThanTornTails(const QueueContents& queue) {
+  std::vector<std::string> damage;
+  for (const std::string& p : queue.problems) {
+    if (p.find("torn") == std::string::npos) damage.push_back(p);
   }
-  return listing;
+  return damage;
 }
 
 std::vector<std::string> ReadLines(const std::string& path) {
@@ -629,8 +625,7 @@ TEST_F(KillTest, EveryAcceptedMessageSurvivesKillNineAndNothingTornIsVisible) {
   std::set<std::string> verified;  // committed ids whose files have been checked in full
   std::set<std::string> acked_all;
   size_t acked_total = 0;
-  size_t tmp_leftovers_total = 0;
-  size_t orphans_total = 0;
+  size_t tails_total = 0;
 
   for (int round = 0; round < kRounds; ++round) {
     const int delay = delay_ms(random);
@@ -675,42 +670,30 @@ TEST_F(KillTest, EveryAcceptedMessageSurvivesKillNineAndNothingTornIsVisible) {
                                << ReadWholeFile(bench_out);
     ASSERT_EQ(server_exit, std::optional<int>(-SIGKILL)) << server_->Log();
 
-    // What a reader sees right after the crash: every .json (the commit mark) has its .eml and
-    // both are complete; an .eml without .json (killed between the two renames) may exist.
-    const std::vector<std::string> tmp_before = ListDir(spool + "/tmp");
-    tmp_leftovers_total += tmp_before.size();
-    NewDirListing before = ListNew(spool);
-    EXPECT_TRUE(before.strays.empty()) << "unexpected names in new/: " << before.strays[0];
-    std::set<std::string> orphans;
-    for (const auto& [id, files] : before.ids) {
-      if (!files.first) ADD_FAILURE() << "new/" << id << ".json has no .eml";
-      if (!files.second) orphans.insert(id);
-      if (files.first && files.second && !verified.contains(id)) {
-        const std::string problem = CheckMessage(spool, id, expected);
-        EXPECT_EQ(problem, "") << "after the kill";
+    // What a reader sees right after the crash: every message in the queue is whole; at most a
+    // torn tail per shard directory (a group whose sync never completed), nothing else damaged.
+    const QueueContents before = ReadQueue(spool);
+    tails_total += before.problems.size();
+    EXPECT_LE(before.problems.size(), 2u) << before.problems[0];
+    const std::vector<std::string> damage = DamageOtherThanTornTails(before);
+    EXPECT_TRUE(damage.empty()) << damage[0];
+    for (const auto& [id, stored] : before.messages) {
+      if (!verified.contains(id)) {
+        EXPECT_EQ(CheckMessage(before, id, expected), "") << "after the kill";
         verified.insert(id);
       }
     }
-    orphans_total += orphans.size();
 
-    // Restart on the same spool: tmp/ is emptied, orphans are removed, the rest is untouched.
+    // Restart on the same queue: every message is still there, nothing new is damaged.
     const absl::Time restart_time = absl::Now();
     server_.reset();
     StartServer(config);
     const absl::Time restarted_time = absl::Now();
-    EXPECT_TRUE(ListDir(spool + "/tmp").empty())
-        << "tmp/ not cleaned at restart: " << ListDir(spool + "/tmp").size() << " files left";
-    NewDirListing after = ListNew(spool);
-    EXPECT_TRUE(after.strays.empty());
-    for (const auto& [id, files] : after.ids) {
-      EXPECT_TRUE(files.first && files.second)
-          << id << ": " << (files.first ? ".eml" : ".json") << " without its pair after restart";
-      EXPECT_FALSE(orphans.contains(id)) << id << ".eml without .json survived the restart";
-    }
-    for (const auto& [id, files] : before.ids) {
-      if (files.first && files.second) {
-        EXPECT_TRUE(after.ids.contains(id)) << "committed message " << id << " gone after restart";
-      }
+    const QueueContents after = ReadQueue(spool);
+    const std::vector<std::string> damage_after = DamageOtherThanTornTails(after);
+    EXPECT_TRUE(damage_after.empty()) << damage_after[0];
+    for (const auto& [id, stored] : before.messages) {
+      EXPECT_TRUE(after.messages.contains(id)) << "queued message " << id << " gone after restart";
     }
 
     // Every message the client saw 250 for is there and complete.
@@ -720,14 +703,14 @@ TEST_F(KillTest, EveryAcceptedMessageSurvivesKillNineAndNothingTornIsVisible) {
     for (const std::string& id : acked) {
       EXPECT_NE(id, "?") << "a 250 without \"queued as <id>\"";
       EXPECT_TRUE(acked_all.insert(id).second) << "queue id " << id << " acknowledged twice";
-      const std::string problem = CheckMessage(spool, id, expected);
+      const std::string problem = CheckMessage(after, id, expected);
       if (!problem.empty() && ++missing <= 5)
         ADD_FAILURE() << "acknowledged " << id << ": " << problem;
     }
     EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged messages";
     std::cout << "round " << round << ": killed after " << delay << " ms, " << acked.size()
-              << " acknowledged, " << after.ids.size() << " in the spool, " << tmp_before.size()
-              << " in tmp/ and " << orphans.size() << " orphan .eml before restart (kill "
+              << " acknowledged, " << after.messages.size() << " in the queue, "
+              << before.problems.size() << " torn tails before restart (kill "
               << absl::FormatDuration(restart_time - kill_time) << ", restart "
               << absl::FormatDuration(restarted_time - restart_time) << ", checks "
               << absl::FormatDuration(absl::Now() - restarted_time) << ", round "
@@ -735,8 +718,7 @@ TEST_F(KillTest, EveryAcceptedMessageSurvivesKillNineAndNothingTornIsVisible) {
     if (HasFatalFailure() || HasFailure()) break;
   }
   std::cout << "kill -9: " << acked_total << " acknowledged messages over the rounds, all present; "
-            << tmp_leftovers_total << " half-written files and " << orphans_total
-            << " uncommitted .eml cleaned at restarts" << std::endl;
+            << tails_total << " torn tails skipped at restarts" << std::endl;
   EXPECT_GT(acked_total, 0u) << "no round carried any load before its kill";
 }
 
@@ -800,8 +782,7 @@ TEST_F(DiskFullTest, FullDiskGives452AndMailFlowsAgainOnceSpaceIsBack) {
   reply = send(big);
   EXPECT_EQ(reply.code, 452) << reply.text;
   EXPECT_EQ(reply.Enhanced(), "4.3.1") << reply.text;
-  EXPECT_TRUE(ListDir(spool + "/tmp").empty()) << "the refused message left files in tmp/";
-  EXPECT_EQ(CommittedIds(spool).size(), 1u) << "the refused message is visible in new/";
+  EXPECT_EQ(CommittedIds(spool).size(), 1u) << "the refused message is in the queue";
   EXPECT_EQ(client->Command("NOOP").code, 250) << "the session did not go on after 452";
 
   reply = send(small);  // smaller mail still fits
@@ -817,7 +798,6 @@ TEST_F(DiskFullTest, FullDiskGives452AndMailFlowsAgainOnceSpaceIsBack) {
   ASSERT_NE(other, nullptr) << "the server stopped greeting on a full disk";
   reply = other->SendMail("b@remote.test", {"v@example.test"}, small);
   EXPECT_EQ(reply.code, 452) << reply.text;
-  EXPECT_TRUE(ListDir(spool + "/tmp").empty()) << "refused messages left files in tmp/";
 
   // Space is back: big and small mail is taken again, on the old session and a new one.
   ASSERT_EQ(unlink(filler.c_str()), 0) << strerror(errno);
@@ -834,15 +814,11 @@ TEST_F(DiskFullTest, FullDiskGives452AndMailFlowsAgainOnceSpaceIsBack) {
   stored.emplace_back(QueuedId(reply.text), big);
   EXPECT_EQ(client->Command("QUIT").code, 221);
 
-  EXPECT_EQ(CommittedIds(spool).size(), stored.size());
+  const QueueContents queue = ReadQueue(spool);
+  EXPECT_EQ(queue.messages.size(), stored.size());
   for (const auto& [id, body] : stored) {
-    EXPECT_EQ(CheckMessage(spool, id, Expected{body, "a@remote.test", {"u@example.test"}}), "");
+    EXPECT_EQ(CheckMessage(queue, id, Expected{body, "a@remote.test", {"u@example.test"}}), "");
   }
-  NewDirListing listing = ListNew(spool);
-  for (const auto& [id, files] : listing.ids) {
-    EXPECT_TRUE(files.first && files.second) << id << " is half a message";
-  }
-  EXPECT_TRUE(ListDir(spool + "/tmp").empty());
   // A clean stop after the failures (under ASan this is where leaks would show), before the tmpfs
   // goes.
   client.reset();
@@ -902,9 +878,9 @@ TEST_F(SpoolAtStartTest, PathIsARegularFile) {
   ExpectRefusedAtStart(dir_ / "spoolfile");
 }
 
-TEST_F(SpoolAtStartTest, TmpIsARegularFile) {
-  std::filesystem::create_directories(dir_ / "spool/new");
-  { std::ofstream(dir_ / "spool/tmp") << "not a directory"; }
+TEST_F(SpoolAtStartTest, QueueIsARegularFile) {
+  std::filesystem::create_directories(dir_ / "spool");
+  { std::ofstream(dir_ / "spool/queue") << "not a directory"; }
   ExpectRefusedAtStart(dir_ / "spool");
 }
 
@@ -918,13 +894,12 @@ TEST_F(SpoolAtStartTest, PathCannotBeCreatedOnAReadOnlyFileSystem) {
 
 TEST_F(SpoolAtStartTest, ExistingSpoolOnAReadOnlyFileSystem) {
   // Root bypasses permission bits (a 0500 directory is writable to root): a read-only mount is
-  // what root cannot write. tmp/ and new/ exist, so only a write shows the problem.
+  // what root cannot write. queue/0 exists, so only a write shows the problem.
   ASSERT_TRUE(IsRoot()) << kNeedRoot;
   ASSERT_EQ(EnterPrivateMountNamespace(), "");
   TmpfsMount fs(dir_ / "ro", "size=1m");
   ASSERT_TRUE(fs.ok()) << fs.error();
-  std::filesystem::create_directories(dir_ / "ro/spool/tmp");
-  std::filesystem::create_directories(dir_ / "ro/spool/new");
+  std::filesystem::create_directories(dir_ / "ro/spool/queue/0");
   ASSERT_EQ(fs.MakeReadOnly(), "");
   ExpectRefusedAtStart(dir_ / "ro/spool");
 }
@@ -983,7 +958,7 @@ TEST(DescriptorLimitTest, NoBusyLoopOpenSessionsGoOnServiceResumes) {
                                     "Subject: at the limit\r\n\r\nstill here\r\n", /*ehlo=*/false);
   EXPECT_EQ(reply.code, 250) << reply.text << "\n" << server->Log();
   if (reply.code == 250) {
-    EXPECT_EQ(CheckMessage(dir / "spool", QueuedId(reply.text),
+    EXPECT_EQ(CheckMessage(ReadQueue(dir / "spool"), QueuedId(reply.text),
                            Expected{"Subject: at the limit\r\n\r\nstill here\r\n",
                                     "a@remote.test",
                                     {"u@example.test"}}),

@@ -103,8 +103,8 @@ class TlsTest : public ServerTest {
     EXPECT_EQ(stored.code, 250) << stored.text;
     const std::string id = QueuedId(stored.text);
     if (id.empty()) return "";
-    last_json_ = ReadWholeFile(server_->spool() + "/new/" + id + ".json");
-    return ReadWholeFile(server_->spool() + "/new/" + id + ".eml");
+    last_json_ = StoredJson(server_->spool(), id);
+    return StoredEml(server_->spool(), id);
   }
 
   // Whether the running server moves TLS connections to the kernel's record layer (its start-up
