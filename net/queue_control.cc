@@ -12,16 +12,16 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 
 #include "core/json.h"
-#include "core/strings.h"
 #include "core/queue/index.h"
 #include "core/queue/store_files.h"
+#include "core/strings.h"
 #include "net/queue_log.h"
 #include "net/shard.h"
 
@@ -124,7 +124,8 @@ void AppendMessageText(std::string& out, const q::QueuedMessage& m, int64_t now_
                         FormatAge((now_us - m.received_us) / 1000000), m.sender,
                         m.held ? "  (held)" : "");
   for (const q::QueuedRecipient& r : m.recipients) {
-    absl::StrAppend(&out, "    <", r.address, "> ", core::Av(q::RecipientStateName(r.status.state)));
+    absl::StrAppend(&out, "    <", r.address, "> ",
+                    core::Av(q::RecipientStateName(r.status.state)));
     if (r.status.state == q::RecipientState::kDeferred) {
       absl::StrAppend(&out, " (", r.status.attempts, " attempts, next in ",
                       FormatAge((r.status.next_attempt_us - now_us) / 1000000), ")");

@@ -29,8 +29,8 @@
 #include "core/strings.h"
 #include "net/ktls.h"
 #include "net/listener.h"
-#include "net/queue_log.h"
 #include "net/queue_control.h"
+#include "net/queue_log.h"
 #include "net/shard.h"
 #include "net/spool.h"
 
@@ -191,7 +191,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     if (!status.ok() && start_status.ok()) start_status = status;
   }
   if (!start_status.ok()) {
-    for (auto& shard : server->shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}, {}});
+    for (auto& shard : server->shards_)
+      shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}, {}});
     for (auto& t : server->threads_) t.join();
     server->threads_.clear();
     return start_status;
@@ -335,8 +336,8 @@ void Server::HandleControlClient(int fd) {
       reply = AdvanceClockForTest(absl::Milliseconds(ms));
     }
   } else {
-    reply =
-        absl::StrCat("error unknown command \"", command, "\" (commands: reload, stats, drain, queue)");
+    reply = absl::StrCat("error unknown command \"", command,
+                         "\" (commands: reload, stats, drain, queue)");
   }
   if (reply.empty() || reply.back() != '\n') reply.push_back('\n');
   WriteAll(fd, reply);

@@ -72,7 +72,6 @@ class Server {
 // for `queue list` and `queue show`). `strip_newlines`: drop the line ends at the end of the reply
 // (not for replies that carry bytes, like `queue export-data`).
 absl::StatusOr<std::string> ControlRequest(const std::string& socket_path,
-                                           const std::string& command,
-                                           bool strip_newlines = true);
+                                           const std::string& command, bool strip_newlines = true);
 
 }  // namespace ringmx::net

@@ -38,8 +38,8 @@ struct ShardMessage {
   // thread with its queue log (nullptr in discard mode) and answers through what it captured.
   enum class Kind { kSnapshot, kDrain, kTickForTest, kQueueTask };
   Kind kind = Kind::kSnapshot;
-  Runtime runtime;             // kSnapshot only
-  std::function<void()> done;  // kTickForTest only
+  Runtime runtime;                            // kSnapshot only
+  std::function<void()> done;                 // kTickForTest only
   std::function<void(QueueLog*)> queue_task;  // kQueueTask only
 };
 

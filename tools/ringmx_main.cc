@@ -2,8 +2,8 @@
 //   ringmx serve -c FILE          run the server
 //   ringmx check -c FILE          validate a config file and exit
 //   ringmx ctl [-c FILE | -s SOCKET] reload|stats|drain
-//   ringmx queue [-c FILE | -s SOCKET] list|show ID|export ID DIR|hold ID|release ID|delete ID|flush
-//   ringmx tlsa -c FILE           TLSA records (3 1 1, 2 1 1) of every configured chain
+//   ringmx queue [-c FILE | -s SOCKET] list|show ID|export ID DIR|hold ID|release ID|delete
+//   ID|flush ringmx tlsa -c FILE           TLSA records (3 1 1, 2 1 1) of every configured chain
 //   ringmx tlsa --check HOST:PORT [--starttls] [--sni NAME] [-c FILE]
 #include <fcntl.h>
 #include <stdio.h>
@@ -19,8 +19,8 @@
 #include <mimalloc.h>
 #endif
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"

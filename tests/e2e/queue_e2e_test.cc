@@ -35,9 +35,9 @@ class QueueTest : public ServerTest {
     auto client = Connect();
     EXPECT_NE(client, nullptr);
     if (client == nullptr) return "";
-    SmtpReply reply = client->SendMail("sender@remote.test", {"u@example.test", "v@example.test"},
-                                       absl::StrCat("Subject: ", subject, "\r\n\r\nbody of ",
-                                                    subject, "\r\n"));
+    SmtpReply reply =
+        client->SendMail("sender@remote.test", {"u@example.test", "v@example.test"},
+                         absl::StrCat("Subject: ", subject, "\r\n\r\nbody of ", subject, "\r\n"));
     EXPECT_EQ(reply.code, 250) << reply.text;
     client->Command("QUIT");
     return QueuedId(reply.text);
@@ -122,8 +122,7 @@ TEST_F(QueueTest, HoldReleaseDeleteAreDurableAcrossRestarts) {
   EXPECT_FALSE(stored.messages.at(a).entry.held);
   EXPECT_TRUE(stored.messages.at(b).entry.held);
   EXPECT_FALSE(stored.messages.contains(c));
-  EXPECT_TRUE(absl::StrContains(Queue({"list"}).output, b + "         "))
-      << Queue({"list"}).output;
+  EXPECT_TRUE(absl::StrContains(Queue({"list"}).output, b + "         ")) << Queue({"list"}).output;
   EXPECT_TRUE(absl::StrContains(Queue({"list"}).output, "(held)"));
 
   // Restart: the server rebuilds the same queue from its log.
@@ -142,8 +141,7 @@ TEST_F(QueueTest, HoldReleaseDeleteAreDurableAcrossRestarts) {
   EXPECT_FALSE(ReadQueue(server_->spool()).messages.at(b).entry.held);
   CommandResult flush = Queue({"flush"});
   ASSERT_EQ(flush.exit_code, 0) << flush.output;
-  EXPECT_TRUE(absl::StrContains(flush.output, "ok 0 deferred recipients due now"))
-      << flush.output;
+  EXPECT_TRUE(absl::StrContains(flush.output, "ok 0 deferred recipients due now")) << flush.output;
 
   // Everything deleted: the queue is empty, and stays empty after a restart.
   ASSERT_EQ(Queue({"delete", a}).exit_code, 0);
@@ -163,8 +161,7 @@ TEST_F(QueueTest, ListShowAndExportWorkWhileTheServerIsDown) {
 
   CommandResult list = Queue({"list"});
   ASSERT_EQ(list.exit_code, 0) << list.output;
-  EXPECT_TRUE(absl::StrContains(list.output, "reading the queue directory instead"))
-      << list.output;
+  EXPECT_TRUE(absl::StrContains(list.output, "reading the queue directory instead")) << list.output;
   EXPECT_TRUE(absl::StrContains(list.output, a)) << list.output;
   const std::filesystem::path out = dir_ / "offline-export";
   std::filesystem::create_directories(out);
