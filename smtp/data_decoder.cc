@@ -41,7 +41,7 @@ const char* FindCrOrLf(const char* p, const char* end) {
 
 size_t DataDecoder::capacity() const { return internal::HeapBytes(body_); }
 
-void DataDecoder::Begin(Mode mode, uint64_t max_message_bytes) {
+void DataDecoder::Begin(Mode mode, uint64_t max_message_bytes, uint64_t size_hint) {
   mode_ = mode;
   state_ = State::kLineStart;
   errors_ = 0;
@@ -49,6 +49,14 @@ void DataDecoder::Begin(Mode mode, uint64_t max_message_bytes) {
   size_ = 0;
   line_len_ = 0;
   body_.clear();
+  if (size_hint > 0) {
+    const size_t cap = BufferCap();
+    internal::GrowWithin(body_, static_cast<size_t>(std::min<uint64_t>(size_hint, cap)), cap);
+  }
+}
+
+size_t DataDecoder::BufferCap() const {
+  return std::min(static_cast<size_t>(max_bytes_), buffer_limit_);
 }
 
 void DataDecoder::Clear() {
@@ -77,7 +85,9 @@ void DataDecoder::Count(size_t n) {
 void DataDecoder::Append(const char* data, size_t n) {
   Count(n);
   if (errors_ != 0) return;
-  internal::GrowWithin(body_, n, static_cast<size_t>(max_bytes_));
+  // The caller keeps within the buffer limit (see set_buffer_limit); max() keeps GrowWithin's
+  // precondition even if it did not.
+  internal::GrowWithin(body_, n, std::max(BufferCap(), body_.size() + n));
   body_.append(data, n);
 }
 
@@ -85,6 +95,18 @@ void DataDecoder::AddLineLength(size_t n) {
   line_len_ += n;
   // RFC 5321 section 4.5.3.1.6: 998 octets + CR LF.
   if (line_len_ > kMaxTextLineOctets) Fail(Error::kLineTooLong);
+}
+
+std::string DataDecoder::TakeChunk() {
+  std::string chunk = std::move(body_);
+  body_ = std::string();
+  // The rest of a message that streams is most likely at least one more whole buffer.
+  const uint64_t left = max_bytes_ > size_ ? max_bytes_ - size_ : 0;
+  if (errors_ == 0 && left > 0 && buffer_limit_ != SIZE_MAX) {
+    internal::GrowWithin(body_, static_cast<size_t>(std::min<uint64_t>(left, buffer_limit_)),
+                         BufferCap());
+  }
+  return chunk;
 }
 
 std::string DataDecoder::TakeBody() {

@@ -39,8 +39,22 @@ class DataDecoder {
 
   DataDecoder() = default;
 
-  // Starts a new message, dropping anything left from the previous one.
-  void Begin(Mode mode, uint64_t max_message_bytes);
+  // Starts a new message, dropping anything left from the previous one. `size_hint`: the size the
+  // client announced (MAIL FROM SIZE=, RFC 1870), 0 if none: the body buffer is allocated at
+  // that size up front (at most the buffer limit), so a message that keeps its word is copied
+  // into it once and never moved by a regrowth.
+  void Begin(Mode mode, uint64_t max_message_bytes, uint64_t size_hint = 0);
+
+  // Streaming (the session hands the body to the store in pieces): the body buffer grows to at
+  // most `limit` octets as long as the caller feeds at most StreamRoom() octets per Consume() and
+  // takes the buffer with TakeChunk() when StreamRoom() is 0. Default: no limit besides
+  // max_message_bytes. Kept across Begin().
+  void set_buffer_limit(size_t limit) { buffer_limit_ = limit; }
+  // How many more input octets fit the buffer limit: decoded content is never longer than its
+  // input, except for one octet held back from the previous input (a CR whose LF had not come).
+  size_t StreamRoom() const {
+    return buffer_limit_ > body_.size() + 1 ? buffer_limit_ - body_.size() - 1 : 0;
+  }
 
   // Consumes message bytes and returns how many were consumed. kDotStuffed: stops right after the
   // terminating CR LF "." CR LF (done() is then true) and leaves the rest to the caller; returns
@@ -58,14 +72,18 @@ class DataDecoder {
   Error error() const;
   // Content octets seen so far (after unstuffing), counted on past the limit.
   uint64_t size() const { return size_; }
-  // The decoded message so far: exactly the client's bytes after unstuffing, CR LF kept. For
-  // DATA it excludes the terminating "." CR LF (the CR LF before the dot belongs to the message).
-  // Empty after an error.
+  // The decoded message so far (since the last TakeChunk()): exactly the client's bytes after
+  // unstuffing, CR LF kept. For DATA it excludes the terminating "." CR LF (the CR LF before the
+  // dot belongs to the message). Empty after an error.
   const std::string& body() const { return body_; }
   // Drops the message and frees the body's memory (RSET, EHLO, close).
   void Clear();
   // Moves the body out (after done()/Finish() with no error). The decoder needs Begin() again.
   std::string TakeBody();
+  // Moves the content decoded so far out, mid-message, and goes on with an empty buffer (already
+  // allocated at the buffer limit: the next piece fills it without regrowth). size() still counts
+  // every octet of the message. Only without error().
+  std::string TakeChunk();
   // Heap bytes held for the body; never more than max_message_bytes.
   size_t capacity() const;
 
@@ -84,6 +102,8 @@ class DataDecoder {
   void Count(size_t n);
   // Counts and stores `n` content octets (stores nothing after an error).
   void Append(const char* data, size_t n);
+  // The most the body buffer may hold: min(max_message_bytes, buffer limit).
+  size_t BufferCap() const;
   // Adds `n` octets to the current line's length and checks the line limit.
   void AddLineLength(size_t n);
 
@@ -91,6 +111,7 @@ class DataDecoder {
   State state_ = State::kLineStart;
   uint8_t errors_ = 0;  // bit (1 << Error) for each fault seen in this message
   uint64_t max_bytes_ = 0;
+  size_t buffer_limit_ = SIZE_MAX;  // set_buffer_limit()
   uint64_t size_ = 0;
   size_t line_len_ = 0;  // content octets of the current line so far
   // Invariant: heap held by body_ <= max_bytes_ (grown by Append through GrowWithin, never by

@@ -2,6 +2,7 @@
 // in both modes, with every input also fed split at each byte boundary and byte by byte.
 #include "smtp/data_decoder.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -215,6 +216,78 @@ TEST(DataDecoderTest, BeginResetsForTheNextMessage) {
   EXPECT_EQ(d.body(), "ok\r\n");
   d.Clear();
   EXPECT_EQ(d.capacity(), 0u);
+}
+
+// Streams `input` through a decoder with buffer limit `limit`, as the session does: never more
+// than the room left in the buffer per Consume(), the buffer taken whenever it is full. Returns
+// the pieces; checks that the buffer never holds more than `limit`.
+std::vector<std::string> Stream(std::string_view input, size_t limit, size_t read_size,
+                                uint64_t size_hint = 0) {
+  DataDecoder d;
+  d.set_buffer_limit(limit);
+  d.Begin(Mode::kDotStuffed, 1 << 24, size_hint);
+  std::vector<std::string> pieces;
+  size_t pos = 0;
+  while (pos < input.size() && !d.done()) {
+    if (d.StreamRoom() == 0) pieces.push_back(d.TakeChunk());
+    const size_t n = std::min({d.StreamRoom(), read_size, input.size() - pos});
+    pos += d.Consume(input.substr(pos, n));
+    EXPECT_LE(d.capacity(), limit);
+  }
+  EXPECT_TRUE(d.done());
+  EXPECT_EQ(d.error(), Error::kNone);
+  pieces.push_back(d.TakeBody());
+  return pieces;
+}
+
+TEST(DataDecoderTest, StreamedPiecesJoinToTheWholeBodyAndStayWithinTheLimit) {
+  std::string message;
+  for (int i = 0; i < 3000; ++i) {
+    message += (i % 7 == 0) ? ".dot-stuffed line " : "plain line ";
+    message += std::to_string(i) + "\r\n";
+  }
+  std::string wire;
+  for (size_t start = 0; start < message.size();) {
+    const size_t end = message.find("\r\n", start) + 2;
+    if (message[start] == '.') wire += '.';
+    wire.append(message, start, end - start);
+    start = end;
+  }
+  wire += ".\r\n";
+  for (size_t limit : {size_t{1000}, size_t{4096}, size_t{65536}}) {
+    for (size_t read_size : {size_t{1}, size_t{333}, size_t{16384}}) {
+      std::vector<std::string> pieces = Stream(wire, limit, read_size);
+      std::string joined;
+      for (size_t i = 0; i < pieces.size(); ++i) {
+        if (i + 1 < pieces.size()) {
+          EXPECT_GE(pieces[i].size() + 1, limit) << "a full piece";
+        }
+        joined += pieces[i];
+      }
+      EXPECT_EQ(joined, message) << "limit " << limit << " read " << read_size;
+    }
+  }
+}
+
+TEST(DataDecoderTest, AnnouncedSizeAllocatesTheBufferOnce) {
+  std::string body;
+  for (int i = 0; i < 50; ++i) body += std::string(98, 'x') + "\r\n";
+  DataDecoder d;
+  d.Begin(Mode::kDotStuffed, 1 << 20, body.size());
+  const size_t capacity = d.capacity();
+  EXPECT_GE(capacity, body.size());
+  const char* const buffer = d.body().data();
+  for (size_t pos = 0; pos < body.size(); pos += 100)
+    d.Consume(std::string_view(body).substr(pos, 100));
+  d.Consume(".\r\n");
+  ASSERT_TRUE(d.done());
+  EXPECT_EQ(d.body(), body);
+  EXPECT_EQ(d.body().data(), buffer) << "the body was moved by a regrowth";
+  EXPECT_EQ(d.capacity(), capacity);
+  // A hint past the limit allocates no more than the limit.
+  DataDecoder small;
+  small.Begin(Mode::kDotStuffed, 1000, 1 << 20);
+  EXPECT_LE(small.capacity(), 1000u);
 }
 
 }  // namespace
