@@ -11,7 +11,8 @@
 results.tsv columns (tab-separated, one line per run):
   server tls connections messages_per_connection total rc cpu_ns stored note json_file err_file
 where rc is the generator's exit status, "na" for a run that does not apply, or "skip" when the
-server was not running; stored is the server-side count of messages ("" if none).
+server was not running; stored is the server-side count of messages the run added ("" if none):
+ringmx durable: the change in `ringmx ctl stats` queue_messages (the queue is never cleared).
 """
 import json
 import os
@@ -172,7 +173,8 @@ def render(workdir, out_path):
     lines.append("messages/s as measured by ringmx-bench (250 replies after end of data, per "
                  "second of the run); CPU = server CPU (see the method above) per accepted "
                  "message, in ms. Ratios are this server / Postfix (messages/s: higher is "
-                 "faster; CPU: lower is cheaper). **ERR**: the run failed (see the failures "
+                 "faster; CPU: lower is cheaper), and ringmx durable / ringmx discard "
+                 "(messages/s) when both ran. **ERR**: the run failed (see the failures "
                  "below); n/a: the server cannot do this (smtp-sink has no STARTTLS).")
     lines.append("")
     head = ["tls", "connections", "messages/connection"]
@@ -181,6 +183,10 @@ def render(workdir, out_path):
     others = [s for s in servers if s != REFERENCE] if REFERENCE in servers else []
     for s in others:
         head += [f"{LABELS[s]} / Postfix msg/s", f"{LABELS[s]} / Postfix CPU"]
+    # Issue 10's third target: the durable store against ringmx's own spool-off rate.
+    own = "ringmx-durable" in servers and "ringmx-discard" in servers
+    if own:
+        head += ["ringmx durable / discard msg/s"]
     lines.append("| " + " | ".join(head) + " |")
     lines.append("|" + "---|" * 3 + "---:|" * (len(head) - 3))
     for k in keys:
@@ -195,13 +201,18 @@ def render(workdir, out_path):
                 row += ["n/a", "n/a"]
             else:
                 row += [ratio(rate(r), rate(ref)), ratio(cpu_ms(r), cpu_ms(ref))]
+        if own:
+            d, x = by.get(("ringmx-durable",) + k), by.get(("ringmx-discard",) + k)
+            row += [ratio(rate(d), rate(x))]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
 
     lines.append("## Every run")
     lines.append("")
     lines.append("messages: accepted (250) by the generator's count / attempted (--total-messages); "
-                 "stored: the server's own count (ringmx durable: new/*.json; ringmx discard: "
+                 "stored: the server's own count of what the run added (ringmx durable: the "
+                 "change in `ringmx ctl stats` queue_messages, messages in its queue index, "
+                 "which the runs never clear; ringmx discard: "
                  "`ringmx ctl stats` messages_accepted; Postfix: `status=sent` discards in its log, "
                  "queue empty afterwards; smtp-sink: its mesg counter); sessions: completed SMTP sessions "
                  "and the messages per session they actually carried (the generator shares "

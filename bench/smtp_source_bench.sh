@@ -2,7 +2,7 @@
 # Measures ringmx (durable spool) with Postfix's smtp-source as the client, on loopback only:
 # messages per second and server CPU per message at 1, 50 and 200 connections, one message per
 # connection and many per connection. Every run is bounded in count and time. Prints a Markdown
-# table. Postfix itself is never started: only its smtp-source test client is used.
+# table; `stored` is what the server's queue grew by (`ringmx ctl stats` queue_messages). Postfix itself is never started: only its smtp-source test client is used.
 #
 # usage: bash bench/smtp_source_bench.sh [BUILD_DIR] [MESSAGE_BYTES]
 set -euo pipefail
@@ -44,6 +44,8 @@ local_domains = ["example.test"]
 relay_networks = ["127.0.0.0/8"]
 [spool]
 path = "$work/spool"
+[control]
+socket = "$work/control.sock"
 [log]
 file = "$work/ringmx.log"
 TOML
@@ -59,20 +61,25 @@ port=$(grep -o 'listening name=mx address=127.0.0.1:[0-9]*' "$work/ringmx.log" |
 
 ticks=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-committed() { find "$work/spool/new" -name '*.json' | wc -l; }
+# Messages in the server's queue (its index); nothing delivers them, so the queue only grows and a
+# run's stored count is the difference. The queue is never cleared between runs.
+committed() {
+  timeout 5 "$build/tools/ringmx" ctl -s "$work/control.sock" stats | grep -o '"queue_messages":[0-9]*' \
+    | cut -d: -f2
+}
 
 echo "| connections | messages/connection | messages | seconds | messages/s | server CPU ms/message | stored |"
 echo "|---|---|---|---|---|---|---|"
 run() {  # run CONNECTIONS MODE(one|many) MESSAGES
   local conc=$1 mode=$2 total=$3 flags=()
   [ "$mode" = many ] && flags+=(-d)
-  rm -rf "$work/spool/new" && mkdir -p "$work/spool/new"
-  local c0 t0 c1 t1
+  local c0 t0 c1 t1 before
+  before=$(committed)
   c0=$(cpu_ticks "$server_pid"); t0=$(date +%s.%N)
   timeout 300 smtp-source "${flags[@]}" -s "$conc" -m "$total" -l "$size" \
     -M bench.test -f sender@bench.test -t user@example.test "127.0.0.1:$port"
   t1=$(date +%s.%N); c1=$(cpu_ticks "$server_pid")
-  local stored; stored=$(committed)
+  local stored; stored=$(($(committed) - before))
   local per; [ "$mode" = many ] && per=$((total / conc)) || per=1
   awk -v c="$conc" -v p="$per" -v m="$total" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" \
       -v hz="$ticks" -v s="$stored" 'BEGIN {
