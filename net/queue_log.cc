@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -108,42 +109,33 @@ absl::Status EnsureDirectory(const std::string& path) {
   return absl::OkStatus();
 }
 
-// Creates segment `seq` in the directory open as `dir_fd` and makes it durable: magic written,
-// fdatasync, directory fsync. Returns its descriptor (open for writing).
-absl::StatusOr<int> CreateSegmentSync(int dir_fd, const std::string& dir, uint64_t seq) {
+// A new segment's key, from the kernel's random pool (getrandom(2), which blocks only until the
+// pool is first initialised, early in boot). Redrawn until usable (q::IsUsableSegmentKey()).
+q::SegmentKey NewSegmentKey() {
+  while (true) {
+    uint32_t words[2];
+    const ssize_t n = getrandom(words, sizeof(words), 0);
+    if (n < 0 && errno == EINTR) continue;
+    // Requests of up to 256 bytes are never short, and the only other failures are a bad
+    // buffer or a kernel older than io_uring (ENOSYS): neither can happen here.
+    RINGMX_CHECK(n == static_cast<ssize_t>(sizeof(words)));
+    const q::SegmentKey key{words[0], words[1]};
+    if (q::IsUsableSegmentKey(key)) return key;
+  }
+}
+
+// Creates segment `seq` in the directory open as `dir_fd` and makes it durable: header (magic and
+// `key`) written, fdatasync, directory fsync. Returns its descriptor (open for writing).
+absl::StatusOr<int> CreateSegmentSync(int dir_fd, const std::string& dir, uint64_t seq,
+                                      const q::SegmentKey& key) {
   const std::string name = q::SegmentFileName(seq);
   const std::string path = absl::StrCat(dir, "/", name);
   ScopedFd fd(openat(dir_fd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, kFileMode));
   if (fd.get() < 0) return StoreError(errno, absl::StrCat("create segment ", path));
-  RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), q::kSegmentMagic, 0, path));
+  RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), q::EncodeSegmentHeader(key), 0, path));
   if (fdatasync(fd.get()) != 0) return StoreError(errno, absl::StrCat("fdatasync ", path));
   RINGMX_RETURN_IF_ERROR(FsyncDirectory(dir_fd, dir));
   return fd.release();
-}
-
-// The bytes of one record at `where` in `dir`.
-absl::StatusOr<std::string> ReadRecordAt(int dir_fd, const std::string& dir,
-                                         const q::Location& where) {
-  const std::string name = q::SegmentFileName(where.segment);
-  const std::string path = absl::StrCat(dir, "/", name);
-  ScopedFd fd(openat(dir_fd, name.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open ", path));
-  std::string bytes(where.size, '\0');
-  size_t got = 0;
-  while (got < bytes.size()) {
-    const ssize_t n = pread(fd.get(), bytes.data() + got, bytes.size() - got,
-                            static_cast<off_t>(where.offset + got));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return core::ErrnoStatus(errno, absl::StrCat("read ", path));
-    }
-    if (n == 0) {
-      return absl::DataLossError(absl::StrCat("read ", path, ": record at ", where.offset,
-                                              " runs past the end of the file"));
-    }
-    got += static_cast<size_t>(n);
-  }
-  return bytes;
 }
 
 // Encoded records of one message: for each, the prefix (header and fields) and the tail, which
@@ -154,10 +146,11 @@ struct EncodedRecords {
   std::vector<q::RecordType> types;
 };
 
-// Encodes `header` with `body`: kFragment records first when the body is larger than one record
-// may hold, then the kMessage with the last part as its tail. `header.fragments` and `body_size`
-// are set here.
-void EncodeMessage(q::MessageHeader header, std::string_view body, EncodedRecords& out) {
+// Encodes `header` with `body` for a segment of `key`: kFragment records first when the body is
+// larger than one record may hold, then the kMessage with the last part as its tail.
+// `header.fragments` and `body_size` are set here.
+void EncodeMessage(q::MessageHeader header, std::string_view body, EncodedRecords& out,
+                   const q::SegmentKey& key) {
   header.body_size = body.size();
   header.fragments = 0;
   // What the kMessage record holds besides its tail (an upper bound). An envelope near
@@ -170,13 +163,13 @@ void EncodeMessage(q::MessageHeader header, std::string_view body, EncodedRecord
   const size_t max_tail = fields < q::kMaxRecordPayload ? q::kMaxRecordPayload - fields : 0;
   while (body.size() > std::min(kFragmentBytes, max_tail)) {
     const std::string_view part = body.substr(0, kFragmentBytes);
-    out.prefixes.push_back(q::EncodeFragmentPrefix(header.id, header.fragments, part));
+    out.prefixes.push_back(q::EncodeFragmentPrefix(header.id, header.fragments, part, key));
     out.tails.push_back(part);
     out.types.push_back(q::RecordType::kFragment);
     ++header.fragments;
     body.remove_prefix(kFragmentBytes);
   }
-  out.prefixes.push_back(q::EncodeMessagePrefix(header, body));
+  out.prefixes.push_back(q::EncodeMessagePrefix(header, body, key));
   out.tails.push_back(body);
   out.types.push_back(q::RecordType::kMessage);
 }
@@ -242,6 +235,9 @@ struct QueueLog::Op final : public CompletionHandler {
 struct QueueLog::Entry {
   core::SpoolRecord record;  // messages: the tails point into record.body
   EncodedRecords records;
+  // The key `records` are framed with: kUnkeyed until their group starts, which re-keys them for
+  // the active segment (q::RekeyRecord()).
+  q::SegmentKey key = q::kUnkeyed;
   std::vector<q::Location> where;          // per record, assigned when the group starts
   SpoolWaiter* waiter = nullptr;           // messages
   std::function<void(absl::Status)> done;  // operations
@@ -278,9 +274,12 @@ absl::StatusOr<std::unique_ptr<QueueLog>> QueueLog::Open(const std::string& dire
 
   // Always a new segment: the last one may end in a torn record and is never appended to.
   const uint64_t seq = log->next_seq_++;
-  RINGMX_ASSIGN_OR_RETURN(log->active_fd_, CreateSegmentSync(dir_fd, directory, seq));
+  const q::SegmentKey key = NewSegmentKey();
+  RINGMX_ASSIGN_OR_RETURN(log->active_fd_, CreateSegmentSync(dir_fd, directory, seq, key));
   log->active_seq_ = seq;
-  log->active_size_ = q::kSegmentMagic.size();
+  log->active_key_ = key;
+  log->active_header_ = q::EncodeSegmentHeader(key);
+  log->active_size_ = q::kSegmentHeaderSize;
   log->segments_.insert(seq);
   ++log->counters_.segments_created;
 
@@ -347,7 +346,7 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
         " has no recipients; not stored (the session must fill SpoolRecord::recipients)"));
     core::LogError(entry->error.ToString());
   } else {
-    EncodeMessage(std::move(header), r.body, entry->records);
+    EncodeMessage(std::move(header), r.body, entry->records, q::kUnkeyed);
   }
   queue_.push_back(std::move(entry));
   ++unanswered_;
@@ -360,7 +359,8 @@ void QueueLog::Apply(std::string_view id, q::MessageOp op, std::function<void(ab
   }
   auto entry = std::make_unique<Entry>();
   entry->done = std::move(done);
-  entry->records.prefixes.push_back(q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now())));
+  entry->records.prefixes.push_back(
+      q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now()), q::kUnkeyed));
   entry->records.tails.emplace_back();
   entry->records.types.push_back(q::RecordType::kMessageOp);
   queue_.push_back(std::move(entry));
@@ -488,8 +488,10 @@ void QueueLog::OnRotated(int res) {
   }
   active_seq_ = seq;
   active_fd_ = res;
+  active_key_ = NewSegmentKey();
+  active_header_ = q::EncodeSegmentHeader(active_key_);
   active_size_ = 0;
-  active_fresh_ = true;  // magic and name not durable yet: the first group does both
+  active_fresh_ = true;  // header and name not durable yet: the first group does both
   active_broken_ = false;
   next_seq_ = std::max(next_seq_, seq + 1);
   segments_.insert(seq);
@@ -524,8 +526,8 @@ void QueueLog::StartGroup() {
   uint64_t offset = group_offset_;
   if (group_fresh_) {
     RINGMX_DCHECK(offset == 0);
-    pieces_.push_back(q::kSegmentMagic);
-    offset += q::kSegmentMagic.size();
+    pieces_.push_back(active_header_);
+    offset += active_header_.size();
   }
   while (!queue_.empty()) {
     Entry& entry = *queue_.front();
@@ -533,13 +535,16 @@ void QueueLog::StartGroup() {
     if (!group_.empty() && pieces_.size() + 2 * n > kMaxGroupPieces) break;
     entry.where.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      const std::string& prefix = entry.records.prefixes[i];
+      std::string& prefix = entry.records.prefixes[i];
+      // The segment is known only now: 8 bytes of each header change, the CRC is not recomputed.
+      q::RekeyRecord(prefix, entry.key, active_key_);
       const std::string_view tail = entry.records.tails[i];
       entry.where[i] = q::Location{active_seq_, offset, prefix.size() + tail.size()};
       pieces_.push_back(prefix);
       if (!tail.empty()) pieces_.push_back(tail);
       offset += prefix.size() + tail.size();
     }
+    entry.key = active_key_;
     group_.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
@@ -685,7 +690,7 @@ void QueueLog::FinishGroup(absl::Status status) {
       if ((*it)->waiter == nullptr || !(*it)->error.ok()) continue;
       auto tombstone = std::make_unique<Entry>();
       tombstone->records.prefixes.push_back(
-          q::EncodeMessageOp((*it)->record.id, q::MessageOp::kDelete, now_us));
+          q::EncodeMessageOp((*it)->record.id, q::MessageOp::kDelete, now_us, q::kUnkeyed));
       tombstone->records.tails.emplace_back();
       tombstone->records.types.push_back(q::RecordType::kMessageOp);
       queue_.push_front(std::move(tombstone));
@@ -743,8 +748,6 @@ absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& cop
       absl::StrCat("queue ", from, " replayed for adoption: ", DescribeReplay(report, index)));
   copied = 0;
   if (index.size() == 0) return absl::OkStatus();  // nothing to copy: no new segment
-  ScopedFd from_fd(open(from.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (from_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", from));
   RINGMX_RETURN_IF_ERROR(EnsureDirectory(to));
   ScopedFd to_fd(open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (to_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", to));
@@ -752,30 +755,18 @@ absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& cop
   const uint64_t seq =
       segments.empty() ? 1 : *std::max_element(segments.begin(), segments.end()) + 1;
   const std::string segment = absl::StrCat(to, "/", q::SegmentFileName(seq));
-  RINGMX_ASSIGN_OR_RETURN(int fd_value, CreateSegmentSync(to_fd.get(), to, seq));
+  const q::SegmentKey key = NewSegmentKey();
+  RINGMX_ASSIGN_OR_RETURN(int fd_value, CreateSegmentSync(to_fd.get(), to, seq, key));
   ScopedFd fd(fd_value);
-  uint64_t offset = q::kSegmentMagic.size();
+  uint64_t offset = q::kSegmentHeaderSize;
+  std::string record;
+  std::string body;
   for (const q::QueuedMessage* message : index.List()) {
-    RINGMX_ASSIGN_OR_RETURN(std::string bytes, ReadRecordAt(from_fd.get(), from, message->record));
-    q::Frame frame;
-    if (q::DecodeFrame(bytes, frame) != q::FrameResult::kOk ||
-        frame.type != q::RecordType::kMessage) {
-      return absl::DataLossError(absl::StrCat("adopt ", from, ": message ", message->id,
-                                              ": its record no longer decodes"));
+    q::MessageView view;
+    absl::Status read = q::ReadStoredMessage(from, *message, record, view, &body);
+    if (!read.ok()) {
+      return absl::Status(read.code(), absl::StrCat("message ", message->id, ": ", read.message()));
     }
-    RINGMX_ASSIGN_OR_RETURN(q::MessageView view, q::ParseMessage(frame.payload));
-    std::string body;
-    for (const q::Location& where : message->fragments) {
-      RINGMX_ASSIGN_OR_RETURN(std::string fragment, ReadRecordAt(from_fd.get(), from, where));
-      q::Frame fragment_frame;
-      if (q::DecodeFrame(fragment, fragment_frame) != q::FrameResult::kOk) {
-        return absl::DataLossError(absl::StrCat("adopt ", from, ": message ", message->id,
-                                                ": a fragment no longer decodes"));
-      }
-      RINGMX_ASSIGN_OR_RETURN(q::FragmentView part, q::ParseFragment(fragment_frame.payload));
-      body.append(part.bytes.data(), part.bytes.size());
-    }
-    body.append(view.tail.data(), view.tail.size());
     q::MessageHeader header = view.header;
     header.flags |= q::kMessageFlagRelocated;
     header.held = message->held;
@@ -784,7 +775,7 @@ absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& cop
       header.states.push_back(recipient.status);
     }
     EncodedRecords records;
-    EncodeMessage(std::move(header), body, records);
+    EncodeMessage(std::move(header), body, records, key);
     for (size_t i = 0; i < records.prefixes.size(); ++i) {
       RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), records.prefixes[i], offset, segment));
       offset += records.prefixes[i].size();

@@ -14,8 +14,10 @@
 // called in submission order. What is submitted while a group is in flight waits for the next
 // group, so the group size follows the load without a timer.
 //
-// A new segment counts only once it is durable: its first group writes kSegmentMagic before the
-// records and its chain ends with an fsync of the shard's directory (the new name). Rotation
+// A new segment counts only once it is durable: its first group writes the segment header
+// (kSegmentMagic and the segment's random key, core/queue/log_format.h) before the records and
+// its chain ends with an fsync of the shard's directory (the new name). Records are encoded when
+// submitted, before their segment is known, and keyed for it when their group starts. Rotation
 // (OPENAT of the next segment) goes through the ring when the active segment has passed
 // `segment_size`, or after a failed group: a failed range is never written over or after.
 // Segments older than `Index::OldestNeededSegment()` are unlinked through the ring. After a failed
@@ -153,6 +155,10 @@ class QueueLog final : public Spool {
   std::set<uint64_t> segments_;
   uint64_t active_seq_ = 0;
   int active_fd_ = -1;
+  // The active segment's key, chosen when it was created, and its header (magic and key), which
+  // the segment's first group writes at offset 0.
+  core::queue::SegmentKey active_key_;
+  std::string active_header_;
   uint64_t active_size_ = 0;  // next write offset: bytes of groups that succeeded
   // The active segment's magic and its directory entry are not durable yet: the next group
   // writes the magic at offset 0 and syncs the directory.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -61,23 +62,23 @@ void PutStateFields(std::string& out, const RecipientStatus& status) {
 }
 
 // Starts a record in `out`: magic, CRC and length placeholders, type. Fields follow.
-void BeginRecord(std::string& out, RecordType type, size_t reserve) {
+void BeginRecord(std::string& out, RecordType type, size_t reserve, const SegmentKey& key) {
   out.reserve(kRecordHeaderSize + reserve);
-  PutU32(out, kRecordMagic);
+  PutU32(out, key.record_magic);
   PutU32(out, 0);  // CRC, set by FinishRecord
   PutU32(out, 0);  // length, set by FinishRecord
   PutU8(out, static_cast<uint8_t>(type));
 }
 
 // Sets length and CRC of the record in `out` whose payload is out[13..] followed by `tail`.
-void FinishRecord(std::string& out, std::string_view tail) {
+void FinishRecord(std::string& out, std::string_view tail, const SegmentKey& key) {
   const size_t length = out.size() - kRecordHeaderSize + tail.size();
   // Callers never build larger records: a larger message streams as fragments (header comment).
   RINGMX_CHECK(length <= kMaxRecordPayload);
   const uint32_t length32 = static_cast<uint32_t>(length);
   memcpy(out.data() + 8, &length32, 4);
   uint32_t crc = Crc32c(std::string_view(out).substr(8));
-  crc = Crc32cExtend(crc, tail);
+  crc = Crc32cExtend(crc, tail) ^ key.crc_mask;
   memcpy(out.data() + 4, &crc, 4);
 }
 
@@ -214,7 +215,8 @@ uint32_t Crc32cExtend(uint32_t crc, std::string_view data) {
   return ~state;
 }
 
-std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view tail) {
+std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view tail,
+                                const SegmentKey& key) {
   const bool relocated = (header.flags & kMessageFlagRelocated) != 0;
   if (relocated) RINGMX_CHECK(header.states.size() == header.recipients.size());
   RINGMX_CHECK(header.recipients.size() <= std::numeric_limits<uint32_t>::max());
@@ -227,7 +229,7 @@ std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view ta
     for (const RecipientStatus& s : header.states) fields += kStateFieldsMin + s.reply.size();
   }
   std::string out;
-  BeginRecord(out, RecordType::kMessage, fields);
+  BeginRecord(out, RecordType::kMessage, fields, key);
   PutU8(out, header.flags);
   PutStr(out, header.id);
   PutI64(out, header.received_us);
@@ -242,55 +244,84 @@ std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view ta
     PutU8(out, header.held ? 1 : 0);
     for (const RecipientStatus& s : header.states) PutStateFields(out, s);
   }
-  FinishRecord(out, tail);
+  FinishRecord(out, tail, key);
   return out;
 }
 
-std::string EncodeFragmentPrefix(std::string_view id, uint32_t index, std::string_view bytes) {
+std::string EncodeFragmentPrefix(std::string_view id, uint32_t index, std::string_view bytes,
+                                 const SegmentKey& key) {
   std::string out;
-  BeginRecord(out, RecordType::kFragment, kStrMin + id.size() + 4);
+  BeginRecord(out, RecordType::kFragment, kStrMin + id.size() + 4, key);
   PutStr(out, id);
   PutU32(out, index);
-  FinishRecord(out, bytes);
+  FinishRecord(out, bytes, key);
   return out;
 }
 
-std::string EncodeAbort(std::string_view id) {
+std::string EncodeAbort(std::string_view id, const SegmentKey& key) {
   std::string out;
-  BeginRecord(out, RecordType::kAbort, kStrMin + id.size());
+  BeginRecord(out, RecordType::kAbort, kStrMin + id.size(), key);
   PutStr(out, id);
-  FinishRecord(out, {});
+  FinishRecord(out, {}, key);
   return out;
 }
 
 std::string EncodeRecipientState(std::string_view id, uint32_t recipient,
-                                 const RecipientStatus& status) {
+                                 const RecipientStatus& status, const SegmentKey& key) {
   std::string out;
   BeginRecord(out, RecordType::kRecipientState,
-              kStrMin + id.size() + 4 + kStateFieldsMin + status.reply.size());
+              kStrMin + id.size() + 4 + kStateFieldsMin + status.reply.size(), key);
   PutStr(out, id);
   PutU32(out, recipient);
   PutStateFields(out, status);
-  FinishRecord(out, {});
+  FinishRecord(out, {}, key);
   return out;
 }
 
-std::string EncodeMessageOp(std::string_view id, MessageOp op, int64_t at_us) {
+std::string EncodeMessageOp(std::string_view id, MessageOp op, int64_t at_us,
+                            const SegmentKey& key) {
   std::string out;
-  BeginRecord(out, RecordType::kMessageOp, kStrMin + id.size() + 1 + 8);
+  BeginRecord(out, RecordType::kMessageOp, kStrMin + id.size() + 1 + 8, key);
   PutStr(out, id);
   PutU8(out, static_cast<uint8_t>(op));
   PutI64(out, at_us);
-  FinishRecord(out, {});
+  FinishRecord(out, {}, key);
   return out;
 }
 
-FrameProblem CheckFrame(std::string_view bytes, Frame& frame) {
+void RekeyRecord(std::string& prefix, const SegmentKey& from, const SegmentKey& to) {
+  RINGMX_CHECK(prefix.size() >= kRecordHeaderSize);
+  const uint32_t crc = LoadU32(prefix.data() + 4) ^ from.crc_mask ^ to.crc_mask;
+  memcpy(prefix.data(), &to.record_magic, 4);
+  memcpy(prefix.data() + 4, &crc, 4);
+}
+
+bool IsUsableSegmentKey(const SegmentKey& key) {
+  for (int shift = 0; shift < 32; shift += 8) {
+    if (((key.record_magic >> shift) & 0xff) == 0) return false;
+  }
+  return true;
+}
+
+std::string EncodeSegmentHeader(const SegmentKey& key) {
+  std::string out(kSegmentMagic);
+  PutU32(out, key.record_magic);
+  PutU32(out, key.crc_mask);
+  return out;
+}
+
+std::optional<SegmentKey> ParseSegmentHeader(std::string_view bytes) {
+  if (bytes.size() < kSegmentHeaderSize) return std::nullopt;
+  if (bytes.substr(0, kSegmentMagic.size()) != kSegmentMagic) return std::nullopt;
+  return SegmentKey{LoadU32(bytes.data() + 8), LoadU32(bytes.data() + 12)};
+}
+
+FrameProblem CheckFrame(std::string_view bytes, const SegmentKey& key, Frame& frame) {
   // Compare as much of the magic as there is, so that a short tail of garbage (zeros from
   // preallocation, say) is corrupt rather than incomplete.
   if (bytes.empty()) return FrameProblem::kIncomplete;
   char magic[4];
-  memcpy(magic, &kRecordMagic, 4);
+  memcpy(magic, &key.record_magic, 4);
   const size_t have = std::min<size_t>(bytes.size(), 4);
   if (memcmp(bytes.data(), magic, have) != 0) return FrameProblem::kBadMagic;
   if (bytes.size() < kRecordHeaderSize) return FrameProblem::kIncomplete;
@@ -300,7 +331,9 @@ FrameProblem CheckFrame(std::string_view bytes, Frame& frame) {
   if (length > kMaxRecordPayload) return FrameProblem::kLengthTooLarge;
   if (!KnownType(type)) return FrameProblem::kUnknownType;
   if (bytes.size() - kRecordHeaderSize < length) return FrameProblem::kIncomplete;
-  if (Crc32c(bytes.substr(8, 5 + size_t{length})) != crc) return FrameProblem::kCrcMismatch;
+  if ((Crc32c(bytes.substr(8, 5 + size_t{length})) ^ key.crc_mask) != crc) {
+    return FrameProblem::kCrcMismatch;
+  }
   frame.type = static_cast<RecordType>(type);
   frame.payload = bytes.substr(kRecordHeaderSize, length);
   frame.size = kRecordHeaderSize + size_t{length};
@@ -325,8 +358,8 @@ std::string_view FrameProblemName(FrameProblem problem) {
   return "unknown problem";
 }
 
-FrameResult DecodeFrame(std::string_view bytes, Frame& frame) {
-  switch (CheckFrame(bytes, frame)) {
+FrameResult DecodeFrame(std::string_view bytes, const SegmentKey& key, Frame& frame) {
+  switch (CheckFrame(bytes, key, frame)) {
     case FrameProblem::kNone:
       return FrameResult::kOk;
     case FrameProblem::kIncomplete:

@@ -2,13 +2,29 @@
 // records framed with a length and a CRC32C. Pure code: it encodes and decodes bytes, and never
 // opens a file. net/ writes and syncs what it encodes; recovery (core/queue/scan.h) decodes.
 //
-// A segment file is kSegmentMagic (8 bytes) followed by records. Every record:
+// A segment file starts with a 16-byte header, then records:
 //
-//   offset 0   u32  kRecordMagic             resynchronisation point after a damaged record
-//   offset 4   u32  CRC32C of bytes [8, 13 + length)   (length, type and payload)
+//   offset 0   8 bytes  kSegmentMagic ("RMXQLOG2")
+//   offset 8   u32      the segment's record magic   } the segment key: random, chosen when the
+//   offset 12  u32      the segment's CRC mask       } segment is created (net/queue_log.cc)
+//
+// Every record of the segment:
+//
+//   offset 0   u32  the segment's record magic    resynchronisation point after a damaged record
+//   offset 4   u32  CRC32C of bytes [8, 13 + length) XOR the segment's CRC mask
 //   offset 8   u32  length of the payload
 //   offset 12  u8   RecordType
 //   offset 13  payload
+//
+// Why a key per segment: after a damaged or torn record, recovery resynchronises on the next
+// record magic whose CRC checks, and the bytes it looks through may be a client's message body.
+// With a constant magic and a plain CRC a sender could embed a well-framed record (a fake message,
+// a delete of another message) in a body, and a crash that tears the record holding it would let
+// replay apply it. A sender never learns the key of the segment its body lands in, so an embedded
+// record validates only by chance (2^-64), and a record copied from one segment into another (a
+// body quoting a segment file) does not validate either. The writer may encode a record before it
+// knows its segment: RekeyRecord() moves an encoded record to another key in constant time (the
+// CRC over length, type and payload does not change; only the magic and the mask do).
 //
 // Integers are little-endian; a string is a u32 length and its bytes. Payloads by type:
 //
@@ -35,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,8 +60,8 @@
 
 namespace ringmx::core::queue {
 
-inline constexpr std::string_view kSegmentMagic{"RMXQLOG1", 8};
-inline constexpr uint32_t kRecordMagic = 0x51584d52;  // "RMXQ" little-endian
+inline constexpr std::string_view kSegmentMagic{"RMXQLOG2", 8};
+inline constexpr size_t kSegmentHeaderSize = 16;  // kSegmentMagic and the segment key
 inline constexpr size_t kRecordHeaderSize = 13;
 // Larger lengths are damage, not records. A message bigger than this streams as fragments.
 inline constexpr uint32_t kMaxRecordPayload = 64u << 20;
@@ -74,6 +91,26 @@ enum class MessageOp : uint8_t {
 };
 
 inline constexpr uint8_t kMessageFlagRelocated = 1;
+
+// A segment's key (see the header comment). Every record of the segment starts with
+// `record_magic` and stores its CRC32C XOR `crc_mask`.
+struct SegmentKey {
+  uint32_t record_magic = 0;
+  uint32_t crc_mask = 0;
+  friend bool operator==(const SegmentKey&, const SegmentKey&) = default;
+};
+// The key of records not yet given their segment's: zero magic, the plain CRC. No segment the
+// writer creates has it (see IsUsableSegmentKey()).
+inline constexpr SegmentKey kUnkeyed{};
+// Whether the writer may give a new segment `key`: no byte of its record magic is zero, so that a
+// zero-filled tail (preallocation, an unwritten page) never starts like a record, not even in its
+// first byte. Readers accept any key a segment header holds.
+bool IsUsableSegmentKey(const SegmentKey& key);
+// kSegmentMagic followed by the key: the first kSegmentHeaderSize bytes of a segment.
+std::string EncodeSegmentHeader(const SegmentKey& key);
+// The key of the segment whose first bytes are `bytes`; nullopt if `bytes` is shorter than
+// kSegmentHeaderSize or does not start with kSegmentMagic.
+std::optional<SegmentKey> ParseSegmentHeader(std::string_view bytes);
 
 // CRC32C (Castagnoli), the standard one: Crc32c("123456789") == 0xe3069283. Extend() continues a
 // CRC over more bytes: Crc32cExtend(Crc32c(a), b) == Crc32c(a + b).
@@ -106,15 +143,24 @@ struct MessageHeader {
 
 // Encoding without copying the body: the record is Prefix + tail, where Prefix is returned (record
 // header and fields) with the CRC already covering `tail`. The writer sends both with one writev.
+// Every encoder frames the record for a segment of `key` (kUnkeyed: to be keyed by RekeyRecord()).
 // The caller keeps every payload within kMaxRecordPayload (a RINGMX_CHECK aborts otherwise), and
 // a relocated header carries exactly one state per recipient (likewise checked).
-std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view tail);
-std::string EncodeFragmentPrefix(std::string_view id, uint32_t index, std::string_view bytes);
+std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view tail,
+                                const SegmentKey& key);
+std::string EncodeFragmentPrefix(std::string_view id, uint32_t index, std::string_view bytes,
+                                 const SegmentKey& key);
 // Whole small records.
-std::string EncodeAbort(std::string_view id);
+std::string EncodeAbort(std::string_view id, const SegmentKey& key);
 std::string EncodeRecipientState(std::string_view id, uint32_t recipient,
-                                 const RecipientStatus& status);
-std::string EncodeMessageOp(std::string_view id, MessageOp op, int64_t at_us);
+                                 const RecipientStatus& status, const SegmentKey& key);
+std::string EncodeMessageOp(std::string_view id, MessageOp op, int64_t at_us,
+                            const SegmentKey& key);
+// Re-frames the encoded record whose header starts `prefix` (a prefix from an encoder above, or a
+// whole record) from a segment of key `from` to one of key `to`: rewrites its magic and its
+// stored CRC, O(1) whatever the payload. `from` must be the key it was encoded (or last re-keyed)
+// with; `prefix` holds at least kRecordHeaderSize bytes (RINGMX_CHECK).
+void RekeyRecord(std::string& prefix, const SegmentKey& from, const SegmentKey& to);
 
 // One framed record found in a byte range. Views point into the range given to DecodeFrame().
 struct Frame {
@@ -128,10 +174,12 @@ enum class FrameResult : uint8_t {
   kIncomplete,  // the range ends inside the record (a torn tail, or read more)
   kCorrupt,     // wrong magic, length over kMaxRecordPayload, unknown type or CRC mismatch
 };
-// Decodes the record at the start of `bytes`. Fills `frame` only on kOk. Bytes that cannot start
-// a record (the first up-to-4 bytes are not kRecordMagic, zeros included) are kCorrupt even when
-// fewer than a header; an empty range is kIncomplete.
-FrameResult DecodeFrame(std::string_view bytes, Frame& frame);
+// Decodes the record at the start of `bytes`, a range of a segment whose key is `key`. Fills
+// `frame` only on kOk. Bytes that cannot start a record (the first up-to-4 bytes are not the key's
+// record magic) are kCorrupt even when fewer than a header; an empty range is kIncomplete. A
+// record framed for another key is kCorrupt (bad magic, or a CRC mismatch if only the mask
+// differs).
+FrameResult DecodeFrame(std::string_view bytes, const SegmentKey& key, Frame& frame);
 
 // The same check saying what is wrong, for reports (DecodeFrame maps kIncomplete to kIncomplete
 // and every other problem to kCorrupt).
@@ -143,7 +191,7 @@ enum class FrameProblem : uint8_t {
   kUnknownType,
   kCrcMismatch,
 };
-FrameProblem CheckFrame(std::string_view bytes, Frame& frame);
+FrameProblem CheckFrame(std::string_view bytes, const SegmentKey& key, Frame& frame);
 // "ok", "incomplete record", "bad magic", "length too large", "unknown type", "crc mismatch".
 std::string_view FrameProblemName(FrameProblem problem);
 

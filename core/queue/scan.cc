@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -13,15 +14,6 @@
 
 namespace ringmx::core::queue {
 namespace {
-
-// The record magic as it lies on disk.
-std::string_view MagicBytes() {
-  static constexpr char kBytes[4] = {static_cast<char>(kRecordMagic & 0xff),
-                                     static_cast<char>((kRecordMagic >> 8) & 0xff),
-                                     static_cast<char>((kRecordMagic >> 16) & 0xff),
-                                     static_cast<char>((kRecordMagic >> 24) & 0xff)};
-  return std::string_view(kBytes, 4);
-}
 
 bool AllZero(std::string_view bytes) {
   return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
@@ -33,26 +25,28 @@ ScanResult ScanSegment(std::string_view segment_bytes,
                        const std::function<void(const Frame&, uint64_t offset)>& visit) {
   ScanResult result;
   const std::string_view bytes = segment_bytes;
-  if (bytes.size() < kSegmentMagic.size()) {
-    if (kSegmentMagic.substr(0, bytes.size()) == bytes) {
-      result.torn_tail_bytes = bytes.size();
-      if (!bytes.empty()) result.torn_tail_what = "segment magic cut short";
-    } else {
-      result.bad_segment_magic = true;
-    }
-    return result;
-  }
-  if (bytes.substr(0, kSegmentMagic.size()) != kSegmentMagic) {
+  const size_t magic_bytes = std::min(bytes.size(), kSegmentMagic.size());
+  if (bytes.substr(0, magic_bytes) != kSegmentMagic.substr(0, magic_bytes)) {
     result.bad_segment_magic = true;
     return result;
   }
+  const std::optional<SegmentKey> key = ParseSegmentHeader(bytes);
+  if (!key.has_value()) {  // shorter than the header, and starts like one
+    result.torn_tail_bytes = bytes.size();
+    if (!bytes.empty()) result.torn_tail_what = "segment header cut short";
+    return result;
+  }
+  result.key = *key;
 
-  const std::string_view magic = MagicBytes();
-  size_t pos = kSegmentMagic.size();
+  // The record magic as it lies on disk (little-endian).
+  char magic_chars[4];
+  memcpy(magic_chars, &key->record_magic, 4);
+  const std::string_view magic(magic_chars, 4);
+  size_t pos = kSegmentHeaderSize;
   result.good_end = pos;
   Frame frame;
   while (pos < bytes.size()) {
-    const FrameProblem problem = CheckFrame(bytes.substr(pos), frame);
+    const FrameProblem problem = CheckFrame(bytes.substr(pos), *key, frame);
     if (problem == FrameProblem::kNone) {
       visit(frame, pos);
       ++result.records;
@@ -64,7 +58,7 @@ ScanResult ScanSegment(std::string_view segment_bytes,
     // record look longer or shorter than it was, so every later magic is a candidate.
     size_t next = bytes.find(magic, pos + 1);
     while (next != std::string_view::npos &&
-           CheckFrame(bytes.substr(next), frame) != FrameProblem::kNone) {
+           CheckFrame(bytes.substr(next), *key, frame) != FrameProblem::kNone) {
       next = bytes.find(magic, next + 1);
     }
     if (next == std::string_view::npos) {

@@ -100,7 +100,8 @@ absl::Status DataLoss(const std::string& path, uint64_t offset, std::string_view
   return absl::DataLossError(Problem(path, offset, what));
 }
 
-// Reads whole records by Location for one message, keeping the last segment open.
+// Reads whole records by Location for one message, keeping the last segment open. Each segment's
+// header is read when the segment is opened, and its records are checked against its key.
 class RecordReader {
  public:
   explicit RecordReader(const std::string& dir) : dir_(dir) {}
@@ -122,6 +123,19 @@ class RecordReader {
       }
       fd_ = std::move(*fd);
       segment_ = where.segment;
+      // The segment's key: its records are checked against it.
+      char header[kSegmentHeaderSize];
+      auto got = ReadAt(fd_->get(), header, sizeof(header), 0, path_);
+      if (!got.ok()) {
+        fd_.reset();
+        return got.status();
+      }
+      const std::optional<SegmentKey> key = ParseSegmentHeader(std::string_view(header, *got));
+      if (!key.has_value()) {
+        fd_.reset();
+        return DataLoss(path_, 0, "bad or short segment header");
+      }
+      key_ = *key;
     }
     if (where.size < kRecordHeaderSize || where.size > kRecordHeaderSize + kMaxRecordPayload) {
       return DataLoss(path_, where.offset, absl::StrCat("bad record size ", where.size));
@@ -134,7 +148,7 @@ class RecordReader {
           path_, where.offset,
           absl::StrCat("record of ", where.size, " bytes runs past the end of the file"));
     }
-    const FrameProblem problem = CheckFrame(buf, frame);
+    const FrameProblem problem = CheckFrame(buf, key_, frame);
     if (problem != FrameProblem::kNone)
       return DataLoss(path_, where.offset, FrameProblemName(problem));
     if (frame.size != buf.size()) {
@@ -152,6 +166,7 @@ class RecordReader {
   const std::string& dir_;
   std::optional<Fd> fd_;
   uint64_t segment_ = 0;
+  SegmentKey key_;  // segment_'s, read when it was opened
   std::string path_;
 };
 
@@ -261,24 +276,23 @@ absl::StatusOr<ReplayReport> ReplayDirectory(const std::string& dir, Index& inde
   return report;
 }
 
-absl::StatusOr<std::string> ReadMessageBytes(const std::string& dir, const QueuedMessage& m) {
-  RecordReader reader(dir);
-  std::string message_buf;
-  MessageView message;
-  RINGMX_RETURN_IF_ERROR(ReadMessageRecord(reader, m, message_buf, message));
+namespace {
+
+// Appends `m`'s body (every fragment's bytes, then the tail of `message`, its kMessage record
+// read through `reader` from `message_path`) to `out`, checking each fragment and the total.
+absl::Status AppendBody(RecordReader& reader, const QueuedMessage& m, const MessageView& message,
+                        const std::string& message_path, std::string& out) {
   const MessageHeader& h = message.header;
-  const std::string message_path = reader.path();
   if (h.fragments != m.fragments.size()) {
     return DataLoss(message_path, m.record.offset,
                     absl::StrCat("message has ", h.fragments, " fragments, the index knows ",
                                  m.fragments.size()));
   }
   // Reserve what the records can hold (not body_size itself, which only has to be checked).
-  size_t expected = h.trace_headers.size() + message.tail.size();
+  size_t expected = message.tail.size();
   for (const Location& f : m.fragments) expected += f.size;
-  std::string out;
-  out.reserve(expected);
-  out.append(h.trace_headers);
+  const size_t start = out.size();
+  out.reserve(start + expected);
 
   std::string fragment_buf;
   for (uint32_t i = 0; i < m.fragments.size(); ++i) {
@@ -300,12 +314,35 @@ absl::StatusOr<std::string> ReadMessageBytes(const std::string& dir, const Queue
     out.append(fragment->bytes);
   }
   out.append(message.tail);
-  if (out.size() - h.trace_headers.size() != h.body_size) {
-    return DataLoss(message_path, m.record.offset,
-                    absl::StrCat("body of ", out.size() - h.trace_headers.size(),
-                                 " bytes, the record says ", h.body_size));
+  if (out.size() - start != h.body_size) {
+    return DataLoss(
+        message_path, m.record.offset,
+        absl::StrCat("body of ", out.size() - start, " bytes, the record says ", h.body_size));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadMessageBytes(const std::string& dir, const QueuedMessage& m) {
+  RecordReader reader(dir);
+  std::string message_buf;
+  MessageView message;
+  RINGMX_RETURN_IF_ERROR(ReadMessageRecord(reader, m, message_buf, message));
+  const std::string message_path = reader.path();
+  std::string out(message.header.trace_headers);
+  RINGMX_RETURN_IF_ERROR(AppendBody(reader, m, message, message_path, out));
   return out;
+}
+
+absl::Status ReadStoredMessage(const std::string& dir, const QueuedMessage& m, std::string& record,
+                               MessageView& view, std::string* body) {
+  RecordReader reader(dir);
+  RINGMX_RETURN_IF_ERROR(ReadMessageRecord(reader, m, record, view));
+  if (body == nullptr) return absl::OkStatus();
+  const std::string message_path = reader.path();
+  body->clear();
+  return AppendBody(reader, m, view, message_path, *body);
 }
 
 absl::StatusOr<std::string> ReadEnvelopeJson(const std::string& dir, const QueuedMessage& m) {

@@ -49,11 +49,17 @@ struct ReplayReport {
 absl::StatusOr<ReplayReport> ReplayDirectory(const std::string& dir, Index& index);
 
 // The message `m` of `dir` as an .eml: trace_headers + every fragment's bytes + tail. Reads and
-// checks the kMessage record and every fragment (CRC, type, id, index, count, body size).
-// kNotFound if a segment is gone, kDataLoss if a record is damaged or does not match; both name
-// the file and offset.
+// checks the kMessage record and every fragment (CRC against the key in the header of each
+// segment it reads, type, id, index, count, body size). kNotFound if a segment is gone, kDataLoss
+// if a segment header or a record is damaged or does not match; both name the file and offset.
 absl::StatusOr<std::string> ReadMessageBytes(const std::string& dir, const QueuedMessage& m);
 // The envelope_json field of `m`'s kMessage record; errors as ReadMessageBytes().
 absl::StatusOr<std::string> ReadEnvelopeJson(const std::string& dir, const QueuedMessage& m);
+// `m`'s kMessage record, parsed: `record` receives its bytes and `view` points into them (valid
+// while `record` is unchanged). If `body` is not null it receives the body (every fragment's
+// bytes + tail, without trace_headers). Checks and errors as ReadMessageBytes(). For adoption,
+// which re-encodes a message for another directory.
+absl::Status ReadStoredMessage(const std::string& dir, const QueuedMessage& m, std::string& record,
+                               MessageView& view, std::string* body);
 
 }  // namespace ringmx::core::queue

@@ -1,6 +1,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +13,9 @@
 
 namespace ringmx::core::queue {
 namespace {
+
+// Record magic "KEY!" as it lies on disk (little-endian), and a CRC mask.
+constexpr SegmentKey kKey{0x2159454b, 0x9e3779b9};
 
 // Little-endian field writers for hand-made payloads.
 void U8(std::string& s, uint8_t v) { s.push_back(static_cast<char>(v)); }
@@ -28,7 +32,7 @@ void Str(std::string& s, std::string_view v) {
 
 Frame MustDecode(std::string_view bytes) {
   Frame frame;
-  EXPECT_EQ(DecodeFrame(bytes, frame), FrameResult::kOk);
+  EXPECT_EQ(DecodeFrame(bytes, kKey, frame), FrameResult::kOk);
   EXPECT_EQ(frame.size, bytes.size());
   return frame;
 }
@@ -68,23 +72,82 @@ TEST(QueueCrcTest, ExtendEqualsCrcOfConcatenation) {
 }
 
 TEST(QueueFormatTest, RecordHeaderLayout) {
-  const std::string rec = EncodeAbort("ID1");
+  const std::string rec = EncodeAbort("ID1", kKey);
   ASSERT_EQ(rec.size(), kRecordHeaderSize + 4 + 3);
-  EXPECT_EQ(rec.substr(0, 4), "RMXQ");
+  EXPECT_EQ(rec.substr(0, 4), "KEY!");
   uint32_t crc, length;
   memcpy(&crc, rec.data() + 4, 4);
   memcpy(&length, rec.data() + 8, 4);
   EXPECT_EQ(length, 7u);
   EXPECT_EQ(static_cast<uint8_t>(rec[12]), static_cast<uint8_t>(RecordType::kAbort));
-  EXPECT_EQ(crc, Crc32c(std::string_view(rec).substr(8)));
-  EXPECT_EQ(kSegmentMagic.size(), 8u);
+  EXPECT_EQ(crc, Crc32c(std::string_view(rec).substr(8)) ^ kKey.crc_mask);
+  // Unkeyed: zero magic and the plain CRC.
+  const std::string plain = EncodeAbort("ID1", kUnkeyed);
+  EXPECT_EQ(plain.substr(0, 4), std::string(4, '\0'));
+  memcpy(&crc, plain.data() + 4, 4);
+  EXPECT_EQ(crc, Crc32c(std::string_view(plain).substr(8)));
+  EXPECT_EQ(plain.substr(8), rec.substr(8));
+}
+
+TEST(QueueFormatTest, SegmentHeaderLayout) {
+  EXPECT_EQ(kSegmentMagic, "RMXQLOG2");
+  const std::string header = EncodeSegmentHeader(kKey);
+  ASSERT_EQ(header.size(), kSegmentHeaderSize);
+  EXPECT_EQ(header, std::string("RMXQLOG2KEY!") + "\xb9\x79\x37\x9e");
+  EXPECT_EQ(ParseSegmentHeader(header), kKey);
+  EXPECT_EQ(ParseSegmentHeader(header + "records follow"), kKey);
+  for (size_t cut = 0; cut < kSegmentHeaderSize; ++cut) {
+    EXPECT_EQ(ParseSegmentHeader(header.substr(0, cut)), std::nullopt) << cut;
+  }
+  std::string old = header;
+  old[7] = '1';
+  EXPECT_EQ(ParseSegmentHeader(old), std::nullopt);
+}
+
+TEST(QueueFormatTest, UsableKeysHaveNoZeroByteInTheirMagic) {
+  EXPECT_TRUE(IsUsableSegmentKey(kKey));
+  EXPECT_TRUE(IsUsableSegmentKey({0x01010101, 0}));
+  EXPECT_FALSE(IsUsableSegmentKey(kUnkeyed));
+  for (int shift = 0; shift < 32; shift += 8) {
+    EXPECT_FALSE(IsUsableSegmentKey({0xffffffffu & ~(0xffu << shift), 7})) << shift;
+  }
+}
+
+TEST(QueueFormatTest, ARecordDecodesOnlyWithItsSegmentsKey) {
+  const std::string rec = EncodeMessageOp("ID", MessageOp::kDelete, 5, kKey);
+  Frame frame;
+  EXPECT_EQ(CheckFrame(rec, kKey, frame), FrameProblem::kNone);
+  EXPECT_EQ(CheckFrame(rec, {kKey.record_magic, kKey.crc_mask ^ 0x80000000u}, frame),
+            FrameProblem::kCrcMismatch);
+  EXPECT_EQ(CheckFrame(rec, {kKey.record_magic ^ 1, kKey.crc_mask}, frame),
+            FrameProblem::kBadMagic);
+  EXPECT_EQ(CheckFrame(rec, kUnkeyed, frame), FrameProblem::kBadMagic);
+}
+
+TEST(QueueFormatTest, RekeyingChangesOnlyMagicAndStoredCrc) {
+  MessageHeader h = SampleHeader();
+  const std::string tail(100000, 'b');
+  h.body_size = tail.size();
+  const std::string unkeyed = EncodeMessagePrefix(h, tail, kUnkeyed);
+  std::string prefix = unkeyed;
+  RekeyRecord(prefix, kUnkeyed, kKey);
+  EXPECT_EQ(prefix, EncodeMessagePrefix(h, tail, kKey));
+  EXPECT_EQ(MustDecode(prefix + tail).type, RecordType::kMessage);
+  // And on to another key, and back.
+  const SegmentKey other{0x0a0b0c0d, 0x12345678};
+  RekeyRecord(prefix, kKey, other);
+  Frame frame;
+  EXPECT_EQ(DecodeFrame(prefix + tail, other, frame), FrameResult::kOk);
+  EXPECT_NE(DecodeFrame(prefix + tail, kKey, frame), FrameResult::kOk);
+  RekeyRecord(prefix, other, kUnkeyed);
+  EXPECT_EQ(prefix, unkeyed);
 }
 
 TEST(QueueFormatTest, MessageRoundTrip) {
   MessageHeader h = SampleHeader();
   const std::string tail = "Subject: hi\r\n\r\nbody\r\n";
   h.body_size = tail.size();
-  const std::string prefix = EncodeMessagePrefix(h, tail);
+  const std::string prefix = EncodeMessagePrefix(h, tail, kKey);
   const std::string rec = prefix + tail;
   const Frame frame = MustDecode(rec);
   EXPECT_EQ(frame.type, RecordType::kMessage);
@@ -103,14 +166,14 @@ TEST(QueueFormatTest, MessageRoundTrip) {
   EXPECT_TRUE(m->header.states.empty());
   EXPECT_EQ(m->tail, tail);
   // Encoding the parsed header again gives the same bytes.
-  EXPECT_EQ(EncodeMessagePrefix(m->header, m->tail) + std::string(m->tail), rec);
+  EXPECT_EQ(EncodeMessagePrefix(m->header, m->tail, kKey) + std::string(m->tail), rec);
 }
 
 TEST(QueueFormatTest, MessageWithFragmentsAndEmptyTail) {
   MessageHeader h = SampleHeader();
   h.fragments = 3;
   h.body_size = 3 * 1000;
-  const std::string rec = EncodeMessagePrefix(h, "");
+  const std::string rec = EncodeMessagePrefix(h, "", kKey);
   auto m = ParseMessage(MustDecode(rec).payload);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->header.fragments, 3u);
@@ -125,7 +188,7 @@ TEST(QueueFormatTest, RelocatedMessageRoundTrip) {
   h.states = SampleStates();
   const std::string tail = "x\r\n";
   h.body_size = tail.size();
-  const std::string rec = EncodeMessagePrefix(h, tail) + tail;
+  const std::string rec = EncodeMessagePrefix(h, tail, kKey) + tail;
   auto m = ParseMessage(MustDecode(rec).payload);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->header.flags, kMessageFlagRelocated);
@@ -138,12 +201,12 @@ TEST(QueueFormatTest, RelocatedMessageRoundTrip) {
     EXPECT_EQ(m->header.states[i].at_us, h.states[i].at_us);
     EXPECT_EQ(m->header.states[i].reply, h.states[i].reply);
   }
-  EXPECT_EQ(EncodeMessagePrefix(m->header, m->tail) + std::string(m->tail), rec);
+  EXPECT_EQ(EncodeMessagePrefix(m->header, m->tail, kKey) + std::string(m->tail), rec);
 }
 
 TEST(QueueFormatTest, FragmentRoundTrip) {
   const std::string bytes(5000, 'q');
-  const std::string rec = EncodeFragmentPrefix("ID7", 42, bytes) + bytes;
+  const std::string rec = EncodeFragmentPrefix("ID7", 42, bytes, kKey) + bytes;
   const Frame frame = MustDecode(rec);
   EXPECT_EQ(frame.type, RecordType::kFragment);
   auto f = ParseFragment(frame.payload);
@@ -151,11 +214,11 @@ TEST(QueueFormatTest, FragmentRoundTrip) {
   EXPECT_EQ(f->id, "ID7");
   EXPECT_EQ(f->index, 42u);
   EXPECT_EQ(f->bytes, bytes);
-  EXPECT_EQ(EncodeFragmentPrefix(f->id, f->index, f->bytes) + std::string(f->bytes), rec);
+  EXPECT_EQ(EncodeFragmentPrefix(f->id, f->index, f->bytes, kKey) + std::string(f->bytes), rec);
 }
 
 TEST(QueueFormatTest, AbortRoundTrip) {
-  const std::string rec = EncodeAbort("ID9");
+  const std::string rec = EncodeAbort("ID9", kKey);
   const Frame frame = MustDecode(rec);
   EXPECT_EQ(frame.type, RecordType::kAbort);
   auto id = ParseAbort(frame.payload);
@@ -167,7 +230,7 @@ TEST(QueueFormatTest, RecipientStateRoundTripEveryState) {
   for (RecipientState state : {RecipientState::kPending, RecipientState::kDelivered,
                                RecipientState::kDeferred, RecipientState::kFailed}) {
     RecipientStatus status{state, 7, -5, 1234567, "550 5.1.1 no such user"};
-    const std::string rec = EncodeRecipientState("ID3", 5, status);
+    const std::string rec = EncodeRecipientState("ID3", 5, status, kKey);
     const Frame frame = MustDecode(rec);
     EXPECT_EQ(frame.type, RecordType::kRecipientState);
     auto v = ParseRecipientState(frame.payload);
@@ -179,13 +242,13 @@ TEST(QueueFormatTest, RecipientStateRoundTripEveryState) {
     EXPECT_EQ(v->status.next_attempt_us, -5);
     EXPECT_EQ(v->status.at_us, 1234567);
     EXPECT_EQ(v->status.reply, status.reply);
-    EXPECT_EQ(EncodeRecipientState(v->id, v->recipient, v->status), rec);
+    EXPECT_EQ(EncodeRecipientState(v->id, v->recipient, v->status, kKey), rec);
   }
 }
 
 TEST(QueueFormatTest, MessageOpRoundTripEveryOp) {
   for (MessageOp op : {MessageOp::kHold, MessageOp::kRelease, MessageOp::kDelete}) {
-    const std::string rec = EncodeMessageOp("ID4", op, -77);
+    const std::string rec = EncodeMessageOp("ID4", op, -77, kKey);
     const Frame frame = MustDecode(rec);
     EXPECT_EQ(frame.type, RecordType::kMessageOp);
     auto v = ParseMessageOp(frame.payload);
@@ -193,7 +256,7 @@ TEST(QueueFormatTest, MessageOpRoundTripEveryOp) {
     EXPECT_EQ(v->id, "ID4");
     EXPECT_EQ(v->op, op);
     EXPECT_EQ(v->at_us, -77);
-    EXPECT_EQ(EncodeMessageOp(v->id, v->op, v->at_us), rec);
+    EXPECT_EQ(EncodeMessageOp(v->id, v->op, v->at_us, kKey), rec);
   }
 }
 
@@ -212,50 +275,52 @@ TEST(QueueFormatTest, StateNamesAndFinality) {
 // -------------------------------------------------------------------------------
 
 TEST(QueueFrameTest, EveryProperPrefixIsIncomplete) {
-  const std::string rec = EncodeRecipientState("ID", 0, {RecipientState::kDeferred, 1, 2, 3, "r"});
+  const std::string rec =
+      EncodeRecipientState("ID", 0, {RecipientState::kDeferred, 1, 2, 3, "r"}, kKey);
   for (size_t cut = 0; cut < rec.size(); ++cut) {
     Frame frame;
-    EXPECT_EQ(DecodeFrame(std::string_view(rec).substr(0, cut), frame), FrameResult::kIncomplete)
+    EXPECT_EQ(DecodeFrame(std::string_view(rec).substr(0, cut), kKey, frame),
+              FrameResult::kIncomplete)
         << cut;
   }
 }
 
 TEST(QueueFrameTest, TrailingBytesAreNotPartOfTheFrame) {
-  const std::string rec = EncodeAbort("ID");
+  const std::string rec = EncodeAbort("ID", kKey);
   Frame frame;
-  ASSERT_EQ(DecodeFrame(rec + "RMXQ and more", frame), FrameResult::kOk);
+  ASSERT_EQ(DecodeFrame(rec + "RMXQ and more", kKey, frame), FrameResult::kOk);
   EXPECT_EQ(frame.size, rec.size());
 }
 
 TEST(QueueFrameTest, BadMagicIsCorruptEvenWhenShort) {
   Frame frame;
-  EXPECT_EQ(DecodeFrame(std::string(1, '\0'), frame), FrameResult::kCorrupt);
-  EXPECT_EQ(DecodeFrame(std::string(3, '\0'), frame), FrameResult::kCorrupt);
-  EXPECT_EQ(DecodeFrame("RMXX", frame), FrameResult::kCorrupt);
-  EXPECT_EQ(CheckFrame(std::string(100, '\0'), frame), FrameProblem::kBadMagic);
+  EXPECT_EQ(DecodeFrame(std::string(1, '\0'), kKey, frame), FrameResult::kCorrupt);
+  EXPECT_EQ(DecodeFrame(std::string(3, '\0'), kKey, frame), FrameResult::kCorrupt);
+  EXPECT_EQ(DecodeFrame("RMXX", kKey, frame), FrameResult::kCorrupt);
+  EXPECT_EQ(CheckFrame(std::string(100, '\0'), kKey, frame), FrameProblem::kBadMagic);
 }
 
 TEST(QueueFrameTest, LengthOverTheLimitIsCorrupt) {
-  std::string rec = EncodeAbort("ID");
+  std::string rec = EncodeAbort("ID", kKey);
   const uint32_t length = kMaxRecordPayload + 1;
   memcpy(rec.data() + 8, &length, 4);
   Frame frame;
-  EXPECT_EQ(CheckFrame(rec, frame), FrameProblem::kLengthTooLarge);
-  EXPECT_EQ(DecodeFrame(rec, frame), FrameResult::kCorrupt);
+  EXPECT_EQ(CheckFrame(rec, kKey, frame), FrameProblem::kLengthTooLarge);
+  EXPECT_EQ(DecodeFrame(rec, kKey, frame), FrameResult::kCorrupt);
   // Even when cut short: a length that large is never a record being written.
-  EXPECT_EQ(DecodeFrame(std::string_view(rec).substr(0, kRecordHeaderSize), frame),
+  EXPECT_EQ(DecodeFrame(std::string_view(rec).substr(0, kRecordHeaderSize), kKey, frame),
             FrameResult::kCorrupt);
 }
 
 TEST(QueueFrameTest, UnknownTypeIsCorrupt) {
   for (uint8_t type : {0, 6, 255}) {
-    std::string rec = EncodeAbort("ID");
+    std::string rec = EncodeAbort("ID", kKey);
     rec[12] = static_cast<char>(type);
     // With a matching CRC, so that only the type is wrong.
     const uint32_t crc = Crc32c(std::string_view(rec).substr(8));
     memcpy(rec.data() + 4, &crc, 4);
     Frame frame;
-    EXPECT_EQ(CheckFrame(rec, frame), FrameProblem::kUnknownType) << int{type};
+    EXPECT_EQ(CheckFrame(rec, kKey, frame), FrameProblem::kUnknownType) << int{type};
   }
 }
 
@@ -263,19 +328,19 @@ TEST(QueueFrameTest, AnyFlippedBitAfterTheMagicIsCaught) {
   const std::string tail = "hello\r\n";
   MessageHeader h = SampleHeader();
   h.body_size = tail.size();
-  const std::string rec = EncodeMessagePrefix(h, tail) + tail;
+  const std::string rec = EncodeMessagePrefix(h, tail, kKey) + tail;
   for (size_t i = 4; i < rec.size(); ++i) {
     for (int bit = 0; bit < 8; ++bit) {
       std::string bad = rec;
       bad[i] = static_cast<char>(bad[i] ^ (1 << bit));
       Frame frame;
-      EXPECT_NE(DecodeFrame(bad, frame), FrameResult::kOk) << i << " " << bit;
+      EXPECT_NE(DecodeFrame(bad, kKey, frame), FrameResult::kOk) << i << " " << bit;
     }
   }
   std::string bad = rec;
   bad[20] ^= 1;
   Frame frame;
-  EXPECT_EQ(CheckFrame(bad, frame), FrameProblem::kCrcMismatch);
+  EXPECT_EQ(CheckFrame(bad, kKey, frame), FrameProblem::kCrcMismatch);
 }
 
 TEST(QueueFrameTest, ProblemNames) {
@@ -303,11 +368,11 @@ TEST(QueuePayloadTest, EveryTruncationOfEveryFixedPayloadFails) {
   MessageHeader plain = SampleHeader();
   plain.body_size = 4;
   const std::vector<std::string> records = {
-      EncodeMessagePrefix(plain, "abcd") + "abcd",
-      EncodeMessagePrefix(relocated, "abcd") + "abcd",
-      EncodeAbort("ID"),
-      EncodeRecipientState("ID", 1, {RecipientState::kFailed, 2, 3, 4, "550 no"}),
-      EncodeMessageOp("ID", MessageOp::kHold, 9),
+      EncodeMessagePrefix(plain, "abcd", kKey) + "abcd",
+      EncodeMessagePrefix(relocated, "abcd", kKey) + "abcd",
+      EncodeAbort("ID", kKey),
+      EncodeRecipientState("ID", 1, {RecipientState::kFailed, 2, 3, 4, "550 no"}, kKey),
+      EncodeMessageOp("ID", MessageOp::kHold, 9, kKey),
   };
   for (const std::string& rec : records) {
     const Frame frame = MustDecode(rec);
@@ -337,7 +402,7 @@ TEST(QueuePayloadTest, EveryTruncationOfEveryFixedPayloadFails) {
 }
 
 TEST(QueuePayloadTest, FragmentTruncatedInItsFieldsFails) {
-  const std::string rec = EncodeFragmentPrefix("ID", 3, "body") + "body";
+  const std::string rec = EncodeFragmentPrefix("ID", 3, "body", kKey) + "body";
   const Frame frame = MustDecode(rec);
   // id length (4) + id (2) + index (4): any cut before the body is an error.
   for (size_t cut = 0; cut < 10; ++cut) {
@@ -351,12 +416,13 @@ TEST(QueuePayloadTest, FragmentTruncatedInItsFieldsFails) {
 }
 
 TEST(QueuePayloadTest, BytesLeftOverAreRejected) {
-  ExpectDataLoss(ParseAbort(std::string(MustDecode(EncodeAbort("ID")).payload) + "x").status(),
-                 "bytes after the id");
-  const std::string state = EncodeRecipientState("ID", 0, {});
+  ExpectDataLoss(
+      ParseAbort(std::string(MustDecode(EncodeAbort("ID", kKey)).payload) + "x").status(),
+      "bytes after the id");
+  const std::string state = EncodeRecipientState("ID", 0, {}, kKey);
   ExpectDataLoss(ParseRecipientState(std::string(MustDecode(state).payload) + "x").status(),
                  "bytes after the reply");
-  const std::string op = EncodeMessageOp("ID", MessageOp::kDelete, 1);
+  const std::string op = EncodeMessageOp("ID", MessageOp::kDelete, 1, kKey);
   ExpectDataLoss(ParseMessageOp(std::string(MustDecode(op).payload) + "x").status(),
                  "bytes after the time");
 }

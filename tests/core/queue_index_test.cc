@@ -12,6 +12,8 @@
 namespace ringmx::core::queue {
 namespace {
 
+constexpr SegmentKey kKey{0x11223344, 0x55667788};
+
 // Applies whole encoded records as a log would hold them: each record gets the next offset of
 // the current segment.
 class IndexFeeder {
@@ -20,11 +22,11 @@ class IndexFeeder {
 
   void Segment(uint64_t seq) {
     segment_ = seq;
-    offset_ = kSegmentMagic.size();
+    offset_ = kSegmentHeaderSize;
   }
   Location Apply(const std::string& record) {
     Frame frame;
-    EXPECT_EQ(DecodeFrame(record, frame), FrameResult::kOk);
+    EXPECT_EQ(DecodeFrame(record, kKey, frame), FrameResult::kOk);
     const Location where{segment_, offset_, record.size()};
     index_.Apply(frame, where);
     offset_ += record.size();
@@ -34,7 +36,7 @@ class IndexFeeder {
  private:
   Index& index_;
   uint64_t segment_ = 1;
-  uint64_t offset_ = kSegmentMagic.size();
+  uint64_t offset_ = kSegmentHeaderSize;
 };
 
 std::string Message(std::string_view id, std::vector<std::string_view> recipients,
@@ -49,7 +51,7 @@ std::string Message(std::string_view id, std::vector<std::string_view> recipient
   h.trace_headers = "Received: x\r\n";
   h.fragments = fragments;
   h.body_size = fragment_bytes + tail.size();
-  return EncodeMessagePrefix(h, tail) + std::string(tail);
+  return EncodeMessagePrefix(h, tail, kKey) + std::string(tail);
 }
 
 std::string Relocated(std::string_view id, std::vector<std::string_view> recipients,
@@ -63,12 +65,12 @@ std::string Relocated(std::string_view id, std::vector<std::string_view> recipie
   h.states = std::move(states);
   h.held = held;
   h.body_size = 2;
-  return EncodeMessagePrefix(h, "x\n") + "x\n";
+  return EncodeMessagePrefix(h, "x\n", kKey) + "x\n";
 }
 
 std::string State(std::string_view id, uint32_t recipient, RecipientState state,
                   std::string reply = "") {
-  return EncodeRecipientState(id, recipient, {state, 1, 0, 5, std::move(reply)});
+  return EncodeRecipientState(id, recipient, {state, 1, 0, 5, std::move(reply)}, kKey);
 }
 
 TEST(QueueIndexTest, MessageWithPendingRecipients) {
@@ -109,10 +111,10 @@ TEST(QueueIndexTest, FragmentsThenMessage) {
   Index index;
   IndexFeeder feed(index);
   feed.Segment(3);
-  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa", kKey) + "aaaa");
   feed.Apply(Message("B", {"x@y"}));  // another message in between
   feed.Segment(4);
-  const Location f1 = feed.Apply(EncodeFragmentPrefix("A", 1, "bbbb") + "bbbb");
+  const Location f1 = feed.Apply(EncodeFragmentPrefix("A", 1, "bbbb", kKey) + "bbbb");
   // While A streams in, its first fragment pins segment 3.
   EXPECT_EQ(index.OldestNeededSegment(9), 3u);
   EXPECT_EQ(index.Find("A"), nullptr);
@@ -131,9 +133,9 @@ TEST(QueueIndexTest, FragmentsThenMessage) {
 TEST(QueueIndexTest, FragmentAfterAGapIsSkipped) {
   Index index;
   IndexFeeder feed(index);
-  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
-  feed.Apply(EncodeFragmentPrefix("A", 2, "c") + "c");  // 1 was lost
-  feed.Apply(EncodeFragmentPrefix("A", 0xfffffff0, "d") + "d");
+  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "a", kKey) + "a");
+  feed.Apply(EncodeFragmentPrefix("A", 2, "c", kKey) + "c");  // 1 was lost
+  feed.Apply(EncodeFragmentPrefix("A", 0xfffffff0, "d", kKey) + "d");
   EXPECT_EQ(index.stats().malformed, 2u);
   feed.Apply(Message("A", {"x@y"}, 3, "", 3));
   const QueuedMessage* m = index.Find("A");
@@ -144,8 +146,8 @@ TEST(QueueIndexTest, FragmentAfterAGapIsSkipped) {
 TEST(QueueIndexTest, RewrittenFragmentReplacesTheOlderCopy) {
   Index index;
   IndexFeeder feed(index);
-  feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
-  const Location again = feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
+  feed.Apply(EncodeFragmentPrefix("A", 0, "a", kKey) + "a");
+  const Location again = feed.Apply(EncodeFragmentPrefix("A", 0, "a", kKey) + "a");
   feed.Apply(Message("A", {"x@y"}, 1, "", 1));
   ASSERT_NE(index.Find("A"), nullptr);
   EXPECT_EQ(index.Find("A")->fragments, std::vector<Location>{again});
@@ -155,10 +157,10 @@ TEST(QueueIndexTest, AbortForgetsTheFragments) {
   Index index;
   IndexFeeder feed(index);
   feed.Segment(2);
-  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa", kKey) + "aaaa");
   EXPECT_EQ(index.OldestNeededSegment(7), 2u);
   feed.Segment(5);
-  feed.Apply(EncodeAbort("A"));
+  feed.Apply(EncodeAbort("A", kKey));
   EXPECT_EQ(index.OldestNeededSegment(7), 7u);
   EXPECT_EQ(index.size(), 0u);
   EXPECT_EQ(index.stats().orphans, 0u);
@@ -170,9 +172,9 @@ TEST(QueueIndexTest, FragmentsWithoutMessageAreIncompleteAtTheEnd) {
   Index index;
   IndexFeeder feed(index);
   feed.Segment(2);
-  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
-  feed.Apply(EncodeFragmentPrefix("B", 0, "bbbb") + "bbbb");
-  feed.Apply(EncodeFragmentPrefix("B", 1, "bbbb") + "bbbb");
+  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa", kKey) + "aaaa");
+  feed.Apply(EncodeFragmentPrefix("B", 0, "bbbb", kKey) + "bbbb");
+  feed.Apply(EncodeFragmentPrefix("B", 1, "bbbb", kKey) + "bbbb");
   index.FinishReplay();
   EXPECT_EQ(index.stats().incomplete, 2u);
   EXPECT_EQ(index.size(), 0u);
@@ -183,7 +185,8 @@ TEST(QueueIndexTest, RecipientStates) {
   Index index;
   IndexFeeder feed(index);
   feed.Apply(Message("A", {"x@y", "z@y"}));
-  feed.Apply(EncodeRecipientState("A", 1, {RecipientState::kDeferred, 2, 99, 50, "451 later"}));
+  feed.Apply(
+      EncodeRecipientState("A", 1, {RecipientState::kDeferred, 2, 99, 50, "451 later"}, kKey));
   const QueuedMessage* m = index.Find("A");
   ASSERT_NE(m, nullptr);
   EXPECT_EQ(m->recipients[1].status.state, RecipientState::kDeferred);
@@ -209,13 +212,13 @@ TEST(QueueIndexTest, HoldReleaseDelete) {
   Index index;
   IndexFeeder feed(index);
   feed.Apply(Message("A", {"x@y"}));
-  feed.Apply(EncodeMessageOp("A", MessageOp::kHold, 1));
+  feed.Apply(EncodeMessageOp("A", MessageOp::kHold, 1, kKey));
   EXPECT_TRUE(index.Find("A")->held);
-  feed.Apply(EncodeMessageOp("A", MessageOp::kRelease, 2));
+  feed.Apply(EncodeMessageOp("A", MessageOp::kRelease, 2, kKey));
   EXPECT_FALSE(index.Find("A")->held);
-  feed.Apply(EncodeMessageOp("A", MessageOp::kHold, 3));
+  feed.Apply(EncodeMessageOp("A", MessageOp::kHold, 3, kKey));
   EXPECT_TRUE(index.Find("A")->held);
-  feed.Apply(EncodeMessageOp("A", MessageOp::kDelete, 4));
+  feed.Apply(EncodeMessageOp("A", MessageOp::kDelete, 4, kKey));
   EXPECT_EQ(index.Find("A"), nullptr);
   EXPECT_EQ(index.OldestNeededSegment(5), 5u);
 }
@@ -253,10 +256,10 @@ TEST(QueueIndexTest, RelocatedCopyWithItsFragments) {
   Index index;
   IndexFeeder feed(index);
   feed.Segment(1);
-  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa", kKey) + "aaaa");
   feed.Apply(Message("A", {"x@y"}, 1, "t", 4));
   feed.Segment(6);
-  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa") + "aaaa");
+  const Location f0 = feed.Apply(EncodeFragmentPrefix("A", 0, "aaaa", kKey) + "aaaa");
   MessageHeader h;
   h.flags = kMessageFlagRelocated;
   h.id = "A";
@@ -264,7 +267,7 @@ TEST(QueueIndexTest, RelocatedCopyWithItsFragments) {
   h.states = {RecipientStatus{}};
   h.fragments = 1;
   h.body_size = 5;
-  const Location copy = feed.Apply(EncodeMessagePrefix(h, "t") + "t");
+  const Location copy = feed.Apply(EncodeMessagePrefix(h, "t", kKey) + "t");
   const QueuedMessage* m = index.Find("A");
   ASSERT_NE(m, nullptr);
   EXPECT_EQ(m->record, copy);
@@ -300,8 +303,8 @@ TEST(QueueIndexTest, Orphans) {
   Index index;
   IndexFeeder feed(index);
   feed.Apply(State("NOPE", 0, RecipientState::kDelivered));
-  feed.Apply(EncodeMessageOp("NOPE", MessageOp::kHold, 1));
-  feed.Apply(EncodeAbort("NOPE"));
+  feed.Apply(EncodeMessageOp("NOPE", MessageOp::kHold, 1, kKey));
+  feed.Apply(EncodeAbort("NOPE", kKey));
   EXPECT_EQ(index.stats().orphans, 3u);
   EXPECT_EQ(index.stats().records, 3u);
   EXPECT_EQ(index.size(), 0u);
@@ -353,7 +356,7 @@ TEST(QueueIndexTest, OldestNeededSegmentAcrossSegments) {
   EXPECT_EQ(index.OldestNeededSegment(3), 2u);
   feed.Apply(State("B", 0, RecipientState::kDelivered));
   EXPECT_EQ(index.OldestNeededSegment(3), 2u);  // C still needs segment 2
-  feed.Apply(EncodeMessageOp("C", MessageOp::kDelete, 1));
+  feed.Apply(EncodeMessageOp("C", MessageOp::kDelete, 1, kKey));
   EXPECT_EQ(index.OldestNeededSegment(3), 3u);
   EXPECT_EQ(index.OldestNeededSegment(4), 3u);
   feed.Apply(State("D", 0, RecipientState::kFailed));
@@ -364,9 +367,9 @@ TEST(QueueIndexTest, StreamPinsItsFirstSegmentUntilTheMessageComes) {
   Index index;
   IndexFeeder feed(index);
   feed.Segment(1);
-  feed.Apply(EncodeFragmentPrefix("A", 0, "a") + "a");
+  feed.Apply(EncodeFragmentPrefix("A", 0, "a", kKey) + "a");
   feed.Segment(2);
-  feed.Apply(EncodeFragmentPrefix("A", 1, "b") + "b");
+  feed.Apply(EncodeFragmentPrefix("A", 1, "b", kKey) + "b");
   feed.Apply(Message("A", {"x@y"}, 2, "", 2));
   EXPECT_EQ(index.OldestNeededSegment(5), 1u);  // the message needs its first fragment
   feed.Apply(State("A", 0, RecipientState::kDelivered));

@@ -43,9 +43,16 @@ void WriteFile(const std::string& path, std::string_view bytes) {
   ASSERT_TRUE(out.good()) << path;
 }
 
+// Two segment keys: each segment has its own, and a reader must use the right one for each.
+constexpr SegmentKey kKey{0x4b455931, 0x01234567};   // "1YEK"
+constexpr SegmentKey kKey2{0x4b455932, 0x89abcdef};  // "2YEK"
+
 // A segment being built: records are appended and their offsets kept.
 struct SegmentBuilder {
-  std::string bytes{kSegmentMagic};
+  explicit SegmentBuilder(const SegmentKey& key_in = kKey)
+      : key(key_in), bytes(EncodeSegmentHeader(key_in)) {}
+  SegmentKey key;
+  std::string bytes;
   uint64_t Add(const std::string& record) {
     const uint64_t at = bytes.size();
     bytes += record;
@@ -57,7 +64,7 @@ const std::string kTrace = "Received: from client by ringmx; Mon, 1 Jan 2024 00:
 const std::string kEnvelope = R"({"mail_from":"a@example.org","rcpt":["b@example.net"]})";
 
 std::string MessageRecord(std::string_view id, uint32_t fragments, std::string_view tail,
-                          uint64_t fragment_bytes) {
+                          uint64_t fragment_bytes, const SegmentKey& key = kKey) {
   MessageHeader h;
   h.id = id;
   h.received_us = 42;
@@ -67,7 +74,7 @@ std::string MessageRecord(std::string_view id, uint32_t fragments, std::string_v
   h.trace_headers = kTrace;
   h.fragments = fragments;
   h.body_size = fragment_bytes + tail.size();
-  return EncodeMessagePrefix(h, tail) + std::string(tail);
+  return EncodeMessagePrefix(h, tail, key) + std::string(tail);
 }
 
 // Segment 1: two fragments of M1 and the whole of M2. Segment 2: the rest of M1 and a state.
@@ -76,18 +83,18 @@ struct TwoSegments {
   std::string f1 = "second fragment\r\n.leading dot kept\r\n";
   std::string tail = "the end\r\n";
   std::string m2_body = "Subject: small\r\n\r\nsmall body\r\n";
-  SegmentBuilder s1, s2;
+  SegmentBuilder s1{kKey}, s2{kKey2};
   uint64_t m1_record_offset = 0;
   uint64_t m1_record_size = 0;
 
   explicit TwoSegments(const std::string& dir) {
-    s1.Add(EncodeFragmentPrefix("M1", 0, f0) + f0);
+    s1.Add(EncodeFragmentPrefix("M1", 0, f0, kKey) + f0);
     s1.Add(MessageRecord("M2", 0, m2_body, 0));
-    s1.Add(EncodeFragmentPrefix("M1", 1, f1) + f1);
-    const std::string m1 = MessageRecord("M1", 2, tail, f0.size() + f1.size());
+    s1.Add(EncodeFragmentPrefix("M1", 1, f1, kKey) + f1);
+    const std::string m1 = MessageRecord("M1", 2, tail, f0.size() + f1.size(), kKey2);
     m1_record_size = m1.size();
     m1_record_offset = s2.Add(m1);
-    s2.Add(EncodeRecipientState("M2", 0, {RecipientState::kDelivered, 1, 0, 7, "250 ok"}));
+    s2.Add(EncodeRecipientState("M2", 0, {RecipientState::kDelivered, 1, 0, 7, "250 ok"}, kKey2));
     WriteFile(dir + "/" + SegmentFileName(1), s1.bytes);
     WriteFile(dir + "/" + SegmentFileName(2), s2.bytes);
   }
@@ -111,7 +118,7 @@ TEST(QueueStoreFilesTest, SegmentFileNames) {
 TEST(QueueStoreFilesTest, ListSegmentsSortedIgnoringOtherNames) {
   TempDir dir;
   for (uint64_t seq : {uint64_t{10}, uint64_t{2}, uint64_t{0x100}}) {
-    WriteFile(dir.path() + "/" + SegmentFileName(seq), kSegmentMagic);
+    WriteFile(dir.path() + "/" + SegmentFileName(seq), EncodeSegmentHeader(kKey));
   }
   WriteFile(dir.path() + "/notes.txt", "x");
   WriteFile(dir.path() + "/0000000000000003.seg.tmp", "x");
@@ -208,6 +215,38 @@ TEST(QueueStoreFilesTest, DamageAfterReplayIsDataLossNamingFileAndOffset) {
   EXPECT_EQ(ReadMessageBytes(dir.path(), *m1).status().code(), absl::StatusCode::kDataLoss);
 }
 
+TEST(QueueStoreFilesTest, RecordsAreReadWithTheKeyOfTheirOwnSegment) {
+  TempDir dir;
+  TwoSegments segments(dir.path());
+  Index index;
+  ASSERT_TRUE(ReplayDirectory(dir.path(), index).ok());
+  const QueuedMessage* m1 = index.Find("M1");
+  ASSERT_NE(m1, nullptr);
+  // ReadStoredMessage: the record (segment 2, kKey2) parsed, the body from segment 1 (kKey).
+  std::string record;
+  MessageView view;
+  std::string body;
+  ASSERT_TRUE(ReadStoredMessage(dir.path(), *m1, record, view, &body).ok());
+  EXPECT_EQ(view.header.id, "M1");
+  EXPECT_EQ(view.header.trace_headers, kTrace);
+  EXPECT_EQ(body, segments.f0 + segments.f1 + segments.tail);
+  ASSERT_TRUE(ReadStoredMessage(dir.path(), *m1, record, view, nullptr).ok());
+  // Segment 1's header with another CRC mask: its records no longer check.
+  WriteFile(dir.path() + "/" + SegmentFileName(1),
+            EncodeSegmentHeader({kKey.record_magic, kKey2.crc_mask}) +
+                segments.s1.bytes.substr(kSegmentHeaderSize));
+  auto eml = ReadMessageBytes(dir.path(), *m1);
+  EXPECT_EQ(eml.status().code(), absl::StatusCode::kDataLoss) << eml.status();
+  EXPECT_NE(std::string(eml.status().message()).find("crc mismatch"), std::string::npos)
+      << eml.status();
+  // A segment header cut short.
+  WriteFile(dir.path() + "/" + SegmentFileName(1), segments.s1.bytes.substr(0, 12));
+  eml = ReadMessageBytes(dir.path(), *m1);
+  EXPECT_EQ(eml.status().code(), absl::StatusCode::kDataLoss) << eml.status();
+  EXPECT_NE(std::string(eml.status().message()).find("segment header"), std::string::npos)
+      << eml.status();
+}
+
 TEST(QueueStoreFilesTest, LocationOfAnotherRecordIsDataLoss) {
   TempDir dir;
   TwoSegments segments(dir.path());
@@ -233,10 +272,10 @@ TEST(QueueStoreFilesTest, ProblemsAreReportedAndTheRestIsKept) {
   TwoSegments segments(dir.path());
   // Segment 1: M2's record damaged in the middle. Segment 2: a torn tail. Segment 3: bad magic.
   std::string s1 = segments.s1.bytes;
-  const uint64_t m2_offset = kSegmentMagic.size() + kRecordHeaderSize + 4 + 2 + 4 + 100002;
+  const uint64_t m2_offset = kSegmentHeaderSize + kRecordHeaderSize + 4 + 2 + 4 + 100002;
   s1[m2_offset + 40] ^= 1;
   WriteFile(dir.path() + "/" + SegmentFileName(1), s1);
-  const std::string torn = EncodeMessageOp("M1", MessageOp::kHold, 1);
+  const std::string torn = EncodeMessageOp("M1", MessageOp::kHold, 1, kKey2);
   WriteFile(dir.path() + "/" + SegmentFileName(2), segments.s2.bytes + torn.substr(0, 10));
   WriteFile(dir.path() + "/" + SegmentFileName(3), "NOTASEGMENT");
   Index index;
@@ -274,8 +313,8 @@ TEST(QueueStoreFilesTest, ManyMessagesReplay) {
     const std::string id = "ID" + std::to_string(100000 + i);
     seg.Add(MessageRecord(id, 0, body, 0));
     if (i % 2 == 0) {
-      seg.Add(EncodeRecipientState(id, 0, {RecipientState::kDelivered, 1, 0, 1, "250"}));
-      seg.Add(EncodeRecipientState(id, 1, {RecipientState::kFailed, 1, 0, 1, "550"}));
+      seg.Add(EncodeRecipientState(id, 0, {RecipientState::kDelivered, 1, 0, 1, "250"}, kKey));
+      seg.Add(EncodeRecipientState(id, 1, {RecipientState::kFailed, 1, 0, 1, "550"}, kKey));
     }
   }
   WriteFile(dir.path() + "/" + SegmentFileName(7), seg.bytes);

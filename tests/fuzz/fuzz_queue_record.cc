@@ -3,7 +3,10 @@
 // a payload that parses must encode back to the same record bytes (the format has one encoding per
 // value); an Index fed the record must keep its own promises.
 //
-// Input: [mode] then bytes.
+// A record decodes only under its segment's key: one that decodes must not decode under a key
+// differing in the magic or the CRC mask, and re-keying it must move it from one key to the other.
+//
+// Input: [mode][u32 record magic][u32 CRC mask] (the segment key, little-endian) then bytes.
 //   mode bit 0 clear: the bytes are decoded as they are (a record, a torn one, or garbage);
 //   mode bit 0 set:   the bytes are [type][payload...] and are framed with a correct CRC first, so
 //                     that the parsers see payloads the CRC would otherwise almost always stop.
@@ -26,15 +29,15 @@ namespace {
 
 using namespace core::queue;  // NOLINT: a fuzz target's own file
 
-// A record around `payload` with a correct CRC (the type byte may be any value).
-std::string Framed(uint8_t type, std::string_view payload) {
+// A record around `payload` with a correct CRC for `key` (the type byte may be any value).
+std::string Framed(uint8_t type, std::string_view payload, const SegmentKey& key) {
   std::string out(kRecordHeaderSize, '\0');
   const uint32_t length = static_cast<uint32_t>(payload.size());
-  memcpy(out.data(), &kRecordMagic, 4);
+  memcpy(out.data(), &key.record_magic, 4);
   memcpy(out.data() + 8, &length, 4);
   out[12] = static_cast<char>(type);
   out.append(payload);
-  const uint32_t crc = Crc32c(std::string_view(out).substr(8));
+  const uint32_t crc = Crc32c(std::string_view(out).substr(8)) ^ key.crc_mask;
   memcpy(out.data() + 4, &crc, 4);
   return out;
 }
@@ -55,7 +58,7 @@ void CheckParsers(std::string_view payload) {
   expect(ParseMessageOp(payload).status());
 }
 
-void CheckRecord(std::string_view record, const Frame& frame) {
+void CheckRecord(std::string_view record, const SegmentKey& key, const Frame& frame) {
   const std::string_view p = frame.payload;
   RINGMX_CHECK(frame.size == kRecordHeaderSize + p.size());
   RINGMX_CHECK(Within(p, record));
@@ -70,32 +73,32 @@ void CheckRecord(std::string_view record, const Frame& frame) {
       const bool relocated = (h.flags & kMessageFlagRelocated) != 0;
       RINGMX_CHECK(relocated ? h.states.size() == h.recipients.size() : h.states.empty());
       RINGMX_CHECK(!h.id.empty());
-      RINGMX_CHECK(EncodeMessagePrefix(h, m->tail) + std::string(m->tail) == whole);
+      RINGMX_CHECK(EncodeMessagePrefix(h, m->tail, key) + std::string(m->tail) == whole);
       break;
     }
     case RecordType::kFragment: {
       auto f = ParseFragment(p);
       if (!f.ok()) break;
-      RINGMX_CHECK(EncodeFragmentPrefix(f->id, f->index, f->bytes) + std::string(f->bytes) ==
+      RINGMX_CHECK(EncodeFragmentPrefix(f->id, f->index, f->bytes, key) + std::string(f->bytes) ==
                    whole);
       break;
     }
     case RecordType::kAbort: {
       auto id = ParseAbort(p);
       if (!id.ok()) break;
-      RINGMX_CHECK(EncodeAbort(*id) == whole);
+      RINGMX_CHECK(EncodeAbort(*id, key) == whole);
       break;
     }
     case RecordType::kRecipientState: {
       auto s = ParseRecipientState(p);
       if (!s.ok()) break;
-      RINGMX_CHECK(EncodeRecipientState(s->id, s->recipient, s->status) == whole);
+      RINGMX_CHECK(EncodeRecipientState(s->id, s->recipient, s->status, key) == whole);
       break;
     }
     case RecordType::kMessageOp: {
       auto op = ParseMessageOp(p);
       if (!op.ok()) break;
-      RINGMX_CHECK(EncodeMessageOp(op->id, op->op, op->at_us) == whole);
+      RINGMX_CHECK(EncodeMessageOp(op->id, op->op, op->at_us, key) == whole);
       break;
     }
   }
@@ -114,12 +117,25 @@ void CheckRecord(std::string_view record, const Frame& frame) {
   RINGMX_CHECK(index.stats().incomplete <= 1);
   if (index.size() == 0) RINGMX_CHECK(index.OldestNeededSegment(5) == 5);
 
+  // Under any other key the record is not one; re-keyed, it is one there and no longer here.
+  Frame other_frame;
+  const SegmentKey other_mask{key.record_magic, key.crc_mask ^ 0x00010000u};
+  const SegmentKey other_magic{key.record_magic ^ 0x00000100u, key.crc_mask};
+  RINGMX_CHECK(CheckFrame(whole, other_mask, other_frame) == FrameProblem::kCrcMismatch);
+  RINGMX_CHECK(CheckFrame(whole, other_magic, other_frame) == FrameProblem::kBadMagic);
+  std::string moved(whole);
+  RekeyRecord(moved, key, other_mask);
+  RINGMX_CHECK(DecodeFrame(moved, other_mask, other_frame) == FrameResult::kOk);
+  RINGMX_CHECK(other_frame.size == frame.size && other_frame.type == frame.type);
+  RekeyRecord(moved, other_mask, key);
+  RINGMX_CHECK(moved == whole);
+
   // Every proper prefix of a good record is incomplete, never corrupt and never a record.
   for (size_t cut : {size_t{0}, size_t{3}, kRecordHeaderSize - 1, kRecordHeaderSize, frame.size / 2,
                      frame.size - 1}) {
     if (cut >= frame.size) continue;
     ringmx::core::queue::Frame partial;
-    RINGMX_CHECK(DecodeFrame(whole.substr(0, cut), partial) == FrameResult::kIncomplete);
+    RINGMX_CHECK(DecodeFrame(whole.substr(0, cut), key, partial) == FrameResult::kIncomplete);
   }
 }
 
@@ -131,17 +147,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ringmx::core::queue;
   FuzzInput in(data, size);
   const uint8_t mode = in.Byte();
+  SegmentKey key;
+  const std::string_view key_bytes = in.Bytes(8);
+  char raw_key[8] = {};
+  memcpy(raw_key, key_bytes.data(), key_bytes.size());
+  memcpy(&key.record_magic, raw_key, 4);
+  memcpy(&key.crc_mask, raw_key + 4, 4);
   std::string record;
   if ((mode & 1) != 0) {
     const uint8_t type = in.Byte();
-    record = Framed(type, in.Rest());
+    record = Framed(type, in.Rest(), key);
   } else {
     record = std::string(in.Rest());
   }
   ringmx::core::queue::Frame frame;
-  const FrameProblem problem = CheckFrame(record, frame);
+  const FrameProblem problem = CheckFrame(record, key, frame);
   ringmx::core::queue::Frame frame2;
-  const FrameResult result = DecodeFrame(record, frame2);
+  const FrameResult result = DecodeFrame(record, key, frame2);
   RINGMX_CHECK((problem == FrameProblem::kNone) == (result == FrameResult::kOk));
   RINGMX_CHECK((problem == FrameProblem::kIncomplete) == (result == FrameResult::kIncomplete));
   RINGMX_CHECK(!FrameProblemName(problem).empty());
@@ -149,7 +171,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RINGMX_CHECK(frame.size == frame2.size && frame.type == frame2.type &&
                  frame.payload.data() == frame2.payload.data());
     RINGMX_CHECK(frame.size <= record.size());
-    CheckRecord(record, frame);
+    CheckRecord(record, key, frame);
   } else {
     // Whatever the frame, the parsers must survive the bytes after the header.
     CheckParsers(std::string_view(record).substr(std::min(record.size(), kRecordHeaderSize)));

@@ -5,16 +5,21 @@
 // good record must keep its promises (no message whose recipients are all final, pins no older
 // than the messages need).
 //
+// Records framed for another segment key (kind 10) are damage to the scan, never records.
+//
 // Input: [mode] then bytes.
-//   mode bit 0 clear: the bytes are a segment's records (kSegmentMagic is prepended);
-//   mode bit 0 set:   the bytes are a script that builds the segment from chunks, so that the
-//                     scan sees good records (a CRC is rarely right by chance) mixed with damage:
-//                     [kind] then the kind's fields, see Build().
+//   mode bit 0 clear: the bytes are a segment after its kSegmentMagic (which is prepended): the
+//                     segment key (u32 record magic, u32 CRC mask) and the records;
+//   mode bit 0 set:   [u32 record magic][u32 CRC mask], the segment key, then a script that builds
+//                     the segment from chunks, so that the scan sees good records (a CRC is
+//                     rarely right by chance) mixed with damage: [kind] then the kind's fields,
+//                     see Build().
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,13 +51,24 @@ q::RecipientStatus Status(FuzzInput& in) {
   return s;
 }
 
+q::SegmentKey Key(FuzzInput& in) {
+  const std::string_view bytes = in.Bytes(8);
+  char raw[8] = {};
+  memcpy(raw, bytes.data(), bytes.size());
+  q::SegmentKey key;
+  memcpy(&key.record_magic, raw, 4);
+  memcpy(&key.crc_mask, raw + 4, 4);
+  return key;
+}
+
 // Builds a segment from a script. `clean` stays true while only whole good records were added.
 std::string Build(FuzzInput& in, bool& clean, size_t& good_records) {
-  std::string seg(q::kSegmentMagic);
+  const q::SegmentKey key = Key(in);
+  std::string seg = q::EncodeSegmentHeader(key);
   clean = true;
   good_records = 0;
   while (!in.empty() && seg.size() < (1u << 20)) {
-    const uint8_t kind = in.Byte() % 10;
+    const uint8_t kind = in.Byte() % 11;
     switch (kind) {
       case 0: {  // kMessage
         const std::string id = Id(in);
@@ -77,7 +93,7 @@ std::string Build(FuzzInput& in, bool& clean, size_t& good_records) {
           h.held = (shape & 0x40) != 0;
           for (size_t i = 0; i < rcpts.size(); ++i) h.states.push_back(Status(in));
         }
-        seg += q::EncodeMessagePrefix(h, tail) + tail;
+        seg += q::EncodeMessagePrefix(h, tail, key) + tail;
         ++good_records;
         break;
       }
@@ -85,24 +101,24 @@ std::string Build(FuzzInput& in, bool& clean, size_t& good_records) {
         const std::string id = Id(in);
         const uint32_t index = in.Byte() % 4;
         const std::string bytes(in.Bytes(in.Byte()));
-        seg += q::EncodeFragmentPrefix(id, index, bytes) + bytes;
+        seg += q::EncodeFragmentPrefix(id, index, bytes, key) + bytes;
         ++good_records;
         break;
       }
       case 2:
-        seg += q::EncodeAbort(Id(in));
+        seg += q::EncodeAbort(Id(in), key);
         ++good_records;
         break;
       case 3: {
         const std::string id = Id(in);
         const uint32_t rcpt = in.Byte() % 4;
-        seg += q::EncodeRecipientState(id, rcpt, Status(in));
+        seg += q::EncodeRecipientState(id, rcpt, Status(in), key);
         ++good_records;
         break;
       }
       case 4: {
         const std::string id = Id(in);
-        seg += q::EncodeMessageOp(id, static_cast<q::MessageOp>(1 + in.Byte() % 3), in.U16());
+        seg += q::EncodeMessageOp(id, static_cast<q::MessageOp>(1 + in.Byte() % 3), in.U16(), key);
         ++good_records;
         break;
       }
@@ -110,11 +126,11 @@ std::string Build(FuzzInput& in, bool& clean, size_t& good_records) {
         seg += in.ShortString();
         clean = false;
         break;
-      case 6: {  // flip a bit somewhere after the segment magic
+      case 6: {  // flip a bit somewhere after the segment header
         const size_t at = in.U16();
         const uint8_t bit = in.Byte() % 8;
-        if (seg.size() > q::kSegmentMagic.size()) {
-          const size_t i = q::kSegmentMagic.size() + at % (seg.size() - q::kSegmentMagic.size());
+        if (seg.size() > q::kSegmentHeaderSize) {
+          const size_t i = q::kSegmentHeaderSize + at % (seg.size() - q::kSegmentHeaderSize);
           seg[i] = static_cast<char>(seg[i] ^ (1 << bit));
           clean = false;
         }
@@ -125,17 +141,29 @@ std::string Build(FuzzInput& in, bool& clean, size_t& good_records) {
         clean = false;
         break;
       case 8: {  // cut the segment (a torn write)
-        const size_t keep = q::kSegmentMagic.size() + in.U16();
+        const size_t keep = q::kSegmentHeaderSize + in.U16();
         if (keep < seg.size()) {
           seg.resize(keep);
           clean = false;
         }
         break;
       }
-      case 9:  // a lone record magic, a false resynchronisation point
-        seg += "RMXQ";
+      case 9: {  // a lone record magic, a false resynchronisation point
+        char magic[4];
+        memcpy(magic, &key.record_magic, 4);
+        seg.append(magic, 4);
         clean = false;
         break;
+      }
+      case 10: {  // a record framed for another key (forged in a body, or from another segment)
+        const uint8_t which = in.Byte();
+        const q::SegmentKey other{key.record_magic ^ ((which & 1) != 0 ? 0u : 0x01000000u),
+                                  key.crc_mask ^ (1u + which)};
+        const std::string id = Id(in);
+        seg += q::EncodeMessageOp(id, q::MessageOp::kDelete, in.U16(), other);
+        clean = false;
+        break;
+      }
     }
   }
   return seg;
@@ -157,10 +185,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     seg = std::string(q::kSegmentMagic) + std::string(in.Rest());
   }
+  const std::optional<q::SegmentKey> key = q::ParseSegmentHeader(seg);
   const uint64_t segment = 1 + (mode >> 1) % 4;
 
   q::Index index;
-  uint64_t pos = q::kSegmentMagic.size();
+  // A segment cut inside its header is all torn tail: nothing is visited, good_end is 0.
+  uint64_t pos = key.has_value() ? q::kSegmentHeaderSize : 0;
   size_t visits = 0;
   std::vector<std::pair<uint64_t, uint64_t>> visited;  // offset, size
   const q::ScanResult r = q::ScanSegment(seg, [&](const q::Frame& frame, uint64_t offset) {
@@ -168,7 +198,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RINGMX_CHECK(offset + frame.size <= seg.size());
     RINGMX_CHECK(frame.payload.data() == seg.data() + offset + q::kRecordHeaderSize);
     q::Frame again;
-    RINGMX_CHECK(q::DecodeFrame(std::string_view(seg).substr(offset), again) ==
+    RINGMX_CHECK(key.has_value());
+    RINGMX_CHECK(q::DecodeFrame(std::string_view(seg).substr(offset), *key, again) ==
                  q::FrameResult::kOk);
     RINGMX_CHECK(again.size == frame.size);
     visited.emplace_back(offset, frame.size);
@@ -177,6 +208,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   index.FinishReplay();
 
   RINGMX_CHECK(!r.bad_segment_magic);  // the magic is always there
+  RINGMX_CHECK(key.has_value() ? r.key == *key : r.records == 0 && r.good_end == 0);
   RINGMX_CHECK(r.records == visits);
   RINGMX_CHECK(r.good_end + r.torn_tail_bytes == seg.size());
   RINGMX_CHECK((r.torn_tail_bytes == 0) == r.torn_tail_what.empty());
@@ -193,11 +225,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RINGMX_CHECK(d == r.damage.size());
   RINGMX_CHECK(pos == r.good_end);
   // No good record starts in the torn tail.
-  const std::string_view tail = std::string_view(seg).substr(r.good_end);
-  for (size_t at = tail.find("RMXQ"); at != std::string_view::npos;
-       at = tail.find("RMXQ", at + 1)) {
-    q::Frame f;
-    RINGMX_CHECK(q::DecodeFrame(tail.substr(at), f) != q::FrameResult::kOk);
+  if (key.has_value()) {
+    char magic_chars[4];
+    memcpy(magic_chars, &key->record_magic, 4);
+    const std::string_view magic(magic_chars, 4);
+    const std::string_view tail = std::string_view(seg).substr(r.good_end);
+    for (size_t at = tail.find(magic); at != std::string_view::npos;
+         at = tail.find(magic, at + 1)) {
+      q::Frame f;
+      RINGMX_CHECK(q::DecodeFrame(tail.substr(at), *key, f) != q::FrameResult::kOk);
+    }
   }
   if (clean) {
     RINGMX_CHECK(r.damage.empty() && r.torn_tail_bytes == 0 && r.records == good_records);

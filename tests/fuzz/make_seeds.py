@@ -294,7 +294,10 @@ def crc32c(data):
 
 
 assert crc32c(b"123456789") == 0xE3069283
-SEGMENT_MAGIC = b"RMXQLOG1"
+SEGMENT_MAGIC = b"RMXQLOG2"
+# The seeds' segment key: the record magic as it lies on disk, then the CRC mask (little-endian).
+KEY_MAGIC, KEY_MASK = b"K3y!", 0x9E3779B9
+SEGMENT_KEY = KEY_MAGIC + struct.pack("<I", KEY_MASK)
 MESSAGE, FRAGMENT, ABORT, RCPT_STATE, MESSAGE_OP = 1, 2, 3, 4, 5
 
 
@@ -304,9 +307,9 @@ def qstr(b):
     return struct.pack("<I", len(b)) + b
 
 
-def qframe(rtype, payload):
+def qframe(rtype, payload, magic=KEY_MAGIC, mask=KEY_MASK):
     body = struct.pack("<IB", len(payload), rtype) + payload
-    return b"RMXQ" + struct.pack("<I", crc32c(body)) + body
+    return magic + struct.pack("<I", crc32c(body) ^ mask) + body
 
 
 def qstate_fields(state, attempts, next_us, at_us, reply):
@@ -336,8 +339,8 @@ def qrcpt_state(mid, rcpt, *fields):
     return qframe(RCPT_STATE, qstr(mid) + struct.pack("<I", rcpt) + qstate_fields(*fields))
 
 
-def qop(mid, op, at_us=5):
-    return qframe(MESSAGE_OP, qstr(mid) + struct.pack("<Bq", op, at_us))
+def qop(mid, op, at_us=5, **key):
+    return qframe(MESSAGE_OP, qstr(mid) + struct.pack("<Bq", op, at_us), **key)
 
 
 QUEUE_RECORDS = {
@@ -351,40 +354,55 @@ QUEUE_RECORDS = {
     "op-hold": qop("ID0", 1),
     "op-delete": qop("ID0", 3),
 }
-# queue_record: [mode] then a record (mode 0) or [type][payload] to be framed (mode 1).
+# queue_record: [mode][segment key] then a record (mode 0) or [type][payload] to be framed (mode 1).
 for name, rec in QUEUE_RECORDS.items():
-    write("queue_record", name, b"\x00" + rec)
-    write("queue_record", "framed-" + name, b"\x01" + rec[12:])
-write("queue_record", "torn", b"\x00" + QUEUE_RECORDS["message"][:-3])
-write("queue_record", "bad-crc", b"\x00" + QUEUE_RECORDS["abort"][:5] + b"\xff" +
+    write("queue_record", name, b"\x00" + SEGMENT_KEY + rec)
+    write("queue_record", "framed-" + name, b"\x01" + SEGMENT_KEY + rec[12:])
+write("queue_record", "torn", b"\x00" + SEGMENT_KEY + QUEUE_RECORDS["message"][:-3])
+write("queue_record", "bad-crc", b"\x00" + SEGMENT_KEY + QUEUE_RECORDS["abort"][:5] + b"\xff" +
       QUEUE_RECORDS["abort"][6:])
+write("queue_record", "other-key", b"\x00" + b"OTHR" + SEGMENT_KEY[4:] + QUEUE_RECORDS["op-delete"])
 
-# queue_scan, mode 0: a segment's records (the segment magic is prepended by the target).
+# queue_scan, mode 0: the segment after kSegmentMagic (prepended by the target): key, records.
 stream = (qfragment("ID1", 0, b"01234") + qfragment("ID1", 1, b"56789") + QUEUE_RECORDS["message"]
           + QUEUE_RECORDS["message-fragments"] + qrcpt_state("ID0", 0, 1, 1, 0, 1, "250")
           + qop("ID1", 1) + QUEUE_RECORDS["message-relocated"] + qfragment("ID4", 0, b"zz")
           + qabort("ID4"))
-write("queue_scan", "records", b"\x00" + stream)
-write("queue_scan", "torn-tail", b"\x00" + stream[:-7])
-write("queue_scan", "zeros-tail", b"\x00" + stream + bytes(64))
+write("queue_scan", "records", b"\x00" + SEGMENT_KEY + stream)
+write("queue_scan", "torn-tail", b"\x00" + SEGMENT_KEY + stream[:-7])
+write("queue_scan", "zeros-tail", b"\x00" + SEGMENT_KEY + stream + bytes(64))
+write("queue_scan", "header-cut", b"\x00" + SEGMENT_KEY[:5])
 damaged = bytearray(stream)
 damaged[len(qfragment("ID1", 0, b"01234")) + 20] ^= 1
-write("queue_scan", "damage-in-middle", b"\x00" + bytes(damaged))
-write("queue_scan", "garbage-between", b"\x00" + stream[:40] + b"garbage RMX" + stream[40:])
+write("queue_scan", "damage-in-middle", b"\x00" + SEGMENT_KEY + bytes(damaged))
+write("queue_scan", "garbage-between",
+      b"\x00" + SEGMENT_KEY + stream[:40] + b"garbage K3y" + stream[40:])
+# A body embedding a delete framed the old way ("RMXQ", plain CRC) and one under the segment's
+# own key, each in a message torn after it: only the second may be found by resynchronisation.
+for name, forged in (("forged-old-framing", qop("ID0", 3, magic=b"RMXQ", mask=0)),
+                     ("forged-same-key", qop("ID0", 3))):
+    holder = qmessage("ID9", ["a@x"], b"Subject: x\r\n\r\n" + forged + b"after\r\n")
+    write("queue_scan", name, b"\x00" + SEGMENT_KEY + QUEUE_RECORDS["message"] + holder[:-4])
 # queue_scan, mode 1: a script of chunks (see Build() in fuzz_queue_scan.cc):
 # 0 message [id][shape][u16 received][tail len][tail][states...], 1 fragment [id][index][len][bytes],
 # 2 abort [id], 3 state [id][rcpt][state][attempts][u16][u16][reply len][reply], 4 op [id][op][u16],
-# 5 raw [len][bytes], 6 flip [u16 at][bit], 7 zeros [n x 16], 8 cut [u16 keep], 9 "RMXQ".
+# 5 raw [len][bytes], 6 flip [u16 at][bit], 7 zeros [n x 16], 8 cut [u16 keep], 9 record magic,
+# 10 a delete framed for another key [which][id][u16 at]. The script follows the segment key.
 write("queue_scan", "script-life",
-      bytes([1, 1, 1, 0, 3]) + b"abc" + bytes([1, 1, 1, 2, 3]) + b"def"
+      b"\x01" + SEGMENT_KEY
+      + bytes([1, 1, 0, 3]) + b"abc" + bytes([1, 1, 1, 2, 3]) + b"def"
       + bytes([0, 1, 0x05, 0, 7, 4]) + b"tail"
       + bytes([3, 1, 0, 2, 1, 0, 9, 0, 1, 3]) + b"451"
       + bytes([4, 1, 0, 0, 3]) + bytes([3, 1, 0, 1, 1, 0, 0, 0, 0, 0]))
 write("queue_scan", "script-relocated",
-      bytes([0, 2, 0x21, 0, 1, 2]) + b"hi" + bytes([1, 1, 0, 0, 0, 0, 0, 0])
+      b"\x01" + SEGMENT_KEY + bytes([0, 2, 0x21, 0, 1, 2]) + b"hi" + bytes([1, 1, 0, 0, 0, 0, 0, 0])
       + bytes([0, 2, 0x61, 0, 2, 2]) + b"hi" + bytes([2, 2, 0, 0, 0, 0, 0, 0]))
 write("queue_scan", "script-damage",
-      bytes([0, 0, 0, 0, 9, 4]) + b"body" + bytes([6, 0, 30, 3]) + bytes([2, 0])
+      b"\x01" + SEGMENT_KEY + bytes([0, 0, 0, 0, 9, 4]) + b"body" + bytes([6, 0, 30, 3]) + bytes([2, 0])
       + bytes([9]) + bytes([5, 3]) + b"xyz" + bytes([1, 3, 0, 2]) + b"zz" + bytes([7, 4]))
 write("queue_scan", "script-cut",
-      bytes([1, 3, 0, 5]) + b"aaaaa" + bytes([0, 3, 4, 0, 0, 1]) + b"t" + bytes([8, 0, 40]))
+      b"\x01" + SEGMENT_KEY
+      + bytes([3, 0, 5]) + b"aaaaa" + bytes([0, 3, 4, 0, 0, 1]) + b"t" + bytes([8, 0, 40]))
+write("queue_scan", "script-forged",
+      b"\x01" + SEGMENT_KEY + bytes([0, 0, 0, 0, 9, 4]) + b"body" + bytes([10, 0, 0, 0, 5])
+      + bytes([10, 1, 1, 0, 5]) + bytes([4, 0, 3, 0, 5]))

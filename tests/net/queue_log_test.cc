@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/queue/index.h"
+#include "core/queue/log_format.h"
 #include "core/queue/store_files.h"
 #include "core/spool_record.h"
 #include "net/reactor.h"
@@ -236,6 +238,29 @@ TEST_F(QueueLogTest, RotatesAndDeletesSegmentsOnceEverythingInThemIsGone) {
   log = Open(2048);
   ASSERT_NE(log, nullptr);
   EXPECT_EQ(log->index().size(), 0u);
+}
+
+TEST_F(QueueLogTest, EverySegmentHasItsOwnRandomKey) {
+  {
+    std::unique_ptr<QueueLog> log = Open(/*segment_size=*/2048);
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < 4; ++i) StoreBatch(*log, i * 3, 3, 1024);
+  }
+  std::unique_ptr<QueueLog> log = Open(2048);  // and one more at restart
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->index().size(), 12u);
+  absl::StatusOr<std::vector<uint64_t>> segments = q::ListSegments(dir_);
+  ASSERT_TRUE(segments.ok());
+  ASSERT_GE(segments->size(), 5u);
+  std::vector<q::SegmentKey> keys;
+  for (uint64_t seq : *segments) {
+    const std::optional<q::SegmentKey> key =
+        q::ParseSegmentHeader(testing::ReadFile(dir_ + "/" + q::SegmentFileName(seq)));
+    ASSERT_TRUE(key.has_value()) << seq;
+    EXPECT_TRUE(q::IsUsableSegmentKey(*key));
+    for (const q::SegmentKey& other : keys) EXPECT_FALSE(other == *key) << seq;
+    keys.push_back(*key);
+  }
 }
 
 TEST_F(QueueLogTest, ApplyToAnUnknownIdIsNotFoundAtOnce) {
