@@ -138,18 +138,21 @@ absl::StatusOr<int> CreateSegmentSync(int dir_fd, const std::string& dir, uint64
   return fd.release();
 }
 
-// Encoded records of one message: for each, the prefix (header and fields) and the tail, which
-// points into the message's body and is written from there.
-struct EncodedRecords {
-  std::vector<std::string> prefixes;
-  std::vector<std::string_view> tails;
-  std::vector<q::RecordType> types;
+// One encoded record: the prefix (record header and fields) and the tail, which points into bytes
+// the entry owns (a message's body, a fragment's bytes) and is written from there. `type` and
+// `fragment_index` tell the index what the record was (see QueueLog::ApplyToIndex()).
+struct EncodedRecord {
+  std::string prefix;
+  std::string_view tail;
+  q::RecordType type{};
+  uint32_t fragment_index = 0;  // kFragment
 };
+using EncodedRecords = std::vector<EncodedRecord>;
 
 // Encodes `header` with `body` for a segment of `key`: kFragment records first when the body is
 // larger than one record may hold, then the kMessage with the last part as its tail.
 // `header.fragments` and `body_size` are set here.
-void EncodeMessage(q::MessageHeader header, std::string_view body, EncodedRecords& out,
+void EncodeMessage(q::MessageHeader& header, std::string_view body, EncodedRecords& out,
                    const q::SegmentKey& key) {
   header.body_size = body.size();
   header.fragments = 0;
@@ -163,15 +166,19 @@ void EncodeMessage(q::MessageHeader header, std::string_view body, EncodedRecord
   const size_t max_tail = fields < q::kMaxRecordPayload ? q::kMaxRecordPayload - fields : 0;
   while (body.size() > std::min(kFragmentBytes, max_tail)) {
     const std::string_view part = body.substr(0, kFragmentBytes);
-    out.prefixes.push_back(q::EncodeFragmentPrefix(header.id, header.fragments, part, key));
-    out.tails.push_back(part);
-    out.types.push_back(q::RecordType::kFragment);
+    out.push_back({q::EncodeFragmentPrefix(header.id, header.fragments, part, key), part,
+                   q::RecordType::kFragment, header.fragments});
     ++header.fragments;
     body.remove_prefix(kFragmentBytes);
   }
-  out.prefixes.push_back(q::EncodeMessagePrefix(header, body, key));
-  out.tails.push_back(body);
-  out.types.push_back(q::RecordType::kMessage);
+  out.push_back({q::EncodeMessagePrefix(header, body, key), body, q::RecordType::kMessage});
+}
+
+// A whole small record (no tail) of `type`.
+EncodedRecords SmallRecord(std::string prefix, q::RecordType type) {
+  EncodedRecords out;
+  out.push_back({std::move(prefix), {}, type});
+  return out;
 }
 
 // Names in `dir` other than "." and "..".
@@ -231,9 +238,19 @@ struct QueueLog::Op final : public CompletionHandler {
   std::string name;  // kUnlink: the file name, read by the kernel at submission
 };
 
-// One submitted message or operation: its records, and who is told.
+// One submitted message or operation: its records, and who is told. Heap-allocated and never
+// moved, so that views into its members stay valid until it is answered.
+//
+// No body byte is copied in userspace between the session's buffer and the write: the session's
+// std::string is moved into `record.body` (a move of its heap buffer), the records' tails are
+// views into it, the group's iovecs point at those views, and once the group is durable the index
+// is told from `header` and the records' Locations (ApplyToIndex()), never from a frame rebuilt
+// around the body. The only other reader of the body is the CRC (EncodeMessage()).
 struct QueueLog::Entry {
+  std::string id;            // the message the records are about
   core::SpoolRecord record;  // messages: the tails point into record.body
+  q::MessageHeader header;   // messages: as encoded (views into `record`), for the index
+  q::MessageOp op{};         // operations: what the kMessageOp record says
   EncodedRecords records;
   // The key `records` are framed with: kUnkeyed until their group starts, which re-keys them for
   // the active segment (q::RekeyRecord()).
@@ -330,8 +347,9 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
   auto entry = std::make_unique<Entry>();
   entry->record = std::move(record);  // the views below point into the entry's copy
   entry->waiter = waiter;
+  entry->id = entry->record.id;
   const core::SpoolRecord& r = entry->record;
-  q::MessageHeader header;
+  q::MessageHeader& header = entry->header;
   header.id = r.id;
   header.received_us = r.received_unix_us;
   header.sender = r.sender;
@@ -346,7 +364,7 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
         " has no recipients; not stored (the session must fill SpoolRecord::recipients)"));
     core::LogError(entry->error.ToString());
   } else {
-    EncodeMessage(std::move(header), r.body, entry->records, q::kUnkeyed);
+    EncodeMessage(header, r.body, entry->records, q::kUnkeyed);
   }
   queue_.push_back(std::move(entry));
   ++unanswered_;
@@ -359,28 +377,16 @@ void QueueLog::Apply(std::string_view id, q::MessageOp op, std::function<void(ab
   }
   auto entry = std::make_unique<Entry>();
   entry->done = std::move(done);
-  entry->records.prefixes.push_back(
-      q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now()), q::kUnkeyed));
-  entry->records.tails.emplace_back();
-  entry->records.types.push_back(q::RecordType::kMessageOp);
+  entry->id = std::string(id);
+  entry->op = op;
+  entry->records =
+      SmallRecord(q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now()), q::kUnkeyed),
+                  q::RecordType::kMessageOp);
   queue_.push_back(std::move(entry));
   ++unanswered_;
 }
 
-size_t QueueLog::FlushDeferred(int64_t now_us) {
-  size_t changed = 0;
-  for (const q::QueuedMessage* message : index_.List()) {
-    // TODO(queue): an Index mutator for this; the message belongs to our own (non-const) index.
-    auto* mutable_message = const_cast<q::QueuedMessage*>(message);
-    for (q::QueuedRecipient& recipient : mutable_message->recipients) {
-      if (recipient.status.state != q::RecipientState::kDeferred) continue;
-      if (recipient.status.next_attempt_us <= now_us) continue;
-      recipient.status.next_attempt_us = now_us;
-      ++changed;
-    }
-  }
-  return changed;
-}
+size_t QueueLog::FlushDeferred(int64_t now_us) { return index_.MakeDeferredDue(now_us); }
 
 void QueueLog::Flush() {
   if (group_active_ || rotation_op_->in_flight || queue_.empty()) return;
@@ -531,18 +537,18 @@ void QueueLog::StartGroup() {
   }
   while (!queue_.empty()) {
     Entry& entry = *queue_.front();
-    const size_t n = entry.records.prefixes.size();
+    const size_t n = entry.records.size();
     if (!group_.empty() && pieces_.size() + 2 * n > kMaxGroupPieces) break;
     entry.where.resize(n);
     for (size_t i = 0; i < n; ++i) {
-      std::string& prefix = entry.records.prefixes[i];
+      EncodedRecord& record = entry.records[i];
       // The segment is known only now: 8 bytes of each header change, the CRC is not recomputed.
-      q::RekeyRecord(prefix, entry.key, active_key_);
-      const std::string_view tail = entry.records.tails[i];
-      entry.where[i] = q::Location{active_seq_, offset, prefix.size() + tail.size()};
-      pieces_.push_back(prefix);
-      if (!tail.empty()) pieces_.push_back(tail);
-      offset += prefix.size() + tail.size();
+      q::RekeyRecord(record.prefix, entry.key, active_key_);
+      const uint64_t size = record.prefix.size() + record.tail.size();
+      entry.where[i] = q::Location{active_seq_, offset, size};
+      pieces_.push_back(record.prefix);
+      if (!record.tail.empty()) pieces_.push_back(record.tail);
+      offset += size;
     }
     entry.key = active_key_;
     group_.push_back(std::move(queue_.front()));
@@ -634,25 +640,28 @@ void QueueLog::OnChainDone() {
 }
 
 void QueueLog::ApplyToIndex(const Entry& entry) {
-  for (size_t i = 0; i < entry.records.prefixes.size(); ++i) {
-    const std::string& prefix = entry.records.prefixes[i];
-    const std::string_view tail = entry.records.tails[i];
-    std::string_view record = prefix;
-    if (!tail.empty()) {
-      // TODO(queue): Index::Apply() takes the whole payload, so a message's header and body are
-      // put side by side here (a copy of the body, after the write). An Index entry point that
-      // takes the parsed header would avoid it.
-      index_scratch_.assign(prefix);
-      index_scratch_.append(tail);
-      record = index_scratch_;
+  // From what the entry already holds: no frame is rebuilt (see Entry).
+  for (size_t i = 0; i < entry.records.size(); ++i) {
+    const EncodedRecord& record = entry.records[i];
+    const q::Location& where = entry.where[i];
+    switch (record.type) {
+      case q::RecordType::kMessage:
+        index_.ApplyMessage(entry.header, where);
+        break;
+      case q::RecordType::kFragment:
+        index_.ApplyFragment(entry.id, record.fragment_index, where);
+        break;
+      case q::RecordType::kAbort:
+        index_.ApplyAbort(entry.id);
+        break;
+      case q::RecordType::kMessageOp:
+        index_.ApplyMessageOp(entry.id, entry.op);
+        break;
+      case q::RecordType::kRecipientState:
+        RINGMX_CHECK(false);  // not written by this log yet
+        break;
     }
-    q::Frame frame;
-    frame.type = entry.records.types[i];
-    frame.payload = record.substr(q::kRecordHeaderSize);
-    frame.size = record.size();
-    index_.Apply(frame, entry.where[i]);
   }
-  if (index_scratch_.capacity() > (size_t{1} << 20)) std::string().swap(index_scratch_);
 }
 
 void QueueLog::FinishGroup(absl::Status status) {
@@ -670,7 +679,7 @@ void QueueLog::FinishGroup(absl::Status status) {
     counters_.last_group_records = 0;
     for (const auto& entry : done) {
       ApplyToIndex(*entry);
-      counters_.last_group_records += entry->records.prefixes.size();
+      counters_.last_group_records += entry->records.size();
     }
     counters_.records += counters_.last_group_records;
     DeleteUnneededSegments();
@@ -689,10 +698,11 @@ void QueueLog::FinishGroup(absl::Status status) {
     for (auto it = done.rbegin(); it != done.rend(); ++it) {
       if ((*it)->waiter == nullptr || !(*it)->error.ok()) continue;
       auto tombstone = std::make_unique<Entry>();
-      tombstone->records.prefixes.push_back(
-          q::EncodeMessageOp((*it)->record.id, q::MessageOp::kDelete, now_us, q::kUnkeyed));
-      tombstone->records.tails.emplace_back();
-      tombstone->records.types.push_back(q::RecordType::kMessageOp);
+      tombstone->id = (*it)->id;
+      tombstone->op = q::MessageOp::kDelete;
+      tombstone->records =
+          SmallRecord(q::EncodeMessageOp(tombstone->id, q::MessageOp::kDelete, now_us, q::kUnkeyed),
+                      q::RecordType::kMessageOp);
       queue_.push_front(std::move(tombstone));
       ++unanswered_;
     }
@@ -775,12 +785,12 @@ absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& cop
       header.states.push_back(recipient.status);
     }
     EncodedRecords records;
-    EncodeMessage(std::move(header), body, records, key);
-    for (size_t i = 0; i < records.prefixes.size(); ++i) {
-      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), records.prefixes[i], offset, segment));
-      offset += records.prefixes[i].size();
-      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), records.tails[i], offset, segment));
-      offset += records.tails[i].size();
+    EncodeMessage(header, body, records, key);
+    for (const EncodedRecord& r : records) {
+      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), r.prefix, offset, segment));
+      offset += r.prefix.size();
+      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), r.tail, offset, segment));
+      offset += r.tail.size();
     }
     ++copied;
   }

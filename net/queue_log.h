@@ -135,6 +135,8 @@ class QueueLog final : public Spool {
   void IssueChain();
   void OnChainDone();
   void FinishGroup(absl::Status status);
+  // Tells the index about the entry's records once they are durable, from the entry's fields and
+  // the records' Locations (no frame is rebuilt, so no body byte is copied).
   void ApplyToIndex(const Entry& entry);
   void DeleteUnneededSegments();
   void FailQueued(const absl::Status& status);
@@ -195,7 +197,6 @@ class QueueLog final : public Spool {
   size_t unanswered_ = 0;  // waiters and `done`s not called yet
   QueueLogCounters counters_;
   int inject_sync_errno_ = 0;
-  std::string index_scratch_;  // see ApplyToIndex()
 };
 
 // `<spool_path>/queue/<shard>`.

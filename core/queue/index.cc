@@ -35,129 +35,173 @@ void Index::Remove(std::string_view id) {
 }
 
 void Index::Apply(const Frame& frame, const Location& where) {
-  ++stats_.records;
   switch (frame.type) {
-    case RecordType::kFragment: {
-      auto parsed = ParseFragment(frame.payload);
-      if (!parsed.ok()) break;
-      auto [it, inserted] = streaming_.try_emplace(Av(parsed->id));
-      Pending& pending = it->second;
-      if (inserted) {
-        pending.first_segment = where.segment;
-        Pin(where.segment);
-      }
-      // Fragments come in index order; a rewritten one replaces the older copy. One past a gap (a
-      // fragment lost to damage) is skipped: the index is the record's to choose, so it must not
-      // size anything here, and the message then has fewer fragments than its record says, which
-      // ReadMessageBytes() reports.
-      if (parsed->index < pending.fragments.size()) {
-        pending.fragments[parsed->index] = where;
+    case RecordType::kFragment:
+      if (auto parsed = ParseFragment(frame.payload); parsed.ok()) {
+        ApplyFragment(parsed->id, parsed->index, where);
         return;
       }
-      if (parsed->index == pending.fragments.size()) {
-        pending.fragments.push_back(where);
+      break;
+    case RecordType::kMessage:
+      if (auto parsed = ParseMessage(frame.payload); parsed.ok()) {
+        ApplyMessage(parsed->header, where);
         return;
       }
-      break;  // counted as malformed
+      break;
+    case RecordType::kAbort:
+      if (auto parsed = ParseAbort(frame.payload); parsed.ok()) {
+        ApplyAbort(*parsed);
+        return;
+      }
+      break;
+    case RecordType::kRecipientState:
+      if (auto parsed = ParseRecipientState(frame.payload); parsed.ok()) {
+        ApplyRecipientState(parsed->id, parsed->recipient, std::move(parsed->status));
+        return;
+      }
+      break;
+    case RecordType::kMessageOp:
+      if (auto parsed = ParseMessageOp(frame.payload); parsed.ok()) {
+        ApplyMessageOp(parsed->id, parsed->op);
+        return;
+      }
+      break;
+  }
+  // A payload that does not parse.
+  ++stats_.records;
+  ++stats_.malformed;
+}
+
+void Index::ApplyFragment(std::string_view id, uint32_t index, const Location& record) {
+  ++stats_.records;
+  auto [it, inserted] = streaming_.try_emplace(Av(id));
+  Pending& pending = it->second;
+  if (inserted) {
+    pending.first_segment = record.segment;
+    Pin(record.segment);
+  }
+  // Fragments come in index order; a rewritten one replaces the older copy. One past a gap (a
+  // fragment lost to damage) is skipped: the index is the record's to choose, so it must not
+  // size anything here, and the message then has fewer fragments than its record says, which
+  // ReadMessageBytes() reports.
+  if (index < pending.fragments.size()) {
+    pending.fragments[index] = record;
+    return;
+  }
+  if (index == pending.fragments.size()) {
+    pending.fragments.push_back(record);
+    return;
+  }
+  ++stats_.malformed;  // well framed but past a gap
+}
+
+void Index::ApplyMessage(const MessageHeader& h, const Location& where) {
+  ++stats_.records;
+  ++stats_.messages;
+  const bool relocated = (h.flags & kMessageFlagRelocated) != 0;
+  std::vector<Location> fragments;
+  if (auto p = streaming_.find(Av(h.id)); p != streaming_.end()) {
+    fragments = std::move(p->second.fragments);
+    Unpin(p->second.first_segment);
+    streaming_.erase(p);
+  }
+  uint64_t first = where.segment;
+  for (const Location& f : fragments) {
+    if (f.size != 0) first = std::min(first, f.segment);
+  }
+  auto [it, inserted] = messages_.try_emplace(Av(h.id));
+  QueuedMessage& m = it->second;
+  if (inserted) {
+    m.id = std::string(h.id);
+    m.received_us = h.received_us;
+    m.sender = std::string(h.sender);
+    m.recipients.resize(h.recipients.size());
+    for (size_t i = 0; i < h.recipients.size(); ++i) {
+      m.recipients[i].address = std::string(h.recipients[i]);
     }
-    case RecordType::kMessage: {
-      auto parsed = ParseMessage(frame.payload);
-      if (!parsed.ok()) break;
-      ++stats_.messages;
-      const MessageHeader& h = parsed->header;
-      const bool relocated = (h.flags & kMessageFlagRelocated) != 0;
-      std::vector<Location> fragments;
-      if (auto p = streaming_.find(Av(h.id)); p != streaming_.end()) {
-        fragments = std::move(p->second.fragments);
-        Unpin(p->second.first_segment);
-        streaming_.erase(p);
+  } else {
+    Unpin(m.first_segment);
+    if (relocated && m.recipients.size() != h.recipients.size()) {
+      m.recipients.resize(h.recipients.size());
+      for (size_t i = 0; i < h.recipients.size(); ++i) {
+        m.recipients[i].address = std::string(h.recipients[i]);
       }
-      uint64_t first = where.segment;
-      for (const Location& f : fragments) {
-        if (f.size != 0) first = std::min(first, f.segment);
-      }
-      auto [it, inserted] = messages_.try_emplace(Av(h.id));
-      QueuedMessage& m = it->second;
-      if (inserted) {
-        m.id = std::string(h.id);
-        m.received_us = h.received_us;
-        m.sender = std::string(h.sender);
-        m.recipients.resize(h.recipients.size());
-        for (size_t i = 0; i < h.recipients.size(); ++i) {
-          m.recipients[i].address = std::string(h.recipients[i]);
-        }
-      } else {
-        Unpin(m.first_segment);
-        if (relocated && m.recipients.size() != h.recipients.size()) {
-          m.recipients.resize(h.recipients.size());
-          for (size_t i = 0; i < h.recipients.size(); ++i) {
-            m.recipients[i].address = std::string(h.recipients[i]);
-          }
-        }
-      }
-      if (relocated) {
-        m.held = h.held;
-        for (size_t i = 0; i < h.states.size(); ++i) m.recipients[i].status = h.states[i];
-      }
-      m.body_size = h.body_size;
-      m.record = where;
-      m.fragments = std::move(fragments);
-      m.first_segment = first;
-      Pin(first);
-      if (m.AllFinal()) Remove(h.id);
-      return;
-    }
-    case RecordType::kAbort: {
-      auto parsed = ParseAbort(frame.payload);
-      if (!parsed.ok()) break;
-      auto p = streaming_.find(Av(*parsed));
-      if (p == streaming_.end()) {
-        ++stats_.orphans;
-        return;
-      }
-      Unpin(p->second.first_segment);
-      streaming_.erase(p);
-      return;
-    }
-    case RecordType::kRecipientState: {
-      auto parsed = ParseRecipientState(frame.payload);
-      if (!parsed.ok()) break;
-      auto it = messages_.find(Av(parsed->id));
-      if (it == messages_.end()) {
-        ++stats_.orphans;
-        return;
-      }
-      QueuedMessage& m = it->second;
-      if (parsed->recipient >= m.recipients.size()) break;  // well framed but inconsistent
-      m.recipients[parsed->recipient].status = std::move(parsed->status);
-      if (m.AllFinal()) Remove(parsed->id);
-      return;
-    }
-    case RecordType::kMessageOp: {
-      auto parsed = ParseMessageOp(frame.payload);
-      if (!parsed.ok()) break;
-      auto it = messages_.find(Av(parsed->id));
-      if (it == messages_.end()) {
-        ++stats_.orphans;
-        return;
-      }
-      switch (parsed->op) {
-        case MessageOp::kHold:
-          it->second.held = true;
-          break;
-        case MessageOp::kRelease:
-          it->second.held = false;
-          break;
-        case MessageOp::kDelete:
-          Remove(parsed->id);
-          break;
-      }
-      return;
     }
   }
-  // Reached by a payload that does not parse, or one that parses but does not fit what the index
-  // holds (a recipient the message lacks, a fragment after a gap).
-  ++stats_.malformed;
+  if (relocated) {
+    m.held = h.held;
+    // A relocated header carries one state per recipient (ParseMessage() and the encoder check);
+    // min() keeps a caller's inconsistent header from indexing past the recipients.
+    for (size_t i = 0; i < std::min(h.states.size(), m.recipients.size()); ++i) {
+      m.recipients[i].status = h.states[i];
+    }
+  }
+  m.body_size = h.body_size;
+  m.record = where;
+  m.fragments = std::move(fragments);
+  m.first_segment = first;
+  Pin(first);
+  if (m.AllFinal()) Remove(h.id);
+}
+
+void Index::ApplyAbort(std::string_view id) {
+  ++stats_.records;
+  auto p = streaming_.find(Av(id));
+  if (p == streaming_.end()) {
+    ++stats_.orphans;
+    return;
+  }
+  Unpin(p->second.first_segment);
+  streaming_.erase(p);
+}
+
+void Index::ApplyRecipientState(std::string_view id, uint32_t recipient, RecipientStatus status) {
+  ++stats_.records;
+  auto it = messages_.find(Av(id));
+  if (it == messages_.end()) {
+    ++stats_.orphans;
+    return;
+  }
+  QueuedMessage& m = it->second;
+  if (recipient >= m.recipients.size()) {
+    ++stats_.malformed;  // well framed but inconsistent
+    return;
+  }
+  m.recipients[recipient].status = std::move(status);
+  if (m.AllFinal()) Remove(id);
+}
+
+void Index::ApplyMessageOp(std::string_view id, MessageOp op) {
+  ++stats_.records;
+  auto it = messages_.find(Av(id));
+  if (it == messages_.end()) {
+    ++stats_.orphans;
+    return;
+  }
+  switch (op) {
+    case MessageOp::kHold:
+      it->second.held = true;
+      break;
+    case MessageOp::kRelease:
+      it->second.held = false;
+      break;
+    case MessageOp::kDelete:
+      Remove(id);
+      break;
+  }
+}
+
+size_t Index::MakeDeferredDue(int64_t now_us) {
+  size_t changed = 0;
+  for (auto& [id, m] : messages_) {
+    for (QueuedRecipient& recipient : m.recipients) {
+      if (recipient.status.state != RecipientState::kDeferred) continue;
+      if (recipient.status.next_attempt_us <= now_us) continue;
+      recipient.status.next_attempt_us = now_us;
+      ++changed;
+    }
+  }
+  return changed;
 }
 
 void Index::FinishReplay() {

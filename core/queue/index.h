@@ -74,6 +74,22 @@ class Index {
   // stats().malformed and ignored.
   void Apply(const Frame& frame, const Location& where);
 
+  // The same, one entry point per record type, for a writer that has the record's fields already
+  // (and must not put a message's header and body side by side to build a frame): each does what
+  // Apply() does with a record of that type whose parsed fields are the arguments, and counts one
+  // record in stats() as Apply() does. `record` is where the whole record lies. Views are read
+  // during the call only.
+  void ApplyMessage(const MessageHeader& header, const Location& record);
+  void ApplyFragment(std::string_view id, uint32_t index, const Location& record);
+  void ApplyAbort(std::string_view id);
+  void ApplyRecipientState(std::string_view id, uint32_t recipient, RecipientStatus status);
+  void ApplyMessageOp(std::string_view id, MessageOp op);
+
+  // `flush`: every deferred recipient whose next attempt is later than `now_us` becomes due now
+  // (`next_attempt_us = now_us`). In memory only: no record says so, and a restart keeps the
+  // recorded times. Returns how many recipients changed.
+  size_t MakeDeferredDue(int64_t now_us);
+
   // End of replay: fragments whose message never came are dropped (counted as incomplete).
   void FinishReplay();
 

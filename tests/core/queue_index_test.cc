@@ -1,5 +1,6 @@
 #include <stdint.h>
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -374,6 +375,112 @@ TEST(QueueIndexTest, StreamPinsItsFirstSegmentUntilTheMessageComes) {
   EXPECT_EQ(index.OldestNeededSegment(5), 1u);  // the message needs its first fragment
   feed.Apply(State("A", 0, RecipientState::kDelivered));
   EXPECT_EQ(index.OldestNeededSegment(5), 5u);
+}
+
+// Everything a restart must reproduce, and the counts.
+std::string Describe(const Index& index) {
+  std::string out;
+  for (const QueuedMessage* m : index.List()) {
+    out += m->id + " " + m->sender + " " + std::to_string(m->body_size) +
+           " held=" + std::to_string(m->held) + " at " + std::to_string(m->record.segment) + ":" +
+           std::to_string(m->record.offset) + " first=" + std::to_string(m->first_segment) +
+           " fragments=";
+    for (const Location& f : m->fragments) out += std::to_string(f.offset) + ",";
+    for (const QueuedRecipient& r : m->recipients) {
+      out += " " + r.address + "=" + std::string(RecipientStateName(r.status.state)) + "/" +
+             std::to_string(r.status.next_attempt_us) + "/" + r.status.reply;
+    }
+    out += "\n";
+  }
+  const ReplayStats& st = index.stats();
+  out += "records=" + std::to_string(st.records) + " messages=" + std::to_string(st.messages) +
+         " orphans=" + std::to_string(st.orphans) + " malformed=" + std::to_string(st.malformed) +
+         " oldest=" + std::to_string(index.OldestNeededSegment(99));
+  return out;
+}
+
+// The typed entry points (what the writer calls, without a frame) build the same index as
+// Apply() with the encoded records, malformed and orphan counts included.
+TEST(QueueIndexTest, TypedEntryPointsMatchApply) {
+  Index framed;
+  Index typed;
+  uint64_t offset = kSegmentHeaderSize;
+  const auto next = [&](size_t size) {
+    const Location where{2, offset, size};
+    offset += size;
+    return where;
+  };
+  const auto message = [&](const MessageHeader& h, std::string_view tail) {
+    const std::string rec = EncodeMessagePrefix(h, tail, kKey) + std::string(tail);
+    const Location where = next(rec.size());
+    Frame frame;
+    ASSERT_EQ(DecodeFrame(rec, kKey, frame), FrameResult::kOk);
+    framed.Apply(frame, where);
+    typed.ApplyMessage(h, where);
+  };
+  const auto small = [&](const std::string& rec, const std::function<void(const Location&)>& f) {
+    const Location where = next(rec.size());
+    Frame frame;
+    ASSERT_EQ(DecodeFrame(rec, kKey, frame), FrameResult::kOk);
+    framed.Apply(frame, where);
+    f(where);
+  };
+  MessageHeader a;
+  a.id = "A";
+  a.sender = "s@x";
+  a.recipients = {"r1@x", "r2@x"};
+  a.fragments = 2;
+  a.body_size = 9;
+  small(EncodeFragmentPrefix("A", 0, "aaaa", kKey) + "aaaa",
+        [&](const Location& w) { typed.ApplyFragment("A", 0, w); });
+  small(EncodeFragmentPrefix("A", 2, "past a gap", kKey) + "past a gap",
+        [&](const Location& w) { typed.ApplyFragment("A", 2, w); });
+  small(EncodeFragmentPrefix("A", 1, "bbbb", kKey) + "bbbb",
+        [&](const Location& w) { typed.ApplyFragment("A", 1, w); });
+  message(a, "t");
+  small(EncodeFragmentPrefix("C", 0, "cc", kKey) + "cc",
+        [&](const Location& w) { typed.ApplyFragment("C", 0, w); });
+  small(EncodeAbort("C", kKey), [&](const Location&) { typed.ApplyAbort("C"); });
+  small(EncodeAbort("C", kKey), [&](const Location&) { typed.ApplyAbort("C"); });  // orphan
+  const RecipientStatus deferred{RecipientState::kDeferred, 2, 500, 7, "451 later"};
+  small(EncodeRecipientState("A", 1, deferred, kKey),
+        [&](const Location&) { typed.ApplyRecipientState("A", 1, deferred); });
+  small(EncodeRecipientState("A", 5, deferred, kKey),  // no such recipient: malformed
+        [&](const Location&) { typed.ApplyRecipientState("A", 5, deferred); });
+  small(EncodeMessageOp("A", MessageOp::kHold, 1, kKey),
+        [&](const Location&) { typed.ApplyMessageOp("A", MessageOp::kHold); });
+  MessageHeader b = a;
+  b.id = "B";
+  b.fragments = 0;
+  b.body_size = 2;
+  message(b, "xy");
+  small(EncodeMessageOp("B", MessageOp::kDelete, 1, kKey),
+        [&](const Location&) { typed.ApplyMessageOp("B", MessageOp::kDelete); });
+  MessageHeader relocated = a;
+  relocated.flags = kMessageFlagRelocated;
+  relocated.fragments = 0;
+  relocated.body_size = 1;
+  relocated.held = false;
+  relocated.states = {deferred, {RecipientState::kDelivered, 1, 0, 8, "250 ok"}};
+  message(relocated, "t");
+  EXPECT_EQ(Describe(typed), Describe(framed));
+  EXPECT_EQ(typed.stats().malformed, 2u);
+  EXPECT_EQ(typed.stats().orphans, 1u);
+  EXPECT_EQ(typed.size(), 1u);
+}
+
+TEST(QueueIndexTest, MakeDeferredDueChangesOnlyLaterDeferredRecipients) {
+  Index index;
+  IndexFeeder feed(index);
+  feed.Apply(Message("A", {"a@x", "b@x", "c@x"}));
+  feed.Apply(EncodeRecipientState("A", 0, {RecipientState::kDeferred, 1, 900, 1, "451"}, kKey));
+  feed.Apply(EncodeRecipientState("A", 1, {RecipientState::kDeferred, 1, 100, 1, "451"}, kKey));
+  EXPECT_EQ(index.MakeDeferredDue(500), 1u);  // b is due already, c is pending
+  const QueuedMessage* m = index.Find("A");
+  EXPECT_EQ(m->recipients[0].status.next_attempt_us, 500);
+  EXPECT_EQ(m->recipients[1].status.next_attempt_us, 100);
+  EXPECT_EQ(m->recipients[2].status.state, RecipientState::kPending);
+  EXPECT_EQ(index.MakeDeferredDue(500), 0u);
 }
 
 }  // namespace
