@@ -13,11 +13,16 @@ namespace ringmx::core {
 struct SpoolRecord {
   std::string id;             // queue id
   std::string trace_headers;  // "Received: ...\r\n", stored before the body
-  std::string body;           // the message exactly as received (after dot-unstuffing), CRLF kept
+  // The message exactly as received (after dot-unstuffing), CRLF kept; with `fragments` > 0 only
+  // what follows the streamed fragments (the store computes the body size: fragments + this).
+  std::string body;
   std::string envelope_json;  // the envelope and session facts (`ringmx queue export`: <id>.json)
   std::string sender;         // MAIL FROM address ("" for the null sender)
   std::vector<std::string> recipients;  // RCPT TO addresses, in order
   int64_t received_unix_us = 0;         // when the end of data was received
+  // How many fragments of this message were streamed to the store before (Spool::SubmitFragment(),
+  // net/spool.h); 0 when the whole body is in `body`.
+  uint32_t fragments = 0;
 };
 
 }  // namespace ringmx::core

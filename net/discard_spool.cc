@@ -1,9 +1,12 @@
 // Benchmark mode (`spool.mode = "discard"`): a Spool that stores nothing. It keeps the real
-// spool's callback shape: records submitted between two Flush() calls form one group, answered OK
-// from the completion of one NOP, so a connection sees the same ordering as with the queue log.
+// spool's callback shape: records (and fragments) submitted between two Flush() calls form one
+// group, answered OK from the completion of one NOP, so a connection sees the same ordering as
+// with the queue log. Abort() only forgets the id's waiters, as the interface promises.
 
 #include <deque>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,8 +33,27 @@ class DiscardSpool final : public Spool, public CompletionHandler {
   }
 
   void Submit(core::SpoolRecord /*record*/, SpoolWaiter* waiter) override {
-    queued_.push_back(waiter);  // the record is dropped here: nothing is written
+    queued_.push_back({waiter, nullptr, {}});  // the record is dropped here: nothing is written
     ++pending_;
+  }
+
+  void SubmitFragment(std::string_view id, uint32_t /*index*/, std::string /*bytes*/,
+                      FragmentWaiter* waiter) override {
+    queued_.push_back({nullptr, waiter, std::string(id)});  // the bytes are dropped here
+    ++pending_;
+  }
+
+  void Abort(std::string_view id) override {
+    // Nothing was written; the id's fragment waiters must not be called any more.
+    for (Waiter& w : queued_) {
+      if (w.fragment != nullptr && w.id == id) w.fragment = nullptr;
+    }
+    for (Waiter& w : group_) {
+      if (w.fragment != nullptr && w.id == id) w.fragment = nullptr;
+    }
+    for (Waiter& w : done_) {
+      if (w.fragment != nullptr && w.id == id) w.fragment = nullptr;
+    }
   }
 
   void Flush() override {
@@ -47,19 +69,33 @@ class DiscardSpool final : public Spool, public CompletionHandler {
 
   void OnCompletion(const io_uring_cqe& /*cqe*/) override {
     nop_in_flight_ = false;
-    // Moved out first: a waiter may Submit() and Flush() from OnStored().
-    std::vector<SpoolWaiter*> done = std::move(group_);
+    // Moved out first: a waiter may Submit() and Flush() from OnStored(). Answered one at a time
+    // from `group_` itself so that an Abort() called from a waiter reaches the rest.
+    done_ = std::move(group_);
     group_.clear();
-    for (SpoolWaiter* waiter : done) {
+    for (size_t i = 0; i < done_.size(); ++i) {
       --pending_;
-      waiter->OnStored(absl::OkStatus());
+      if (done_[i].message != nullptr) {
+        done_[i].message->OnStored(absl::OkStatus());
+      } else if (done_[i].fragment != nullptr) {
+        done_[i].fragment->OnFragmentStored(absl::OkStatus());
+      }
     }
+    done_.clear();
   }
 
  private:
+  // One of `message` or `fragment` (nulled by Abort()); `id` for fragments.
+  struct Waiter {
+    SpoolWaiter* message;
+    FragmentWaiter* fragment;
+    std::string id;
+  };
+
   Reactor& reactor_;
-  std::deque<SpoolWaiter*> queued_;  // submitted since the last Flush() that sent a NOP
-  std::vector<SpoolWaiter*> group_;  // answered by the NOP in flight
+  std::deque<Waiter> queued_;  // submitted since the last Flush() that sent a NOP
+  std::vector<Waiter> group_;  // answered by the NOP in flight
+  std::vector<Waiter> done_;   // being answered (OnCompletion())
   bool nop_in_flight_ = false;
   size_t pending_ = 0;
 };

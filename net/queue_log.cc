@@ -38,8 +38,10 @@ constexpr size_t kIovMax = IOV_MAX;
 // plus two syncs) must fit into the submission queue at once. The rest waits for the next group.
 constexpr size_t kMaxGroupPieces = 32 * kIovMax;
 // Bodies above this are written as kFragment records of this size plus the kMessage with the
-// last part: a record's payload may not exceed kMaxRecordPayload.
-constexpr size_t kFragmentBytes = size_t{32} << 20;
+// last part: a record's payload may not exceed kMaxRecordPayload. Streamed fragments are at most
+// as large.
+constexpr size_t kFragmentBytes = kMaxFragmentBytes;
+static_assert(kFragmentBytes + 1024 < q::kMaxRecordPayload);
 
 // A write or sync failure as waiters see it: a full disk is kResourceExhausted (the session
 // answers 452), anything else is kInternal (451).
@@ -150,12 +152,13 @@ struct EncodedRecord {
 using EncodedRecords = std::vector<EncodedRecord>;
 
 // Encodes `header` with `body` for a segment of `key`: kFragment records first when the body is
-// larger than one record may hold, then the kMessage with the last part as its tail.
-// `header.fragments` and `body_size` are set here.
+// larger than one record may hold, then the kMessage with the last part as its tail. `streamed`
+// fragments holding `streamed_bytes` were written before (SubmitFragment()); the fragments made
+// here are numbered after them. `header.fragments` and `body_size` are set here.
 void EncodeMessage(q::MessageHeader& header, std::string_view body, EncodedRecords& out,
-                   const q::SegmentKey& key) {
-  header.body_size = body.size();
-  header.fragments = 0;
+                   const q::SegmentKey& key, uint32_t streamed = 0, uint64_t streamed_bytes = 0) {
+  header.body_size = streamed_bytes + body.size();
+  header.fragments = streamed;
   // What the kMessage record holds besides its tail (an upper bound). An envelope near
   // kMaxRecordPayload itself cannot be stored (EncodeMessagePrefix checks); the limits on
   // recipients keep it far below.
@@ -250,13 +253,17 @@ struct QueueLog::Entry {
   std::string id;            // the message the records are about
   core::SpoolRecord record;  // messages: the tails point into record.body
   q::MessageHeader header;   // messages: as encoded (views into `record`), for the index
+  uint32_t streamed = 0;     // messages: fragments written before by SubmitFragment()
+  std::string fragment;      // streamed fragments: the session's bytes (the tail points here)
   q::MessageOp op{};         // operations: what the kMessageOp record says
   EncodedRecords records;
   // The key `records` are framed with: kUnkeyed until their group starts, which re-keys them for
   // the active segment (q::RekeyRecord()).
   q::SegmentKey key = q::kUnkeyed;
-  std::vector<q::Location> where;          // per record, assigned when the group starts
-  SpoolWaiter* waiter = nullptr;           // messages
+  std::vector<q::Location> where;  // per record, assigned when the group starts
+  SpoolWaiter* waiter = nullptr;   // messages
+  // Streamed fragments; null once Abort() was called for the id (nobody is told then).
+  FragmentWaiter* fragment_waiter = nullptr;
   std::function<void(absl::Status)> done;  // operations
   absl::Status error;  // refused before any write: no records, answered with this
 };
@@ -356,18 +363,107 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
   header.recipients.assign(r.recipients.begin(), r.recipients.end());
   header.envelope_json = r.envelope_json;
   header.trace_headers = r.trace_headers;
-  if (r.recipients.empty()) {
+
+  // A streamed message: its fragments must be exactly those stored for the id. From here on they
+  // are ours (net/spool.h): the stream ends whatever the outcome.
+  bool had_stream = false;
+  Stream stream;
+  if (auto it = streams_.find(r.id); it != streams_.end()) {
+    had_stream = true;
+    stream = it->second;
+    streams_.erase(it);
+  }
+  if (r.fragments > 0 || had_stream) {
+    if (stream.failed || stream.submitted != r.fragments || stream.stored != r.fragments) {
+      entry->error = absl::InternalError(absl::StrCat(
+          "queue: message ", r.id, " says it has ", r.fragments, " streamed fragments, but ",
+          stream.submitted, " were handed over and ", stream.stored, " stored",
+          stream.failed ? " (one failed)" : "", "; not stored"));
+    }
+  }
+  if (entry->error.ok() && r.recipients.empty()) {
     // The index drops a message whose recipients are all final, which with none is at once: the
     // message would get 250 and then vanish. Refused (from the group's completion) instead.
     entry->error = absl::InternalError(absl::StrCat(
         "queue: message ", r.id,
         " has no recipients; not stored (the session must fill SpoolRecord::recipients)"));
-    core::LogError(entry->error.ToString());
+  }
+  if (!entry->error.ok()) {
+    core::LogError(absl::StrCat(options_.name, " ", entry->error.message()));
   } else {
-    EncodeMessage(header, r.body, entry->records, q::kUnkeyed);
+    entry->streamed = r.fragments;
+    EncodeMessage(header, r.body, entry->records, q::kUnkeyed, r.fragments, stream.stored_bytes);
+  }
+  const bool abort_stream = !entry->error.ok() && had_stream && stream.submitted > 0;
+  queue_.push_back(std::move(entry));
+  ++unanswered_;
+  if (abort_stream) QueueAbort(r.id);
+}
+
+void QueueLog::SubmitFragment(std::string_view id, uint32_t index, std::string bytes,
+                              FragmentWaiter* waiter) {
+  RINGMX_DCHECK(waiter != nullptr);
+  auto entry = std::make_unique<Entry>();
+  entry->id = std::string(id);
+  entry->fragment_waiter = waiter;
+  // Moved, not copied: the record's tail points into the entry's string until the write is done.
+  entry->fragment = std::move(bytes);
+  Stream& stream = streams_[entry->id];
+  if (id.empty() || index != stream.submitted || entry->fragment.size() > kMaxFragmentBytes) {
+    entry->error = absl::InternalError(
+        absl::StrCat("queue: fragment ", index, " of message ", core::Av(id), " (",
+                     entry->fragment.size(), " bytes) refused: expected fragment ",
+                     stream.submitted, " of at most ", kMaxFragmentBytes, " bytes"));
+    core::LogError(absl::StrCat(options_.name, " ", entry->error.message()));
+    stream.failed = true;
+  } else if (stream.failed) {
+    entry->error =
+        absl::InternalError(absl::StrCat("queue: fragment ", index, " of message ", core::Av(id),
+                                         " refused: an earlier one failed"));
+  } else {
+    ++stream.submitted;
+    entry->records.push_back({q::EncodeFragmentPrefix(id, index, entry->fragment, q::kUnkeyed),
+                              entry->fragment, q::RecordType::kFragment, index});
   }
   queue_.push_back(std::move(entry));
   ++unanswered_;
+}
+
+void QueueLog::Abort(std::string_view id) {
+  auto it = streams_.find(core::Av(id));
+  if (it == streams_.end()) return;  // nothing handed over, or Submit() took the stream
+  const bool any = it->second.submitted > 0;
+  streams_.erase(it);
+  // The session may go away now: its fragments still queued or in flight tell nobody.
+  const auto detach = [id](Entry& entry) {
+    if (entry.fragment_waiter != nullptr && entry.id == id) entry.fragment_waiter = nullptr;
+  };
+  for (auto& entry : queue_) detach(*entry);
+  for (auto& entry : group_) detach(*entry);
+  for (auto& entry : answering_) detach(*entry);
+  if (any) QueueAbort(id);
+}
+
+void QueueLog::QueueAbort(std::string_view id) {
+  auto entry = std::make_unique<Entry>();
+  entry->id = std::string(id);
+  entry->records = SmallRecord(q::EncodeAbort(id, q::kUnkeyed), q::RecordType::kAbort);
+  queue_.push_back(std::move(entry));
+  ++unanswered_;
+}
+
+void QueueLog::AfterFailure(const Entry& entry) {
+  if (!entry.error.ok()) return;  // refused before any write: dealt with then
+  if (!entry.records.empty() && entry.records.front().type == q::RecordType::kFragment &&
+      entry.fragment_waiter != nullptr) {
+    // Its session answers the message 452 and calls Abort().
+    if (auto it = streams_.find(entry.id); it != streams_.end()) it->second.failed = true;
+  }
+  if (entry.waiter != nullptr && entry.streamed > 0) {
+    // The message's streamed fragments are in the index (pinning their segments) and on disk:
+    // nobody else ends the stream (the session does not call Abort() after Submit()).
+    QueueAbort(entry.id);
+  }
 }
 
 void QueueLog::Apply(std::string_view id, q::MessageOp op, std::function<void(absl::Status)> done) {
@@ -398,9 +494,16 @@ void QueueLog::Flush() {
 }
 
 void QueueLog::FailQueued(const absl::Status& status) {
-  std::deque<std::unique_ptr<Entry>> failed = std::move(queue_);
+  RINGMX_DCHECK(answering_.empty());
+  // Moved out first: aborts queued below and what waiters submit go to the next group.
+  answering_.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
   queue_.clear();
-  for (auto& entry : failed) Answer(*entry, status);
+  for (auto& entry : answering_) AfterFailure(*entry);
+  for (size_t i = 0; i < answering_.size(); ++i) {
+    Entry& entry = *answering_[i];
+    Answer(entry, entry.error.ok() ? status : entry.error);
+  }
+  answering_.clear();
 }
 
 // ---- The ring ---------------------------------------------------------------------------------
@@ -665,10 +768,13 @@ void QueueLog::ApplyToIndex(const Entry& entry) {
 }
 
 void QueueLog::FinishGroup(absl::Status status) {
-  // Reset before calling out: a waiter may Submit() and even Flush() from OnStored().
-  std::vector<std::unique_ptr<Entry>> done = std::move(group_);
+  // Reset before calling out: a waiter may Submit() and even Flush() from OnStored(), or Abort()
+  // (which must reach the entries still to be answered: they are in `answering_`).
+  RINGMX_DCHECK(answering_.empty());
+  answering_ = std::move(group_);
   group_.clear();
   group_active_ = false;
+  std::vector<std::unique_ptr<Entry>>& done = answering_;
   if (status.ok() && group_bytes_ == 0) {
     // Nothing was written (only refused entries).
   } else if (status.ok()) {
@@ -680,6 +786,13 @@ void QueueLog::FinishGroup(absl::Status status) {
     for (const auto& entry : done) {
       ApplyToIndex(*entry);
       counters_.last_group_records += entry->records.size();
+      if (entry->fragment_waiter != nullptr && !entry->records.empty()) {
+        // Counted before the waiter hears of it: it may Submit() the message from there.
+        if (auto it = streams_.find(entry->id); it != streams_.end()) {
+          ++it->second.stored;
+          it->second.stored_bytes += entry->fragment.size();
+        }
+      }
     }
     counters_.records += counters_.last_group_records;
     DeleteUnneededSegments();
@@ -706,18 +819,27 @@ void QueueLog::FinishGroup(absl::Status status) {
       queue_.push_front(std::move(tombstone));
       ++unanswered_;
     }
+    for (const auto& entry : done) AfterFailure(*entry);
   }
-  for (auto& entry : done) Answer(*entry, entry->error.ok() ? status : entry->error);
+  // By index: Abort() from a waiter may detach later entries, nothing adds or removes any.
+  for (size_t i = 0; i < done.size(); ++i) {
+    Entry& entry = *done[i];
+    Answer(entry, entry.error.ok() ? status : entry.error);
+  }
+  answering_.clear();
 }
 
 void QueueLog::Answer(Entry& entry, const absl::Status& status) {
   --unanswered_;
   if (entry.waiter != nullptr) {
     entry.waiter->OnStored(status);
+  } else if (entry.fragment_waiter != nullptr) {
+    entry.fragment_waiter->OnFragmentStored(status);
   } else if (entry.done) {
     entry.done(status);
   }
-  // Else a tombstone (see FinishGroup()): nobody waits for it.
+  // Else a tombstone (see FinishGroup()), an abort, or a fragment whose stream was aborted: nobody
+  // waits for it.
 }
 
 // ---- Adoption of retired shard directories ----------------------------------------------------

@@ -36,6 +36,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -88,9 +89,18 @@ class QueueLog final : public Spool {
   // completes. The waiter gets OK once the message is durable and in the index;
   // kResourceExhausted when the disk is full; kInternal for another write, sync or open error.
   void Submit(core::SpoolRecord record, SpoolWaiter* waiter) override;
+  // Streaming (contract in net/spool.h). A fragment is a kFragment record written from `bytes`
+  // itself (moved into the entry, never copied); its waiter gets OK once it is durable and in the
+  // index, or the group's error. Submit() of a streamed message is refused (kInternal, logged)
+  // unless `record.fragments` equals the fragments handed over and stored for its id; a refused
+  // or failed streamed message gets a kAbort from the log itself. Abort() appends a kAbort
+  // through the next group.
+  void SubmitFragment(std::string_view id, uint32_t index, std::string bytes,
+                      FragmentWaiter* waiter) override;
+  void Abort(std::string_view id) override;
   void Flush() override;
-  // Messages and operations not answered yet (and tombstones not written yet), plus operations
-  // in flight.
+  // Messages, fragments and operations not answered yet (and tombstones and aborts not written
+  // yet), plus operations in flight.
   size_t pending() const override { return unanswered_ + ops_in_flight_; }
 
   // ---- For the control socket (`ringmx queue ...`); call on the shard's thread. ----
@@ -111,6 +121,8 @@ class QueueLog final : public Spool {
   size_t FlushDeferred(int64_t now_us);
 
   const QueueLogCounters& counters() const { return counters_; }
+  // Messages streaming in: SubmitFragment() called, neither Submit() nor Abort() yet.
+  size_t open_streams() const { return streams_.size(); }
   // The segment new groups go to.
   uint64_t active_segment() const { return active_seq_; }
   // True from the Flush() that starts a group until its waiters have been called.
@@ -123,6 +135,13 @@ class QueueLog final : public Spool {
  private:
   struct Op;
   struct Entry;
+  // A message streaming in, from its first SubmitFragment() to its Submit() or Abort().
+  struct Stream {
+    uint32_t submitted = 0;     // fragments accepted (the next index expected)
+    uint32_t stored = 0;        // of which durable and in the index
+    uint64_t stored_bytes = 0;  // their bytes
+    bool failed = false;        // one was refused or its group failed: Submit() is refused
+  };
 
   QueueLog(std::string directory, int dir_fd, Reactor& reactor, const core::Clock& clock,
            QueueLogOptions options);
@@ -140,6 +159,11 @@ class QueueLog final : public Spool {
   void ApplyToIndex(const Entry& entry);
   void DeleteUnneededSegments();
   void FailQueued(const absl::Status& status);
+  // Queues a kAbort for `id` (no waiter).
+  void QueueAbort(std::string_view id);
+  // Stream bookkeeping for an entry whose group (or rotation) failed: a fragment marks its
+  // stream failed; a streamed message's fragments get a kAbort.
+  void AfterFailure(const Entry& entry);
   // Calls the entry's waiter or `done` (nothing for a tombstone) and counts it answered.
   void Answer(Entry& entry, const absl::Status& status);
   io_uring_sqe* PrepareOp(Op& op);
@@ -175,6 +199,10 @@ class QueueLog final : public Spool {
   std::deque<std::unique_ptr<Entry>> queue_;
   // The group in flight; empty when !group_active_.
   std::vector<std::unique_ptr<Entry>> group_;
+  // Entries being answered (FinishGroup(), FailQueued()); Abort() detaches waiters here too.
+  std::vector<std::unique_ptr<Entry>> answering_;
+  // Streams by message id (see Stream).
+  absl::flat_hash_map<std::string, Stream> streams_;
   bool group_active_ = false;
   bool group_fresh_ = false;              // the group starts the segment (magic + directory sync)
   uint64_t group_offset_ = 0;             // file offset of the group's first byte

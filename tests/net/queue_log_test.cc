@@ -43,6 +43,25 @@ core::SpoolRecord MakeRecord(int n, size_t body_bytes = 100) {
   return record;
 }
 
+// Records what the spool tells it about one fragment.
+class RecordingFragmentWaiter final : public FragmentWaiter {
+ public:
+  void OnFragmentStored(const absl::Status& result) override {
+    ++calls;
+    this->result = result;
+  }
+  int calls = 0;
+  absl::Status result;
+};
+
+// A fragment's bytes: `n` bytes that differ from fragment to fragment and along the way.
+std::string FragmentBytes(uint32_t index, size_t n) {
+  std::string bytes(n, '\0');
+  for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<char>('A' + (i * 7 + index * 13) % 26);
+  if (n >= 2) bytes.replace(n - 2, 2, "\r\n");
+  return bytes;
+}
+
 // The parts of a queued message that a restart must reproduce.
 std::string Describe(const q::Index& index) {
   std::string out;
@@ -83,6 +102,29 @@ class QueueLogTest : public ::testing::Test {
   }
   bool DriveIdle(QueueLog& log) {
     return DriveUntil(log, [&] { return log.pending() == 0; });
+  }
+
+  // Hands over one fragment, flushes and waits for its answer.
+  absl::Status StoreFragment(QueueLog& log, const std::string& id, uint32_t index,
+                             std::string bytes) {
+    RecordingFragmentWaiter waiter;
+    log.SubmitFragment(id, index, std::move(bytes), &waiter);
+    EXPECT_EQ(waiter.calls, 0);  // never from inside the call
+    log.Flush();
+    EXPECT_TRUE(DriveUntil(log, [&] { return waiter.calls == 1; }));
+    EXPECT_TRUE(DriveIdle(log));
+    EXPECT_EQ(waiter.calls, 1);
+    return waiter.result;
+  }
+
+  // Submits `record`, flushes and waits for its answer.
+  absl::Status StoreRecord(QueueLog& log, core::SpoolRecord record) {
+    RecordingWaiter waiter;
+    log.Submit(std::move(record), &waiter);
+    log.Flush();
+    EXPECT_TRUE(DriveIdle(log));
+    EXPECT_EQ(waiter.calls, 1);
+    return waiter.result;
   }
 
   // Submits `n` records (ids from `first`), flushes once and waits for every waiter.
@@ -381,6 +423,226 @@ TEST_F(QueueLogTest, AdoptsTheQueueOfARetiredShard) {
   // Adoption again is a no-op.
   log.reset();
   ASSERT_TRUE(AdoptRetiredShardQueues(tmp_.path(), 1).ok());
+}
+
+// ---- Streaming ----------------------------------------------------------------------------------
+
+TEST_F(QueueLogTest, StreamedFragmentsAndTheFinalSubmitGiveTheExactBytes) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  core::SpoolRecord record = MakeRecord(1, 777);  // the tail
+  std::string body;
+  const size_t sizes[3] = {256 << 10, 1, 100000};
+  for (uint32_t i = 0; i < 3; ++i) {
+    std::string bytes = FragmentBytes(i, sizes[i]);
+    body += bytes;
+    ASSERT_TRUE(StoreFragment(*log, record.id, i, std::move(bytes)).ok());
+    EXPECT_EQ(log->open_streams(), 1u);
+    EXPECT_EQ(log->index().Find(record.id), nullptr);  // not a message before its kMessage
+  }
+  body += record.body;
+  record.fragments = 3;
+  const std::string eml = record.trace_headers + body;
+  ASSERT_TRUE(StoreRecord(*log, record).ok());
+  EXPECT_EQ(log->open_streams(), 0u);
+  const q::QueuedMessage* m = log->index().Find(record.id);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->fragments.size(), 3u);
+  EXPECT_EQ(m->body_size, body.size());
+  absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(*bytes == eml);
+  const std::string before = Describe(log->index());
+
+  log.reset();
+  log = Open();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(Describe(log->index()), before);
+  m = log->index().Find(record.id);
+  ASSERT_NE(m, nullptr);
+  bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(*bytes == eml);
+}
+
+TEST_F(QueueLogTest, AbortedFragmentsLeaveNothingAndTheirSegmentIsDeleted) {
+  std::unique_ptr<QueueLog> log = Open(/*segment_size=*/1024);
+  ASSERT_NE(log, nullptr);
+  const uint64_t first = log->active_segment();
+  const std::string id = "STREAMED1";
+  ASSERT_TRUE(StoreFragment(*log, id, 0, FragmentBytes(0, 3000)).ok());
+  ASSERT_TRUE(StoreFragment(*log, id, 1, FragmentBytes(1, 3000)).ok());
+  // Other traffic moves on to new segments; the stream keeps its first one.
+  StoreBatch(*log, 0, 1, 2000);
+  StoreBatch(*log, 1, 1, 2000);
+  EXPECT_GT(log->active_segment(), first + 2);
+  absl::StatusOr<std::vector<uint64_t>> segments = q::ListSegments(dir_);
+  ASSERT_TRUE(segments.ok());
+  EXPECT_EQ(segments->front(), first);
+  EXPECT_EQ(log->index().OldestNeededSegment(log->active_segment()), first);
+
+  log->Abort(id);
+  EXPECT_EQ(log->open_streams(), 0u);
+  log->Abort(id);  // a second time: nothing more
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  // Only the two messages are left; the segments that held the fragments alone are gone.
+  EXPECT_EQ(log->index().size(), 2u);
+  segments = q::ListSegments(dir_);
+  ASSERT_TRUE(segments.ok());
+  EXPECT_GT(segments->front(), first + 1);
+  // Delete the two messages too: everything but the active segment can go.
+  for (const std::string& m : {MakeRecord(0).id, MakeRecord(1).id}) {
+    log->Apply(m, q::MessageOp::kDelete, [](absl::Status s) { EXPECT_TRUE(s.ok()) << s; });
+  }
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  segments = q::ListSegments(dir_);
+  ASSERT_TRUE(segments.ok());
+  EXPECT_THAT(*segments, ElementsAre(log->active_segment()));
+
+  // Replay finds nothing, and nothing incomplete.
+  log.reset();
+  q::Index fresh;
+  absl::StatusOr<q::ReplayReport> report = q::ReplayDirectory(dir_, fresh);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(fresh.size(), 0u);
+  EXPECT_EQ(report->index_stats.incomplete, 0u);
+}
+
+TEST_F(QueueLogTest, AbortBeforeTheWriteDetachesTheWaiter) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  RecordingFragmentWaiter waiter;
+  log->SubmitFragment("GONE1", 0, FragmentBytes(0, 5000), &waiter);
+  log->Flush();  // the fragment is in flight
+  log->Abort("GONE1");
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  EXPECT_EQ(waiter.calls, 0);  // the session may be gone: nobody is told
+  EXPECT_EQ(log->open_streams(), 0u);
+  log.reset();
+  q::Index fresh;
+  absl::StatusOr<q::ReplayReport> report = q::ReplayDirectory(dir_, fresh);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->index_stats.incomplete, 0u);
+  EXPECT_EQ(report->index_stats.orphans, 0u);  // the kAbort found its fragment
+}
+
+TEST_F(QueueLogTest, AbortOfAnIdWithoutFragmentsWritesNothing) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  log->Abort("NEVERSTREAMED");
+  EXPECT_EQ(log->pending(), 0u);
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  EXPECT_EQ(log->counters().records, 0u);
+}
+
+TEST_F(QueueLogTest, AFragmentCountMismatchIsRefused) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  core::SpoolRecord record = MakeRecord(5);
+  ASSERT_TRUE(StoreFragment(*log, record.id, 0, FragmentBytes(0, 1000)).ok());
+  ASSERT_TRUE(StoreFragment(*log, record.id, 1, FragmentBytes(1, 1000)).ok());
+  record.fragments = 3;
+  absl::Status status = StoreRecord(*log, record);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
+  EXPECT_THAT(status.message(), HasSubstr("3 streamed fragments"));
+  EXPECT_EQ(log->index().Find(record.id), nullptr);
+  EXPECT_EQ(log->open_streams(), 0u);  // the store ended the stream (and wrote a kAbort)
+
+  // Fragments claimed but none handed over; a message with fragments handed over but claiming
+  // none; a fragment out of order.
+  core::SpoolRecord claims = MakeRecord(6);
+  claims.fragments = 1;
+  EXPECT_EQ(StoreRecord(*log, claims).code(), absl::StatusCode::kInternal);
+  core::SpoolRecord hides = MakeRecord(7);
+  ASSERT_TRUE(StoreFragment(*log, hides.id, 0, FragmentBytes(0, 10)).ok());
+  EXPECT_EQ(StoreRecord(*log, hides).code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(StoreFragment(*log, "SKIPS", 1, "x").code(), absl::StatusCode::kInternal);
+  log->Abort("SKIPS");
+
+  StoreBatch(*log, 8, 1);  // the log goes on
+  EXPECT_EQ(log->index().size(), 1u);
+  log.reset();
+  q::Index fresh;
+  absl::StatusOr<q::ReplayReport> report = q::ReplayDirectory(dir_, fresh);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(fresh.size(), 1u);
+  EXPECT_EQ(report->index_stats.incomplete, 0u);
+}
+
+TEST_F(QueueLogTest, AFailedFragmentFailsTheMessageAndAbortCleansUp) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  core::SpoolRecord record = MakeRecord(9);
+  ASSERT_TRUE(StoreFragment(*log, record.id, 0, FragmentBytes(0, 1000)).ok());
+  log->InjectSyncErrorForTest(ENOSPC);
+  absl::Status status = StoreFragment(*log, record.id, 1, FragmentBytes(1, 1000));
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  // The session answers 452 and aborts; had it submitted instead, the message is refused.
+  record.fragments = 2;
+  EXPECT_EQ(StoreRecord(*log, record).code(), absl::StatusCode::kInternal);
+  log->Abort(record.id);  // after Submit(): nothing more (the store aborted it itself)
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  EXPECT_EQ(log->open_streams(), 0u);
+  EXPECT_EQ(log->index().OldestNeededSegment(log->active_segment()), log->active_segment());
+  log.reset();
+  q::Index fresh;
+  absl::StatusOr<q::ReplayReport> report = q::ReplayDirectory(dir_, fresh);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(fresh.size(), 0u);
+  EXPECT_EQ(report->index_stats.incomplete, 0u);
+}
+
+TEST_F(QueueLogTest, AFailedStreamedMessageAbortsItsFragments) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  core::SpoolRecord record = MakeRecord(10);
+  ASSERT_TRUE(StoreFragment(*log, record.id, 0, FragmentBytes(0, 1000)).ok());
+  record.fragments = 1;
+  log->InjectSyncErrorForTest(EIO);
+  EXPECT_EQ(StoreRecord(*log, record).code(), absl::StatusCode::kInternal);
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));  // the tombstone and the kAbort
+  EXPECT_EQ(log->index().size(), 0u);
+  EXPECT_EQ(log->index().OldestNeededSegment(log->active_segment()), log->active_segment());
+  log.reset();
+  q::Index fresh;
+  absl::StatusOr<q::ReplayReport> report = q::ReplayDirectory(dir_, fresh);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(fresh.size(), 0u);
+  EXPECT_EQ(report->index_stats.incomplete, 0u);
+}
+
+// The process dies while a client is in the middle of DATA: fragments are on disk, no kMessage
+// and no kAbort. Replay drops them (counted as incomplete) and their segment is deleted.
+TEST_F(QueueLogTest, FragmentsWithoutTheirMessageAreDroppedAtRestart) {
+  uint64_t first = 0;
+  {
+    std::unique_ptr<QueueLog> log = Open();
+    ASSERT_NE(log, nullptr);
+    first = log->active_segment();
+    ASSERT_TRUE(StoreFragment(*log, "CRASHED1", 0, FragmentBytes(0, 4000)).ok());
+    ASSERT_TRUE(StoreFragment(*log, "CRASHED1", 1, FragmentBytes(1, 4000)).ok());
+    EXPECT_EQ(log->open_streams(), 1u);
+    // Destroyed with the stream open, as a crash leaves it (nothing is in flight).
+  }
+  q::Index fresh;
+  absl::StatusOr<q::ReplayReport> report = q::ReplayDirectory(dir_, fresh);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(fresh.size(), 0u);
+  EXPECT_EQ(report->index_stats.incomplete, 1u);
+  EXPECT_EQ(fresh.OldestNeededSegment(first + 1), first + 1);
+
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->index().size(), 0u);
+  absl::StatusOr<std::vector<uint64_t>> segments = q::ListSegments(dir_);
+  ASSERT_TRUE(segments.ok());
+  EXPECT_THAT(*segments, ElementsAre(log->active_segment()));
 }
 
 }  // namespace
