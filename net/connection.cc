@@ -34,6 +34,12 @@ constexpr size_t kMaxQueuedOutputBytes = 256 * 1024;
 // session holds pipelined input during a delivery); a client that sends more without reading is
 // dropped.
 constexpr size_t kMaxHeldInputBytes = 256 * 1024;
+// Client input read (and dropped) after the session has ended. Within this the linger reads on
+// until the client's EOF, so that our last reply is not destroyed by a RST. A client that sends
+// more (a DATA stream cut at the size limit, a 100 KB command line) is not read any further: the
+// receive is cancelled, TCP flow control stops its stream, and the linger (or the stuck-send
+// deadline) ends the connection. The client can still read our last reply and FIN meanwhile.
+constexpr size_t kMaxClosingInputBytes = 64 * 1024;
 // A send buffer that grew past this is freed once sent, so a burst does not pin memory.
 constexpr size_t kKeptSendCapacityBytes = 64 * 1024;
 
@@ -139,7 +145,9 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
           // recvmsg returned 0: the client closed TCP without close_notify.
           if (!closing_ && end_reason_.empty() && !session_.closed()) end_reason_ = "disconnect";
           done_ = true;
-        } else if (!done_ && !closing_) {
+        } else if (!done_ && closing_) {
+          DropClosingInput(length);
+        } else if (!done_) {
           OnKernelRecord(
               record_type,
               std::string_view(static_cast<const char*>(io_uring_recvmsg_payload(header, &msg)),
@@ -152,7 +160,9 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
     if (!recv_armed_ && !done_) recv_rearm_ = true;
   } else if (cqe.res > 0) {
     if (has_buffer) {
-      if (!done_ && !closing_) {
+      if (!done_ && closing_) {
+        DropClosingInput(static_cast<size_t>(cqe.res));
+      } else if (!done_) {
         const std::string_view bytes =
             shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
         if (transport_ == Transport::kPlain) {
@@ -170,6 +180,9 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
     if (!done_) recv_rearm_ = true;
   } else if (cqe.res == -ECANCELED && recv_paused_) {
     // Our own cancel: the client's replies backed up (Flush re-arms once they drain).
+  } else if (cqe.res == -ECANCELED && closing_read_stopped_) {
+    // Our own cancel: the client kept sending after the end (DropClosingInput). The linger ends
+    // the connection.
   } else if (cqe.res == -ECANCELED && transport_ == Transport::kKernelTlsSwitch) {
     // Our own cancel before the kernel takes the keys: not an end (Flush completes the move).
   } else if (cqe.res == -EKEYEXPIRED && transport_ == Transport::kKernelTls) {
@@ -594,6 +607,17 @@ void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
   PauseIfBackedUp();
 }
 
+void Connection::DropClosingInput(size_t bytes) {
+  closing_input_ += bytes;
+  if (closing_input_ <= kMaxClosingInputBytes || closing_read_stopped_) return;
+  closing_read_stopped_ = true;
+  if (recv_armed_) {
+    io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
+    io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
+  }
+  MarkDirty();
+}
+
 void Connection::Flush(absl::Time now) {
   if (!done_ && transport_ == Transport::kKernelTlsSwitch && !recv_armed_ && !send_inflight_ &&
       wire_.empty()) {
@@ -644,7 +668,9 @@ void Connection::Flush(absl::Time now) {
       shutdown(fd_, SHUT_WR);
       fin_sent_ = true;
       linger_deadline_ = now + kLinger;
-      if (!recv_armed_) done_ = true;
+      // With nothing left to read the connection can go; a client that is still sending is given
+      // the linger to read our reply before its unread input resets the connection.
+      if (!recv_armed_ && !closing_read_stopped_) done_ = true;
     }
   }
   if (done_) {

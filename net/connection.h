@@ -96,6 +96,10 @@ class Connection final : public SpoolWaiter {
   void MarkDirty();
   // Plaintext from the client: to the session, or held while the receive is paused.
   void DeliverInput(std::string_view bytes, absl::Time now);
+  // Input read after the session ended (`closing_`): dropped; past kMaxClosingInputBytes the
+  // receive is cancelled for good (`closing_read_stopped_`), so that a client still streaming is
+  // stopped by TCP flow control instead of being read until the linger ends.
+  void DropClosingInput(size_t bytes);
   // Replies not yet taken by the kernel.
   size_t QueuedOutput() const;
   // Stops reading a client whose replies back up (kMaxQueuedOutputBytes).
@@ -148,6 +152,11 @@ class Connection final : public SpoolWaiter {
   // The session asked to close: flush replies, send FIN, then wait for the client's EOF.
   bool closing_ = false;
   bool fin_sent_ = false;
+  // Octets read since `closing_` was set (DropClosingInput).
+  size_t closing_input_ = 0;
+  // More than kMaxClosingInputBytes came after the end: the receive was cancelled and is never
+  // re-armed; the linger (Tick) ends the connection, resetting it if input is left unread.
+  bool closing_read_stopped_ = false;
   absl::Time linger_deadline_ = absl::InfiniteFuture();
   // Closing with a send still stuck (the client does not read): when to give up on it.
   absl::Time unsent_deadline_ = absl::InfiniteFuture();

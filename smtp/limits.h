@@ -3,6 +3,9 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <algorithm>
 
 namespace ringmx::smtp {
 
@@ -19,6 +22,28 @@ inline constexpr size_t kMaxTextLineOctets = 998;
 inline constexpr size_t kMaxLocalPartOctets = 64;
 inline constexpr size_t kMaxDomainOctets = 255;
 inline constexpr size_t kMaxPathOctets = 256;
+
+// Octets of over-long command lines (past kMaxCommandLineOctets; counted before their LF) one
+// session may send in all. Each such line gets "500 5.5.2" and the session stays in sync; once
+// the sum reaches this (even inside a line whose LF has not come) the session answers "500 5.5.2"
+// and "421 4.7.0" and closes (end reason "too-long-line") instead of reading on. No client has a
+// reason to send a command line over 512 octets (RFC 4954 section 4 allows an AUTH line of
+// 12,288); without this bound a client of 100 KB lines is read for 20 x 100 KB before the error
+// limit ends it, with it for two lines. Postfix reads about 40 KB of such a client
+// (line_length_limit 2,048 per piece, 20 pieces to smtpd_hard_error_limit).
+inline constexpr size_t kMaxOverlongCommandOctets = 128 * 1024;
+
+// DATA input (raw octets after the 354, dot-stuffing and the final "." CR LF included) or BDAT
+// content of one transaction that is far past max_message_size is not read to its end: the session
+// answers "552 5.3.4" and closes (end reason "too-big-stream"). A message somewhat over the limit
+// (a client that did not use SIZE) is still read to its end, refused with 552, and the session goes
+// on; only a stream past max_message_size + max(max_message_size / 2, 1 MiB) is cut. Without it an
+// endless DATA is read and discarded until timeouts.data_s, at whatever rate the client can send.
+inline constexpr uint64_t kMinOversizeSlackOctets = 1024 * 1024;
+constexpr uint64_t StreamCutOctets(uint64_t max_message_size) {
+  const uint64_t slack = std::max<uint64_t>(max_message_size / 2, kMinOversizeSlackOctets);
+  return max_message_size > UINT64_MAX - slack ? UINT64_MAX : max_message_size + slack;
+}
 
 // Client input held while a delivery is outstanding (the client may pipeline after the end of a
 // message). Beyond this the session answers the outstanding message, then 421 and closes.

@@ -86,6 +86,9 @@ bool NeedsTls(Verb verb) {
 }
 
 constexpr std::string_view kTlsRequiredReply = "530 5.7.0 Must issue a STARTTLS command first";
+constexpr std::string_view kTooBigReply =
+    "552 5.3.4 Message size exceeds fixed maximum message size";
+constexpr std::string_view kLineTooLongReply = "500 5.5.2 Error: line too long";
 
 std::string_view DecoderErrorReply(DataDecoder::Error error) {
   switch (error) {
@@ -94,7 +97,7 @@ std::string_view DecoderErrorReply(DataDecoder::Error error) {
     case DataDecoder::Error::kLineTooLong:
       return "550 5.6.0 Message line too long";
     case DataDecoder::Error::kTooBig:
-      return "552 5.3.4 Message size exceeds fixed maximum message size";
+      return kTooBigReply;
     case DataDecoder::Error::kNone:
       break;
   }
@@ -109,6 +112,11 @@ struct Session::State {
   bool awaiting_delivery = false;  // a `deliver` is out; input goes to `pending`
   bool pending_overflow = false;   // more than kMaxPendingInputBytes arrived while awaiting
   bool discarding_line = false;    // inside an over-long command line, dropping through its LF
+  // Octets of the over-long line being dropped (`discarding_line`), before its LF.
+  size_t discarded_line_octets = 0;
+  // Octets (before their LF) of the over-long command lines completed so far, for
+  // kMaxOverlongCommandOctets. Like `errors`, the connection's: a TLS upgrade keeps it.
+  size_t overlong_octets = 0;
   // From an accepted STARTTLS to OnTlsEstablished()/OnTlsFailed(). While set, every input octet
   // is dropped unread: plaintext sent after STARTTLS must never run after the upgrade
   // (CVE-2011-0411).
@@ -135,6 +143,8 @@ struct Session::State {
   bool chunk_last = false;
 
   DataDecoder decoder;
+  // Raw octets of the current DATA consumed so far (mode == kData), for StreamCutOctets().
+  uint64_t data_octets = 0;
   // The start of a command line whose LF has not arrived. Invariant: size() <
   // kMaxCommandLineOctets; a longer line is dropped (`discarding_line`) instead of buffered.
   std::string line;
@@ -236,6 +246,7 @@ void Session::OnTlsEstablished(const core::TlsFacts& facts, absl::Time now, Outp
   ResetTransaction();
   s.mode = Mode::kCommand;
   s.discarding_line = false;
+  s.discarded_line_octets = 0;
   std::string().swap(s.line);
   std::string().swap(s.pending);
   s.pending_overflow = false;
@@ -350,18 +361,36 @@ size_t Session::Process(std::string_view input, absl::Time now, Output& out) {
 size_t Session::ConsumeCommandBytes(std::string_view input, absl::Time now, Output& out) {
   State& s = *state_;
   const char* lf = static_cast<const char*>(memchr(input.data(), '\n', input.size()));
+  // Octets of the current line before its LF, as far as this input shows them. The cut depends
+  // only on the lines' lengths, never on how the input was split into reads.
+  const size_t before_lf =
+      static_cast<size_t>((lf == nullptr ? input.data() + input.size() : lf) - input.data());
+  const size_t line_octets =
+      (s.discarding_line ? s.discarded_line_octets : s.line.size()) + before_lf;
+  // RFC 5321 section 4.5.3.1.4: 512 octets with the CR LF, so at most 511 before the LF.
+  const bool overlong = line_octets >= kMaxCommandLineOctets;
+  if (overlong && s.overlong_octets + line_octets >= kMaxOverlongCommandOctets) {
+    CutLongLine(out);
+    return input.size();
+  }
+  if (overlong && lf != nullptr) s.overlong_octets += line_octets;
   if (s.discarding_line) {
-    if (lf == nullptr) return input.size();
+    if (lf == nullptr) {
+      s.discarded_line_octets = line_octets;
+      return input.size();
+    }
     s.discarding_line = false;
+    s.discarded_line_octets = 0;
     HandleLine({}, now, out);  // an empty view: the line was too long
-    return static_cast<size_t>(lf - input.data()) + 1;
+    return before_lf + 1;
   }
   if (lf == nullptr) {
-    if (s.line.size() + input.size() >= kMaxCommandLineOctets) {
+    if (overlong) {
       // RFC 5321 section 4.5.3.1.4: even with its LF this line would exceed 512 octets. Drop it
       // now instead of buffering it; the 500 goes out when its LF arrives, in command order.
       std::string().swap(s.line);
       s.discarding_line = true;
+      s.discarded_line_octets = line_octets;
     } else {
       if (s.line.capacity() < kMaxCommandLineOctets) s.line.reserve(kMaxCommandLineOctets);
       s.line.append(input);
@@ -382,6 +411,13 @@ size_t Session::ConsumeCommandBytes(std::string_view input, absl::Time now, Outp
   return n;
 }
 
+void Session::CutLongLine(Output& out) {
+  Reply(out, kLineTooLongReply);
+  absl::StrAppend(&out.replies, "421 4.7.0 ", snapshot_->config.hostname,
+                  " Error: line too long\r\n");
+  Close(out, "too-long-line");
+}
+
 void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
   State& s = *state_;
   ++stats_.commands;
@@ -393,7 +429,7 @@ void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
   std::string_view problem;
   CommandLine cmd;
   if (line.empty()) {
-    problem = "500 5.5.2 Error: line too long";
+    problem = kLineTooLongReply;
   } else if (line.size() < 2 || line[line.size() - 2] != '\r') {
     problem = "500 5.5.2 Error: bare CR or LF in command line";
   } else {
@@ -701,6 +737,7 @@ void Session::DoData(std::string_view args, absl::Time now, Output& out) {
   Reply(out, "354 End data with <CR><LF>.<CR><LF>");
   s.mode = Mode::kData;
   s.decoder.Begin(DataDecoder::Mode::kDotStuffed, snapshot_->config.policy.max_message_size);
+  s.data_octets = 0;
   s.rejection_counted = false;
   deadline_ = now + snapshot_->config.timeouts.data;  // the whole transfer, not per read
 }
@@ -729,6 +766,14 @@ void Session::DoBdat(std::string_view args, absl::Time now, Output& out) {
   }
   const uint64_t count = ParseDecimalSaturating(count_text);
   const uint64_t max_size = snapshot_->config.policy.max_message_size;
+  // The count says how much is coming: a chunk that would take the transaction far past the
+  // limit (or a chunk that large out of sequence) is not read at all (StreamCutOctets).
+  const uint64_t cut = StreamCutOctets(max_size);
+  const uint64_t so_far = s.bdat_used ? s.decoder.size() : 0;
+  if (count > cut || so_far > cut - count) {
+    CutOversizedStream(out);
+    return;
+  }
 
   deadline_ = now + snapshot_->config.timeouts.data;
   if (policy::TlsRequiredViolated(*snapshot_, facts_)) {
@@ -804,9 +849,26 @@ void Session::CompleteChunk(absl::Time now, Output& out) {
 
 size_t Session::ConsumeData(std::string_view input, absl::Time now, Output& out) {
   State& s = *state_;
-  const size_t n = s.decoder.Consume(input);
-  if (s.decoder.done()) EndOfData(now, out);
+  const uint64_t cut = StreamCutOctets(snapshot_->config.policy.max_message_size);
+  // Never more than the cut: whether the end of the data comes within it must not depend on how
+  // the input was split into reads. Invariant: data_octets < cut while in kData.
+  const std::string_view part =
+      input.substr(0, static_cast<size_t>(std::min<uint64_t>(input.size(), cut - s.data_octets)));
+  const size_t n = s.decoder.Consume(part);
+  s.data_octets += n;
+  if (s.decoder.done()) {
+    EndOfData(now, out);
+  } else if (s.data_octets >= cut) {
+    CutOversizedStream(out);
+  }
   return n;
+}
+
+void Session::CutOversizedStream(Output& out) {
+  State& s = *state_;
+  Reply(out, kTooBigReply);
+  if (s.in_mail && !s.rejection_counted) ++stats_.messages_rejected;
+  Close(out, "too-big-stream");
 }
 
 void Session::EndOfData(absl::Time now, Output& out) {

@@ -121,8 +121,10 @@ class Session {
 
   bool closed() const { return closed_; }
   // Why the session ended: "quit", "timeout", "shutdown", "early-talk", "too-much-pipelining",
-  // "too-many-errors" (20 protocol errors), "bad-bdat" (unparseable BDAT count) or "tls-failed"
-  // (OnTlsFailed); "" while open.
+  // "too-many-errors" (20 protocol errors), "bad-bdat" (unparseable BDAT count),
+  // "too-big-stream" (DATA or BDAT far past max_message_size, smtp/limits.h), "too-long-line"
+  // (128 KiB of over-long command lines, smtp/limits.h) or "tls-failed" (OnTlsFailed); "" while
+  // open.
   std::string_view end_reason() const { return end_reason_; }
   std::string_view helo() const;
   const SessionStats& stats() const { return stats_; }
@@ -161,6 +163,12 @@ class Session {
   void Deliver(absl::Time now, Output& out);
   // Answers a message refused by the decoder and ends its transaction.
   void RejectMessage(Output& out);
+  // A DATA or BDAT transfer far past max_message_size (StreamCutOctets in smtp/limits.h): 552
+  // and close, end reason "too-big-stream".
+  void CutOversizedStream(Output& out);
+  // Over-long command lines reached kMaxOverlongCommandOctets: 500, 421 and close, end reason
+  // "too-long-line".
+  void CutLongLine(Output& out);
   void ResetTransaction();
   void BufferPending(std::string_view input);
   // Between transactions with nothing pending: a shutdown request can be honoured at once.

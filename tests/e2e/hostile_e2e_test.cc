@@ -2,9 +2,11 @@
 // hostile kinds (tests/testing/hostile_scripts.h): 100 KB command lines, endless DATA, one octet
 // per second, thousands of RCPT, NUL octets, invalid UTF-8 with SMTPUTF8, malformed MAIL/RCPT
 // parameters. Checks that every hostile session gets the refusal its kind calls for (5xx, 452
-// or 421, each with an enhanced status code) and is closed by the server, that the server's
-// memory stays bounded (far below what buffering the hostile input would take), that the server
-// stays up, and that every message of the good client got 250 and is in the spool.
+// or 421, each with an enhanced status code) and is closed by the server (the endless DATA is cut
+// with 552 once it is far past max_message_size, the 100 KB lines with 421 once 128 KiB of them
+// have come; the server then stops reading them), that the server's memory stays bounded (far below
+// what buffering the hostile input would take), that the server stays up, and that every message
+// of the good client got 250 and is in the spool.
 //
 // The server runs on a test clock (`ringmx serve --test-clock`) with timeouts of minutes, which
 // the real seconds of a slow machine never reach: the kinds that must end by their protocol
@@ -62,16 +64,20 @@ std::string Describe(const SwarmConn& c) {
 struct Expectation {
   std::set<int> refusals;        // every reply after the set-up is one of these (or 421)
   std::string refusal_enhanced;  // the enhanced code of the first refusal
-  std::string final_enhanced;    // the last reply: 421 with this enhanced code ("" = 221 QUIT)
+  std::string final_enhanced;    // the last reply: `final_code` with this enhanced code
   size_t setup_replies;          // greeting and the replies of the set-up commands
+  int final_code = 421;          // ignored when `final_enhanced` is "" (the last reply is 221)
 };
 
 Expectation Expect(HostileKind kind) {
   switch (kind) {
     case HostileKind::kLongLines:
-      return {{500}, "5.5.2", "4.7.0", 2};  // 20 errors, then "too many errors"
+      // 500 for the first line; the second is cut once 128 KiB of over-long lines have come
+      // (smtp/limits.h): 500, then 421.
+      return {{500}, "5.5.2", "4.7.0", 2, 421};
     case HostileKind::kEndlessData:
-      return {{}, "", "4.4.2", 5};  // no refusal before the data timeout
+      // Cut at max_message_size + 1 MiB, long before the data timeout.
+      return {{552}, "5.3.4", "5.3.4", 5, 552};
     case HostileKind::kTrickle:
       return {{}, "", "4.4.2", 1};  // the idle timeout: octets alone do not extend it
     case HostileKind::kRcptFlood:
@@ -90,10 +96,17 @@ Expectation Expect(HostileKind kind) {
   return {};
 }
 
-// Kinds that only the idle or DATA timeout ends (no error of theirs ever reaches the limit).
+// Kinds that only the idle timeout ends (no error of theirs ever reaches the limit).
 bool EndedByTimeout(HostileKind kind) {
-  return kind == HostileKind::kEndlessData || kind == HostileKind::kTrickle ||
-         kind == HostileKind::kNoRead;
+  return kind == HostileKind::kTrickle || kind == HostileKind::kNoRead;
+}
+
+// The session-end log lines with `result=<reason>`.
+size_t CountEnds(const std::string& log, const std::string& reason) {
+  size_t n = 0;
+  const std::string needle = absl::StrCat(" result=", reason, " ");
+  for (size_t at = log.find(needle); at != std::string::npos; at = log.find(needle, at + 1)) ++n;
+  return n;
 }
 
 class HostileTest : public ServerTest {
@@ -152,17 +165,12 @@ TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
   auto all_done = [&] { return swarm.done_count() == swarm.size(); };
 
   // 1. The good client delivers, the protocol-error kinds end by their errors, and the
-  // endless-DATA clients send all they have; the clock has not moved.
+  // endless-DATA clients are cut; the clock has not moved.
   const bool by_protocol = run_until(
       [&] {
         if (!swarm.conn(good).Done()) return false;
         for (const auto& [index, kind] : kinds) {
-          const SwarmConn& c = swarm.conn(index);
-          if (kind == HostileKind::kEndlessData) {
-            if (!c.Done() && c.step + 1 < c.steps.size()) return false;  // still sending
-          } else if (!EndedByTimeout(kind) && !c.Done()) {
-            return false;
-          }
+          if (!EndedByTimeout(kind) && !swarm.conn(index).Done()) return false;
         }
         return true;
       },
@@ -197,9 +205,9 @@ TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
       absl::Minutes(1)))
       << "a trickling client kept its session open past the idle timeout";
 
-  // 3. Past the DATA timeout: the endless-DATA sessions get their 421 4.4.2, and the no-read
-  // sessions, whose 421 cannot leave, are dropped after the linger. Should one of them still have
-  // been read when the clock moved, its idle timer restarted then: move the clock again for it.
+  // 3. Past the DATA timeout: the no-read sessions, whose 421 cannot leave, are dropped after the
+  // linger. Should one of them still have been read when the clock moved, its idle timer
+  // restarted then: move the clock again for it.
   ASSERT_TRUE(server_->AdvanceClock(absl::Seconds(kDataSeconds + 1 - 3 * kTrickleStepSeconds)));
   bool finished = run_until(all_done, absl::Minutes(1));
   int extra_moves = 0;
@@ -243,10 +251,13 @@ TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
       EXPECT_LT(c.bytes_sent, params.no_read_bytes);
       continue;
     }
+    EXPECT_TRUE(c.closed);
+    // The cut kinds too: past 64 KiB after the end the server stops reading them (TCP flow control
+    // stops their stream) and waits out the linger, on the test clock, while they read their
+    // last reply and the FIN.
+    EXPECT_FALSE(c.reset) << "the server must close cleanly, after its last reply";
     ASSERT_GT(c.replies.size(), e.setup_replies);
     EXPECT_EQ(c.replies[0].code, 220);
-    EXPECT_TRUE(c.closed);
-    EXPECT_FALSE(c.reset) << "the server must close cleanly, after its last reply";
     std::string first_refusal;
     for (size_t i = e.setup_replies; i < c.replies.size(); ++i) {
       const SmtpReply& r = c.replies[i];
@@ -265,10 +276,16 @@ TEST_F(HostileTest, HundredHostileClientsAreRefusedWhileAGoodClientDelivers) {
     if (e.final_enhanced.empty()) {
       EXPECT_EQ(last.code, 221) << last.text;
     } else {
-      EXPECT_EQ(last.code, 421) << last.text;
+      EXPECT_EQ(last.code, e.final_code) << last.text;
       EXPECT_EQ(last.Enhanced(), e.final_enhanced) << last.text;
     }
   }
+  // The server's log says how those sessions ended: cut, not timed out or ended by errors.
+  const std::string log = server_->Log();
+  EXPECT_EQ(CountEnds(log, "too-big-stream"),
+            per_kind[std::string(HostileKindName(HostileKind::kEndlessData))]);
+  EXPECT_EQ(CountEnds(log, "too-long-line"),
+            per_kind[std::string(HostileKindName(HostileKind::kLongLines))]);
   EXPECT_EQ(per_kind.size(), std::size(kAllHostileKinds));
   for (const auto& [label, codes] : codes_per_kind) {
     std::string line;

@@ -1,6 +1,8 @@
 // Message transfer through smtp::Session: DATA (dot-unstuffing, smuggling defences, limits),
 // BDAT, the delivery hand-off, pipelining around it, timeouts and shutdown. Transcripts go through
 // Check(), which also replays them split at every byte boundary and one byte at a time.
+#include <stdint.h>
+
 #include <string>
 #include <vector>
 
@@ -291,21 +293,63 @@ TEST(SessionDataTest, MessageOverTheMaximumSizeIsRefused) {
   EXPECT_EQ(t.stats.messages_rejected, 1u);
 }
 
-TEST(SessionDataTest, EndlessDataStaysBounded) {
+TEST(SessionDataTest, EndlessDataStaysBoundedAndIsCut) {
   Env env;
   Driver d(env);
   d.Start();
   d.Input(absl::StrCat(kHead, "DATA\r\n"));
   d.Take();
   const std::string chunk = Filler(64 * 1024);
-  for (int i = 0; i < 64; ++i) {  // 4 MiB against a 10000-octet limit
+  int chunks = 0;
+  while (!d.session().closed() && chunks < 64) {  // up to 4 MiB against a 10000-octet limit
     d.Input(chunk);
+    ++chunks;
     ASSERT_LE(d.session().MemoryUsageForTest(), kMaxMessageSize + kMaxCommandLineOctets);
   }
-  EXPECT_EQ(d.Take(), "");
+  // Cut once StreamCutOctets (10000 + 1 MiB) octets have come: the 17th chunk crosses it.
+  EXPECT_EQ(chunks, static_cast<int>(StreamCutOctets(kMaxMessageSize) / chunk.size()) + 1);
+  EXPECT_EQ(d.Take(), std::string(kTooBigReply));
+  EXPECT_TRUE(d.out().close);
+  EXPECT_EQ(d.session().end_reason(), "too-big-stream");
+  EXPECT_EQ(d.session().stats().messages_rejected, 1u);
+  EXPECT_EQ(d.session().MemoryUsageForTest(), 0u);
   d.Input(".\r\nNOOP\r\n");
-  EXPECT_EQ(d.Take(), std::string(kTooBigReply) + std::string(kOk));
-  EXPECT_LE(d.session().MemoryUsageForTest(), kMaxCommandLineOctets);
+  EXPECT_EQ(d.Take(), "");
+}
+
+TEST(SessionDataTest, StreamCutIsHalfTheLimitOrOneMibPastIt) {
+  EXPECT_EQ(StreamCutOctets(10000), 10000u + 1024 * 1024);
+  EXPECT_EQ(StreamCutOctets(1024 * 1024), 2u * 1024 * 1024);
+  EXPECT_EQ(StreamCutOctets(26214400), 26214400u + 13107200u);
+  EXPECT_EQ(StreamCutOctets(UINT64_MAX - 5), UINT64_MAX);
+}
+
+TEST(SessionDataTest, DataWhoseEndComesWithinTheCutIsRefusedAndTheSessionGoesOn) {
+  Env env;
+  // Raw DATA octets, the final "." CR LF included: exactly the cut.
+  const uint64_t cut = StreamCutOctets(kMaxMessageSize);
+  const std::string body = Filler(cut - 3);
+  Transcript t = Check(env, absl::StrCat(kHead, "DATA\r\n", body, ".\r\nNOOP\r\n"));
+  EXPECT_EQ(t.replies,
+            HeadReplies() + std::string(k354) + std::string(kTooBigReply) + std::string(kOk));
+  EXPECT_FALSE(t.closed);
+  EXPECT_EQ(t.stats.messages_rejected, 1u);
+  EXPECT_LE(t.max_memory, kMaxMessageSize + kMaxCommandLineOctets);
+}
+
+TEST(SessionDataTest, DataWithoutItsEndWithinTheCutIs552AndClose) {
+  Env env;
+  // One octet more: the cut's octets hold no end of data. Whatever follows (here the end of the
+  // data and a command) is never read, however the input is split.
+  const uint64_t cut = StreamCutOctets(kMaxMessageSize);
+  const std::string body = Filler(cut - 2);
+  Transcript t = Check(env, absl::StrCat(kHead, "DATA\r\n", body, ".\r\nNOOP\r\n"));
+  EXPECT_EQ(t.replies, HeadReplies() + std::string(k354) + std::string(kTooBigReply));
+  EXPECT_TRUE(t.closed);
+  EXPECT_EQ(t.end_reason, "too-big-stream");
+  EXPECT_EQ(t.stats.messages_rejected, 1u);
+  EXPECT_TRUE(t.records.empty());
+  EXPECT_LE(t.max_memory, kMaxMessageSize + kMaxCommandLineOctets);
 }
 
 TEST(SessionDataTest, DataTakesNoArgumentsAndNeedsRecipients) {
@@ -499,6 +543,31 @@ TEST(SessionDataTest, BdatOverTheLimitIsReadThenRefused) {
                              std::string(kTooBigReply) + std::string(kOk));
   EXPECT_TRUE(two.records.empty());
   EXPECT_LE(two.max_memory, kMaxMessageSize + kMaxCommandLineOctets);
+}
+
+TEST(SessionDataTest, BdatAnnouncingMoreThanTheCutIs552AndCloseWithoutReadingIt) {
+  Env env;
+  const uint64_t cut = StreamCutOctets(kMaxMessageSize);
+  // Within the cut: read, then refused, and the session goes on (as above).
+  Transcript within =
+      Check(env, absl::StrCat(kHead, "BDAT 6000\r\n", Filler(6000), "BDAT ", cut - 6000,
+                              " LAST\r\n", Filler(cut - 6000), "NOOP\r\n"));
+  EXPECT_EQ(within.replies, HeadReplies() + "250 2.0.0 6000 octets received\r\n" +
+                                std::string(kTooBigReply) + std::string(kOk));
+  EXPECT_FALSE(within.closed);
+  // One octet past it, counting the chunks already taken: answered at the BDAT command.
+  Transcript past = Check(env, absl::StrCat(kHead, "BDAT 6000\r\n", Filler(6000), "BDAT ",
+                                            cut - 5999, " LAST\r\nNOOP\r\n"));
+  EXPECT_EQ(past.replies,
+            HeadReplies() + "250 2.0.0 6000 octets received\r\n" + std::string(kTooBigReply));
+  EXPECT_TRUE(past.closed);
+  EXPECT_EQ(past.end_reason, "too-big-stream");
+  EXPECT_EQ(past.stats.messages_rejected, 1u);
+  // A huge chunk out of sequence is not read either.
+  Transcript no_mail = Check(env, "EHLO c.example\r\nBDAT 9999999999999999999\r\nNOOP\r\n");
+  EXPECT_EQ(no_mail.replies, Greeting() + EhloReply() + std::string(kTooBigReply));
+  EXPECT_EQ(no_mail.end_reason, "too-big-stream");
+  EXPECT_EQ(no_mail.stats.messages_rejected, 0u);
 }
 
 TEST(SessionDataTest, BdatOutOfSequenceStillConsumesItsChunk) {

@@ -445,13 +445,54 @@ TEST(SessionTest, CommandLineMemoryStaysBoundedWhileTheLineArrives) {
   session.Start(kT0, out);
   session.OnInput("MAIL FROM:<", kT0, out);
   const std::string piece(1000, 'a');
-  for (int i = 0; i < 1000; ++i) {
+  for (int i = 0; i < 100; ++i) {  // 100 KB: below kMaxOverlongCommandOctets
     session.OnInput(piece, kT0, out);
     ASSERT_LE(session.MemoryUsageForTest(), kMaxCommandLineOctets);
   }
   EXPECT_EQ(out.replies, Greeting());  // nothing until the line ends
   session.OnInput("@b.test>\r\n", kT0, out);
   EXPECT_EQ(out.replies, Greeting() + "500 5.5.2 Error: line too long\r\n");
+}
+
+TEST(SessionTest, OverLongCommandLinesEndTheSessionOnce128KiBOfThemHaveCome) {
+  // Octets before the LF (the CR included) of over-long lines add up; normal lines do not count.
+  auto line = [](size_t before_lf) { return "NOOP " + std::string(before_lf - 6, 'x') + "\r\n"; };
+  ASSERT_EQ(line(600).size(), 601u);
+  const std::string below = line(65536) + "NOOP\r\n" + line(65535);  // 131,071 in all
+  Env env;
+  Transcript t = Check(env, below + "NOOP\r\n");
+  EXPECT_EQ(t.replies, Greeting() + Lines({"500 5.5.2 Error: line too long", "250 2.0.0 Ok",
+                                           "500 5.5.2 Error: line too long", "250 2.0.0 Ok"}));
+  EXPECT_FALSE(t.closed);
+
+  // One more over-long line, even the shortest (512 octets with its CR LF), reaches the bound:
+  // 500, 421 and close; nothing after it runs, however the input is split into reads.
+  Transcript c = Check(env, below + line(512) + "NOOP\r\n");
+  EXPECT_EQ(c.replies,
+            Greeting() + Lines({"500 5.5.2 Error: line too long", "250 2.0.0 Ok",
+                                "500 5.5.2 Error: line too long", "500 5.5.2 Error: line too long",
+                                "421 4.7.0 mx.example.test Error: line too long"}));
+  EXPECT_TRUE(c.closed);
+  EXPECT_EQ(c.end_reason, "too-long-line");
+  EXPECT_LE(c.max_memory, kMaxCommandLineOctets);
+  // A line of exactly 511 octets before its LF is not over-long and does not count.
+  Transcript ok = Check(env, below + line(511) + "NOOP\r\n");
+  EXPECT_FALSE(ok.closed);
+
+  // One endless line is cut once 128 KiB of it have come, without waiting for its LF.
+  core::QueueIdGenerator ids(0);
+  Session session(env.snapshot, env.facts, ids);
+  Output out;
+  session.Start(kT0, out);
+  const std::string piece(1024, 'a');
+  int pieces = 0;
+  while (!session.closed() && pieces < 1000) {
+    session.OnInput(piece, kT0, out);
+    ++pieces;
+  }
+  EXPECT_EQ(pieces, 128);
+  EXPECT_TRUE(out.close);
+  EXPECT_EQ(session.end_reason(), "too-long-line");
 }
 
 TEST(SessionTest, CommandsMustEndInCrlfAndHoldNoNulOrBareCr) {
