@@ -1,11 +1,11 @@
 // ringmx-queue-fill: writes a queue directory as ringmx's shards would have left it after taking
-// N messages, without a server: `DIR/queue/<shard>/<seq>.seg`, each segment kSegmentMagic and then
-// kMessage records made by core/queue's own encoder (the body as the record's tail, the CRC over
-// both), a new segment once one has reached --segment-size (64 MiB, QueueLogOptions' default, and
-// like the server the check is made before a record, so a segment ends a little past it).
-// Messages go to the shards in turn; ids are QueueIdGenerator's with times one microsecond apart.
-// For measuring restart (replay) time and the index's memory per queued message; a tool, never
-// run under ctest.
+// N messages, without a server: `DIR/queue/<shard>/<seq>.seg`, each segment its header (magic and
+// a random segment key) and then kMessage records made by core/queue's own encoder (the body as the
+// record's tail, the CRC over both), a new segment once one has reached --segment-size (64 MiB,
+// QueueLogOptions' default, and like the server the check is made before a record, so a segment
+// ends a little past it). Messages go to the shards in turn; ids are QueueIdGenerator's with times
+// one microsecond apart. For measuring restart (replay) time and the index's memory per queued
+// message; a tool, never run under ctest.
 //
 // usage: ringmx-queue-fill DIR [--messages N] [--size BYTES] [--recipients R] [--shards S]
 //                              [--segment-size BYTES]
@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,8 +67,10 @@ class ShardWriter {
     buffer_.reserve(kBufferBytes + (1 << 20));
   }
 
-  void Append(std::string_view prefix, std::string_view tail) {
+  // Appends the kMessage record of `header` with `tail`, framed with the segment's key.
+  void Append(const q::MessageHeader& header, std::string_view tail) {
     if (fd_ < 0 || size_ >= segment_size_) Rotate();
+    const std::string prefix = q::EncodeMessagePrefix(header, tail, key_);
     buffer_.append(prefix);
     buffer_.append(tail);
     size_ += prefix.size() + tail.size();
@@ -95,9 +98,15 @@ class ShardWriter {
     path_ = absl::StrCat(dir_, "/", q::SegmentFileName(++seq_));
     fd_ = open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0640);
     if (fd_ < 0) DieErrno(absl::StrCat("create ", path_));
-    buffer_.append(q::kSegmentMagic);
-    size_ = q::kSegmentMagic.size();
-    bytes_ += q::kSegmentMagic.size();
+    // A random key per segment, as the server picks one (net/queue_log.cc).
+    do {
+      key_.record_magic = static_cast<uint32_t>(random_());
+      key_.crc_mask = static_cast<uint32_t>(random_());
+    } while (!q::IsUsableSegmentKey(key_));
+    const std::string header = q::EncodeSegmentHeader(key_);
+    buffer_.append(header);
+    size_ = header.size();
+    bytes_ += header.size();
   }
 
   void Drain() {
@@ -121,6 +130,8 @@ class ShardWriter {
   uint64_t size_ = 0;
   uint64_t bytes_ = 0;
   std::string buffer_;
+  q::SegmentKey key_;
+  std::mt19937_64 random_{std::random_device{}()};
 };
 
 // A body of exactly `size` bytes that looks like mail: a few headers, then 72-column lines, CRLF.
@@ -237,7 +248,7 @@ int main(int argc, char** argv) {
     header.trace_headers = trace;
     header.fragments = 0;
     header.body_size = body.size();
-    writers[shard].Append(q::EncodeMessagePrefix(header, body), body);
+    writers[shard].Append(header, body);
   }
   uint64_t bytes = 0, segments = 0;
   for (ShardWriter& w : writers) {
