@@ -10,7 +10,7 @@
 #
 # usage: bash bench/compare.sh [BUILD_DIR | --head] [--quick] [--out FILE] [--size BYTES]
 #                              [--servers ringmx-durable,postfix,smtp-sink,ringmx-discard]
-#                              [--points TLS/CONNECTIONS/MESSAGES_PER_CONNECTION,...]
+#                              [--points TLS/CONNECTIONS/MESSAGES_PER_CONNECTION,...] [--scale K]
 #   BUILD_DIR  a release build with tools/ringmx and bench/load/ringmx-bench (build/release);
 #              configured and built (ninja -j2) if the binaries are missing
 #   --head     instead, build the committed HEAD (git archive, ninja -j2) in the temp dir
@@ -18,6 +18,7 @@
 #   --out      where the report goes besides stdout (/tmp/ringmx-compare-latest.md)
 #   --points   only these points of the matrix, in this order, e.g. none/200/20,none/1/1
 #              (TLS none|starttls; default: all 12, plain then starttls, 1/50/200 x 1/20)
+#   --scale    K times the messages of every run (default 1: 2,000-20,000 plain); the 25 s cap stays
 #   (relative paths are taken from the repository root)
 #
 # Exits 1 if any run failed (the table shows it as **ERR**), 2 on bad usage or setup.
@@ -34,7 +35,8 @@ head=0
 size=1024
 servers='ringmx-durable,postfix,smtp-sink,ringmx-discard'
 points=''
-usage() { sed -n '11,24p' "$0" | sed 's/^# \{0,1\}//'; }
+scale=1
+usage() { sed -n '11,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1 ;;
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --size) size=${2:?--size needs a number}; shift ;;
     --servers) servers=${2:?--servers needs a list}; shift ;;
     --points) points=${2:?--points needs a list}; shift ;;
+    --scale) scale=${2:?--scale needs a number}; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "compare.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) build=$1 ;;
@@ -50,6 +53,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case $out in /*) ;; *) out=$repo/$out ;; esac
+[[ $scale =~ ^[1-9][0-9]{0,2}$ ]] || { echo "compare.sh: --scale wants 1-999" >&2; exit 2; }
 IFS=, read -r -a server_list <<<"$servers"
 for s in "${server_list[@]}"; do
   case $s in ringmx-durable|postfix|smtp-sink|ringmx-discard) ;;
@@ -87,6 +91,7 @@ total_for() {  # TLS CONNECTIONS MESSAGES_PER_CONNECTION -> --total-messages
     *) n=10000 ;;
   esac
   [ "$quick" = 1 ] && n=$((n / 10))
+  n=$((n * scale))
   echo "$n"
 }
 

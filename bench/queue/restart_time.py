@@ -3,12 +3,13 @@
 "ringmx ready" when its spool holds N queued messages, and what the index costs in memory.
 
   python3 bench/queue/restart_time.py BUILD_DIR [--messages 1000000] [--size 1024]
-      [--recipients 2] [--dir DIR] [--warm 2] [--keep]
+      [--recipients 2] [--dir DIR] [--cold 1] [--warm 2] [--keep]
 
 Writes DIR (default: a new directory under $TMPDIR or /tmp) with BUILD_DIR's
 bench/queue/ringmx-queue-fill (as many shards as the server will run: workers = 0, one per CPU),
-then starts BUILD_DIR's tools/ringmx on it: once cold (after `sync` and
-`echo 3 > /proc/sys/vm/drop_caches`, if this process may; the report says whether it could), then
+then starts BUILD_DIR's tools/ringmx on it: --cold times cold (after `sync` and
+`echo 3 > /proc/sys/vm/drop_caches`, if this process may; the report says whether it could, and
+the page cache left afterwards: the whole machine's, so other users' files count too), then
 --warm times with the segments in the page cache. Each start is bounded (300 s to ready, 60 s to
 stop); the server listens on 127.0.0.1:0 only and is stopped with SIGTERM after its stats were
 read. The same server on an empty spool gives the baseline RSS. Times come from the log lines'
@@ -48,6 +49,14 @@ def drop_caches():
     except OSError as e:
         print(f"restart_time: drop_caches failed: {e}", file=sys.stderr)
         return False
+
+
+def cached_mib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Cached:"):
+                return int(line.split()[1]) // 1024
+    return -1
 
 
 def proc_status(pid):
@@ -123,6 +132,7 @@ file = "{log}"
         result["replayed"] = replayed
         time.sleep(0.2)  # the shards publish their counters after their first batch
         result.update(proc_status(proc.pid))
+        result["load"] = " ".join(open("/proc/loadavg").read().split()[:3])
         result["stats"] = ctl_stats(ringmx, sock)
         result["ok"] = "ready_s" in result
         return result
@@ -144,6 +154,7 @@ def main():
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--recipients", type=int, default=2)
     ap.add_argument("--dir")
+    ap.add_argument("--cold", type=int, default=1)
     ap.add_argument("--warm", type=int, default=2)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
@@ -180,19 +191,22 @@ def main():
         runs = []
         os.makedirs(empty, exist_ok=True)
         runs.append(("empty", None, serve_once(ringmx, base, empty, "empty")))
-        dropped = drop_caches()
-        runs.append(("cold" if dropped else "cold (drop_caches FAILED: page cache warm)", dropped,
-                     serve_once(ringmx, base, spool, "cold")))
+        for i in range(a.cold):
+            dropped = drop_caches()
+            cached = cached_mib()
+            name = f"cold {i + 1} (page cache {cached} MiB)" if dropped else \
+                f"cold {i + 1} (drop_caches FAILED: page cache warm)"
+            runs.append((name, dropped, serve_once(ringmx, base, spool, f"cold{i + 1}")))
         for i in range(a.warm):
             runs.append((f"warm {i + 1}", None, serve_once(ringmx, base, spool, f"warm{i + 1}")))
         base_rss = runs[0][2].get("VmRSS")
         report.append("")
         report.append("| start | spool | exec to ready s | replay per shard (s from exec) | "
                       "queue_messages | RSS MiB | peak RSS MiB | RSS - empty, bytes/message | "
-                      "load average after |")
+                      "load average at ready |")
         report.append("|---|---|---:|---|---:|---:|---:|---:|---|")
         for name, _, res in runs:
-            load = " ".join(open("/proc/loadavg").read().split()[:3])
+            load = res.get("load", " ".join(open("/proc/loadavg").read().split()[:3]))
             if not res["ok"]:
                 report.append(f"| {name} | - | **{res.get('error', 'failed')}** | | | | | | {load} |")
                 continue
