@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -801,6 +802,15 @@ void QueueLog::FinishGroup(absl::Status status) {
     // a new segment.
     active_broken_ = true;
     ++counters_.failed_groups;
+    // Give back the space the failed range took (a write that ran out of space may have filled
+    // the disk with the part it did write, and the mail that still fits must find that room).
+    // Synchronous, on a failure path only; the tombstones below cover a truncation that does not
+    // reach the disk before a crash.
+    if (active_fd_ >= 0 && ftruncate(active_fd_, static_cast<off_t>(active_size_)) != 0) {
+      core::LogWarning(absl::StrCat(options_.name, " queue: cannot cut the failed range off ",
+                                    directory_, "/", q::SegmentFileName(active_seq_), ": ",
+                                    strerror(errno)));
+    }
     core::LogError(absl::StrCat(options_.name, " queue: group of ", done.size(),
                                 " records failed: ", status.message()));
     // A failed sync does not mean the bytes never reach the disk: a message refused here could
