@@ -25,4 +25,11 @@ struct SpoolRecord {
   uint32_t fragments = 0;
 };
 
+// A piece of a message body handed to the store while the client still sends (streaming).
+struct SpoolFragment {
+  std::string id;      // the message's queue id
+  uint32_t index = 0;  // 0, 1, ... in order
+  std::string bytes;
+};
+
 }  // namespace ringmx::core

@@ -34,6 +34,14 @@ constexpr size_t kMaxQueuedOutputBytes = 256 * 1024;
 // session holds pipelined input during a delivery); a client that sends more without reading is
 // dropped.
 constexpr size_t kMaxHeldInputBytes = 256 * 1024;
+// The same while the session waits for the store (a message streaming in faster than the disk
+// takes it): the sender is legitimate, and what its receives completed before the cancel landed
+// is held. That is bounded by the shard's receive buffers (all of them, 8 MiB, for the whole
+// shard, in one batch; nothing more is read until the held input is used up), so this bound
+// only guards against a mistake.
+constexpr size_t kMaxHeldInputWhileStoringBytes = 16 * 1024 * 1024;
+// The most client input handed to the session per call (DeliverInput).
+constexpr size_t kSessionSliceBytes = 64 * 1024;
 // Client input read (and dropped) after the session has ended. Within this the linger reads on
 // until the client's EOF, so that our last reply is not destroyed by a RST. A client that sends
 // more (a DATA stream cut at the size limit, a 100 KB command line) is not read any further: the
@@ -110,13 +118,22 @@ void Connection::ArmRecv() {
   if (transport_ == Transport::kKernelTls) {
     // recvmsg, so that the kernel can say which kind of record the bytes come from.
     io_uring_prep_recvmsg_multishot(sqe, fd_, &ktls_->recv_msg, 0);
+    recv_single_shot_ = false;
+  } else if (!session_.streaming_id().empty()) {
+    // A message is streaming in (Session::streaming_id): one receive at a time, re-armed only
+    // when the session can take more, so that a fast sender is held back by TCP rather than by
+    // input piling up here while the store writes.
+    io_uring_prep_recv(sqe, fd_, nullptr, 0, 0);
+    recv_single_shot_ = true;
   } else {
     io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+    recv_single_shot_ = false;
   }
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = shard_.buffers().group_id();
   recv_armed_ = true;
   recv_rearm_ = false;
+  recv_switch_sent_ = false;
 }
 
 void Connection::OnRecv(const io_uring_cqe& cqe) {
@@ -180,6 +197,9 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
     if (!done_) recv_rearm_ = true;
   } else if (cqe.res == -ECANCELED && recv_paused_) {
     // Our own cancel: the client's replies backed up (Flush re-arms once they drain).
+  } else if (cqe.res == -ECANCELED && recv_switch_sent_) {
+    // Our own cancel: a message started streaming in; re-armed one receive at a time.
+    if (!done_) recv_rearm_ = true;
   } else if (cqe.res == -ECANCELED && closing_read_stopped_) {
     // Our own cancel: the client kept sending after the end (DropClosingInput). The linger ends
     // the connection.
@@ -232,6 +252,15 @@ void Connection::AfterSession() {
     // from here on everything read is the client's handshake.
     BeginTls(shard_.BatchNow());
   }
+  // The store, in the order the session produced these (Output).
+  for (const std::string& id : out_.abort_streams) shard_.spool().Abort(id);
+  out_.abort_streams.clear();
+  if (out_.fragment.has_value()) {
+    fragment_inflight_ = true;
+    core::SpoolFragment& fragment = *out_.fragment;
+    shard_.spool().SubmitFragment(fragment.id, fragment.index, std::move(fragment.bytes), this);
+    out_.fragment.reset();
+  }
   if (out_.deliver.has_value()) {
     spool_inflight_ = true;
     shard_.spool().Submit(std::move(*out_.deliver), this);
@@ -260,6 +289,27 @@ void Connection::OnStored(const absl::Status& result) {
     AfterSession();
   }
   MarkDirty();
+}
+
+void Connection::OnFragmentStored(const absl::Status& result) {
+  fragment_inflight_ = false;
+  if (!result.ok()) {
+    ShardCounters::Add(shard_.mutable_counters().store_errors, 1);
+    core::LogError(absl::StrCat("shard=", shard_.index(), " spool error: ", result.ToString()));
+  }
+  if (!done_) {
+    session_.OnFragmentStored(result, shard_.BatchNow(), out_);
+    AfterSession();
+  }
+  MarkDirty();  // Flush() resumes reading if the session can take input again
+}
+
+void Connection::AbandonStoreStream() {
+  // Torn down mid-message without the session closing: the store drops what it holds of it
+  // (and will not call us about it any more).
+  const std::string_view id = session_.streaming_id();
+  if (!id.empty()) shard_.spool().Abort(id);
+  fragment_inflight_ = false;
 }
 
 void Connection::SendWire() {
@@ -387,8 +437,7 @@ void Connection::CompleteKernelTls(absl::Time now) {
     FinishHandshake(now, /*kernel=*/false);
     if (done_ || closing_) return;
     if (keys.ok() && !keys->pending_plaintext.empty()) {
-      session_.OnInput(keys->pending_plaintext, now, out_);
-      AfterSession();
+      DeliverInput(keys->pending_plaintext, now);
     } else if (!keys.ok()) {
       OnCiphertext(std::string_view(), now);  // what the export read is returned now
     }
@@ -407,10 +456,7 @@ void Connection::CompleteKernelTls(absl::Time now) {
   transport_ = Transport::kKernelTls;
   FinishHandshake(now, /*kernel=*/true);
   tls_.reset();  // the kernel has the keys; OpenSSL's session is no longer needed
-  if (!pending.empty() && !done_ && !closing_) {
-    session_.OnInput(pending, now, out_);
-    AfterSession();
-  }
+  if (!pending.empty() && !done_ && !closing_) DeliverInput(pending, now);
   if (peer_closed && !done_) {
     if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
     done_ = true;
@@ -425,8 +471,7 @@ void Connection::OnKernelRecord(uint8_t record_type, std::string_view payload, a
       tls::ClassifyKtlsRecord(k.keys.tls_version, record_type, payload);
   switch (decision.action) {
     case tls::KtlsRecordDecision::Action::kSessionData:
-      session_.OnInput(payload, now, out_);
-      AfterSession();
+      DeliverInput(payload, now);  // held, not handed over, while reading is paused
       return;
     case tls::KtlsRecordDecision::Action::kPeerClosed:
       // close_notify: the client is gone. A message in progress is dropped with the session.
@@ -581,7 +626,10 @@ size_t Connection::QueuedOutput() const { return wire_.size() + (sending_.size()
 void Connection::PauseIfBackedUp() {
   const bool reading = transport_ == Transport::kPlain || transport_ == Transport::kTls ||
                        transport_ == Transport::kKernelTls;
-  if (recv_paused_ || done_ || !reading || QueuedOutput() <= kMaxQueuedOutputBytes) return;
+  if (recv_paused_ || done_ || !reading) return;
+  // A client whose replies back up, or a session that cannot take more input now (a message
+  // streaming in faster than the store writes it).
+  if (QueuedOutput() <= kMaxQueuedOutputBytes && !session_.input_blocked()) return;
   // If the receive is not armed (it ended, e.g. ENOBUFS), it is simply not re-armed.
   if (recv_armed_) {
     io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
@@ -592,19 +640,45 @@ void Connection::PauseIfBackedUp() {
 
 void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
   if (recv_paused_) {
-    // Read before the cancel landed: held, not answered, so the output stays bounded.
-    if (held_input_.size() + bytes.size() > kMaxHeldInputBytes) {
-      if (end_reason_.empty() && !session_.closed()) end_reason_ = "not-reading";
-      done_ = true;
-      MarkDirty();
-      return;
-    }
-    held_input_.append(bytes);
+    HoldInput(bytes);
     return;
   }
-  session_.OnInput(bytes, now, out_);
-  AfterSession();
+  // In slices: a session that starts waiting for the store (a delivery, or a piece of a message
+  // streaming in) buffers at most one slice; the rest waits here and reading pauses.
+  while (!bytes.empty() && !done_ && !session_.closed()) {
+    if (session_.input_blocked()) {
+      HoldInput(bytes);
+      break;
+    }
+    const size_t n = std::min(bytes.size(), kSessionSliceBytes);
+    session_.OnInput(bytes.substr(0, n), now, out_);
+    AfterSession();
+    bytes.remove_prefix(n);
+  }
+  // A message started streaming in: end the multishot receive, so that it is re-armed one
+  // receive at a time (ArmRecv).
+  if (recv_armed_ && !recv_single_shot_ && !recv_switch_sent_ && !done_ &&
+      (transport_ == Transport::kPlain || transport_ == Transport::kTls) &&
+      !session_.streaming_id().empty()) {
+    io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
+    io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
+    recv_switch_sent_ = true;
+  }
   PauseIfBackedUp();
+}
+
+void Connection::HoldInput(std::string_view bytes) {
+  // Read before the cancel landed (or while the session waits): held, not answered, so memory
+  // and output stay bounded.
+  const size_t max_held =
+      session_.input_blocked() ? kMaxHeldInputWhileStoringBytes : kMaxHeldInputBytes;
+  if (held_input_.size() + bytes.size() > max_held) {
+    if (end_reason_.empty() && !session_.closed()) end_reason_ = "not-reading";
+    done_ = true;
+    MarkDirty();
+    return;
+  }
+  held_input_.append(bytes);
 }
 
 void Connection::DropClosingInput(size_t bytes) {
@@ -642,7 +716,8 @@ void Connection::Flush(absl::Time now) {
     }
     // Backpressure: a client that does not read its replies is not read either.
     PauseIfBackedUp();
-    if (recv_paused_ && !recv_armed_ && !closing_ && QueuedOutput() <= kMaxQueuedOutputBytes / 2) {
+    if (recv_paused_ && !recv_armed_ && !closing_ && QueuedOutput() <= kMaxQueuedOutputBytes / 2 &&
+        !session_.input_blocked()) {
       recv_paused_ = false;
       recv_rearm_ = true;
       if (!held_input_.empty()) {
@@ -674,6 +749,7 @@ void Connection::Flush(absl::Time now) {
     }
   }
   if (done_) {
+    if (fragment_inflight_ || !session_.streaming_id().empty()) AbandonStoreStream();
     if (recv_armed_ && !cancel_sent_) {
       io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
       io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);

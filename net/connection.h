@@ -25,7 +25,7 @@ namespace ringmx::net {
 class Shard;
 
 // Shard-local. Created by its Shard on accept, destroyed by the Shard once Finished().
-class Connection final : public SpoolWaiter {
+class Connection final : public SpoolWaiter, public FragmentWaiter {
  public:
   // `listener_index` is the index of `facts.listener` in the runtime's config.
   Connection(Shard& shard, int fd, const Runtime& runtime, size_t listener_index,
@@ -52,6 +52,8 @@ class Connection final : public SpoolWaiter {
   bool Finished() const;
 
   void OnStored(const absl::Status& result) override;
+  // FragmentWaiter: a piece of the message streaming in is stored (or failed).
+  void OnFragmentStored(const absl::Status& result) override;
 
   // Bookkeeping used by the Shard.
   bool dirty_ = false;
@@ -102,6 +104,12 @@ class Connection final : public SpoolWaiter {
   void DropClosingInput(size_t bytes);
   // Replies not yet taken by the kernel.
   size_t QueuedOutput() const;
+  // Keeps client input for later (reading is paused or about to be); closes a client that sends
+  // past the bound ("not-reading").
+  void HoldInput(std::string_view bytes);
+  // Tells the store to drop the pieces of a message that was streaming in when the connection
+  // ended without the session closing it.
+  void AbandonStoreStream();
   // Stops reading a client whose replies back up (kMaxQueuedOutputBytes).
   void PauseIfBackedUp();
   void LogEnd(absl::Time now);
@@ -148,6 +156,13 @@ class Connection final : public SpoolWaiter {
   bool recv_rearm_ = false;  // the multishot recv ended (e.g. ENOBUFS) and must be re-armed
   bool send_inflight_ = false;
   bool spool_inflight_ = false;  // a message is with the spool; OnStored() clears it
+  // A piece of a message streaming in is with the store; OnFragmentStored() clears it (or
+  // AbandonStoreStream(): after Spool::Abort() the store does not call back).
+  bool fragment_inflight_ = false;
+  // The armed receive is a single-shot one (a message is streaming in; see ArmRecv()).
+  bool recv_single_shot_ = false;
+  // The multishot receive was cancelled to switch to single-shot receives.
+  bool recv_switch_sent_ = false;
   bool cancel_sent_ = false;
   // The session asked to close: flush replies, send FIN, then wait for the client's EOF.
   bool closing_ = false;

@@ -45,6 +45,11 @@ constexpr uint64_t StreamCutOctets(uint64_t max_message_size) {
   return max_message_size > UINT64_MAX - slack ? UINT64_MAX : max_message_size + slack;
 }
 
+// The body buffer of a message being received: when it is full the session hands it to the store
+// (a fragment) and goes on with the next one, so a session holds at most two of these (one being
+// written, one filling) whatever the message size (DESIGN.md section 6).
+inline constexpr size_t kStreamChunkBytes = 256 * 1024;
+
 // Client input held while a delivery is outstanding (the client may pipeline after the end of a
 // message). Beyond this the session answers the outstanding message, then 421 and closes.
 inline constexpr size_t kMaxPendingInputBytes = 256 * 1024;

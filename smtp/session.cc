@@ -104,6 +104,20 @@ std::string_view DecoderErrorReply(DataDecoder::Error error) {
   return "451 4.3.0 Error: internal state";  // not reached
 }
 
+// The size the client announced with MAIL FROM SIZE= (RFC 1870), 0 if none or unreadable.
+uint64_t AnnouncedSize(const Envelope& envelope) {
+  for (const MailParam& param : envelope.mail_params) {
+    if (!EqualsIgnoreCase(param.keyword, "SIZE") || !param.has_value) continue;
+    uint64_t size = 0;
+    for (char c : param.value) {
+      if (c < '0' || c > '9' || size > (UINT64_MAX - 9) / 10) return 0;
+      size = size * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return size;
+  }
+  return 0;
+}
+
 }  // namespace
 
 struct Session::State {
@@ -151,6 +165,15 @@ struct Session::State {
   // Input that arrived while a delivery was outstanding. Invariant: size() <=
   // kMaxPendingInputBytes; non-empty only while awaiting_delivery.
   std::string pending;
+  // Streaming (Output::fragment). `stream_id` is minted with the first piece; `fragments` pieces
+  // have been handed over in this transaction. While `fragment_outstanding` the store has not
+  // answered the last one; `stream_failed`: it answered with an error (the message gets 452).
+  std::string stream_id;
+  uint32_t fragments = 0;
+  bool fragment_outstanding = false;
+  bool stream_failed = false;
+  // The data ended while a piece was outstanding: Deliver() once it is stored.
+  bool deliver_after_fragment = false;
   // Id and size of the outstanding delivery; OnDelivered() answers with them.
   std::string outstanding_id;
   uint64_t outstanding_size = 0;
@@ -161,13 +184,26 @@ Session::Session(std::shared_ptr<const core::Snapshot> snapshot, policy::Connect
     : snapshot_(std::move(snapshot)),
       facts_(std::move(facts)),
       ids_(ids),
-      state_(std::make_unique<State>()) {}
+      state_(std::make_unique<State>()) {
+  state_->decoder.set_buffer_limit(kStreamChunkBytes);
+}
 
 Session::~Session() = default;
 
 std::string_view Session::helo() const { return state_->helo; }
 
 bool Session::delivery_outstanding() const { return state_->awaiting_delivery; }
+
+bool Session::input_blocked() const {
+  const State& s = *state_;
+  if (s.awaiting_delivery || s.deliver_after_fragment) return true;
+  // The body buffer is full and its predecessor not stored yet.
+  const bool receiving = s.mode == Mode::kData ||
+                         (s.mode == Mode::kChunk && s.chunk_disposition == Disposition::kStore);
+  return receiving && s.fragment_outstanding && s.decoder.StreamRoom() == 0;
+}
+
+std::string_view Session::streaming_id() const { return state_->stream_id; }
 
 bool Session::tls_handshake_pending() const { return state_->tls_pending; }
 
@@ -199,6 +235,7 @@ void Session::Close(Output& out, std::string_view reason) {
   s.in_mail = false;
   s.envelope.Clear();
   s.decoder.Clear();
+  AbandonStream(out);
   std::string().swap(s.line);
   std::string().swap(s.pending);
 }
@@ -222,7 +259,7 @@ void Session::OnInput(std::string_view input, absl::Time now, Output& out) {
     Close(out, "early-talk");
     return;
   }
-  if (s.awaiting_delivery) {
+  if (input_blocked()) {
     BufferPending(input);
     return;
   }
@@ -243,7 +280,7 @@ void Session::OnTlsEstablished(const core::TlsFacts& facts, absl::Time now, Outp
   // the connection's, not the protocol state's, and carries over.
   s.hello = Hello::kNone;
   s.helo.clear();
-  ResetTransaction();
+  ResetTransaction(out);
   s.mode = Mode::kCommand;
   s.discarding_line = false;
   s.discarded_line_octets = 0;
@@ -274,6 +311,28 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
   }
   s.outstanding_id.clear();
   s.outstanding_size = 0;
+  ResumeInput(now, out);
+  // After a shutdown request the message just answered is not followed by an unsolicited 421:
+  // the client may already be sending its next command, and closing under it could lose the
+  // 250 to a reset. That command gets the 421.
+}
+
+void Session::OnFragmentStored(const absl::Status& result, absl::Time now, Output& out) {
+  State& s = *state_;
+  if (closed_ || !s.fragment_outstanding) return;
+  s.fragment_outstanding = false;
+  if (!result.ok()) s.stream_failed = true;  // answered 452 at the end of the data
+  if (s.deliver_after_fragment) {
+    s.deliver_after_fragment = false;
+    deadline_ = now + snapshot_->config.timeouts.idle;
+    FinishMessage(now, out);
+  }
+  ResumeInput(now, out);
+}
+
+void Session::ResumeInput(absl::Time now, Output& out) {
+  State& s = *state_;
+  if (closed_ || input_blocked()) return;
   if (s.pending_overflow) {
     absl::StrAppend(&out.replies, "421 4.7.0 ", snapshot_->config.hostname,
                     " Error: too much pipelined input\r\n");
@@ -285,14 +344,12 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
     input.swap(s.pending);
     const size_t n = Process(input, now, out);
     if (!closed_ && !s.tls_pending && n < input.size()) {
-      // Another delivery started: keep the rest (it was within the bound already).
+      // Blocked again (another delivery, or a full buffer): keep the rest (it was within the
+      // bound already).
       input.erase(0, n);
       s.pending.swap(input);
     }
   }
-  // After a shutdown request the message just answered is not followed by an unsolicited 421:
-  // the client may already be sending its next command, and closing under it could lose the
-  // 250 to a reset. That command gets the 421.
 }
 
 void Session::OnTimeout(absl::Time now, Output& out) {
@@ -341,7 +398,7 @@ void Session::BufferPending(std::string_view input) {
 size_t Session::Process(std::string_view input, absl::Time now, Output& out) {
   size_t pos = 0;
   // Each Consume* call takes at least one octet, so this loop ends.
-  while (pos < input.size() && !closed_ && !state_->awaiting_delivery && !state_->tls_pending) {
+  while (pos < input.size() && !closed_ && !input_blocked() && !state_->tls_pending) {
     const std::string_view rest = input.substr(pos);
     switch (state_->mode) {
       case Mode::kCommand:
@@ -487,7 +544,7 @@ void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
         ReplyError(out, "501 5.5.4 Syntax: RSET");
         break;
       }
-      ResetTransaction();
+      ResetTransaction(out);
       Reply(out, "250 2.0.0 Ok");
       break;
     case Verb::kNoop:  // RFC 5321 section 4.1.1.9: an argument is allowed and ignored
@@ -532,7 +589,7 @@ void Session::DoHello(bool ehlo, std::string_view args, Output& out) {
     return;
   }
   // RFC 5321 section 4.1.4: EHLO/HELO mid-transaction resets it.
-  ResetTransaction();
+  ResetTransaction(out);
   s.hello = ehlo ? Hello::kEhlo : Hello::kHelo;
   s.helo.assign(args);
   const std::string& host = snapshot_->config.hostname;
@@ -567,7 +624,7 @@ void Session::DoStartTls(std::string_view args, absl::Time /*now*/, Output& out)
   // STARTTLS inside a transaction is accepted and the transaction dropped, as Postfix does: RFC
   // 3207 section 4.2 resets the session after the handshake anyway, so nothing of it could be
   // used, and refusing would only keep a confused client in plaintext.
-  ResetTransaction();
+  ResetTransaction(out);
   Reply(out, "220 2.0.0 Ready to start TLS");
   out.start_tls = true;
   // From here every octet is dropped until the handshake ends, including the rest of this input
@@ -736,7 +793,8 @@ void Session::DoData(std::string_view args, absl::Time now, Output& out) {
   }
   Reply(out, "354 End data with <CR><LF>.<CR><LF>");
   s.mode = Mode::kData;
-  s.decoder.Begin(DataDecoder::Mode::kDotStuffed, snapshot_->config.policy.max_message_size);
+  s.decoder.Begin(DataDecoder::Mode::kDotStuffed, snapshot_->config.policy.max_message_size,
+                  AnnouncedSize(s.envelope));
   s.data_octets = 0;
   s.rejection_counted = false;
   deadline_ = now + snapshot_->config.timeouts.data;  // the whole transfer, not per read
@@ -787,7 +845,7 @@ void Session::DoBdat(std::string_view args, absl::Time now, Output& out) {
     if (!s.bdat_used) {
       s.bdat_used = true;
       s.rejection_counted = false;
-      s.decoder.Begin(DataDecoder::Mode::kChunked, max_size);
+      s.decoder.Begin(DataDecoder::Mode::kChunked, max_size, AnnouncedSize(s.envelope));
     }
     // RFC 3030 section 2: a chunk that would exceed the limit is still read, then refused.
     if (s.decoder.error() == DataDecoder::Error::kNone &&
@@ -804,8 +862,12 @@ void Session::DoBdat(std::string_view args, absl::Time now, Output& out) {
 
 size_t Session::ConsumeChunk(std::string_view input, absl::Time now, Output& out) {
   State& s = *state_;
-  const size_t n = static_cast<size_t>(std::min<uint64_t>(s.chunk_remaining, input.size()));
-  if (s.chunk_disposition == Disposition::kStore) s.decoder.Consume(input.substr(0, n));
+  size_t n = static_cast<size_t>(std::min<uint64_t>(s.chunk_remaining, input.size()));
+  if (s.chunk_disposition == Disposition::kStore) {
+    if (!MakeRoom(now, out)) return 0;  // input_blocked(): Process() stops
+    n = std::min(n, s.decoder.StreamRoom());
+    s.decoder.Consume(input.substr(0, n));
+  }
   s.chunk_remaining -= n;
   if (s.chunk_remaining == 0) CompleteChunk(now, out);
   return n;
@@ -837,11 +899,11 @@ void Session::CompleteChunk(absl::Time now, Output& out) {
       ++stats_.messages_rejected;
       s.rejection_counted = true;
     }
-    if (s.chunk_last) ResetTransaction();
+    if (s.chunk_last) ResetTransaction(out);
     return;
   }
   if (s.chunk_last) {
-    Deliver(now, out);
+    FinishMessage(now, out);
     return;
   }
   absl::StrAppend(&out.replies, "250 2.0.0 ", s.chunk_size, " octets received\r\n");
@@ -852,8 +914,10 @@ size_t Session::ConsumeData(std::string_view input, absl::Time now, Output& out)
   const uint64_t cut = StreamCutOctets(snapshot_->config.policy.max_message_size);
   // Never more than the cut: whether the end of the data comes within it must not depend on how
   // the input was split into reads. Invariant: data_octets < cut while in kData.
-  const std::string_view part =
-      input.substr(0, static_cast<size_t>(std::min<uint64_t>(input.size(), cut - s.data_octets)));
+  if (!MakeRoom(now, out)) return 0;  // input_blocked(): Process() stops
+  const std::string_view part = input.substr(
+      0, static_cast<size_t>(
+             std::min<uint64_t>({input.size(), cut - s.data_octets, s.decoder.StreamRoom()})));
   const size_t n = s.decoder.Consume(part);
   s.data_octets += n;
   if (s.decoder.done()) {
@@ -879,21 +943,75 @@ void Session::EndOfData(absl::Time now, Output& out) {
     RejectMessage(out);
     return;
   }
+  FinishMessage(now, out);
+}
+
+void Session::FinishMessage(absl::Time now, Output& out) {
+  State& s = *state_;
+  if (s.fragment_outstanding) {
+    // The last piece handed over is not stored yet: the message goes once it is.
+    s.deliver_after_fragment = true;
+    deadline_ = absl::InfiniteFuture();  // the store answers; the client is not on the clock
+    return;
+  }
+  if (s.stream_failed) {
+    Reply(out, "452 4.3.1 Insufficient system storage");
+    ++stats_.messages_rejected;
+    ResetTransaction(out);  // aborts the stream
+    return;
+  }
   Deliver(now, out);
+}
+
+bool Session::MakeRoom(absl::Time now, Output& out) {
+  State& s = *state_;
+  if (s.decoder.StreamRoom() > 0) return true;
+  if (s.stream_failed) {
+    s.decoder.TakeChunk();  // the store failed: the rest of the data is read and dropped
+    return true;
+  }
+  if (s.fragment_outstanding) return false;
+  EmitFragment(now, out);
+  return true;
+}
+
+void Session::EmitFragment(absl::Time now, Output& out) {
+  State& s = *state_;
+  if (s.stream_id.empty()) s.stream_id = ids_.Next(now);
+  core::SpoolFragment fragment;
+  fragment.id = s.stream_id;
+  fragment.index = s.fragments++;
+  fragment.bytes = s.decoder.TakeChunk();
+  out.fragment = std::move(fragment);
+  s.fragment_outstanding = true;
+}
+
+void Session::AbandonStream(Output& out) {
+  State& s = *state_;
+  if (!s.stream_id.empty()) out.abort_streams.push_back(std::move(s.stream_id));
+  s.stream_id.clear();
+  s.fragments = 0;
+  s.fragment_outstanding = false;
+  s.stream_failed = false;
+  s.deliver_after_fragment = false;
 }
 
 void Session::RejectMessage(Output& out) {
   State& s = *state_;
   Reply(out, DecoderErrorReply(s.decoder.error()));
   if (!s.rejection_counted) ++stats_.messages_rejected;
-  ResetTransaction();
+  ResetTransaction(out);
 }
 
 void Session::Deliver(absl::Time now, Output& out) {
   State& s = *state_;
   core::SpoolRecord record;
-  record.id = ids_.Next(now);
+  const uint64_t size = s.decoder.size();  // every piece, the ones already stored included
+  record.id = s.stream_id.empty() ? ids_.Next(now) : std::move(s.stream_id);
+  record.fragments = s.fragments;
   record.body = s.decoder.TakeBody();
+  s.stream_id.clear();  // the record carries the stream now: nothing to abort
+  s.fragments = 0;
   TraceContext context;
   context.id = record.id;
   context.received_at = now;
@@ -901,22 +1019,23 @@ void Session::Deliver(absl::Time now, Output& out) {
   context.helo = s.helo;
   context.ehlo = s.hello == Hello::kEhlo;
   context.facts = &facts_;
-  context.size = record.body.size();
+  context.size = size;
   record.trace_headers = BuildReceivedHeader(s.envelope, context);
   record.envelope_json = BuildEnvelopeJson(s.envelope, context);
   record.sender = std::move(s.envelope.mail_from);  // the envelope is cleared below
   record.recipients = std::move(s.envelope.rcpt_to);
   record.received_unix_us = absl::ToUnixMicros(now);
   s.outstanding_id = record.id;
-  s.outstanding_size = record.body.size();
+  s.outstanding_size = size;
   out.deliver = std::move(record);
   s.awaiting_delivery = true;
   deadline_ = absl::InfiniteFuture();  // the store answers; the client is not on the clock
-  ResetTransaction();
+  ResetTransaction(out);
 }
 
-void Session::ResetTransaction() {
+void Session::ResetTransaction(Output& out) {
   State& s = *state_;
+  AbandonStream(out);
   s.in_mail = false;
   s.envelope.Clear();
   s.recipient_overshoot = 0;

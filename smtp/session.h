@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -24,13 +25,23 @@
 namespace ringmx::smtp {
 
 // What the driver must do after a call into a Session. Calls append; the driver executes and then
-// calls Clear(). Order of execution: deliver (if set), send `replies` (one write), then start TLS
-// or close. `deliver` and `start_tls` are never set by the same call.
+// calls Clear(). Order of execution: abort_streams, fragment, deliver (if set), send `replies` (one
+// write), then start TLS or close. `deliver` and `start_tls` are never set by the same call.
 struct Output {
   // Wire bytes of every reply produced by the call(s), in command order (RFC 2920).
   std::string replies;
-  // A message to store. The session waits (buffering any further input) until the driver calls
-  // OnDelivered() with the store's result; at most one is outstanding.
+  // Streamed messages whose pieces were handed over (`fragment`) and that ended without a
+  // message (refused after the data, RSET, a store error, the session closing): the driver tells
+  // the store (Spool::Abort) before anything else of this Output.
+  std::vector<std::string> abort_streams;
+  // A piece of the message being received (at most kStreamChunkBytes), to store now. At most one
+  // is outstanding: the session hands over the next piece, or the final `deliver`, only after the
+  // driver's OnFragmentStored(); while its next buffer is full it waits, buffering input, and
+  // input_blocked() tells the driver to stop reading.
+  std::optional<core::SpoolFragment> fragment;
+  // A message to store (with `fragments` > 0 its body is only the rest after the fragments). The
+  // session waits (buffering any further input) until the driver calls OnDelivered() with the
+  // store's result; at most one is outstanding.
   std::optional<core::SpoolRecord> deliver;
   // Close the connection once `replies` has been sent.
   bool close = false;
@@ -43,6 +54,8 @@ struct Output {
 
   void Clear() {
     replies.clear();
+    abort_streams.clear();
+    fragment.reset();
     deliver.reset();
     close = false;
     start_tls = false;
@@ -100,6 +113,21 @@ class Session {
   // buffered input is processed, which may set a new `deliver` in `out`.
   void OnDelivered(const absl::Status& result, absl::Time now, Output& out);
 
+  // The store's answer for the outstanding `fragment`. OK: the next piece (or the message) may
+  // go; buffered input is processed. An error: the message will be answered "452 4.3.1" at its
+  // end (its data is still read, to stay in step with the client) and its stream aborted.
+  void OnFragmentStored(const absl::Status& result, absl::Time now, Output& out);
+
+  // True while the session cannot take input now (a delivery or a stored piece is awaited and
+  // nothing more fits): input given to OnInput() meanwhile is buffered, up to
+  // kMaxPendingInputBytes; the driver should stop reading the client until this turns false.
+  bool input_blocked() const;
+
+  // The id of a message whose pieces were handed to the store and that has neither been handed
+  // over whole (`deliver`) nor aborted: a driver that tears the connection down without closing
+  // the session calls Spool::Abort() with it. "" if none.
+  std::string_view streaming_id() const;
+
   // The driver calls this when now >= deadline(): "421 4.4.2" and close; a message in progress is
   // dropped. During a STARTTLS handshake the close is silent (no plaintext reply can be read).
   // A call with now < deadline() (a stale timer: the deadline moved since it was armed) does
@@ -135,9 +163,10 @@ class Session {
   // True between a `start_tls` and the OnTlsEstablished()/OnTlsFailed() that ends the handshake.
   bool tls_handshake_pending() const;
 
-  // Heap bytes held for client input (partial command line, message body, input buffered during
-  // a delivery). Bounded by 512 + max_message_size + 256 KiB (smtp/limits.h) whatever the client
-  // sends; tests assert it.
+  // Heap bytes held for client input (partial command line, the message body buffer, input
+  // buffered during a delivery). Bounded by 512 + kStreamChunkBytes + kMaxPendingInputBytes
+  // (smtp/limits.h) whatever the client sends and whatever the message size: pieces handed over
+  // as `fragment` are the driver's. Tests assert it.
   size_t MemoryUsageForTest() const;
 
  private:
@@ -161,6 +190,18 @@ class Session {
   void CompleteChunk(absl::Time now, Output& out);
   void EndOfData(absl::Time now, Output& out);
   void Deliver(absl::Time now, Output& out);
+  // The end of a message's data without a decoder error: Deliver(), or wait for the outstanding
+  // piece, or 452 after a store error.
+  void FinishMessage(absl::Time now, Output& out);
+  // Before body octets are consumed: makes room in the body buffer (hands the full one over, or
+  // drops it after a store error). False when it cannot (the previous piece is still out).
+  bool MakeRoom(absl::Time now, Output& out);
+  // Processes input buffered while the session was blocked (input_blocked()).
+  void ResumeInput(absl::Time now, Output& out);
+  // Hands the full body buffer to the store as the next fragment (minting the id first).
+  void EmitFragment(absl::Time now, Output& out);
+  // Ends the stream of the current transaction without a message (Output::abort_streams).
+  void AbandonStream(Output& out);
   // Answers a message refused by the decoder and ends its transaction.
   void RejectMessage(Output& out);
   // A DATA or BDAT transfer far past max_message_size (StreamCutOctets in smtp/limits.h): 552
@@ -169,7 +210,7 @@ class Session {
   // Over-long command lines reached kMaxOverlongCommandOctets: 500, 421 and close, end reason
   // "too-long-line".
   void CutLongLine(Output& out);
-  void ResetTransaction();
+  void ResetTransaction(Output& out);
   void BufferPending(std::string_view input);
   // Between transactions with nothing pending: a shutdown request can be honoured at once.
   bool Idle() const;

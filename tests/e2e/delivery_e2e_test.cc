@@ -3,9 +3,12 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <atomic>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +16,8 @@
 #include "gtest/gtest.h"
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/testing/proc_stats.h"
+#include "tests/testing/sanitizers.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
 
@@ -189,6 +194,88 @@ TEST_F(DeliveryTest, Ipv6ListenerWorks) {
   ASSERT_EQ(reply.code, 250) << reply.text;
   const std::string eml = StoredEml(server_->spool(), QueuedId(reply.text));
   EXPECT_NE(eml.find("[IPv6:::1]"), std::string::npos) << eml.substr(0, 200);
+}
+
+// A body of about `bytes` octets of distinct lines (none starts with a dot), tagged with `tag`.
+std::string LargeBody(size_t bytes, int tag) {
+  std::string body = absl::StrCat("Subject: large ", tag, "\r\n\r\n");
+  for (int i = 0; body.size() < bytes; ++i) {
+    absl::StrAppend(&body, "message ", tag, " line ", i, " ", std::string(60, 'a' + tag % 26),
+                    "\r\n");
+  }
+  return body;
+}
+
+TEST_F(DeliveryTest, LargeMessagesStreamToTheQueueWithBoundedMemory) {
+  StartServer(BasicConfig(dir_));
+  const int64_t rss_before = RssKib(server_->pid());
+  ASSERT_GT(rss_before, 0);
+  constexpr int kClients = 16;
+  constexpr size_t kSize = 6 << 20;  // 96 MiB in all, sent at once
+  std::vector<std::string> bodies;
+  for (int c = 0; c < kClients; ++c) bodies.push_back(LargeBody(kSize, c));
+  std::vector<std::string> ids(kClients);
+  std::vector<std::string> errors(kClients);
+  std::atomic<int64_t> peak_kib{0};
+  std::atomic<bool> sending{true};
+  std::thread sampler([&] {  // the server's resident memory while the messages stream in
+    while (sending.load()) {
+      const int64_t rss = RssKib(server_->pid());
+      if (rss > peak_kib.load()) peak_kib.store(rss);
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      auto client = SmtpClient::Connect("127.0.0.1", server_->port());
+      if (client == nullptr || client->ReadReply().code != 220) {
+        errors[c] = "no greeting";
+        return;
+      }
+      // BDAT for every other client: both transfer modes stream.
+      SmtpReply reply;
+      if (c % 2 == 0) {
+        reply = client->SendMail("big@remote.test", {"u@example.test"}, bodies[c]);
+      } else {
+        client->Command("EHLO big.test");
+        client->Command("MAIL FROM:<big@remote.test>");
+        client->Command("RCPT TO:<u@example.test>");
+        client->Send(absl::StrCat("BDAT ", bodies[c].size(), " LAST\r\n"));
+        client->Send(bodies[c]);
+        reply = client->ReadReply(absl::Seconds(60));
+      }
+      if (reply.code != 250) errors[c] = absl::StrCat("reply ", reply.code, " ", reply.text);
+      ids[c] = QueuedId(reply.text);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  sending.store(false);
+  sampler.join();
+  for (int c = 0; c < kClients; ++c)
+    ASSERT_EQ(errors[c], "") << "client " << c << "\n" << server_->Log();
+
+  const QueueContents queue = ReadQueue(server_->spool());
+  EXPECT_TRUE(queue.problems.empty()) << queue.problems[0];
+  ASSERT_EQ(queue.messages.size(), static_cast<size_t>(kClients));
+  for (int c = 0; c < kClients; ++c) {
+    auto it = queue.messages.find(ids[c]);
+    ASSERT_NE(it, queue.messages.end()) << ids[c];
+    const std::string& eml = it->second.eml;
+    ASSERT_GT(eml.size(), bodies[c].size());
+    EXPECT_TRUE(eml.compare(eml.size() - bodies[c].size(), bodies[c].size(), bodies[c]) == 0)
+        << "client " << c << ": stored bytes differ";
+    // Handed to the store in pieces while it arrived.
+    EXPECT_GE(it->second.entry.fragments.size(), kSize / (256 * 1024) - 1) << ids[c];
+  }
+  // 96 MiB came in at once; the server held a bounded buffer per session, not the messages.
+  const int64_t grew_kib = peak_kib.load() - rss_before;
+  // (Holding the messages whole took 96 MiB and more; receive buffers, one body buffer per
+  // session and one piece per session in the store's hands stay well under half of that.)
+  EXPECT_LT(grew_kib, 48 * 1024 * kSanitizerMemoryFactor)
+      << "the server's memory grew by " << grew_kib << " KiB";
+  std::cout << "16 x 6 MiB at once: server RSS " << rss_before << " KiB before, peak "
+            << peak_kib.load() << " KiB" << std::endl;
 }
 
 // A failing store (452 4.3.1) is shown with a real full disk in faults_e2e_test.

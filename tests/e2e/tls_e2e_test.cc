@@ -2,6 +2,7 @@
 // time: SNI selection and fallback, chains served whole, client certificates on both transports,
 // version floors, the CVE-2011-0411 injection, close_notify mid-DATA, the Received header, and
 // `ringmx tlsa` against the running server.
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -93,13 +94,16 @@ class TlsTest : public ServerTest {
   }
 
   // Sends one message over `tls` (after EHLO) and returns the stored .eml (empty on failure).
-  std::string DeliverAndRead(TlsSmtpClient& tls) {
+  // `body` must not hold a line that starts with a dot.
+  std::string DeliverAndRead(TlsSmtpClient& tls,
+                             std::string_view body = "Subject: tls\r\n\r\nover tls\r\n") {
     EXPECT_EQ(tls.Command("EHLO tls-client.example.test").code, 250);
     EXPECT_EQ(tls.Command("MAIL FROM:<a@remote.test>").code, 250);
     EXPECT_EQ(tls.Command("RCPT TO:<u@example.test>").code, 250);
     EXPECT_EQ(tls.Command("DATA").code, 354);
-    tls.Send("Subject: tls\r\n\r\nover tls\r\n.\r\n");
-    SmtpReply stored = tls.ReadReply();
+    tls.Send(body);
+    tls.Send(".\r\n");
+    SmtpReply stored = tls.ReadReply(absl::Seconds(60));
     EXPECT_EQ(stored.code, 250) << stored.text;
     const std::string id = QueuedId(stored.text);
     if (id.empty()) return "";
@@ -184,6 +188,32 @@ TEST_F(TlsTest, KtlsOffKeepsTheRecordLayerInUserspace) {
   EXPECT_EQ(server_->Log().find("record_layer=kernel"), std::string::npos);
   EXPECT_EQ(tls->Command("QUIT").code, 221);
   EXPECT_TRUE(tls->ServerSentCloseNotify());
+}
+
+// A message far larger than a body buffer streams to the queue over TLS as over plain TCP, on
+// both record layers (the kernel's where it has TLS, else this runs the userspace one twice).
+TEST_F(TlsTest, LargeMessagesStreamOverBothRecordLayers) {
+  std::string body = "Subject: large over tls\r\n\r\n";
+  for (int i = 0; body.size() < (3 << 20); ++i) {
+    absl::StrAppend(&body, "line ", i, " of a large message sent over TLS\r\n");
+  }
+  for (bool ktls : {false, true}) {
+    SCOPED_TRACE(ktls ? "ktls = true" : "ktls = false");
+    StartServer(Config({.ktls = ktls}));
+    std::unique_ptr<SmtpClient> plain;
+    std::string error;
+    auto tls = UpgradedSession(plain, {.max_version = TLS1_2_VERSION}, &error);
+    ASSERT_NE(tls, nullptr) << error;
+    const std::string eml = DeliverAndRead(*tls, body);
+    ASSERT_GT(eml.size(), body.size()) << server_->Log();
+    EXPECT_EQ(eml.substr(eml.size() - body.size()), body) << "stored bytes differ";
+    const QueueContents queue = ReadQueue(server_->spool());
+    ASSERT_EQ(queue.messages.size(), 1u);
+    EXPECT_GE(queue.messages.begin()->second.entry.fragments.size(), 10u) << "not streamed";
+    EXPECT_EQ(tls->Command("QUIT").code, 221);
+    server_.reset();
+    std::filesystem::remove_all(dir_ / "spool");
+  }
 }
 
 // The live kernel path: after the handshake the record layer moves to the kernel (TLS ULP) and

@@ -2,6 +2,7 @@
 // BDAT, the delivery hand-off, pipelining around it, timeouts and shutdown. Transcripts go through
 // Check(), which also replays them split at every byte boundary and one byte at a time.
 #include <stdint.h>
+#include <string.h>
 
 #include <string>
 #include <vector>
@@ -449,6 +450,151 @@ TEST(SessionDataTest, InputDuringDeliveryWithinTheBoundIsAllAnswered) {
   for (int i = 0; i < count; ++i) expected += kOk;
   EXPECT_EQ(d.Take(), expected);
   EXPECT_FALSE(d.session().closed());
+}
+
+// --- Streaming: the body goes to the store in pieces while it arrives -------------------------
+
+core::Config BigConfig() {
+  core::Config config = testing::TestConfig();
+  config.policy.max_message_size = 30 << 20;
+  return config;
+}
+
+// HeadReplies() with BigConfig()'s SIZE.
+std::string BigHeadReplies() {
+  std::string replies = HeadReplies();
+  const size_t at = replies.find("SIZE 10000");
+  return replies.replace(at, strlen("SIZE 10000"), "SIZE 31457280");
+}
+
+// A body of `bytes` octets whose lines all differ (so a misplaced piece shows).
+std::string NumberedBody(size_t bytes) {
+  std::string s;
+  for (int i = 0; s.size() < bytes; ++i) absl::StrAppend(&s, "line ", i, " of the body\r\n");
+  return s;
+}
+
+TEST(SessionDataTest, LargeMessageStreamsInPiecesThatJoinExactly) {
+  Env env(BigConfig());
+  const std::string body = NumberedBody(2 << 20);
+  const std::string input = absl::StrCat(kHead, "DATA\r\n", body, ".\r\nQUIT\r\n");
+  std::vector<size_t> cuts;  // reads of 7777 octets, like a network would cut them
+  for (size_t i = 7777; i < input.size(); i += 7777) cuts.push_back(i);
+  for (const std::vector<size_t>& how : {std::vector<size_t>{}, cuts}) {
+    Transcript t = testing::Run(env, input, how);
+    EXPECT_EQ(t.replies, BigHeadReplies() + std::string(k354) + Queued(1) + "221 2.0.0 Bye\r\n");
+    ASSERT_EQ(t.records.size(), 1u);
+    EXPECT_EQ(t.records[0].id, Id(1));
+    EXPECT_EQ(t.records[0].body, body) << "the pieces do not join to the message";
+    EXPECT_GE(t.records[0].fragments, body.size() / kStreamChunkBytes - 1);
+    EXPECT_EQ(t.fragments, t.records[0].fragments);
+    EXPECT_NE(t.records[0].envelope_json.find(absl::StrCat("\"size\":", body.size())),
+              std::string::npos);
+    EXPECT_EQ(t.stats.bytes_accepted, body.size());
+    // Never the whole message: one body buffer (and the command line) at most.
+    EXPECT_LE(t.max_memory, kStreamChunkBytes + kMaxCommandLineOctets);
+    EXPECT_TRUE(t.aborted_streams.empty());
+  }
+}
+
+TEST(SessionDataTest, SessionWaitsForEachPieceAndHoldsInputMeanwhile) {
+  Env env(BigConfig());
+  Driver d(env);
+  d.Start();
+  d.Input(absl::StrCat(kHead, "DATA\r\n"));
+  d.Take();
+  const std::string body = NumberedBody(700 * 1024);
+  // The first buffer fills and goes; the second fills and waits for the first to be stored.
+  d.Input(std::string_view(body).substr(0, 600 * 1024));
+  ASSERT_TRUE(d.out().fragment.has_value());
+  EXPECT_EQ(d.out().fragment->index, 0u);
+  const std::string id = d.out().fragment->id;
+  std::string stored = std::move(d.out().fragment->bytes);
+  d.out().Clear();
+  EXPECT_TRUE(d.session().input_blocked());
+  EXPECT_EQ(d.session().streaming_id(), id);
+  EXPECT_LE(d.session().MemoryUsageForTest(),
+            kStreamChunkBytes + kMaxPendingInputBytes + kMaxCommandLineOctets);
+  d.Input(body.substr(600 * 1024) + ".\r\nNOOP\r\n");
+  EXPECT_FALSE(d.out().fragment.has_value()) << "a second piece before the first was stored";
+  EXPECT_FALSE(d.out().deliver.has_value());
+  EXPECT_EQ(d.Take(), "");
+  // Stored: the next piece goes, the rest is read up to the end of the data, and the message
+  // waits for that piece.
+  d.session().OnFragmentStored(absl::OkStatus(), kT0, d.out());
+  ASSERT_TRUE(d.out().fragment.has_value());
+  EXPECT_EQ(d.out().fragment->index, 1u);
+  stored += d.out().fragment->bytes;
+  EXPECT_FALSE(d.out().deliver.has_value());
+  d.out().Clear();
+  EXPECT_TRUE(d.session().input_blocked());
+  d.session().OnFragmentStored(absl::OkStatus(), kT0, d.out());
+  ASSERT_TRUE(d.out().deliver.has_value());
+  EXPECT_EQ(d.out().deliver->id, id);
+  EXPECT_EQ(d.out().deliver->fragments, 2u);
+  EXPECT_EQ(stored + d.out().deliver->body, body);
+  EXPECT_EQ(d.session().streaming_id(), "");
+  d.out().Clear();
+  d.Delivered(absl::OkStatus());
+  EXPECT_EQ(d.Take(), absl::StrCat("250 2.0.0 Ok: queued as ", id, "\r\n", kOk));
+}
+
+TEST(SessionDataTest, StoreErrorOnAPieceGives452AndAbortsTheStream) {
+  Env env(BigConfig());
+  env.fragment_results = {absl::ResourceExhaustedError("disk full")};
+  const std::string body = NumberedBody(1 << 20);
+  Transcript t =
+      testing::Run(env, absl::StrCat(kHead, "DATA\r\n", body, ".\r\n",
+                                     "MAIL FROM:<a@remote.test>\r\nRCPT TO:<user@example.test>\r\n"
+                                     "DATA\r\nsmall\r\n.\r\n"));
+  EXPECT_EQ(t.replies, BigHeadReplies() + std::string(k354) +
+                           "452 4.3.1 Insufficient system storage\r\n" +
+                           Lines({"250 2.1.0 Ok", "250 2.1.5 Ok"}) + std::string(k354) + Queued(2));
+  EXPECT_EQ(t.aborted_streams, std::vector<std::string>{Id(1)});
+  ASSERT_EQ(t.records.size(), 1u);
+  EXPECT_EQ(t.records[0].body, "small\r\n");
+  EXPECT_EQ(t.stats.messages_rejected, 1u);
+}
+
+TEST(SessionDataTest, MessageRefusedAfterItsPiecesAbortsTheStream) {
+  Env env(BigConfig());
+  // A bare LF far into the message: pieces were handed over before it was seen.
+  const std::string body = NumberedBody(700 * 1024) + "bare\nlf\r\n" + NumberedBody(1000);
+  Transcript t = testing::Run(env, absl::StrCat(kHead, "DATA\r\n", body, ".\r\nQUIT\r\n"));
+  EXPECT_EQ(t.replies, BigHeadReplies() + std::string(k354) + kBareReply + "221 2.0.0 Bye\r\n");
+  EXPECT_GE(t.fragments, 2u);
+  EXPECT_EQ(t.aborted_streams, std::vector<std::string>{Id(1)});
+  EXPECT_TRUE(t.records.empty());
+}
+
+TEST(SessionDataTest, TimeoutInTheMiddleOfAStreamAbortsIt) {
+  Env env(BigConfig());
+  Driver d(env);
+  d.Start();
+  d.Input(absl::StrCat(kHead, "DATA\r\n", NumberedBody(300 * 1024)));
+  ASSERT_TRUE(d.out().fragment.has_value());
+  const std::string id = d.out().fragment->id;
+  d.out().Clear();
+  d.session().OnFragmentStored(absl::OkStatus(), kT0, d.out());
+  d.out().Clear();
+  d.session().OnTimeout(kT0 + absl::Seconds(601), d.out());
+  EXPECT_TRUE(d.session().closed());
+  EXPECT_EQ(d.out().abort_streams, std::vector<std::string>{id});
+  EXPECT_EQ(d.session().streaming_id(), "");
+}
+
+TEST(SessionDataTest, BdatChunksStreamToo) {
+  Env env(BigConfig());
+  const std::string body = NumberedBody(900 * 1024);
+  const size_t half = body.size() / 2;
+  Transcript t = testing::Run(
+      env, absl::StrCat(kHead, "BDAT ", half, "\r\n", body.substr(0, half), "BDAT ",
+                        body.size() - half, " LAST\r\n", body.substr(half), "QUIT\r\n"));
+  EXPECT_EQ(t.replies, BigHeadReplies() + absl::StrCat("250 2.0.0 ", half, " octets received\r\n") +
+                           Queued(1) + "221 2.0.0 Bye\r\n");
+  ASSERT_EQ(t.records.size(), 1u);
+  EXPECT_EQ(t.records[0].body, body);
+  EXPECT_GE(t.records[0].fragments, 3u);
 }
 
 // --- BDAT ------------------------------------------------------------------------------------

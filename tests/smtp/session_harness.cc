@@ -1,6 +1,8 @@
 #include "tests/smtp/session_harness.h"
 
 #include <algorithm>
+#include <map>
+#include <string>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -8,6 +10,7 @@
 #include "gtest/gtest.h"
 
 #include "core/queue_id.h"
+#include "smtp/limits.h"
 
 namespace ringmx::smtp::testing {
 
@@ -37,16 +40,53 @@ namespace {
 
 // Drains `out` into `t` the way the driver does: a delivery is answered at once, which may
 // produce more output (buffered input is processed then).
-void Drain(const Env& env, Session& session, Output& out, size_t& next_result, Transcript& t) {
+// What the driver side keeps between calls: which store results come next, and the pieces of
+// messages streaming in, by id.
+struct DriverState {
+  size_t next_result = 0;
+  size_t next_fragment_result = 0;
+  std::map<std::string, std::string> streams;
+};
+
+void Drain(const Env& env, Session& session, Output& out, DriverState& d, Transcript& t) {
+  size_t& next_result = d.next_result;
+  size_t& next_fragment_result = d.next_fragment_result;
+  std::map<std::string, std::string>& streams = d.streams;
   while (true) {
     t.replies.append(out.replies);
     if (out.start_tls) {
       ++t.tls_starts;
       t.replies.append(kTlsHandshake);
     }
+    for (const std::string& id : out.abort_streams) {
+      EXPECT_TRUE(streams.contains(id)) << "abort of a stream never started: " << id;
+      streams.erase(id);
+      t.aborted_streams.push_back(id);
+    }
+    std::optional<core::SpoolFragment> fragment = std::move(out.fragment);
     std::optional<core::SpoolRecord> record = std::move(out.deliver);
     out.Clear();
+    if (fragment) {
+      EXPECT_FALSE(record.has_value()) << "a piece and its message in one Output";
+      EXPECT_LE(fragment->bytes.size(), kStreamChunkBytes);
+      streams[fragment->id].append(fragment->bytes);
+      ++t.fragments;
+      const absl::Status result = next_fragment_result < env.fragment_results.size()
+                                      ? env.fragment_results[next_fragment_result]
+                                      : absl::OkStatus();
+      ++next_fragment_result;
+      session.OnFragmentStored(result, kT0, out);
+      continue;
+    }
     if (!record) break;
+    if (record->fragments > 0) {
+      auto it = streams.find(record->id);
+      EXPECT_NE(it, streams.end()) << "a streamed message without its pieces: " << record->id;
+      if (it != streams.end()) {
+        record->body = it->second + record->body;
+        streams.erase(it);
+      }
+    }
     t.records.push_back(std::move(*record));
     const absl::Status result = next_result < env.delivery_results.size()
                                     ? env.delivery_results[next_result]
@@ -86,14 +126,21 @@ bool ExpectSame(const Transcript& whole, const Transcript& t, std::string_view h
   return false;
 }
 
+// The most net/ hands the session per call (net/connection.cc).
+constexpr size_t kDriverSliceBytes = 64 * 1024;
+
 // Feeds `input` cut at `cuts` to `session`, draining after each call.
 void Feed(const Env& env, Session& session, std::string_view input, const std::vector<size_t>& cuts,
-          Output& out, size_t& next_result, Transcript& t) {
+          Output& out, DriverState& d, Transcript& t) {
   size_t pos = 0;
   for (size_t i = 0; i <= cuts.size(); ++i) {
     const size_t end = i < cuts.size() ? cuts[i] : input.size();
-    session.OnInput(input.substr(pos, end - pos), kT0, out);
-    Drain(env, session, out, next_result, t);
+    // Like the driver: never more than kDriverSliceBytes per call (a session that is waiting for
+    // the store buffers at most that much besides what it waits with).
+    for (size_t from = pos; from < end; from += kDriverSliceBytes) {
+      session.OnInput(input.substr(from, std::min(kDriverSliceBytes, end - from)), kT0, out);
+      Drain(env, session, out, d, t);
+    }
     pos = end;
   }
 }
@@ -104,19 +151,19 @@ Transcript Drive(const Env& env, std::string_view input, const std::vector<size_
   Session session(env.snapshot, env.facts, ids);
   Transcript t;
   Output out;
-  size_t next_result = 0;
+  DriverState d;
   if (env.implicit_tls) session.OnTlsEstablished(*env.implicit_tls, kT0, out);
   session.Start(kT0, out);
-  Drain(env, session, out, next_result, t);
-  Feed(env, session, input, cuts, out, next_result, t);
+  Drain(env, session, out, d, t);
+  Feed(env, session, input, cuts, out, d, t);
   if (plan != nullptr) {
     if (plan->fail) {
       session.OnTlsFailed(kT0, out);
     } else {
       session.OnTlsEstablished(plan->facts, kT0, out);
     }
-    Drain(env, session, out, next_result, t);
-    Feed(env, session, plan->over_tls, tls_cuts, out, next_result, t);
+    Drain(env, session, out, d, t);
+    Feed(env, session, plan->over_tls, tls_cuts, out, d, t);
   }
   t.closed = session.closed();
   t.end_reason = std::string(session.end_reason());

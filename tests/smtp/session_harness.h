@@ -45,6 +45,8 @@ struct Env {
   policy::ConnectionFacts facts;
   // Deliveries are answered with these results in order, then OK.
   std::vector<absl::Status> delivery_results;
+  // Stored pieces of streamed messages (Output::fragment) likewise.
+  std::vector<absl::Status> fragment_results;
   // Set for an implicit-TLS connection: OnTlsEstablished() with these facts before Start().
   std::optional<core::TlsFacts> implicit_tls;
 };
@@ -55,7 +57,11 @@ inline constexpr char kTlsHandshake[] = "[TLS handshake]\r\n";
 
 struct Transcript {
   std::string replies;  // every reply, greeting included
+  // Delivered messages; a streamed one with its pieces joined back into `body` (its `fragments`
+  // says how many there were).
   std::vector<core::SpoolRecord> records;
+  std::vector<std::string> aborted_streams;  // Output::abort_streams, in order
+  uint32_t fragments = 0;                    // pieces handed over in all
   bool closed = false;
   std::string end_reason;
   SessionStats stats;
