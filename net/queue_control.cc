@@ -250,37 +250,58 @@ Found Find(const Gather& gather, const std::string& id) {
   return found;
 }
 
+// A message found and read: its index entry, its bytes and its envelope; or the error reply.
+struct Loaded {
+  std::optional<std::string> error;
+  Found found;
+  std::string eml;
+  std::string envelope;
+};
+
+Loaded Load(const Gather& gather, const std::string& id) {
+  Loaded loaded;
+  loaded.found = Find(gather, id);
+  if (loaded.found.error) {
+    loaded.error = loaded.found.error;
+    return loaded;
+  }
+  absl::StatusOr<std::string> eml =
+      q::ReadMessageBytes(loaded.found.directory, loaded.found.message);
+  absl::StatusOr<std::string> envelope =
+      eml.ok() ? q::ReadEnvelopeJson(loaded.found.directory, loaded.found.message) : eml.status();
+  if (!envelope.ok()) {
+    loaded.error = absl::StrCat("error ", envelope.status().message());
+    return loaded;
+  }
+  loaded.eml = *std::move(eml);
+  loaded.envelope = *std::move(envelope);
+  return loaded;
+}
+
 std::string Show(const Gather& gather, const std::string& id, bool as_json, int64_t now_us) {
-  Found found = Find(gather, id);
-  if (found.error) return *found.error;
-  absl::StatusOr<std::string> eml = q::ReadMessageBytes(found.directory, found.message);
-  if (!eml.ok()) return absl::StrCat("error ", eml.status().message());
-  absl::StatusOr<std::string> envelope = q::ReadEnvelopeJson(found.directory, found.message);
-  if (!envelope.ok()) return absl::StrCat("error ", envelope.status().message());
+  const Loaded loaded = Load(gather, id);
+  if (loaded.error) return *loaded.error;
   std::string out;
   if (as_json) {
     // The envelope is a JSON object already: embed it as is.
     out = "{\"message\":";
     core::JsonWriter json(out);
-    WriteMessageJson(json, found.message, found.shard, now_us);
-    absl::StrAppend(&out, ",\"envelope\":", *envelope, ",\"eml\":");
-    core::AppendJsonString(out, *eml);
+    WriteMessageJson(json, loaded.found.message, loaded.found.shard, now_us);
+    absl::StrAppend(&out, ",\"envelope\":", loaded.envelope, ",\"eml\":");
+    core::AppendJsonString(out, loaded.eml);
     out.push_back('}');
     return out;
   }
-  AppendMessageText(out, found.message, now_us);
-  absl::StrAppend(&out, "-- envelope\n", *envelope, "\n-- message\n", *eml);
+  AppendMessageText(out, loaded.found.message, now_us);
+  absl::StrAppend(&out, "-- envelope\n", loaded.envelope, "\n-- message\n", loaded.eml);
   return out;
 }
 
 std::string ExportData(const Gather& gather, const std::string& id) {
-  Found found = Find(gather, id);
-  if (found.error) return *found.error;
-  absl::StatusOr<std::string> eml = q::ReadMessageBytes(found.directory, found.message);
-  if (!eml.ok()) return absl::StrCat("error ", eml.status().message());
-  absl::StatusOr<std::string> envelope = q::ReadEnvelopeJson(found.directory, found.message);
-  if (!envelope.ok()) return absl::StrCat("error ", envelope.status().message());
-  return absl::StrCat("ok ", eml->size(), " ", envelope->size(), "\n", *eml, *envelope);
+  const Loaded loaded = Load(gather, id);
+  if (loaded.error) return *loaded.error;
+  return absl::StrCat("ok ", loaded.eml.size(), " ", loaded.envelope.size(), "\n", loaded.eml,
+                      loaded.envelope);
 }
 
 std::string ApplyOp(const std::vector<std::unique_ptr<Shard>>& shards, const std::string& id,
