@@ -160,6 +160,7 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(c.auth.passwd, "/etc/ringmx/passwd");
   EXPECT_EQ(c.spool.path, "/etc/spool");
   EXPECT_EQ(c.spool.mode, SpoolMode::kDiscard);
+  EXPECT_EQ(c.spool.segment_size, uint64_t{16} << 20);
   EXPECT_EQ(c.timeouts.idle, absl::Seconds(60));
   EXPECT_EQ(c.timeouts.data, absl::Seconds(120));
   EXPECT_EQ(c.timeouts.greet_pause, absl::Milliseconds(250));
@@ -279,6 +280,20 @@ TEST(ConfigTest, SpoolModeDurable) {
   absl::StatusOr<Config> parsed = ParseConfig(WithMinimal("[spool]\nmode = \"durable\"\n"), "x");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->spool.mode, SpoolMode::kDurable);
+}
+
+TEST(ConfigTest, SpoolSegmentSize) {
+  absl::StatusOr<Config> parsed = ParseConfig(WithMinimal(""), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spool.segment_size, uint64_t{64} << 20);
+  parsed = ParseConfig(WithMinimal("[spool]\nsegment_size = 8388608\n"), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->spool.segment_size, uint64_t{8} << 20);
+  for (const char* bad : {"1000", "2147483648", "\"64M\"", "-1"}) {
+    parsed = ParseConfig(WithMinimal(absl::StrCat("[spool]\nsegment_size = ", bad, "\n")), "x");
+    ASSERT_FALSE(parsed.ok()) << bad;
+    EXPECT_THAT(parsed.status().message(), HasSubstr("segment_size")) << bad;
+  }
 }
 
 TEST(ConfigTest, EmptyOptionalPathsStayEmpty) {
