@@ -2,12 +2,10 @@
 
 #include "net/queue_log.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -24,199 +22,35 @@
 #include "core/status.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
+#include "net/queue_adopt.h"
 
 namespace ringmx::net {
 
 namespace q = core::queue;
+using queue_files::CreateSegmentSync;
+using queue_files::DescribeReplay;
+using queue_files::EncodedRecord;
+using queue_files::EncodedRecords;
+using queue_files::EncodeMessage;
+using queue_files::EnsureDirectory;
+using queue_files::FsyncDirectory;
+using queue_files::kFileMode;
+using queue_files::kFragmentBytes;
+using queue_files::NewSegmentKey;
+using queue_files::StoreError;
 
 namespace {
 
-constexpr mode_t kDirMode = 0750;
-constexpr mode_t kFileMode = 0640;
 // One WRITEV takes at most IOV_MAX iovecs; a group is split into several, linked.
 constexpr size_t kIovMax = IOV_MAX;
 // Upper bound on a group's pieces (two per message record): the chain (pieces / IOV_MAX WRITEVs
 // plus two syncs) must fit into the submission queue at once. The rest waits for the next group.
 constexpr size_t kMaxGroupPieces = 32 * kIovMax;
-// Bodies above this are written as kFragment records of this size plus the kMessage with the
-// last part: a record's payload may not exceed kMaxRecordPayload. Streamed fragments are at most
-// as large.
-constexpr size_t kFragmentBytes = kMaxFragmentBytes;
-static_assert(kFragmentBytes + 1024 < q::kMaxRecordPayload);
-
-// A write or sync failure as waiters see it: a full disk is kResourceExhausted (the session
-// answers 452), anything else is kInternal (451).
-absl::Status StoreError(int err, std::string_view operation) {
-  absl::Status status = core::ErrnoStatus(err, operation);
-  if (err == ENOSPC || err == EDQUOT) return status;
-  return absl::InternalError(status.message());
-}
-
-// Owns one file descriptor (blocking start-up code only).
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
-absl::Status WriteAllAt(int fd, std::string_view data, uint64_t offset, const std::string& what) {
-  while (!data.empty()) {
-    const ssize_t n = pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return StoreError(errno, absl::StrCat("write ", what));
-    }
-    if (n == 0) return StoreError(EIO, absl::StrCat("write ", what, " (no progress)"));
-    data.remove_prefix(static_cast<size_t>(n));
-    offset += static_cast<uint64_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status FsyncDirectory(int fd, const std::string& path) {
-  if (fsync(fd) != 0) return StoreError(errno, absl::StrCat("fsync directory ", path));
-  return absl::OkStatus();
-}
-
-absl::Status FsyncDirectoryPath(const std::string& path) {
-  ScopedFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", path));
-  return FsyncDirectory(fd.get(), path);
-}
-
-std::string ParentOf(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-// Creates directory `path` if missing (and makes its name durable); checks it is a directory.
-absl::Status EnsureDirectory(const std::string& path) {
-  if (mkdir(path.c_str(), kDirMode) == 0) return FsyncDirectoryPath(ParentOf(path));
-  if (errno != EEXIST) return core::ErrnoStatus(errno, absl::StrCat("create directory ", path));
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) return core::ErrnoStatus(errno, absl::StrCat("stat ", path));
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a directory"));
-  }
-  return absl::OkStatus();
-}
-
-// A new segment's key, from the kernel's random pool (getrandom(2), which blocks only until the
-// pool is first initialised, early in boot). Redrawn until usable (q::IsUsableSegmentKey()).
-q::SegmentKey NewSegmentKey() {
-  while (true) {
-    uint32_t words[2];
-    const ssize_t n = getrandom(words, sizeof(words), 0);
-    if (n < 0 && errno == EINTR) continue;
-    // Requests of up to 256 bytes are never short, and the only other failures are a bad
-    // buffer or a kernel older than io_uring (ENOSYS): neither can happen here.
-    RINGMX_CHECK(n == static_cast<ssize_t>(sizeof(words)));
-    const q::SegmentKey key{words[0], words[1]};
-    if (q::IsUsableSegmentKey(key)) return key;
-  }
-}
-
-// Creates segment `seq` in the directory open as `dir_fd` and makes it durable: header (magic and
-// `key`) written, fdatasync, directory fsync. Returns its descriptor (open for writing).
-absl::StatusOr<int> CreateSegmentSync(int dir_fd, const std::string& dir, uint64_t seq,
-                                      const q::SegmentKey& key) {
-  const std::string name = q::SegmentFileName(seq);
-  const std::string path = absl::StrCat(dir, "/", name);
-  ScopedFd fd(openat(dir_fd, name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, kFileMode));
-  if (fd.get() < 0) return StoreError(errno, absl::StrCat("create segment ", path));
-  RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), q::EncodeSegmentHeader(key), 0, path));
-  if (fdatasync(fd.get()) != 0) return StoreError(errno, absl::StrCat("fdatasync ", path));
-  RINGMX_RETURN_IF_ERROR(FsyncDirectory(dir_fd, dir));
-  return fd.release();
-}
-
-// One encoded record: the prefix (record header and fields) and the tail, which points into bytes
-// the entry owns (a message's body, a fragment's bytes) and is written from there. `type` and
-// `fragment_index` tell the index what the record was (see QueueLog::ApplyToIndex()).
-struct EncodedRecord {
-  std::string prefix;
-  std::string_view tail;
-  q::RecordType type{};
-  uint32_t fragment_index = 0;  // kFragment
-};
-using EncodedRecords = std::vector<EncodedRecord>;
-
-// Encodes `header` with `body` for a segment of `key`: kFragment records first when the body is
-// larger than one record may hold, then the kMessage with the last part as its tail. `streamed`
-// fragments holding `streamed_bytes` were written before (SubmitFragment()); the fragments made
-// here are numbered after them. `header.fragments` and `body_size` are set here.
-void EncodeMessage(q::MessageHeader& header, std::string_view body, EncodedRecords& out,
-                   const q::SegmentKey& key, uint32_t streamed = 0, uint64_t streamed_bytes = 0) {
-  header.body_size = streamed_bytes + body.size();
-  header.fragments = streamed;
-  // What the kMessage record holds besides its tail (an upper bound). An envelope near
-  // kMaxRecordPayload itself cannot be stored (EncodeMessagePrefix checks); the limits on
-  // recipients keep it far below.
-  size_t fields = 256 + header.id.size() + header.sender.size() + header.envelope_json.size() +
-                  header.trace_headers.size() + 64 * header.states.size();
-  for (std::string_view recipient : header.recipients) fields += 4 + recipient.size();
-  for (const q::RecipientStatus& state : header.states) fields += state.reply.size();
-  const size_t max_tail = fields < q::kMaxRecordPayload ? q::kMaxRecordPayload - fields : 0;
-  while (body.size() > std::min(kFragmentBytes, max_tail)) {
-    const std::string_view part = body.substr(0, kFragmentBytes);
-    out.push_back({q::EncodeFragmentPrefix(header.id, header.fragments, part, key), part,
-                   q::RecordType::kFragment, header.fragments});
-    ++header.fragments;
-    body.remove_prefix(kFragmentBytes);
-  }
-  out.push_back({q::EncodeMessagePrefix(header, body, key), body, q::RecordType::kMessage});
-}
-
 // A whole small record (no tail) of `type`.
 EncodedRecords SmallRecord(std::string prefix, q::RecordType type) {
   EncodedRecords out;
   out.push_back({std::move(prefix), {}, type});
   return out;
-}
-
-// Names in `dir` other than "." and "..".
-absl::StatusOr<std::vector<std::string>> ListDirectoryNames(const std::string& dir) {
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return core::ErrnoStatus(errno, absl::StrCat("list directory ", dir));
-  std::vector<std::string> names;
-  while (true) {
-    errno = 0;
-    const dirent* entry = readdir(d);
-    if (entry == nullptr) break;
-    const std::string_view name = entry->d_name;
-    if (name != "." && name != "..") names.emplace_back(name);
-  }
-  const int err = errno;
-  closedir(d);
-  if (err != 0) return core::ErrnoStatus(err, absl::StrCat("list directory ", dir));
-  return names;
-}
-
-// The start-up log line's facts: "messages=12 segments=3 bytes=40960 problems=0", then the
-// problems themselves (at most a few; the count says how many there were).
-std::string DescribeReplay(const q::ReplayReport& report, const q::Index& index) {
-  std::string text = absl::StrCat(
-      "messages=", index.size(), " segments=", report.segments, " bytes=", report.bytes,
-      " records=", report.index_stats.records, " orphans=", report.index_stats.orphans,
-      " incomplete=", report.index_stats.incomplete, " malformed=", report.index_stats.malformed,
-      " problems=", report.problems.size());
-  constexpr size_t kShown = 5;
-  for (size_t i = 0; i < report.problems.size() && i < kShown; ++i) {
-    absl::StrAppend(&text, i == 0 ? ": " : "; ", report.problems[i]);
-  }
-  if (report.problems.size() > kShown) absl::StrAppend(&text, "; ...");
-  return text;
 }
 
 }  // namespace
@@ -266,8 +100,30 @@ struct QueueLog::Entry {
   // Streamed fragments; null once Abort() was called for the id (nobody is told then).
   FragmentWaiter* fragment_waiter = nullptr;
   std::function<void(absl::Status)> done;  // operations
+  // A kMessageOp or kRecipientState counted in `unapplied_updates_` until answered.
+  bool counts_update = false;
+  // A relocated message (compaction): `header` views `relocated_record` (the old kMessage record
+  // read back), the records' tails view `relocated_body`. Counted in `relocations_unapplied_`.
+  bool relocation = false;
+  std::string relocated_record;
+  std::string relocated_body;
   absl::Status error;  // refused before any write: no records, answered with this
 };
+
+namespace {
+
+// Compaction reads at most this many messages, or about this many bytes (at least one message),
+// per batch: what one batch holds in memory and adds to a group.
+constexpr size_t kCompactBatchMessages = 16;
+constexpr uint64_t kCompactBatchBytes = uint64_t{4} << 20;
+
+uint64_t StoredBytes(const q::QueuedMessage& m) {
+  uint64_t bytes = m.record.size;
+  for (const q::Location& f : m.fragments) bytes += f.size;
+  return bytes;
+}
+
+}  // namespace
 
 // ---- Opening ----------------------------------------------------------------------------------
 
@@ -293,6 +149,15 @@ absl::StatusOr<std::unique_ptr<QueueLog>> QueueLog::Open(const std::string& dire
   RINGMX_ASSIGN_OR_RETURN(q::ReplayReport report, q::ReplayDirectory(directory, log->index_));
   RINGMX_ASSIGN_OR_RETURN(std::vector<uint64_t> segments, q::ListSegments(directory));
   log->segments_.insert(segments.begin(), segments.end());
+  for (uint64_t seq : segments) {
+    struct stat st;
+    const std::string name = q::SegmentFileName(seq);
+    if (fstatat(dir_fd, name.c_str(), &st, 0) != 0) {
+      return core::ErrnoStatus(errno, absl::StrCat("stat ", directory, "/", name));
+    }
+    log->segment_bytes_[seq] = static_cast<uint64_t>(st.st_size);
+    log->behind_active_bytes_ += static_cast<uint64_t>(st.st_size);
+  }
   log->next_seq_ = log->segments_.empty() ? 1 : *log->segments_.rbegin() + 1;
   core::LogInfo(absl::StrCat(log->options_.name, " queue ", directory,
                              " replayed: ", DescribeReplay(report, log->index_)));
@@ -314,6 +179,8 @@ absl::StatusOr<std::unique_ptr<QueueLog>> QueueLog::Open(const std::string& dire
   while (!log->segments_.empty() && *log->segments_.begin() < oldest) {
     const uint64_t old = *log->segments_.begin();
     log->segments_.erase(log->segments_.begin());
+    log->behind_active_bytes_ -= log->segment_bytes_[old];
+    log->segment_bytes_.erase(old);
     const std::string name = q::SegmentFileName(old);
     if (unlinkat(dir_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
       return core::ErrnoStatus(errno, absl::StrCat("remove segment ", directory, "/", name));
@@ -334,7 +201,8 @@ QueueLog::QueueLog(std::string directory, int dir_fd, Reactor& reactor, const co
       options_(std::move(options)),
       rotation_op_(std::make_unique<Op>(this, QueueOpKind::kRotate)),
       sync_op_(std::make_unique<Op>(this, QueueOpKind::kSync)),
-      dir_sync_op_(std::make_unique<Op>(this, QueueOpKind::kDirSync)) {}
+      dir_sync_op_(std::make_unique<Op>(this, QueueOpKind::kDirSync)),
+      compactor_(std::make_unique<QueueCompactor>(reactor, dir_fd, directory_, options_.name)) {}
 
 QueueLog::~QueueLog() {
   if (ops_in_flight_ > 0 || unanswered_ > 0) {
@@ -455,6 +323,11 @@ void QueueLog::QueueAbort(std::string_view id) {
 
 void QueueLog::AfterFailure(const Entry& entry) {
   if (!entry.error.ok()) return;  // refused before any write: dealt with then
+  if (entry.relocation && entry.records.size() > 1) {
+    // Its fragments may have reached the disk: the abort keeps replay from holding them.
+    QueueAbort(entry.id);
+    return;
+  }
   if (!entry.records.empty() && entry.records.front().type == q::RecordType::kFragment &&
       entry.fragment_waiter != nullptr) {
     // Its session answers the message 452 and calls Abort().
@@ -479,6 +352,8 @@ void QueueLog::Apply(std::string_view id, q::MessageOp op, std::function<void(ab
   entry->records =
       SmallRecord(q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now()), q::kUnkeyed),
                   q::RecordType::kMessageOp);
+  entry->counts_update = true;
+  ++unapplied_updates_[entry->id];
   queue_.push_back(std::move(entry));
   ++unanswered_;
 }
@@ -486,6 +361,7 @@ void QueueLog::Apply(std::string_view id, q::MessageOp op, std::function<void(ab
 size_t QueueLog::FlushDeferred(int64_t now_us) { return index_.MakeDeferredDue(now_us); }
 
 void QueueLog::Flush() {
+  MaybeCompact();
   if (group_active_ || rotation_op_->in_flight || queue_.empty()) return;
   if (active_fd_ < 0 || active_broken_ || active_size_ >= options_.segment_size) {
     StartRotation();
@@ -596,6 +472,10 @@ void QueueLog::OnRotated(int res) {
     io_uring_sqe* sqe = reactor_.Prepare(nullptr);  // nothing waits for it
     io_uring_prep_close(sqe, active_fd_);
   }
+  if (segments_.contains(active_seq_)) {
+    segment_bytes_[active_seq_] = active_size_;
+    behind_active_bytes_ += active_size_;
+  }
   active_seq_ = seq;
   active_fd_ = res;
   active_key_ = NewSegmentKey();
@@ -611,11 +491,16 @@ void QueueLog::OnRotated(int res) {
 }
 
 void QueueLog::DeleteUnneededSegments() {
+  if (keep_segments_) return;
   const uint64_t oldest = index_.OldestNeededSegment(active_seq_);
   // In ascending order, so that a state record is never removed before the message it is about.
   while (!segments_.empty() && *segments_.begin() < oldest && *segments_.begin() != active_seq_) {
     const uint64_t seq = *segments_.begin();
     segments_.erase(segments_.begin());
+    if (auto it = segment_bytes_.find(seq); it != segment_bytes_.end()) {
+      behind_active_bytes_ -= it->second;
+      segment_bytes_.erase(it);
+    }
     auto op = std::make_unique<Op>(this, QueueOpKind::kUnlink);
     op->seq = seq;
     op->name = q::SegmentFileName(seq);
@@ -750,6 +635,9 @@ void QueueLog::ApplyToIndex(const Entry& entry) {
     const q::Location& where = entry.where[i];
     switch (record.type) {
       case q::RecordType::kMessage:
+        // A relocated copy is made only of a message in the index with no update pending, and
+        // anything that removes it comes later in the log (see OnRelocationsRead()).
+        RINGMX_DCHECK(!entry.relocation || index_.Find(entry.id) != nullptr);
         index_.ApplyMessage(entry.header, where);
         break;
       case q::RecordType::kFragment:
@@ -841,6 +729,12 @@ void QueueLog::FinishGroup(absl::Status status) {
 
 void QueueLog::Answer(Entry& entry, const absl::Status& status) {
   --unanswered_;
+  if (entry.relocation) --relocations_unapplied_;
+  if (entry.counts_update) {
+    auto it = unapplied_updates_.find(entry.id);
+    RINGMX_DCHECK(it != unapplied_updates_.end());
+    if (it != unapplied_updates_.end() && --it->second == 0) unapplied_updates_.erase(it);
+  }
   if (entry.waiter != nullptr) {
     entry.waiter->OnStored(status);
   } else if (entry.fragment_waiter != nullptr) {
@@ -852,123 +746,84 @@ void QueueLog::Answer(Entry& entry, const absl::Status& status) {
   // waits for it.
 }
 
-// ---- Adoption of retired shard directories ----------------------------------------------------
+// ---- Compaction -------------------------------------------------------------------------------
 
-namespace {
-
-// Parses a shard directory name ("0", "17"); false for anything else.
-bool ParseShardName(std::string_view name, uint64_t& shard) {
-  if (name.empty() || name.size() > 9) return false;
-  shard = 0;
-  for (char c : name) {
-    if (c < '0' || c > '9') return false;
-    shard = shard * 10 + static_cast<uint64_t>(c - '0');
+void QueueLog::MaybeCompact() {
+  if (compactor_->busy() || relocations_unapplied_ > 0) return;
+  if (compact_todo_.empty()) {
+    // A new job: is the oldest segment anything needs worth emptying?
+    const uint64_t oldest = index_.OldestNeededSegment(active_seq_);
+    if (oldest >= active_seq_ || counters_.groups < compact_after_groups_) return;
+    if (oldest == compact_failed_segment_ && active_seq_ == compact_failed_active_) return;
+    // A message streaming in cannot be relocated; its end (Submit() or Abort()) comes soon.
+    if (index_.StreamPins(oldest)) return;
+    auto size = segment_bytes_.find(oldest);
+    const uint64_t segment_bytes =
+        size == segment_bytes_.end() ? options_.segment_size : size->second;
+    if (!ShouldCompact(index_.PinnedBytes(oldest), segment_bytes, behind_active_bytes_,
+                       index_.live_bytes())) {
+      return;
+    }
+    compact_segment_ = oldest;
+    compact_after_groups_ = counters_.groups + 1;
+    for (const q::QueuedMessage* m : index_.MessagesFirstIn(oldest)) compact_todo_.push_back(m->id);
   }
-  return std::to_string(shard) == name;  // no leading zeros: one name per shard
+  std::vector<const q::QueuedMessage*> batch;
+  uint64_t bytes = 0;
+  while (!compact_todo_.empty() && batch.size() < kCompactBatchMessages &&
+         bytes < kCompactBatchBytes) {
+    const std::string id = std::move(compact_todo_.front());
+    compact_todo_.pop_front();
+    const q::QueuedMessage* m = index_.Find(id);
+    // Gone or moved meanwhile; or an update is pending (a later job takes it once applied).
+    if (m == nullptr || m->first_segment != compact_segment_) continue;
+    if (unapplied_updates_.contains(id)) continue;
+    batch.push_back(m);
+    bytes += StoredBytes(*m);
+  }
+  if (batch.empty()) return;
+  compactor_->Start(batch, [this](std::vector<RelocationRead> reads, bool failed) {
+    OnRelocationsRead(std::move(reads), failed);
+  });
 }
 
-// Removes `dir` (a retired shard directory: segment files only) and its contents.
-absl::Status RemoveRetiredDirectory(const std::string& dir) {
-  RINGMX_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectoryNames(dir));
-  for (const std::string& name : names) {
-    const std::string path = absl::StrCat(dir, "/", name);
-    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-      return core::ErrnoStatus(errno, absl::StrCat("remove ", path));
-    }
+void QueueLog::OnRelocationsRead(std::vector<RelocationRead> reads, bool failed) {
+  if (failed) {
+    // Logged by the compactor. The messages read whole still move; the segment is not tried
+    // again before the next rotation.
+    compact_failed_segment_ = compact_segment_;
+    compact_failed_active_ = active_seq_;
+    compact_todo_.clear();
   }
-  if (rmdir(dir.c_str()) != 0 && errno != ENOENT) {
-    return core::ErrnoStatus(errno, absl::StrCat("remove directory ", dir));
-  }
-  return absl::OkStatus();
-}
-
-// Copies every message of `from` (replayed) into a new segment of `to` as relocated records.
-absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& copied) {
-  q::Index index;
-  RINGMX_ASSIGN_OR_RETURN(q::ReplayReport report, q::ReplayDirectory(from, index));
-  core::LogInfo(
-      absl::StrCat("queue ", from, " replayed for adoption: ", DescribeReplay(report, index)));
-  copied = 0;
-  if (index.size() == 0) return absl::OkStatus();  // nothing to copy: no new segment
-  RINGMX_RETURN_IF_ERROR(EnsureDirectory(to));
-  ScopedFd to_fd(open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (to_fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", to));
-  RINGMX_ASSIGN_OR_RETURN(std::vector<uint64_t> segments, q::ListSegments(to));
-  const uint64_t seq =
-      segments.empty() ? 1 : *std::max_element(segments.begin(), segments.end()) + 1;
-  const std::string segment = absl::StrCat(to, "/", q::SegmentFileName(seq));
-  const q::SegmentKey key = NewSegmentKey();
-  RINGMX_ASSIGN_OR_RETURN(int fd_value, CreateSegmentSync(to_fd.get(), to, seq, key));
-  ScopedFd fd(fd_value);
-  uint64_t offset = q::kSegmentHeaderSize;
-  std::string record;
-  std::string body;
-  for (const q::QueuedMessage* message : index.List()) {
-    q::MessageView view;
-    absl::Status read = q::ReadStoredMessage(from, *message, record, view, &body);
-    if (!read.ok()) {
-      return absl::Status(read.code(), absl::StrCat("message ", message->id, ": ", read.message()));
-    }
-    q::MessageHeader header = view.header;
-    header.flags |= q::kMessageFlagRelocated;
-    header.held = message->held;
-    header.states.clear();
-    for (const q::QueuedRecipient& recipient : message->recipients) {
-      header.states.push_back(recipient.status);
-    }
-    EncodedRecords records;
-    EncodeMessage(header, body, records, key);
-    for (const EncodedRecord& r : records) {
-      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), r.prefix, offset, segment));
-      offset += r.prefix.size();
-      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), r.tail, offset, segment));
-      offset += r.tail.size();
-    }
-    ++copied;
-  }
-  if (fdatasync(fd.get()) != 0) return StoreError(errno, absl::StrCat("fdatasync ", segment));
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::Status AdoptRetiredShardQueues(const std::string& spool_path, int workers) {
-  RINGMX_CHECK(workers > 0);
-  const std::string queue = absl::StrCat(spool_path, "/queue");
-  RINGMX_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDirectoryNames(queue));
-  bool changed = false;
-  for (const std::string& name : names) {
-    const std::string dir = absl::StrCat(queue, "/", name);
-    // A directory whose adoption finished (renamed) but whose removal did not.
-    if (name.size() > 8 && name.compare(name.size() - 8, 8, ".adopted") == 0) {
-      RINGMX_RETURN_IF_ERROR(RemoveRetiredDirectory(dir));
-      changed = true;
+  for (RelocationRead& read : reads) {
+    const q::QueuedMessage* m = index_.Find(read.id);
+    // What was read must still be the index's copy, with nothing pending that the relocated
+    // copy would have to include: otherwise a later job reads it again.
+    if (m == nullptr || !(m->record == read.record) || unapplied_updates_.contains(read.id)) {
       continue;
     }
-    uint64_t shard = 0;
-    if (!ParseShardName(name, shard)) continue;
-    if (shard < static_cast<uint64_t>(workers)) continue;
-    const uint64_t target = shard % static_cast<uint64_t>(workers);
-    const std::string to = absl::StrCat(queue, "/", target);
-    uint64_t copied = 0;
-    absl::Status adopted = Adopt(dir, to, copied);
-    if (!adopted.ok()) {
-      return absl::Status(adopted.code(), absl::StrCat("adopt queue ", dir, " (workers = ", workers,
-                                                       ") into ", to, ": ", adopted.message()));
+    auto entry = std::make_unique<Entry>();
+    entry->id = read.id;
+    entry->relocation = true;
+    entry->relocated_record = std::move(read.record_bytes);
+    entry->relocated_body = std::move(read.body);
+    // Checked by the compactor; the views point into the entry's own copy.
+    absl::StatusOr<q::MessageView> view =
+        q::ParseMessage(std::string_view(entry->relocated_record).substr(q::kRecordHeaderSize));
+    RINGMX_CHECK(view.ok());
+    q::MessageHeader& header = entry->header;
+    header = std::move(view->header);
+    header.flags |= q::kMessageFlagRelocated;
+    header.held = m->held;
+    header.states.clear();
+    for (const q::QueuedRecipient& recipient : m->recipients) {
+      header.states.push_back(recipient.status);
     }
-    // The copies are durable; from the rename on, the old directory no longer counts.
-    const std::string retired = absl::StrCat(dir, ".adopted");
-    if (rename(dir.c_str(), retired.c_str()) != 0) {
-      return core::ErrnoStatus(errno, absl::StrCat("rename ", dir, " to ", retired));
-    }
-    RINGMX_RETURN_IF_ERROR(FsyncDirectoryPath(queue));
-    core::LogInfo(absl::StrCat("queue ", dir, ": ", copied, " messages adopted by shard ", target,
-                               " (workers = ", workers, ")"));
-    RINGMX_RETURN_IF_ERROR(RemoveRetiredDirectory(retired));
-    changed = true;
+    EncodeMessage(header, entry->relocated_body, entry->records, q::kUnkeyed);
+    queue_.push_back(std::move(entry));
+    ++unanswered_;
+    ++relocations_unapplied_;
   }
-  if (changed) RINGMX_RETURN_IF_ERROR(FsyncDirectoryPath(queue));
-  return absl::OkStatus();
 }
 
 }  // namespace ringmx::net

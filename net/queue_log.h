@@ -23,6 +23,14 @@
 // Segments older than `Index::OldestNeededSegment()` are unlinked through the ring. After a failed
 // group, the next group starts with a kDelete for each of its messages: a failed sync does not
 // prove the bytes never reach the disk, and a refused message must not come back at restart.
+//
+// Compaction (net/queue_compact.h): when the oldest segment the index needs is not the active one
+// and ShouldCompact() says so, the messages that pin it are read back with READs on the ring (a
+// batch of at most a few messages and MiB at a time), re-encoded as relocated kMessage records
+// (fragments first for a large body) with their current held flag and recipients' states, and
+// appended through the group commit. Once that group is durable the index points at the new
+// copies, the old segment falls below OldestNeededSegment() and is unlinked as above. A crash in
+// between leaves both copies; replay takes the later one.
 #pragma once
 
 #include <stddef.h>
@@ -44,6 +52,8 @@
 #include "core/queue/index.h"
 #include "core/queue/log_format.h"
 #include "core/spool_record.h"
+#include "net/queue_adopt.h"
+#include "net/queue_compact.h"
 #include "net/reactor.h"
 #include "net/spool.h"
 
@@ -101,7 +111,9 @@ class QueueLog final : public Spool {
   void Flush() override;
   // Messages, fragments and operations not answered yet (and tombstones and aborts not written
   // yet), plus operations in flight.
-  size_t pending() const override { return unanswered_ + ops_in_flight_; }
+  size_t pending() const override {
+    return unanswered_ + ops_in_flight_ + compactor_->ops_in_flight();
+  }
 
   // ---- For the control socket (`ringmx queue ...`); call on the shard's thread. ----
 
@@ -131,6 +143,11 @@ class QueueLog final : public Spool {
   // Makes the next data sync report `err` (a positive errno) after it has really run: the fault
   // of the pipeline a test cannot produce on a real file system.
   void InjectSyncErrorForTest(int err) { inject_sync_errno_ = err; }
+  // While set, segments nothing needs are not unlinked: the state a crash between a relocating
+  // group and the unlinks leaves.
+  void KeepSegmentsForTest(bool keep) { keep_segments_ = keep; }
+  // Bytes of the segments before the active one (what compaction's rule compares).
+  uint64_t behind_active_bytes() const { return behind_active_bytes_; }
 
  private:
   struct Op;
@@ -158,6 +175,11 @@ class QueueLog final : public Spool {
   // the records' Locations (no frame is rebuilt, so no body byte is copied).
   void ApplyToIndex(const Entry& entry);
   void DeleteUnneededSegments();
+  // Starts the next compaction batch if the rule says so and none is under way (see the file
+  // comment); called from Flush().
+  void MaybeCompact();
+  // Queues relocated records for what a batch read (those still unchanged in the index).
+  void OnRelocationsRead(std::vector<RelocationRead> reads, bool failed);
   void FailQueued(const absl::Status& status);
   // Queues a kAbort for `id` (no waiter).
   void QueueAbort(std::string_view id);
@@ -217,6 +239,29 @@ class QueueLog final : public Spool {
   std::unique_ptr<Op> dir_sync_op_;
   size_t chain_left_ = 0;  // ops of the chain in flight that have not completed
 
+  // Size on disk of each segment in `segments_` other than the active one, and their sum.
+  absl::flat_hash_map<uint64_t, uint64_t> segment_bytes_;
+  uint64_t behind_active_bytes_ = 0;
+
+  // Compaction. Entries of relocated messages queued or in a group: a new batch waits for them to
+  // be applied, so that what it reads is the index's current copy.
+  std::unique_ptr<QueueCompactor> compactor_;
+  size_t relocations_unapplied_ = 0;
+  // The segment being emptied, and the ids pinning it still to be read (checked again when read).
+  uint64_t compact_segment_ = 0;
+  std::deque<std::string> compact_todo_;
+  // A new compaction job starts only once counters_.groups reaches this: at most one per group,
+  // so that a job that cannot finish (a message with an update in flight) does not spin.
+  uint64_t compact_after_groups_ = 0;
+  // A segment whose records could not be read back: not retried before the active segment
+  // changes (the error is logged once per try).
+  uint64_t compact_failed_segment_ = 0;
+  uint64_t compact_failed_active_ = 0;
+  // Per id, kMessageOp and kRecipientState entries queued or in a group: a relocated copy made
+  // while one is pending would carry states older than it and come after it in the log.
+  absl::flat_hash_map<std::string, uint32_t> unapplied_updates_;
+  bool keep_segments_ = false;
+
   // Unlinks in flight, by sequence number (each op keeps its file name).
   std::vector<std::unique_ptr<Op>> unlink_ops_;
 
@@ -230,12 +275,6 @@ class QueueLog final : public Spool {
 // `<spool_path>/queue/<shard>`.
 std::string ShardQueueDirectory(const std::string& spool_path, uint32_t shard);
 
-// At start, before any shard runs: each `<spool_path>/queue/<k>` with k >= `workers` (the server
-// now runs fewer shards) is adopted by shard k % workers. Its live messages are copied, with
-// their current states, as relocated kMessage records into a new segment of the adopting shard's
-// directory (synced, and the directory too), then the old directory is renamed to `<k>.adopted`
-// (atomically, directory synced) and removed. A crash before the rename repeats the adoption
-// (relocated copies replace each other); leftover `*.adopted` directories are removed. Blocking.
-absl::Status AdoptRetiredShardQueues(const std::string& spool_path, int workers);
+// AdoptRetiredShardQueues(): net/queue_adopt.h.
 
 }  // namespace ringmx::net

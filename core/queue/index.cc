@@ -30,6 +30,7 @@ void Index::Unpin(uint64_t segment) {
 void Index::Remove(std::string_view id) {
   auto it = messages_.find(Av(id));
   if (it == messages_.end()) return;
+  Account(it->second, -1);
   Unpin(it->second.first_segment);
   messages_.erase(it);
 }
@@ -120,6 +121,7 @@ void Index::ApplyMessage(const MessageHeader& h, const Location& where) {
       m.recipients[i].address = std::string(h.recipients[i]);
     }
   } else {
+    Account(m, -1);
     Unpin(m.first_segment);
     if (relocated && m.recipients.size() != h.recipients.size()) {
       m.recipients.resize(h.recipients.size());
@@ -141,6 +143,7 @@ void Index::ApplyMessage(const MessageHeader& h, const Location& where) {
   m.fragments = std::move(fragments);
   m.first_segment = first;
   Pin(first);
+  Account(m, +1);
   if (m.AllFinal()) Remove(h.id);
 }
 
@@ -227,6 +230,43 @@ std::vector<const QueuedMessage*> Index::List() const {
 uint64_t Index::OldestNeededSegment(uint64_t active) const {
   if (pins_.empty()) return active;
   return std::min(pins_.begin()->first, active);
+}
+
+void Index::Account(const QueuedMessage& m, int sign) {
+  uint64_t bytes = m.record.size;
+  for (const Location& f : m.fragments) bytes += f.size;
+  if (sign > 0) {
+    live_bytes_ += bytes;
+    pinned_bytes_[m.first_segment] += bytes;
+    return;
+  }
+  live_bytes_ -= bytes;
+  auto it = pinned_bytes_.find(m.first_segment);
+  if (it == pinned_bytes_.end()) return;
+  it->second -= bytes;
+  if (it->second == 0) pinned_bytes_.erase(it);
+}
+
+uint64_t Index::PinnedBytes(uint64_t segment) const {
+  auto it = pinned_bytes_.find(segment);
+  return it == pinned_bytes_.end() ? 0 : it->second;
+}
+
+std::vector<const QueuedMessage*> Index::MessagesFirstIn(uint64_t segment) const {
+  std::vector<const QueuedMessage*> out;
+  for (const auto& [id, m] : messages_) {
+    if (m.first_segment == segment) out.push_back(&m);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const QueuedMessage* a, const QueuedMessage* b) { return a->id < b->id; });
+  return out;
+}
+
+bool Index::StreamPins(uint64_t segment) const {
+  for (const auto& [id, pending] : streaming_) {
+    if (pending.first_segment <= segment) return true;
+  }
+  return false;
 }
 
 }  // namespace ringmx::core::queue

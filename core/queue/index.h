@@ -105,6 +105,19 @@ class Index {
 
   const ReplayStats& stats() const { return stats_; }
 
+  // ---- For compaction (net/queue_log.cc) ----
+
+  // The bytes of every record the index relies on for a message (its kMessage record and its
+  // fragments, headers included: what relocating it writes again), summed over all messages.
+  uint64_t live_bytes() const { return live_bytes_; }
+  // The same, summed over the messages whose `first_segment` is `segment`.
+  uint64_t PinnedBytes(uint64_t segment) const;
+  // The messages whose `first_segment` is `segment`, in id order. O(size()).
+  std::vector<const QueuedMessage*> MessagesFirstIn(uint64_t segment) const;
+  // Whether a fragment of a message still streaming in lies in `segment` or earlier (such a
+  // stream pins the segment and cannot be relocated).
+  bool StreamPins(uint64_t segment) const;
+
  private:
   struct Pending {
     // By fragment index, without gaps.
@@ -114,11 +127,16 @@ class Index {
   void Pin(uint64_t segment);
   void Unpin(uint64_t segment);
   void Remove(std::string_view id);
+  // Adds (`sign` +1) or takes back (-1) `m`'s bytes in live_bytes_ and pinned_bytes_.
+  void Account(const QueuedMessage& m, int sign);
 
   absl::flat_hash_map<std::string, QueuedMessage> messages_;
   absl::flat_hash_map<std::string, Pending> streaming_;
   std::map<uint64_t, uint64_t> pins_;  // segment -> messages (and streams) whose first it is
   ReplayStats stats_;
+  // Compaction's view (see live_bytes()): kept with the messages' locations.
+  std::map<uint64_t, uint64_t> pinned_bytes_;  // first_segment -> bytes
+  uint64_t live_bytes_ = 0;
 };
 
 }  // namespace ringmx::core::queue

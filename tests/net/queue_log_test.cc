@@ -18,6 +18,8 @@
 #include "core/queue/log_format.h"
 #include "core/queue/store_files.h"
 #include "core/spool_record.h"
+#include "net/queue_adopt.h"
+#include "net/queue_compact.h"
 #include "net/reactor.h"
 #include "tests/net/spool_test_util.h"
 
@@ -137,6 +139,36 @@ class QueueLogTest : public ::testing::Test {
       EXPECT_EQ(w.calls, 1);
       EXPECT_TRUE(w.result.ok()) << w.result;
     }
+  }
+
+  // Applies `op` to each of `ids` in one group and waits for every answer.
+  void ApplyAll(QueueLog& log, const std::vector<std::string>& ids, q::MessageOp op) {
+    int answered = 0;
+    for (const std::string& id : ids) {
+      log.Apply(id, op, [&](absl::Status s) {
+        EXPECT_TRUE(s.ok()) << s;
+        ++answered;
+      });
+    }
+    log.Flush();
+    ASSERT_TRUE(DriveIdle(log));
+    EXPECT_EQ(answered, static_cast<int>(ids.size()));
+  }
+
+  // Stores `n` messages from `first` in batches of 50 and deletes them again.
+  void StoreAndDelete(QueueLog& log, int first, int n, size_t body_bytes = 500) {
+    for (int b = first; b < first + n; b += 50) {
+      StoreBatch(log, b, 50, body_bytes);
+      std::vector<std::string> ids;
+      for (int i = b; i < b + 50; ++i) ids.push_back(MakeRecord(i).id);
+      ApplyAll(log, ids, q::MessageOp::kDelete);
+    }
+  }
+
+  std::vector<uint64_t> Segments() {
+    absl::StatusOr<std::vector<uint64_t>> segments = q::ListSegments(dir_);
+    EXPECT_TRUE(segments.ok()) << segments.status();
+    return segments.ok() ? *segments : std::vector<uint64_t>{};
   }
 
   TempDir tmp_;
@@ -643,6 +675,134 @@ TEST_F(QueueLogTest, FragmentsWithoutTheirMessageAreDroppedAtRestart) {
   absl::StatusOr<std::vector<uint64_t>> segments = q::ListSegments(dir_);
   ASSERT_TRUE(segments.ok());
   EXPECT_THAT(*segments, ElementsAre(log->active_segment()));
+}
+
+// ---- Compaction ----
+
+TEST_F(QueueLogTest, CompactionMovesALongLivedMessageSoOnlyTheActiveSegmentRemains) {
+  std::unique_ptr<QueueLog> log = Open(/*segment_size=*/4096);
+  ASSERT_NE(log, nullptr);
+  const core::SpoolRecord held = MakeRecord(0, 300);
+  ASSERT_TRUE(StoreRecord(*log, held).ok());
+  const uint64_t first = log->index().Find(held.id)->record.segment;
+  ApplyAll(*log, {held.id}, q::MessageOp::kHold);
+  StoreAndDelete(*log, 100, 2000);
+  EXPECT_GT(log->active_segment(), first + 30);  // many segments were written
+
+  // Only the active segment is left, and the held message lives there, intact.
+  EXPECT_THAT(Segments(), ElementsAre(log->active_segment()));
+  EXPECT_EQ(log->index().size(), 1u);
+  const q::QueuedMessage* m = log->index().Find(held.id);
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->held);
+  EXPECT_EQ(m->record.segment, log->active_segment());
+  EXPECT_EQ(m->first_segment, log->active_segment());
+  EXPECT_EQ(m->recipients[0].status.state, q::RecipientState::kPending);
+  absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, held.trace_headers + held.body);
+  EXPECT_LT(log->behind_active_bytes(), 1u);
+  const std::string before = Describe(log->index());
+
+  // The same after a restart.
+  log.reset();
+  log = Open(4096);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(Describe(log->index()), before);
+  m = log->index().Find(held.id);
+  ASSERT_NE(m, nullptr);
+  bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, held.trace_headers + held.body);
+  absl::StatusOr<std::string> json = q::ReadEnvelopeJson(dir_, *m);
+  ASSERT_TRUE(json.ok()) << json.status();
+  EXPECT_EQ(*json, held.envelope_json);
+}
+
+TEST_F(QueueLogTest, CompactionRelocatesABodyLargerThanOneRecordByteExact) {
+  std::unique_ptr<QueueLog> log = Open(/*segment_size=*/1 << 20);
+  ASSERT_NE(log, nullptr);
+  // One group: a large message that goes away and one larger than a record that stays. The
+  // segment then holds more than twice what is live.
+  core::SpoolRecord dead = MakeRecord(1, size_t{50} << 20);
+  core::SpoolRecord big = MakeRecord(2, queue_files::kFragmentBytes + (size_t{1} << 20) + 7);
+  for (size_t i = 0; i < big.body.size(); i += 4093) big.body[i] = static_cast<char>('0' + i % 10);
+  const std::string dead_id = dead.id;
+  RecordingWaiter w1, w2;
+  log->Submit(std::move(dead), &w1);
+  log->Submit(big, &w2);
+  log->Flush();
+  ASSERT_TRUE(DriveIdle(*log));
+  ASSERT_TRUE(w1.result.ok() && w2.result.ok());
+  const uint64_t first = log->index().Find(big.id)->record.segment;
+  EXPECT_EQ(log->index().Find(big.id)->fragments.size(), 1u);
+
+  ApplyAll(*log, {dead_id}, q::MessageOp::kDelete);
+  ASSERT_TRUE(DriveIdle(*log));
+  const q::QueuedMessage* m = log->index().Find(big.id);
+  ASSERT_NE(m, nullptr);
+  EXPECT_GT(m->first_segment, first);
+  EXPECT_EQ(m->fragments.size(), 1u);  // relocated as a fragment and the message record
+  EXPECT_THAT(Segments(), ElementsAre(log->active_segment()));
+  absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(*bytes == big.trace_headers + big.body);
+
+  log.reset();
+  log = Open(1 << 20);
+  ASSERT_NE(log, nullptr);
+  m = log->index().Find(big.id);
+  ASSERT_NE(m, nullptr);
+  bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(*bytes == big.trace_headers + big.body);
+}
+
+TEST_F(QueueLogTest, ACrashBetweenTheRelocationAndTheUnlinksReplaysToOneCopy) {
+  std::string before;
+  std::vector<uint64_t> segments;
+  const core::SpoolRecord held = MakeRecord(0, 300);
+  {
+    std::unique_ptr<QueueLog> log = Open(/*segment_size=*/4096);
+    ASSERT_NE(log, nullptr);
+    log->KeepSegmentsForTest(true);  // the crash comes before any unlink
+    ASSERT_TRUE(StoreRecord(*log, held).ok());
+    ApplyAll(*log, {held.id}, q::MessageOp::kHold);
+    StoreAndDelete(*log, 100, 200);
+    const q::QueuedMessage* m = log->index().Find(held.id);
+    ASSERT_NE(m, nullptr);
+    EXPECT_GT(m->record.segment, 1u);  // relocated, maybe more than once
+    before = Describe(log->index());
+    segments = Segments();
+    EXPECT_GE(segments.size(), 4u);
+    EXPECT_EQ(segments.front(), 1u);  // the first copy is still there
+  }
+  // Replay sees every copy and keeps the latest.
+  q::Index replayed;
+  absl::StatusOr<q::ReplayReport> report = q::ReplayDirectory(dir_, replayed);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->problems.empty());
+  EXPECT_EQ(replayed.size(), 1u);
+  EXPECT_EQ(Describe(replayed), before);
+
+  std::unique_ptr<QueueLog> log = Open(4096);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(Describe(log->index()), before);
+  const q::QueuedMessage* m = log->index().Find(held.id);
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->held);
+  absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, held.trace_headers + held.body);
+  // Start-up removed what nothing needs: the segment of the latest copy and the new one remain.
+  EXPECT_THAT(Segments(), ElementsAre(m->first_segment, log->active_segment()));
+}
+
+TEST(QueueCompactRuleTest, CompactsWhenTheCopyIsSmallOrMostOfTheLogIsDead) {
+  EXPECT_TRUE(ShouldCompact(/*pinned=*/100, /*segment=*/4096, /*behind=*/4096, /*live=*/10000));
+  EXPECT_FALSE(ShouldCompact(2000, 4096, 8192, 10000));
+  EXPECT_TRUE(ShouldCompact(2000, 4096, 30000, 10000));
+  EXPECT_FALSE(ShouldCompact(4096, 4096, 20000, 10000));
 }
 
 }  // namespace
