@@ -99,7 +99,9 @@ struct QueueLog::Entry {
   SpoolWaiter* waiter = nullptr;   // messages
   // Streamed fragments; null once Abort() was called for the id (nobody is told then).
   FragmentWaiter* fragment_waiter = nullptr;
-  std::function<void(absl::Status)> done;  // operations
+  std::function<void(absl::Status)> done;  // operations and recipient states
+  uint32_t recipient = 0;                  // kRecipientState: which one
+  q::RecipientStatus status;               // kRecipientState: its new status
   // A kMessageOp or kRecipientState counted in `unapplied_updates_` until answered.
   bool counts_update = false;
   // A relocated message (compaction): `header` views `relocated_record` (the old kMessage record
@@ -352,6 +354,31 @@ void QueueLog::Apply(std::string_view id, q::MessageOp op, std::function<void(ab
   entry->records =
       SmallRecord(q::EncodeMessageOp(id, op, absl::ToUnixMicros(clock_.Now()), q::kUnkeyed),
                   q::RecordType::kMessageOp);
+  entry->counts_update = true;
+  ++unapplied_updates_[entry->id];
+  queue_.push_back(std::move(entry));
+  ++unanswered_;
+}
+
+void QueueLog::UpdateRecipient(std::string_view id, uint32_t recipient, q::RecipientStatus status,
+                               std::function<void(absl::Status)> done) {
+  const q::QueuedMessage* m = index_.Find(id);
+  if (m == nullptr) {
+    done(absl::NotFoundError(absl::StrCat("queue: no message ", core::Av(id))));
+    return;
+  }
+  if (recipient >= m->recipients.size()) {
+    done(absl::NotFoundError(absl::StrCat("queue: message ", core::Av(id), " has no recipient ",
+                                          recipient, " (it has ", m->recipients.size(), ")")));
+    return;
+  }
+  auto entry = std::make_unique<Entry>();
+  entry->done = std::move(done);
+  entry->id = std::string(id);
+  entry->recipient = recipient;
+  entry->records = SmallRecord(q::EncodeRecipientState(id, recipient, status, q::kUnkeyed),
+                               q::RecordType::kRecipientState);
+  entry->status = std::move(status);
   entry->counts_update = true;
   ++unapplied_updates_[entry->id];
   queue_.push_back(std::move(entry));
@@ -650,7 +677,7 @@ void QueueLog::ApplyToIndex(const Entry& entry) {
         index_.ApplyMessageOp(entry.id, entry.op);
         break;
       case q::RecordType::kRecipientState:
-        RINGMX_CHECK(false);  // not written by this log yet
+        index_.ApplyRecipientState(entry.id, entry.recipient, entry.status);
         break;
     }
   }

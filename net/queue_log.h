@@ -128,6 +128,13 @@ class QueueLog final : public Spool {
   // hold `id` (a message whose group is still in flight is not in the index yet).
   void Apply(std::string_view id, core::queue::MessageOp op,
              std::function<void(absl::Status)> done);
+  // Appends a kRecipientState (recipient number `recipient` of `id` gets `status`) through the
+  // group commit; `done` is called once, from a completion, when the record is durable and
+  // applied to the index (a message whose recipients are then all final leaves the index, and
+  // its segments can go), or with the group's error. kNotFound, called at once from inside
+  // UpdateRecipient(), if the index does not hold `id` or the message has no such recipient.
+  void UpdateRecipient(std::string_view id, uint32_t recipient, core::queue::RecipientStatus status,
+                       std::function<void(absl::Status)> done);
   // `flush`: every deferred recipient becomes due now (`next_attempt_us = now_us`), in memory
   // only (a restart keeps the recorded times). Returns how many recipients it changed.
   size_t FlushDeferred(int64_t now_us);

@@ -805,5 +805,145 @@ TEST(QueueCompactRuleTest, CompactsWhenTheCopyIsSmallOrMostOfTheLogIsDead) {
   EXPECT_FALSE(ShouldCompact(4096, 4096, 20000, 10000));
 }
 
+// ---- Recipient states ----
+
+class QueueLogStateTest : public QueueLogTest {
+ protected:
+  // Writes one recipient state and waits for its answer.
+  absl::Status Update(QueueLog& log, const std::string& id, uint32_t recipient,
+                      q::RecipientStatus status) {
+    std::optional<absl::Status> result;
+    log.UpdateRecipient(id, recipient, std::move(status), [&](absl::Status s) { result = s; });
+    log.Flush();
+    EXPECT_TRUE(DriveIdle(log));
+    EXPECT_TRUE(result.has_value());
+    return result.value_or(absl::UnknownError("not answered"));
+  }
+};
+
+constexpr int64_t kLater = 1800000000000000;
+
+q::RecipientStatus Deferred(uint32_t attempts) {
+  return {.state = q::RecipientState::kDeferred,
+          .attempts = attempts,
+          .next_attempt_us = kLater,
+          .at_us = 1700000000000001,
+          .reply = "451 4.7.1 try again later"};
+}
+
+TEST_F(QueueLogStateTest, UnknownIdsAndRecipientsAreNotFoundAtOnce) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  StoreBatch(*log, 0, 1);
+  std::vector<absl::Status> results;
+  const auto record = [&](absl::Status s) { results.push_back(s); };
+  log->UpdateRecipient("NOSUCHID", 0, Deferred(1), record);
+  log->UpdateRecipient(MakeRecord(0).id, 2, Deferred(1), record);  // it has two
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].code(), absl::StatusCode::kNotFound) << results[0];
+  EXPECT_EQ(results[1].code(), absl::StatusCode::kNotFound) << results[1];
+  EXPECT_EQ(log->pending(), 0u);
+}
+
+TEST_F(QueueLogStateTest, StatesGoFromPendingToDeferredToDeliveredAndSurviveARestart) {
+  const std::string id = MakeRecord(0).id;
+  {
+    std::unique_ptr<QueueLog> log = Open();
+    ASSERT_NE(log, nullptr);
+    StoreBatch(*log, 0, 2);
+    ASSERT_TRUE(Update(*log, id, 0, Deferred(1)).ok());
+    ASSERT_TRUE(Update(*log, id, 0, Deferred(2)).ok());
+    const q::QueuedMessage* m = log->index().Find(id);
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->recipients[0].status.state, q::RecipientState::kDeferred);
+    EXPECT_EQ(m->recipients[0].status.attempts, 2u);
+    EXPECT_EQ(m->recipients[0].status.next_attempt_us, kLater);
+    EXPECT_EQ(m->recipients[1].status.state, q::RecipientState::kPending);
+    // `flush` makes it due now, in memory only.
+    EXPECT_EQ(log->FlushDeferred(1000), 1u);
+    EXPECT_EQ(log->index().Find(id)->recipients[0].status.next_attempt_us, 1000);
+    EXPECT_EQ(log->FlushDeferred(1000), 0u);
+  }
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  const q::QueuedMessage* m = log->index().Find(id);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->recipients[0].status.state, q::RecipientState::kDeferred);
+  EXPECT_EQ(m->recipients[0].status.attempts, 2u);
+  EXPECT_EQ(m->recipients[0].status.next_attempt_us, kLater);  // as recorded
+  EXPECT_EQ(m->recipients[0].status.reply, "451 4.7.1 try again later");
+
+  q::RecipientStatus delivered{.state = q::RecipientState::kDelivered,
+                               .attempts = 3,
+                               .at_us = 1700000000000002,
+                               .reply = "250 2.0.0 ok"};
+  ASSERT_TRUE(Update(*log, id, 0, delivered).ok());
+  m = log->index().Find(id);
+  ASSERT_NE(m, nullptr);  // recipient 1 is still pending
+  EXPECT_EQ(m->recipients[0].status.state, q::RecipientState::kDelivered);
+  EXPECT_EQ(m->recipients[0].status.reply, "250 2.0.0 ok");
+  q::RecipientStatus failed{.state = q::RecipientState::kFailed, .reply = "550 5.1.1 no"};
+  ASSERT_TRUE(Update(*log, id, 1, failed).ok());
+  EXPECT_EQ(log->index().Find(id), nullptr);  // all final: gone
+  EXPECT_EQ(log->index().size(), 1u);
+
+  log.reset();
+  log = Open();
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->index().Find(id), nullptr);
+  EXPECT_NE(log->index().Find(MakeRecord(1).id), nullptr);
+}
+
+TEST_F(QueueLogStateTest, AMessageWhoseRecipientsAreAllFinalFreesItsSegmentAfterRotation) {
+  std::unique_ptr<QueueLog> log = Open(/*segment_size=*/4096);
+  ASSERT_NE(log, nullptr);
+  StoreBatch(*log, 0, 1, 5000);
+  const std::string id = MakeRecord(0).id;
+  const uint64_t segment = log->index().Find(id)->record.segment;
+  const q::RecipientStatus delivered{.state = q::RecipientState::kDelivered, .reply = "250 ok"};
+  ASSERT_TRUE(Update(*log, id, 0, delivered).ok());
+  ASSERT_TRUE(Update(*log, id, 1, delivered).ok());
+  EXPECT_EQ(log->index().size(), 0u);
+  StoreBatch(*log, 1, 1, 100);  // goes to a new segment: the old one passed 4096 bytes
+  EXPECT_GT(log->active_segment(), segment);
+  EXPECT_THAT(Segments(), ElementsAre(log->active_segment()));
+}
+
+TEST_F(QueueLogStateTest, CompactionCarriesTheRecipientsStates) {
+  std::unique_ptr<QueueLog> log = Open(/*segment_size=*/4096);
+  ASSERT_NE(log, nullptr);
+  StoreBatch(*log, 0, 1, 300);
+  const std::string id = MakeRecord(0).id;
+  ASSERT_TRUE(Update(*log, id, 1, Deferred(4)).ok());
+  ApplyAll(*log, {id}, q::MessageOp::kHold);
+  StoreAndDelete(*log, 100, 500);
+  EXPECT_THAT(Segments(), ElementsAre(log->active_segment()));
+  const auto check = [&](const QueueLog& l) {
+    const q::QueuedMessage* m = l.index().Find(id);
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->record.segment, l.active_segment());
+    EXPECT_TRUE(m->held);
+    EXPECT_EQ(m->recipients[0].status.state, q::RecipientState::kPending);
+    EXPECT_EQ(m->recipients[1].status.state, q::RecipientState::kDeferred);
+    EXPECT_EQ(m->recipients[1].status.attempts, 4u);
+    EXPECT_EQ(m->recipients[1].status.next_attempt_us, kLater);
+    EXPECT_EQ(m->recipients[1].status.reply, "451 4.7.1 try again later");
+  };
+  check(*log);
+  log.reset();
+  log = Open(4096);
+  ASSERT_NE(log, nullptr);
+  const q::QueuedMessage* m = log->index().Find(id);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->recipients[1].status.attempts, 4u);
+  EXPECT_TRUE(m->held);
+  // A state written after the relocation applies on top of it.
+  ASSERT_TRUE(Update(*log, id, 1, Deferred(5)).ok());
+  log.reset();
+  log = Open(4096);
+  ASSERT_NE(log, nullptr);
+  EXPECT_EQ(log->index().Find(id)->recipients[1].status.attempts, 5u);
+}
+
 }  // namespace
 }  // namespace ringmx::net
