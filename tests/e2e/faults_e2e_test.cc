@@ -779,10 +779,12 @@ TEST_F(DiskFullTest, FullDiskGives452AndMailFlowsAgainOnceSpaceIsBack) {
   ASSERT_EQ(reply.code, 250) << reply.text;
   stored.emplace_back(QueuedId(reply.text), small);
 
-  // Leave about 256 KiB: the 1 MiB message cannot fit, a 2 KiB one can.
+  // Leave about 640 KiB: the 1 MiB message cannot fit, a 2 KiB one can. (The big one streams in
+  // 256 KiB pieces: the first two are stored before the third finds no room; the failed range
+  // is cut off, the stored pieces stay until their segment is reclaimed.)
   FillUntilFull(filler);
   const uintmax_t full_size = std::filesystem::file_size(filler);
-  std::filesystem::resize_file(filler, full_size - 256 * 1024);
+  std::filesystem::resize_file(filler, full_size - 640 * 1024);
 
   reply = send(big);
   EXPECT_EQ(reply.code, 452) << reply.text;
@@ -794,16 +796,18 @@ TEST_F(DiskFullTest, FullDiskGives452AndMailFlowsAgainOnceSpaceIsBack) {
   ASSERT_EQ(reply.code, 250) << reply.text;
   stored.emplace_back(QueuedId(reply.text), small);
 
-  // Completely full: even the small one is refused, and the server stays up.
+  // Completely full: a 64 KiB message is refused too, and the server stays up. (Not the 2 KiB
+  // one: it may still fit in the unused end of the segment file's last page.)
+  const std::string medium = Body(64 * 1024, 'm');
   FillUntilFull(filler);
-  reply = send(small);
+  reply = send(medium);
   EXPECT_EQ(reply.code, 452) << reply.text;
   EXPECT_EQ(reply.Enhanced(), "4.3.1") << reply.text;
   auto other = Connect();
   ASSERT_NE(other, nullptr) << "the server stopped greeting on a full disk";
   // The store cut off what the failed write had put on disk: fill that room too.
   FillUntilFull(filler);
-  reply = other->SendMail("b@remote.test", {"v@example.test"}, small);
+  reply = other->SendMail("b@remote.test", {"v@example.test"}, medium);
   EXPECT_EQ(reply.code, 452) << reply.text;
 
   // Space is back: big and small mail is taken again, on the old session and a new one.
