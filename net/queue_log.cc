@@ -118,6 +118,8 @@ namespace {
 // per batch: what one batch holds in memory and adds to a group.
 constexpr size_t kCompactBatchMessages = 16;
 constexpr uint64_t kCompactBatchBytes = uint64_t{4} << 20;
+// Segments removed by one linked chain of unlinks (DeleteUnneededSegments).
+constexpr size_t kMaxUnlinkChain = 64;
 
 uint64_t StoredBytes(const q::QueuedMessage& m) {
   uint64_t bytes = m.record.size;
@@ -464,6 +466,9 @@ void QueueLog::OnOp(Op& op, int res) {
                              [&op](const std::unique_ptr<Op>& p) { return p.get() == &op; });
       RINGMX_CHECK(it != unlink_ops_.end());
       unlink_ops_.erase(it);
+      // (A failed unlink cancels the rest of its chain: those segments are left to the next
+      // start, whose replay removes what nothing needs.)
+      if (unlink_ops_.empty()) DeleteUnneededSegments();
       return;
     }
   }
@@ -519,20 +524,34 @@ void QueueLog::OnRotated(int res) {
 
 void QueueLog::DeleteUnneededSegments() {
   if (keep_segments_) return;
+  // One chain of unlinks at a time, in ascending order and linked (each runs after the one
+  // before; the journal makes them durable in that order): a segment holding a delete must never
+  // be gone while an older one holding its message is still there after a crash. What becomes
+  // deletable meanwhile goes with the next chain (OnOp starts it).
+  if (!unlink_ops_.empty()) return;
   const uint64_t oldest = index_.OldestNeededSegment(active_seq_);
-  // In ascending order, so that a state record is never removed before the message it is about.
-  while (!segments_.empty() && *segments_.begin() < oldest && *segments_.begin() != active_seq_) {
+  std::vector<uint64_t> doomed;
+  while (!segments_.empty() && *segments_.begin() < oldest && *segments_.begin() != active_seq_ &&
+         doomed.size() < kMaxUnlinkChain) {
     const uint64_t seq = *segments_.begin();
     segments_.erase(segments_.begin());
     if (auto it = segment_bytes_.find(seq); it != segment_bytes_.end()) {
       behind_active_bytes_ -= it->second;
       segment_bytes_.erase(it);
     }
+    doomed.push_back(seq);
+  }
+  if (doomed.empty()) return;
+  ReserveSqes(static_cast<unsigned>(doomed.size()));  // the chain goes in one submission
+  io_uring_sqe* previous = nullptr;
+  for (const uint64_t seq : doomed) {
     auto op = std::make_unique<Op>(this, QueueOpKind::kUnlink);
     op->seq = seq;
     op->name = q::SegmentFileName(seq);
     io_uring_sqe* sqe = PrepareOp(*op);
     io_uring_prep_unlinkat(sqe, dir_fd_, op->name.c_str(), 0);
+    if (previous != nullptr) previous->flags |= IOSQE_IO_LINK;
+    previous = sqe;
     unlink_ops_.push_back(std::move(op));
   }
 }
