@@ -117,8 +117,19 @@ void Connection::ArmRecv() {
   io_uring_sqe* sqe = shard_.reactor().Prepare(&recv_op_);
   if (transport_ == Transport::kKernelTls) {
     // recvmsg, so that the kernel can say which kind of record the bytes come from.
-    io_uring_prep_recvmsg_multishot(sqe, fd_, &ktls_->recv_msg, 0);
-    recv_single_shot_ = false;
+    // The kernel writes the control length back after a single-shot recvmsg; both kinds read it
+    // at submission (and the multishot parser uses it as its template).
+    ktls_->recv_msg.msg_controllen = sizeof(ktls_->control);
+    ktls_->recv_msg.msg_flags = 0;
+    if (!session_.streaming_id().empty()) {
+      // One record at a time while a message streams in, as below. Its completion holds the
+      // payload at the start of the buffer and the record type in `control`.
+      io_uring_prep_recvmsg(sqe, fd_, &ktls_->recv_msg, 0);
+      recv_single_shot_ = true;
+    } else {
+      io_uring_prep_recvmsg_multishot(sqe, fd_, &ktls_->recv_msg, 0);
+      recv_single_shot_ = false;
+    }
   } else if (!session_.streaming_id().empty()) {
     // A message is streaming in (Session::streaming_id): one receive at a time, re-armed only
     // when the session can take more, so that a fast sender is held back by TCP rather than by
@@ -145,6 +156,27 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
       const std::string_view bytes =
           shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
       msghdr& msg = ktls_->recv_msg;
+      if (recv_single_shot_) {
+        // A single-shot recvmsg: the payload starts the buffer, the record type is in `control`
+        // (no control message: application data).
+        uint8_t record_type = kTlsRecordData;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+          if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) {
+            record_type = *CMSG_DATA(c);
+          }
+        }
+        if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+          if (!done_ && !closing_) FailKernelTls(kAlertInternalError, "truncated recvmsg control");
+        } else if (!done_ && closing_) {
+          DropClosingInput(bytes.size());
+        } else if (!done_) {
+          OnKernelRecord(record_type, bytes, shard_.BatchNow());
+        }
+        shard_.buffers().Recycle(buffer_id);
+        if (!recv_armed_ && !done_) recv_rearm_ = true;
+        MarkDirty();
+        return;
+      }
       io_uring_recvmsg_out* header = io_uring_recvmsg_validate(
           const_cast<char*>(bytes.data()), static_cast<int>(bytes.size()), &msg);
       if (header == nullptr || (header->flags & MSG_CTRUNC) != 0) {
@@ -658,7 +690,8 @@ void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
   // A message started streaming in: end the multishot receive, so that it is re-armed one
   // receive at a time (ArmRecv).
   if (recv_armed_ && !recv_single_shot_ && !recv_switch_sent_ && !done_ &&
-      (transport_ == Transport::kPlain || transport_ == Transport::kTls) &&
+      (transport_ == Transport::kPlain || transport_ == Transport::kTls ||
+       transport_ == Transport::kKernelTls) &&
       !session_.streaming_id().empty()) {
     io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
     io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
@@ -670,8 +703,9 @@ void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
 void Connection::HoldInput(std::string_view bytes) {
   // Read before the cancel landed (or while the session waits): held, not answered, so memory
   // and output stay bounded.
-  const size_t max_held =
-      session_.input_blocked() ? kMaxHeldInputWhileStoringBytes : kMaxHeldInputBytes;
+  const size_t max_held = session_.input_blocked() || !session_.streaming_id().empty()
+                              ? kMaxHeldInputWhileStoringBytes
+                              : kMaxHeldInputBytes;
   if (held_input_.size() + bytes.size() > max_held) {
     if (end_reason_.empty() && !session_.closed()) end_reason_ = "not-reading";
     done_ = true;

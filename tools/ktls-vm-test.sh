@@ -23,7 +23,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ $# -ge 1 ]; then build=$1; else build=$repo/build/release; fi
-filter=${2:-'TlsTest.KernelTls*:TlsTest.StartTls*:TlsTest.ImplicitTls*:TlsTest.CloseNotify*:TlsTest.CommandsInjected*'}
+filter=${2:-'TlsTest.KernelTls*:TlsTest.StartTls*:TlsTest.ImplicitTls*:TlsTest.CloseNotify*:TlsTest.CommandsInjected*:TlsTest.LargeMessages*'}
 vm_timeout=${RINGMX_VM_TIMEOUT:-600}  # about 1 min idle, 2 min on a busy 2-core machine
 
 fail() { echo "FAIL: $*"; exit 1; }
