@@ -87,7 +87,12 @@ void DataDecoder::Append(const char* data, size_t n) {
   if (errors_ != 0) return;
   // The caller keeps within the buffer limit (see set_buffer_limit); max() keeps GrowWithin's
   // precondition even if it did not.
-  internal::GrowWithin(body_, n, std::max(BufferCap(), body_.size() + n));
+  const size_t cap = std::max(BufferCap(), body_.size() + n);
+  // Streaming: once a doubling would land within a factor of two short of the buffer limit, grow
+  // to the limit itself, so the buffer is not moved once more just before it is full.
+  const size_t floor =
+      buffer_limit_ != SIZE_MAX && 4 * body_.capacity() >= cap ? cap : size_t{4096};
+  if (body_.size() + n > body_.capacity()) internal::GrowWithin(body_, n, cap, floor);
   body_.append(data, n);
 }
 

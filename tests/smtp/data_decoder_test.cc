@@ -269,6 +269,28 @@ TEST(DataDecoderTest, StreamedPiecesJoinToTheWholeBodyAndStayWithinTheLimit) {
   }
 }
 
+TEST(DataDecoderTest, StreamingBufferGrowsStraightToItsLimitAtTheEnd) {
+  constexpr size_t kLimit = 256 * 1024;
+  DataDecoder d;
+  d.set_buffer_limit(kLimit);
+  d.Begin(Mode::kDotStuffed, 1 << 24);
+  const std::string line = std::string(98, 'x') + "\r\n";
+  size_t late_moves = 0;  // moves of a buffer that already held a quarter of the limit
+  const char* buffer = nullptr;
+  while (d.StreamRoom() >= line.size()) {
+    const bool late = d.capacity() >= kLimit / 4;
+    d.Consume(line);
+    if (d.body().data() != buffer) {
+      if (late) ++late_moves;
+      buffer = d.body().data();
+    }
+    ASSERT_LE(d.capacity(), kLimit);
+  }
+  EXPECT_EQ(d.capacity(), kLimit);
+  // Doublings up to a quarter of the limit, then the limit itself: one last move, not two.
+  EXPECT_EQ(late_moves, 1u);
+}
+
 TEST(DataDecoderTest, AnnouncedSizeAllocatesTheBufferOnce) {
   std::string body;
   for (int i = 0; i < 50; ++i) body += std::string(98, 'x') + "\r\n";
