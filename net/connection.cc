@@ -121,8 +121,8 @@ void Connection::ArmRecv() {
     // at submission (and the multishot parser uses it as its template).
     ktls_->recv_msg.msg_controllen = sizeof(ktls_->control);
     ktls_->recv_msg.msg_flags = 0;
-    if (!session_.streaming_id().empty()) {
-      // One record at a time while a message streams in, as below. Its completion holds the
+    if (session_.receiving_large_message()) {
+      // One record at a time while a large message comes in, as below. Its completion holds the
       // payload at the start of the buffer and the record type in `control`.
       io_uring_prep_recvmsg(sqe, fd_, &ktls_->recv_msg, 0);
       recv_single_shot_ = true;
@@ -130,10 +130,10 @@ void Connection::ArmRecv() {
       io_uring_prep_recvmsg_multishot(sqe, fd_, &ktls_->recv_msg, 0);
       recv_single_shot_ = false;
     }
-  } else if (!session_.streaming_id().empty()) {
-    // A message is streaming in (Session::streaming_id): one receive at a time, re-armed only
-    // when the session can take more, so that a fast sender is held back by TCP rather than by
-    // input piling up here while the store writes.
+  } else if (session_.receiving_large_message()) {
+    // A large message is coming in (Session::receiving_large_message): one receive at a time,
+    // re-armed only when the session can take more, so that a fast sender is held back by TCP
+    // rather than by input piling up here while the store writes.
     io_uring_prep_recv(sqe, fd_, nullptr, 0, 0);
     recv_single_shot_ = true;
   } else {
@@ -687,12 +687,12 @@ void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
     AfterSession();
     bytes.remove_prefix(n);
   }
-  // A message started streaming in: end the multishot receive, so that it is re-armed one
-  // receive at a time (ArmRecv).
+  // A large message is coming in: end the multishot receive before the session has to wait for
+  // the store, so that it is re-armed one receive at a time (ArmRecv) and no burst piles up here.
   if (recv_armed_ && !recv_single_shot_ && !recv_switch_sent_ && !done_ &&
       (transport_ == Transport::kPlain || transport_ == Transport::kTls ||
        transport_ == Transport::kKernelTls) &&
-      !session_.streaming_id().empty()) {
+      session_.receiving_large_message()) {
     io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
     io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
     recv_switch_sent_ = true;
@@ -703,7 +703,7 @@ void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
 void Connection::HoldInput(std::string_view bytes) {
   // Read before the cancel landed (or while the session waits): held, not answered, so memory
   // and output stay bounded.
-  const size_t max_held = session_.input_blocked() || !session_.streaming_id().empty()
+  const size_t max_held = session_.input_blocked() || session_.receiving_large_message()
                               ? kMaxHeldInputWhileStoringBytes
                               : kMaxHeldInputBytes;
   if (held_input_.size() + bytes.size() > max_held) {

@@ -205,6 +205,13 @@ bool Session::input_blocked() const {
 
 std::string_view Session::streaming_id() const { return state_->stream_id; }
 
+bool Session::receiving_large_message() const {
+  const State& s = *state_;
+  const bool receiving = s.mode == Mode::kData ||
+                         (s.mode == Mode::kChunk && s.chunk_disposition == Disposition::kStore);
+  return !s.stream_id.empty() || (receiving && s.decoder.size() >= kStreamChunkBytes / 4);
+}
+
 bool Session::tls_handshake_pending() const { return state_->tls_pending; }
 
 size_t Session::MemoryUsageForTest() const {

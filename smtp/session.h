@@ -123,6 +123,11 @@ class Session {
   // kMaxPendingInputBytes; the driver should stop reading the client until this turns false.
   bool input_blocked() const;
 
+  // True while message data is being received and the message is large (a quarter of a body
+  // buffer so far, or pieces already handed over): the driver then reads one receive at a time,
+  // so that a fast sender waits in TCP rather than in the driver's memory.
+  bool receiving_large_message() const;
+
   // The id of a message whose pieces were handed to the store and that has neither been handed
   // over whole (`deliver`) nor aborted: a driver that tears the connection down without closing
   // the session calls Spool::Abort() with it. "" if none.
