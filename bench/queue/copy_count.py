@@ -23,6 +23,8 @@ import sys
 import tempfile
 import time
 
+import benchserver  # bench/queue/benchserver.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -97,36 +99,10 @@ def run(ringmx, shim, args, size_param, tag):
     log = os.path.join(work, "ringmx.log")
     counts = os.path.join(work, "counts")
     conf = os.path.join(work, "ringmx.toml")
-    with open(conf, "w") as f:
-        f.write(f'''hostname = "mx.bench.test"
-workers = {args.workers}
-[[listener]]
-name = "mx"
-address = "127.0.0.1:0"
-[policy]
-local_domains = ["example.test"]
-relay_networks = ["127.0.0.0/8"]
-[spool]
-path = "{spool}"
-[log]
-file = "{log}"
-''')
+    benchserver.write_config(conf, spool, log, args.workers)
     env = dict(os.environ, LD_PRELOAD=shim, MEMCPY_COUNT_OUT=counts)
-    server = subprocess.Popen([ringmx, "serve", "-c", conf], env=env, stdout=subprocess.DEVNULL,
-                              stderr=open(os.path.join(work, "stderr.log"), "w"))
+    server, port = benchserver.start(ringmx, conf, log, os.path.join(work, "stderr.log"), env)
     try:
-        port = None
-        for _ in range(200):
-            text = open(log).read() if os.path.exists(log) else ""
-            m = re.search(r"listening name=mx address=127\.0\.0\.1:(\d+)", text)
-            if m and "ringmx ready" in text:
-                port = int(m.group(1))
-                break
-            if server.poll() is not None:
-                break
-            time.sleep(0.05)
-        if port is None:
-            raise RuntimeError("ringmx did not start")
         body = make_body(args.size, args.dots)
         wire = stuff(body) + b".\r\n"
         c = Client(port)

@@ -22,6 +22,8 @@ import tempfile
 import threading
 import time
 
+import benchserver  # bench/queue/benchserver.py
+
 
 def rss_kib(pid, key="VmRSS"):
     try:
@@ -56,39 +58,10 @@ def run_one(label, ringmx, bench, args):
     sock = os.path.join(work, "control.sock")
     log = os.path.join(work, "ringmx.log")
     conf = os.path.join(work, "ringmx.toml")
-    with open(conf, "w") as f:
-        f.write(f'''hostname = "mx.bench.test"
-workers = {args.workers}
-[[listener]]
-name = "mx"
-address = "127.0.0.1:0"
-[policy]
-local_domains = ["example.test"]
-relay_networks = ["127.0.0.0/8"]
-[spool]
-path = "{spool}"
-[control]
-socket = "{sock}"
-[log]
-file = "{log}"
-''')
-    server = subprocess.Popen([ringmx, "serve", "-c", conf], stdout=subprocess.DEVNULL,
-                              stderr=open(os.path.join(work, "stderr.log"), "w"))
+    benchserver.write_config(conf, spool, log, args.workers, sock)
     result = {"label": label, "binary": ringmx}
+    server, port = benchserver.start(ringmx, conf, log, os.path.join(work, "stderr.log"))
     try:
-        port = None
-        for _ in range(200):
-            if os.path.exists(log):
-                m = re.search(r"listening name=mx address=127\.0\.0\.1:(\d+)", open(log).read())
-                if m and "ringmx ready" in open(log).read():
-                    port = m.group(1)
-                    break
-            if server.poll() is not None:
-                break
-            time.sleep(0.05)
-        if port is None:
-            raise RuntimeError(f"{label}: ringmx did not start: "
-                               + open(os.path.join(work, "stderr.log")).read()[-2000:])
         time.sleep(0.5)
         idle = rss_kib(server.pid)
         before = ctl_stat(ringmx, sock, "queue_messages") or 0
