@@ -761,7 +761,17 @@ void Connection::Flush(absl::Time now) {
         if (!wire_.empty() && !send_inflight_) SendWire();
       }
     }
-    if (recv_rearm_ && !recv_armed_ && !recv_paused_ && !closing_ &&
+    if (closing_ && recv_paused_ && !recv_armed_ && !closing_read_stopped_) {
+      // The session ended while reading was paused (it waited for the store, or the client was
+      // not reading): nothing held matters any more, but a client that is still sending must be
+      // read (and dropped, DropClosingInput) during the linger, or its unread input would reset
+      // the connection before it reads our last reply.
+      recv_paused_ = false;
+      std::string().swap(held_input_);
+      recv_rearm_ = true;
+    }
+    // Also while closing: a single-shot receive ends after each read, and the linger needs one.
+    if (recv_rearm_ && !recv_armed_ && !recv_paused_ && !closing_read_stopped_ &&
         transport_ != Transport::kKernelTlsSwitch) {
       ArmRecv();
     }
