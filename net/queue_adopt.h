@@ -2,8 +2,9 @@
 // (net/queue_log.cc) does before its shard serves, and the adoption of the directories of shards
 // that no longer exist, which runs before any shard starts. Nothing here runs on a ring.
 //
-// The helpers in `queue_files` are shared by net/queue_log.cc and net/queue_adopt.cc only; other
-// code uses QueueLog and AdoptRetiredShardQueues().
+// The helpers in `queue_files` are shared by net/queue_log.cc, net/queue_adopt.cc and the spool
+// directory's preparation (net/spool_dir.cc); other code uses QueueLog and
+// AdoptRetiredShardQueues().
 #pragma once
 
 #include <stddef.h>

@@ -17,34 +17,14 @@
 #include "core/log.h"
 #include "core/status.h"
 #include "core/status_macros.h"
+#include "net/queue_adopt.h"
 #include "net/spool.h"
 
 namespace ringmx::net {
 namespace {
 
-constexpr mode_t kDirMode = 0750;
-
-// Owns one file descriptor.
-class ScopedFd {
- public:
-  explicit ScopedFd(int fd) : fd_(fd) {}
-  ~ScopedFd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-absl::Status FsyncDirectory(const std::string& path) {
-  ScopedFd fd(open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.get() < 0) return core::ErrnoStatus(errno, absl::StrCat("open directory ", path));
-  if (fsync(fd.get()) != 0) return core::ErrnoStatus(errno, absl::StrCat("fsync directory ", path));
-  return absl::OkStatus();
-}
+using queue_files::FsyncDirectoryPath;
+using queue_files::kDirMode;
 
 std::string Parent(const std::string& path) {
   const size_t slash = path.find_last_of('/');
@@ -87,7 +67,7 @@ absl::Status MakeDirectories(const std::string& path) {
     RINGMX_RETURN_IF_ERROR(MakeDirectory(prefix, created));
     if (created) created_in.push_back(Parent(prefix));
   }
-  for (const std::string& parent : created_in) RINGMX_RETURN_IF_ERROR(FsyncDirectory(parent));
+  for (const std::string& parent : created_in) RINGMX_RETURN_IF_ERROR(FsyncDirectoryPath(parent));
   return absl::OkStatus();
 }
 
@@ -137,7 +117,7 @@ absl::Status Prepare(const std::string& path) {
                                   ") does not read them"));
   }
   // The spool directory holds the entry of queue/.
-  return FsyncDirectory(path);
+  return FsyncDirectoryPath(path);
 }
 
 }  // namespace
