@@ -253,6 +253,11 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
 }
 
 void Connection::AfterSession() {
+  for (const std::string& event : out_.log) {
+    core::LogInfo(absl::StrCat("smtp shard=", shard_.index(),
+                               " client=", session_.facts().client.ToString(), " ", event));
+  }
+  out_.log.clear();
   if (transport_ == Transport::kKernelTlsSwitch && out_.close) {
     // The session is ending (timeout, shutdown) before the kernel took the keys: say goodbye
     // through OpenSSL, which still has them.

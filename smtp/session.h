@@ -43,6 +43,10 @@ struct Output {
   // session waits (buffering any further input) until the driver calls OnDelivered() with the
   // store's result; at most one is outstanding.
   std::optional<core::SpoolRecord> deliver;
+  // Events for the connection's log, in order (a relay decision and its reason, an AUTH result),
+  // each one line without the connection's prefix, which the driver adds. Never holds a
+  // password or message bytes.
+  std::vector<std::string> log;
   // Close the connection once `replies` has been sent.
   bool close = false;
   // STARTTLS was accepted: once `replies` (ending in "220 2.0.0 Ready to start TLS") has been
@@ -55,6 +59,7 @@ struct Output {
   void Clear() {
     replies.clear();
     abort_streams.clear();
+    log.clear();
     fragment.reset();
     deliver.reset();
     close = false;
