@@ -12,33 +12,20 @@
 #include "smtp/data_decoder.h"
 #include "smtp/envelope.h"
 #include "smtp/internal/bounded_string.h"
+#include "smtp/internal/session_state.h"
 #include "smtp/limits.h"
 
 namespace ringmx::smtp {
 
-// What happens to the octets of the BDAT chunk being read.
-enum class Session::Disposition : uint8_t {
-  kStore,     // part of the message (the decoder may still refuse it)
-  kNeedMail,  // RFC 3030: consumed, then 503 (no MAIL)
-  kNeedRcpt,  // consumed, then 503 (no accepted RCPT)
-  kNeedTls,   // consumed, then 530 (tls_required and no TLS yet)
-};
+using internal::EqualsIgnoreCase;
+using internal::Hello;
+using internal::IsBlank;
+using internal::kTlsRequiredReply;
+using internal::kTooBigReply;
+using internal::Mode;
+using internal::ParseDecimalSaturating;
 
 namespace {
-
-enum class Mode : uint8_t {
-  kCommand,  // reading command lines
-  kData,     // after 354: message data until CR LF "." CR LF
-  kChunk,    // reading the octets of a BDAT chunk
-};
-
-enum class Hello : uint8_t { kNone, kHelo, kEhlo };
-
-constexpr bool IsBlank(char c) { return c == ' ' || c == '\t'; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && StartsWithIgnoreCase(a, b);
-}
 
 bool AllDigits(std::string_view s) {
   if (s.empty()) return false;
@@ -46,17 +33,6 @@ bool AllDigits(std::string_view s) {
     if (c < '0' || c > '9') return false;
   }
   return true;
-}
-
-// Decimal digits to uint64_t, saturating at UINT64_MAX (a SIZE that large exceeds any limit).
-uint64_t ParseDecimalSaturating(std::string_view digits) {
-  uint64_t v = 0;
-  for (char c : digits) {
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return UINT64_MAX;
-    v = v * 10 + d;
-  }
-  return v;
 }
 
 // Client text echoed in a reply: printable ASCII only, bounded.
@@ -85,99 +61,9 @@ bool NeedsTls(Verb verb) {
   }
 }
 
-constexpr std::string_view kTlsRequiredReply = "530 5.7.0 Must issue a STARTTLS command first";
-constexpr std::string_view kTooBigReply =
-    "552 5.3.4 Message size exceeds fixed maximum message size";
 constexpr std::string_view kLineTooLongReply = "500 5.5.2 Error: line too long";
 
-std::string_view DecoderErrorReply(DataDecoder::Error error) {
-  switch (error) {
-    case DataDecoder::Error::kBareCrLf:
-      return "550 5.6.0 Message contains bare CR or LF";
-    case DataDecoder::Error::kLineTooLong:
-      return "550 5.6.0 Message line too long";
-    case DataDecoder::Error::kTooBig:
-      return kTooBigReply;
-    case DataDecoder::Error::kNone:
-      break;
-  }
-  return "451 4.3.0 Error: internal state";  // not reached
-}
-
-// The size the client announced with MAIL FROM SIZE= (RFC 1870), 0 if none or unreadable.
-uint64_t AnnouncedSize(const Envelope& envelope) {
-  for (const MailParam& param : envelope.mail_params) {
-    if (!EqualsIgnoreCase(param.keyword, "SIZE") || !param.has_value) continue;
-    uint64_t size = 0;
-    for (char c : param.value) {
-      if (c < '0' || c > '9' || size > (UINT64_MAX - 9) / 10) return 0;
-      size = size * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return size;
-  }
-  return 0;
-}
-
 }  // namespace
-
-struct Session::State {
-  bool started = false;
-  bool shutdown = false;           // OnShutdown() was called: 421 at the next opportunity
-  bool awaiting_delivery = false;  // a `deliver` is out; input goes to `pending`
-  bool pending_overflow = false;   // more than kMaxPendingInputBytes arrived while awaiting
-  bool discarding_line = false;    // inside an over-long command line, dropping through its LF
-  // Octets of the over-long line being dropped (`discarding_line`), before its LF.
-  size_t discarded_line_octets = 0;
-  // Octets (before their LF) of the over-long command lines completed so far, for
-  // kMaxOverlongCommandOctets. Like `errors`, the connection's: a TLS upgrade keeps it.
-  size_t overlong_octets = 0;
-  // From an accepted STARTTLS to OnTlsEstablished()/OnTlsFailed(). While set, every input octet
-  // is dropped unread: plaintext sent after STARTTLS must never run after the upgrade
-  // (CVE-2011-0411).
-  bool tls_pending = false;
-  Mode mode = Mode::kCommand;
-  Hello hello = Hello::kNone;
-  int errors = 0;  // protocol errors so far (kMaxProtocolErrors)
-  std::string helo;
-
-  // The transaction. `in_mail` is true from an accepted MAIL to its end (delivery, refusal,
-  // RSET, EHLO/HELO).
-  bool in_mail = false;
-  Envelope envelope;
-  bool bdat_used = false;  // a BDAT chunk was taken in this transaction (DATA is now 503)
-  // RCPT commands refused with 452 for exceeding max_recipients in this transaction, up to
-  // kMaxRecipientOvershoot; counted as protocol errors beyond that.
-  int recipient_overshoot = 0;
-  bool rejection_counted = false;  // stats already count this transaction as refused
-
-  // The BDAT chunk being read (mode == kChunk).
-  Disposition chunk_disposition = Disposition::kStore;
-  uint64_t chunk_size = 0;
-  uint64_t chunk_remaining = 0;
-  bool chunk_last = false;
-
-  DataDecoder decoder;
-  // Raw octets of the current DATA consumed so far (mode == kData), for StreamCutOctets().
-  uint64_t data_octets = 0;
-  // The start of a command line whose LF has not arrived. Invariant: size() <
-  // kMaxCommandLineOctets; a longer line is dropped (`discarding_line`) instead of buffered.
-  std::string line;
-  // Input that arrived while a delivery was outstanding. Invariant: size() <=
-  // kMaxPendingInputBytes; non-empty only while awaiting_delivery.
-  std::string pending;
-  // Streaming (Output::fragment). `stream_id` is minted with the first piece; `fragments` pieces
-  // have been handed over in this transaction. While `fragment_outstanding` the store has not
-  // answered the last one; `stream_failed`: it answered with an error (the message gets 452).
-  std::string stream_id;
-  uint32_t fragments = 0;
-  bool fragment_outstanding = false;
-  bool stream_failed = false;
-  // The data ended while a piece was outstanding: Deliver() once it is stored.
-  bool deliver_after_fragment = false;
-  // Id and size of the outstanding delivery; OnDelivered() answers with them.
-  std::string outstanding_id;
-  uint64_t outstanding_size = 0;
-};
 
 Session::Session(std::shared_ptr<const core::Snapshot> snapshot, policy::ConnectionFacts facts,
                  core::QueueIdGenerator& ids)
@@ -196,7 +82,7 @@ bool Session::delivery_outstanding() const { return state_->awaiting_delivery; }
 
 bool Session::input_blocked() const {
   const State& s = *state_;
-  if (s.awaiting_delivery || s.deliver_after_fragment) return true;
+  if (s.awaiting_delivery || s.deliver_after_fragment || s.check_token != 0) return true;
   // The body buffer is full and its predecessor not stored yet.
   const bool receiving = s.mode == Mode::kData ||
                          (s.mode == Mode::kChunk && s.chunk_disposition == Disposition::kStore);
@@ -243,6 +129,8 @@ void Session::Close(Output& out, std::string_view reason) {
   s.envelope.Clear();
   s.decoder.Clear();
   AbandonStream(out);
+  EndSasl();
+  s.check_token = 0;
   std::string().swap(s.line);
   std::string().swap(s.pending);
 }
@@ -381,7 +269,8 @@ void Session::OnShutdown(absl::Time /*now*/, Output& out) {
 bool Session::Idle() const {
   const State& s = *state_;
   return s.mode == Mode::kCommand && !s.in_mail && s.line.empty() && !s.discarding_line &&
-         !s.awaiting_delivery && s.pending.empty() && !s.tls_pending;
+         !s.awaiting_delivery && s.pending.empty() && !s.tls_pending && s.check_token == 0 &&
+         !s.sasl_active;
 }
 
 void Session::MaybeCloseForShutdown(Output& out) {
@@ -432,7 +321,8 @@ size_t Session::ConsumeCommandBytes(std::string_view input, absl::Time now, Outp
   const size_t line_octets =
       (s.discarding_line ? s.discarded_line_octets : s.line.size()) + before_lf;
   // RFC 5321 section 4.5.3.1.4: 512 octets with the CR LF, so at most 511 before the LF.
-  const bool overlong = line_octets >= kMaxCommandLineOctets;
+  const size_t limit = LineLimit(input);
+  const bool overlong = line_octets >= limit;
   if (overlong && s.overlong_octets + line_octets >= kMaxOverlongCommandOctets) {
     CutLongLine(out);
     return input.size();
@@ -462,7 +352,7 @@ size_t Session::ConsumeCommandBytes(std::string_view input, absl::Time now, Outp
     return input.size();
   }
   const size_t n = static_cast<size_t>(lf - input.data()) + 1;
-  if (s.line.size() + n > kMaxCommandLineOctets) {
+  if (s.line.size() + n > limit) {
     s.line.clear();
     HandleLine({}, now, out);
   } else if (s.line.empty()) {
@@ -507,6 +397,20 @@ void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
     }
   }
 
+  if (s.sasl_active) {
+    // The line is the client's answer to our 334, not a command (RFC 4954 section 4).
+    if (s.shutdown) {
+      EndSasl();
+      Reply(out, "421 4.3.2 Service shutting down");
+      Close(out, "shutdown");
+    } else if (!problem.empty()) {
+      EndSasl();
+      ReplyError(out, problem);
+    } else {
+      HandleSaslLine(line.substr(0, line.size() - 2), out);
+    }
+    return;
+  }
   if (s.shutdown) {
     // DESIGN.md section 8: 421 at the next command. QUIT still gets its 221, and a BDAT
     // transfer already under way may finish its message.
@@ -579,7 +483,9 @@ void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
     case Verb::kStartTls:
       DoStartTls(cmd.args, now, out);
       break;
-    case Verb::kAuth:  // TODO(ringmx): AUTH (after TLS only) is a later issue.
+    case Verb::kAuth:
+      DoAuth(cmd.args, out);
+      break;
     case Verb::kNotImplemented:
       ReplyError(out, "502 5.5.1 Error: command not implemented");
       break;
@@ -609,6 +515,8 @@ void Session::DoHello(bool ehlo, std::string_view args, Output& out) {
   absl::StrAppend(&out.replies, "250-", host, "\r\n250-PIPELINING\r\n250-SIZE ",
                   snapshot_->config.policy.max_message_size, "\r\n",
                   policy::OfferStartTls(*snapshot_, facts_) ? "250-STARTTLS\r\n" : "",
+                  // RFC 4954: AUTH only once TLS protects the credentials.
+                  facts_.listener->auth && facts_.tls ? "250-AUTH PLAIN LOGIN\r\n" : "",
                   "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
                   "250-SMTPUTF8\r\n250 CHUNKING\r\n");
 }
@@ -778,266 +686,6 @@ void Session::DoRcpt(std::string_view args, Output& out) {
   }
   s.envelope.rcpt_to.emplace_back(path->mailbox);
   Reply(out, "250 2.1.5 Ok");
-}
-
-void Session::DoData(std::string_view args, absl::Time now, Output& out) {
-  State& s = *state_;
-  if (!s.in_mail) {
-    ReplyError(out, "503 5.5.1 Error: need MAIL command");
-    return;
-  }
-  if (s.bdat_used) {  // RFC 3030 section 2
-    ReplyError(out, "503 5.5.1 Error: DATA not allowed after BDAT");
-    return;
-  }
-  if (s.envelope.rcpt_to.empty()) {
-    ReplyError(out, "503 5.5.1 Error: need RCPT command");
-    return;
-  }
-  if (!args.empty()) {
-    ReplyError(out, "501 5.5.4 Syntax: DATA");
-    return;
-  }
-  Reply(out, "354 End data with <CR><LF>.<CR><LF>");
-  s.mode = Mode::kData;
-  s.decoder.Begin(DataDecoder::Mode::kDotStuffed, snapshot_->config.policy.max_message_size,
-                  AnnouncedSize(s.envelope));
-  s.data_octets = 0;
-  s.rejection_counted = false;
-  deadline_ = now + snapshot_->config.timeouts.data;  // the whole transfer, not per read
-}
-
-void Session::DoBdat(std::string_view args, absl::Time now, Output& out) {
-  State& s = *state_;
-  // RFC 3030: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CR LF.
-  size_t i = 0;
-  while (i < args.size() && args[i] >= '0' && args[i] <= '9') ++i;
-  const std::string_view count_text = args.substr(0, i);
-  std::string_view tail = args.substr(i);
-  bool last = false;
-  bool ok = !count_text.empty() && count_text.size() <= 19;  // < 10^19 fits in uint64_t
-  if (ok && !tail.empty()) {
-    ok = IsBlank(tail.front());
-    while (!tail.empty() && IsBlank(tail.front())) tail.remove_prefix(1);
-    last = EqualsIgnoreCase(tail, "LAST");
-    ok = ok && last;
-  }
-  if (!ok) {
-    // Without a valid count the chunk cannot be skipped, and its octets must never be read as
-    // commands (that would be smuggling): answer and hang up, as Postfix does.
-    Reply(out, "521 5.5.4 Syntax: BDAT count [LAST]");
-    Close(out, "bad-bdat");
-    return;
-  }
-  const uint64_t count = ParseDecimalSaturating(count_text);
-  const uint64_t max_size = snapshot_->config.policy.max_message_size;
-  // The count says how much is coming: a chunk that would take the transaction far past the
-  // limit (or a chunk that large out of sequence) is not read at all (StreamCutOctets).
-  const uint64_t cut = StreamCutOctets(max_size);
-  const uint64_t so_far = s.bdat_used ? s.decoder.size() : 0;
-  if (count > cut || so_far > cut - count) {
-    CutOversizedStream(out);
-    return;
-  }
-
-  deadline_ = now + snapshot_->config.timeouts.data;
-  if (policy::TlsRequiredViolated(*snapshot_, facts_)) {
-    s.chunk_disposition = Disposition::kNeedTls;
-  } else if (!s.in_mail) {
-    s.chunk_disposition = Disposition::kNeedMail;
-  } else if (s.envelope.rcpt_to.empty()) {
-    s.chunk_disposition = Disposition::kNeedRcpt;
-  } else {
-    s.chunk_disposition = Disposition::kStore;
-    if (!s.bdat_used) {
-      s.bdat_used = true;
-      s.rejection_counted = false;
-      s.decoder.Begin(DataDecoder::Mode::kChunked, max_size, AnnouncedSize(s.envelope));
-    }
-    // RFC 3030 section 2: a chunk that would exceed the limit is still read, then refused.
-    if (s.decoder.error() == DataDecoder::Error::kNone &&
-        (s.decoder.size() > max_size || count > max_size - s.decoder.size())) {
-      s.decoder.FailTooBig();
-    }
-  }
-  s.chunk_size = count;
-  s.chunk_remaining = count;
-  s.chunk_last = last;
-  s.mode = Mode::kChunk;
-  if (count == 0) CompleteChunk(now, out);
-}
-
-size_t Session::ConsumeChunk(std::string_view input, absl::Time now, Output& out) {
-  State& s = *state_;
-  size_t n = static_cast<size_t>(std::min<uint64_t>(s.chunk_remaining, input.size()));
-  if (s.chunk_disposition == Disposition::kStore) {
-    if (!MakeRoom(now, out)) return 0;  // input_blocked(): Process() stops
-    n = std::min(n, s.decoder.StreamRoom());
-    s.decoder.Consume(input.substr(0, n));
-  }
-  s.chunk_remaining -= n;
-  if (s.chunk_remaining == 0) CompleteChunk(now, out);
-  return n;
-}
-
-void Session::CompleteChunk(absl::Time now, Output& out) {
-  State& s = *state_;
-  s.mode = Mode::kCommand;
-  deadline_ = now + snapshot_->config.timeouts.idle;
-  switch (s.chunk_disposition) {
-    case Disposition::kNeedMail:
-      ReplyError(out, "503 5.5.1 Error: need MAIL command");
-      return;
-    case Disposition::kNeedRcpt:
-      ReplyError(out, "503 5.5.1 Error: need RCPT command");
-      return;
-    case Disposition::kNeedTls:
-      ReplyError(out, kTlsRequiredReply);
-      return;
-    case Disposition::kStore:
-      break;
-  }
-  if (s.chunk_last) s.decoder.Finish();
-  if (s.decoder.error() != DataDecoder::Error::kNone) {
-    // The transaction has failed. Every further chunk of it gets the same answer; LAST (or RSET)
-    // ends it.
-    Reply(out, DecoderErrorReply(s.decoder.error()));
-    if (!s.rejection_counted) {
-      ++stats_.messages_rejected;
-      s.rejection_counted = true;
-    }
-    if (s.chunk_last) ResetTransaction(out);
-    return;
-  }
-  if (s.chunk_last) {
-    FinishMessage(now, out);
-    return;
-  }
-  absl::StrAppend(&out.replies, "250 2.0.0 ", s.chunk_size, " octets received\r\n");
-}
-
-size_t Session::ConsumeData(std::string_view input, absl::Time now, Output& out) {
-  State& s = *state_;
-  const uint64_t cut = StreamCutOctets(snapshot_->config.policy.max_message_size);
-  // Never more than the cut: whether the end of the data comes within it must not depend on how
-  // the input was split into reads. Invariant: data_octets < cut while in kData.
-  if (!MakeRoom(now, out)) return 0;  // input_blocked(): Process() stops
-  const std::string_view part = input.substr(
-      0, static_cast<size_t>(
-             std::min<uint64_t>({input.size(), cut - s.data_octets, s.decoder.StreamRoom()})));
-  const size_t n = s.decoder.Consume(part);
-  s.data_octets += n;
-  if (s.decoder.done()) {
-    EndOfData(now, out);
-  } else if (s.data_octets >= cut) {
-    CutOversizedStream(out);
-  }
-  return n;
-}
-
-void Session::CutOversizedStream(Output& out) {
-  State& s = *state_;
-  Reply(out, kTooBigReply);
-  if (s.in_mail && !s.rejection_counted) ++stats_.messages_rejected;
-  Close(out, "too-big-stream");
-}
-
-void Session::EndOfData(absl::Time now, Output& out) {
-  State& s = *state_;
-  s.mode = Mode::kCommand;
-  deadline_ = now + snapshot_->config.timeouts.idle;
-  if (s.decoder.error() != DataDecoder::Error::kNone) {
-    RejectMessage(out);
-    return;
-  }
-  FinishMessage(now, out);
-}
-
-void Session::FinishMessage(absl::Time now, Output& out) {
-  State& s = *state_;
-  if (s.fragment_outstanding) {
-    // The last piece handed over is not stored yet: the message goes once it is.
-    s.deliver_after_fragment = true;
-    deadline_ = absl::InfiniteFuture();  // the store answers; the client is not on the clock
-    return;
-  }
-  if (s.stream_failed) {
-    Reply(out, "452 4.3.1 Insufficient system storage");
-    ++stats_.messages_rejected;
-    ResetTransaction(out);  // aborts the stream
-    return;
-  }
-  Deliver(now, out);
-}
-
-bool Session::MakeRoom(absl::Time now, Output& out) {
-  State& s = *state_;
-  if (s.decoder.StreamRoom() > 0) return true;
-  if (s.stream_failed) {
-    s.decoder.TakeChunk();  // the store failed: the rest of the data is read and dropped
-    return true;
-  }
-  if (s.fragment_outstanding) return false;
-  EmitFragment(now, out);
-  return true;
-}
-
-void Session::EmitFragment(absl::Time now, Output& out) {
-  State& s = *state_;
-  if (s.stream_id.empty()) s.stream_id = ids_.Next(now);
-  core::SpoolFragment fragment;
-  fragment.id = s.stream_id;
-  fragment.index = s.fragments++;
-  fragment.bytes = s.decoder.TakeChunk();
-  out.fragment = std::move(fragment);
-  s.fragment_outstanding = true;
-}
-
-void Session::AbandonStream(Output& out) {
-  State& s = *state_;
-  if (!s.stream_id.empty()) out.abort_streams.push_back(std::move(s.stream_id));
-  s.stream_id.clear();
-  s.fragments = 0;
-  s.fragment_outstanding = false;
-  s.stream_failed = false;
-  s.deliver_after_fragment = false;
-}
-
-void Session::RejectMessage(Output& out) {
-  State& s = *state_;
-  Reply(out, DecoderErrorReply(s.decoder.error()));
-  if (!s.rejection_counted) ++stats_.messages_rejected;
-  ResetTransaction(out);
-}
-
-void Session::Deliver(absl::Time now, Output& out) {
-  State& s = *state_;
-  core::SpoolRecord record;
-  const uint64_t size = s.decoder.size();  // every piece, the ones already stored included
-  record.id = s.stream_id.empty() ? ids_.Next(now) : std::move(s.stream_id);
-  record.fragments = s.fragments;
-  record.body = s.decoder.TakeBody();
-  s.stream_id.clear();  // the record carries the stream now: nothing to abort
-  s.fragments = 0;
-  TraceContext context;
-  context.id = record.id;
-  context.received_at = now;
-  context.hostname = snapshot_->config.hostname;
-  context.helo = s.helo;
-  context.ehlo = s.hello == Hello::kEhlo;
-  context.facts = &facts_;
-  context.size = size;
-  record.trace_headers = BuildReceivedHeader(s.envelope, context);
-  record.envelope_json = BuildEnvelopeJson(s.envelope, context);
-  record.sender = std::move(s.envelope.mail_from);  // the envelope is cleared below
-  record.recipients = std::move(s.envelope.rcpt_to);
-  record.received_unix_us = absl::ToUnixMicros(now);
-  s.outstanding_id = record.id;
-  s.outstanding_size = size;
-  out.deliver = std::move(record);
-  s.awaiting_delivery = true;
-  deadline_ = absl::InfiniteFuture();  // the store answers; the client is not on the clock
-  ResetTransaction(out);
 }
 
 void Session::ResetTransaction(Output& out) {

@@ -21,8 +21,42 @@
 #include "core/spool_record.h"
 #include "core/tls_facts.h"
 #include "policy/policy.h"
+#include "smtp/sasl.h"
 
 namespace ringmx::smtp {
+
+// A check the session waits on (DESIGN.md section 6b): something that takes time or outside help
+// to answer (a password hash, a milter, a next hop). The session parks the command that asked
+// for it and buffers any further input in order; the driver runs the check wherever it belongs
+// (a worker thread, a socket on the ring) and brings the answer back with
+// Session::OnCheckAnswer() and the same token. A session that closes (or times out) while a
+// check is out simply never takes its answer: the driver drops it.
+struct CheckRequest {
+  enum class Kind : uint8_t {
+    // AUTH: verify `user`'s `secret` against the [auth] passwd table (SASL `mechanism`).
+    kCredentials,
+  };
+  uint64_t token = 0;  // unique within the session; never 0
+  Kind kind = Kind::kCredentials;
+  std::string mechanism;  // kCredentials: "PLAIN" or "LOGIN"
+  std::string user;       // kCredentials: the authentication identity
+  // kCredentials: the password. The driver wipes it once used; never logged.
+  std::string secret;
+};
+
+// The driver's answer to a CheckRequest.
+struct CheckAnswer {
+  enum class Decision : uint8_t {
+    kAccept,    // the check passed (kCredentials: "235 2.7.0 Authentication successful")
+    kReject,    // it failed (kCredentials: "535 5.7.8 Authentication credentials invalid")
+    kTempFail,  // it could not be made (kCredentials: "454 4.7.0 Temporary authentication failure")
+    kRefuse,    // the client is refused altogether: `reply` (or 421 4.7.0), then close
+  };
+  Decision decision = Decision::kTempFail;
+  // The check's own reply line ("CODE X.Y.Z text", no CR LF), used instead of the kind's default
+  // when not empty.
+  std::string reply;
+};
 
 // What the driver must do after a call into a Session. Calls append; the driver executes and then
 // calls Clear(). Order of execution: abort_streams, fragment, deliver (if set), send `replies` (one
@@ -47,6 +81,9 @@ struct Output {
   // each one line without the connection's prefix, which the driver adds. Never holds a
   // password or message bytes.
   std::vector<std::string> log;
+  // A check to run (CheckRequest); at most one is out per session. The session waits, buffering
+  // input, until OnCheckAnswer() answers it.
+  std::optional<CheckRequest> check;
   // Close the connection once `replies` has been sent.
   bool close = false;
   // STARTTLS was accepted: once `replies` (ending in "220 2.0.0 Ready to start TLS") has been
@@ -60,6 +97,7 @@ struct Output {
     replies.clear();
     abort_streams.clear();
     log.clear();
+    check.reset();
     fragment.reset();
     deliver.reset();
     close = false;
@@ -123,6 +161,13 @@ class Session {
   // end (its data is still read, to stay in step with the client) and its stream aborted.
   void OnFragmentStored(const absl::Status& result, absl::Time now, Output& out);
 
+  // The answer to the outstanding `check` with this token (a stale or unknown token is ignored):
+  // the parked command is answered and buffered input is processed.
+  void OnCheckAnswer(uint64_t token, const CheckAnswer& answer, absl::Time now, Output& out);
+
+  // The token of the check the session waits for, 0 if none.
+  uint64_t check_outstanding() const;
+
   // True while the session cannot take input now (a delivery or a stored piece is awaited and
   // nothing more fits): input given to OnInput() meanwhile is buffered, up to
   // kMaxPendingInputBytes; the driver should stop reading the client until this turns false.
@@ -167,6 +212,8 @@ class Session {
   std::string_view helo() const;
   const SessionStats& stats() const { return stats_; }
   const policy::ConnectionFacts& facts() const { return facts_; }
+  // The Snapshot the session started with (what its checks are made against).
+  const core::Snapshot& snapshot() const { return *snapshot_; }
 
   // True between a `deliver` and the OnDelivered() that answers it.
   bool delivery_outstanding() const;
@@ -193,6 +240,17 @@ class Session {
   void HandleLine(std::string_view line, absl::Time now, Output& out);
   void DoHello(bool ehlo, std::string_view args, Output& out);
   void DoStartTls(std::string_view args, absl::Time now, Output& out);
+  // AUTH (session_auth.cc): starts the SASL exchange; HandleSaslLine() takes each response line
+  // (its CR LF removed); a complete exchange parks the session on a kCredentials check.
+  void DoAuth(std::string_view args, Output& out);
+  void HandleSaslLine(std::string_view content, Output& out);
+  // Acts on one step of the SASL exchange (a challenge, credentials or an error).
+  void OnSaslStep(SaslStep step, Output& out);
+  // Ends the SASL exchange (sasl_active off, the exchange's memory freed).
+  void EndSasl();
+  // The octet limit of the command line being read: kMaxSaslLineOctets for a SASL response and an
+  // AUTH command, kMaxCommandLineOctets for everything else.
+  size_t LineLimit(std::string_view input) const;
   void DoMail(std::string_view args, Output& out);
   void DoRcpt(std::string_view args, Output& out);
   void DoData(std::string_view args, absl::Time now, Output& out);

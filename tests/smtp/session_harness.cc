@@ -45,6 +45,7 @@ namespace {
 struct DriverState {
   size_t next_result = 0;
   size_t next_fragment_result = 0;
+  size_t next_check = 0;
   std::map<std::string, std::string> streams;
 };
 
@@ -65,7 +66,21 @@ void Drain(const Env& env, Session& session, Output& out, DriverState& d, Transc
     }
     std::optional<core::SpoolFragment> fragment = std::move(out.fragment);
     std::optional<core::SpoolRecord> record = std::move(out.deliver);
+    std::optional<CheckRequest> check = std::move(out.check);
+    t.log.insert(t.log.end(), out.log.begin(), out.log.end());
     out.Clear();
+    if (check) {
+      EXPECT_FALSE(record.has_value() || fragment.has_value()) << "a check with a message";
+      EXPECT_NE(check->token, 0u);
+      EXPECT_EQ(session.check_outstanding(), check->token);
+      const CheckAnswer answer = d.next_check < env.check_answers.size()
+                                     ? env.check_answers[d.next_check]
+                                     : CheckAnswer{CheckAnswer::Decision::kAccept, ""};
+      ++d.next_check;
+      t.checks.push_back(std::move(*check));
+      session.OnCheckAnswer(t.checks.back().token, answer, kT0, out);
+      continue;
+    }
     if (fragment) {
       EXPECT_FALSE(record.has_value()) << "a piece and its message in one Output";
       EXPECT_LE(fragment->bytes.size(), kStreamChunkBytes);
@@ -113,7 +128,8 @@ bool Same(const Transcript& a, const Transcript& b) {
          a.end_reason == b.end_reason && a.stats.messages_accepted == b.stats.messages_accepted &&
          a.stats.messages_rejected == b.stats.messages_rejected &&
          a.stats.bytes_accepted == b.stats.bytes_accepted && a.stats.commands == b.stats.commands &&
-         a.tls_starts == b.tls_starts && a.tls == b.tls && a.helo == b.helo;
+         a.tls_starts == b.tls_starts && a.tls == b.tls && a.helo == b.helo &&
+         a.checks.size() == b.checks.size() && a.log == b.log && a.auth_identity == b.auth_identity;
 }
 
 // Returns false (after one failure message) if `t` differs from `whole`.
@@ -170,6 +186,7 @@ Transcript Drive(const Env& env, std::string_view input, const std::vector<size_
   t.stats = session.stats();
   t.tls = session.facts().tls;
   t.helo = std::string(session.helo());
+  t.auth_identity = session.facts().auth_identity;
   return t;
 }
 

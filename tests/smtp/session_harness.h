@@ -47,6 +47,8 @@ struct Env {
   std::vector<absl::Status> delivery_results;
   // Stored pieces of streamed messages (Output::fragment) likewise.
   std::vector<absl::Status> fragment_results;
+  // Checks (Output::check) are answered at once with these in order, then kAccept.
+  std::vector<CheckAnswer> check_answers;
   // Set for an implicit-TLS connection: OnTlsEstablished() with these facts before Start().
   std::optional<core::TlsFacts> implicit_tls;
 };
@@ -65,10 +67,13 @@ struct Transcript {
   bool closed = false;
   std::string end_reason;
   SessionStats stats;
-  size_t max_memory = 0;  // largest MemoryUsageForTest() seen after any call
-  int tls_starts = 0;     // outputs with `start_tls` set
-  bool tls = false;       // facts().tls at the end
-  std::string helo;       // helo() at the end
+  size_t max_memory = 0;             // largest MemoryUsageForTest() seen after any call
+  int tls_starts = 0;                // outputs with `start_tls` set
+  bool tls = false;                  // facts().tls at the end
+  std::string helo;                  // helo() at the end
+  std::vector<CheckRequest> checks;  // every Output::check, in order (secrets included)
+  std::vector<std::string> log;      // every Output::log line, in order
+  std::string auth_identity;         // facts().auth_identity at the end
 };
 
 // How a STARTTLS handshake ends in RunTls()/CheckTls().

@@ -122,7 +122,7 @@ TEST(SessionTest, UnknownAndUnimplementedCommands) {
                                 "502 5.5.1 Error: command not implemented",
                                 "502 5.5.1 Error: command not implemented",
                                 "502 5.5.1 Error: command not implemented",
-                                "502 5.5.1 Error: command not implemented",
+                                "503 5.5.1 Error: authentication not enabled",
                                 "500 5.5.2 Error: command not recognized"}));
 }
 

@@ -1,0 +1,135 @@
+// The SMTP session's private state, shared by the files that implement smtp::Session
+// (session.cc: commands and the connection's life; session_data.cc: DATA, BDAT and streaming to
+// the store; session_auth.cc: AUTH and checks answered later). Not part of any API.
+#pragma once
+
+#include <stdint.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "smtp/command.h"
+#include "smtp/data_decoder.h"
+#include "smtp/envelope.h"
+#include "smtp/sasl.h"
+#include "smtp/session.h"
+
+namespace ringmx::smtp {
+
+// What happens to the octets of the BDAT chunk being read.
+enum class Session::Disposition : uint8_t {
+  kStore,     // part of the message (the decoder may still refuse it)
+  kNeedMail,  // RFC 3030: consumed, then 503 (no MAIL)
+  kNeedRcpt,  // consumed, then 503 (no accepted RCPT)
+  kNeedTls,   // consumed, then 530 (tls_required and no TLS yet)
+};
+
+namespace internal {
+
+enum class Mode : uint8_t {
+  kCommand,  // reading command lines
+  kData,     // after 354: message data until CR LF "." CR LF
+  kChunk,    // reading the octets of a BDAT chunk
+};
+
+enum class Hello : uint8_t { kNone, kHelo, kEhlo };
+
+constexpr bool IsBlank(char c) { return c == ' ' || c == '\t'; }
+
+inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && StartsWithIgnoreCase(a, b);
+}
+
+// Decimal digits to uint64_t, saturating at UINT64_MAX (a SIZE that large exceeds any limit).
+inline uint64_t ParseDecimalSaturating(std::string_view digits) {
+  uint64_t v = 0;
+  for (char c : digits) {
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return UINT64_MAX;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+inline constexpr std::string_view kTlsRequiredReply =
+    "530 5.7.0 Must issue a STARTTLS command first";
+inline constexpr std::string_view kTooBigReply =
+    "552 5.3.4 Message size exceeds fixed maximum message size";
+
+}  // namespace internal
+
+struct Session::State {
+  using Mode = internal::Mode;
+  using Hello = internal::Hello;
+  bool started = false;
+  bool shutdown = false;           // OnShutdown() was called: 421 at the next opportunity
+  bool awaiting_delivery = false;  // a `deliver` is out; input goes to `pending`
+  bool pending_overflow = false;   // more than kMaxPendingInputBytes arrived while awaiting
+  bool discarding_line = false;    // inside an over-long command line, dropping through its LF
+  // Octets of the over-long line being dropped (`discarding_line`), before its LF.
+  size_t discarded_line_octets = 0;
+  // Octets (before their LF) of the over-long command lines completed so far, for
+  // kMaxOverlongCommandOctets. Like `errors`, the connection's: a TLS upgrade keeps it.
+  size_t overlong_octets = 0;
+  // From an accepted STARTTLS to OnTlsEstablished()/OnTlsFailed(). While set, every input octet
+  // is dropped unread: plaintext sent after STARTTLS must never run after the upgrade
+  // (CVE-2011-0411).
+  bool tls_pending = false;
+  Mode mode = Mode::kCommand;
+  Hello hello = Hello::kNone;
+  int errors = 0;  // protocol errors so far (kMaxProtocolErrors)
+  std::string helo;
+
+  // AUTH (session_auth.cc). `sasl` is set from an AUTH command until its exchange ends; while
+  // `sasl_active` the next command line is the client's SASL response, not a command.
+  std::unique_ptr<SaslServer> sasl;
+  bool sasl_active = false;
+  // The check the session waits for (Output::check), 0 if none; `next_token` numbers them.
+  uint64_t check_token = 0;
+  uint64_t next_token = 0;
+  CheckRequest::Kind check_kind = CheckRequest::Kind::kCredentials;
+  std::string check_user;       // kCredentials: the user being verified
+  std::string check_mechanism;  // kCredentials: its SASL mechanism
+
+  // The transaction. `in_mail` is true from an accepted MAIL to its end (delivery, refusal,
+  // RSET, EHLO/HELO).
+  bool in_mail = false;
+  Envelope envelope;
+  bool bdat_used = false;  // a BDAT chunk was taken in this transaction (DATA is now 503)
+  // RCPT commands refused with 452 for exceeding max_recipients in this transaction, up to
+  // kMaxRecipientOvershoot; counted as protocol errors beyond that.
+  int recipient_overshoot = 0;
+  bool rejection_counted = false;  // stats already count this transaction as refused
+
+  // The BDAT chunk being read (mode == kChunk).
+  Disposition chunk_disposition = Disposition::kStore;
+  uint64_t chunk_size = 0;
+  uint64_t chunk_remaining = 0;
+  bool chunk_last = false;
+
+  DataDecoder decoder;
+  // Raw octets of the current DATA consumed so far (mode == kData), for StreamCutOctets().
+  uint64_t data_octets = 0;
+  // The start of a command line whose LF has not arrived. Invariant: size() <
+  // LineLimit() (kMaxCommandLineOctets, or kMaxSaslLineOctets for AUTH); a longer line is dropped
+  // (`discarding_line`) instead of buffered.
+  std::string line;
+  // Input that arrived while the session was blocked (a delivery, a stored piece or a check
+  // outstanding). Invariant: size() <= kMaxPendingInputBytes.
+  std::string pending;
+  // Streaming (Output::fragment). `stream_id` is minted with the first piece; `fragments` pieces
+  // have been handed over in this transaction. While `fragment_outstanding` the store has not
+  // answered the last one; `stream_failed`: it answered with an error (the message gets 452).
+  std::string stream_id;
+  uint32_t fragments = 0;
+  bool fragment_outstanding = false;
+  bool stream_failed = false;
+  // The data ended while a piece was outstanding: Deliver() once it is stored.
+  bool deliver_after_fragment = false;
+  // Id and size of the outstanding delivery; OnDelivered() answers with them.
+  std::string outstanding_id;
+  uint64_t outstanding_size = 0;
+};
+
+}  // namespace ringmx::smtp

@@ -1,0 +1,164 @@
+// smtp::Session, part 3: AUTH (RFC 4954 with SASL PLAIN and LOGIN) and checks answered later
+// (DESIGN.md section 6b). The session never verifies a password: it parks the AUTH command on a
+// kCredentials check and the driver runs the hash off the shard's thread.
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+#include "core/strings.h"
+#include "smtp/internal/session_state.h"
+#include "smtp/limits.h"
+#include "smtp/session.h"
+
+namespace ringmx::smtp {
+
+using internal::Hello;
+
+uint64_t Session::check_outstanding() const { return state_->check_token; }
+
+size_t Session::LineLimit(std::string_view input) const {
+  const State& s = *state_;
+  if (s.discarding_line) return kMaxCommandLineOctets;  // too long already, whatever it is
+  if (s.sasl_active) return kMaxSaslLineOctets;
+  // The first five octets of the line: "AUTH " (any case) allows the longer limit. They are all in
+  // `line` once it holds five, else partly in `input`.
+  char head[5];
+  size_t n = 0;
+  for (; n < 5 && n < s.line.size(); ++n) head[n] = s.line[n];
+  for (size_t i = 0; n < 5 && i < input.size(); ++i) head[n++] = input[i];
+  return n == 5 && StartsWithIgnoreCase(std::string_view(head, 5), "AUTH ") ? kMaxSaslLineOctets
+                                                                            : kMaxCommandLineOctets;
+}
+
+void Session::DoAuth(std::string_view args, Output& out) {
+  State& s = *state_;
+  if (!facts_.listener->auth) {
+    ReplyError(out, "503 5.5.1 Error: authentication not enabled");
+    return;
+  }
+  // RFC 4954 section 4 and RFC 3207: credentials never cross the wire in the clear.
+  if (!facts_.tls) {
+    Reply(out, "538 5.7.11 Encryption required for requested authentication mechanism");
+    return;
+  }
+  if (s.hello != Hello::kEhlo) {
+    ReplyError(out, "503 5.5.1 Error: send EHLO first");
+    return;
+  }
+  if (!facts_.auth_identity.empty()) {
+    ReplyError(out, "503 5.5.1 Error: already authenticated");
+    return;
+  }
+  if (s.in_mail) {
+    ReplyError(out, "503 5.5.1 Error: MAIL transaction in progress");
+    return;
+  }
+  if (args.empty()) {
+    ReplyError(out, "501 5.5.4 Syntax: AUTH mechanism");
+    return;
+  }
+  s.sasl = std::make_unique<SaslServer>();
+  OnSaslStep(s.sasl->Start(args), out);
+}
+
+void Session::HandleSaslLine(std::string_view content, Output& out) {
+  State& s = *state_;
+  OnSaslStep(s.sasl->Continue(content), out);
+}
+
+void Session::OnSaslStep(SaslStep step, Output& out) {
+  State& s = *state_;
+  switch (step.kind) {
+    case SaslStep::Kind::kChallenge:
+      s.sasl_active = true;
+      Reply(out, step.reply);
+      return;
+    case SaslStep::Kind::kError: {
+      const std::string_view mechanism = s.sasl->mechanism();
+      out.log.push_back(
+          absl::StrCat("auth mechanism=", mechanism.empty() ? "-" : core::Av(mechanism),
+                       " result=error reply=", step.reply.substr(0, 3)));
+      EndSasl();
+      ReplyError(out, step.reply);
+      return;
+    }
+    case SaslStep::Kind::kCredentials:
+      break;
+  }
+  CheckRequest check;
+  check.token = ++s.next_token;
+  check.kind = CheckRequest::Kind::kCredentials;
+  check.mechanism.assign(s.sasl->mechanism());
+  check.user = std::move(step.user);
+  check.secret = std::move(step.password);
+  s.check_token = check.token;
+  s.check_kind = check.kind;
+  s.check_user = check.user;
+  s.check_mechanism = check.mechanism;
+  EndSasl();
+  out.check = std::move(check);
+}
+
+void Session::EndSasl() {
+  State& s = *state_;
+  s.sasl_active = false;
+  s.sasl.reset();
+}
+
+void Session::OnCheckAnswer(uint64_t token, const CheckAnswer& answer, absl::Time now,
+                            Output& out) {
+  State& s = *state_;
+  if (closed_ || token == 0 || token != s.check_token) return;
+  s.check_token = 0;
+  const std::string& host = snapshot_->config.hostname;
+  std::string_view result;
+  switch (answer.decision) {
+    case CheckAnswer::Decision::kAccept:
+      facts_.auth_identity = std::move(s.check_user);
+      Reply(out, answer.reply.empty() ? "235 2.7.0 Authentication successful" : answer.reply);
+      result = "ok";
+      break;
+    case CheckAnswer::Decision::kReject:
+      ReplyError(out, answer.reply.empty() ? "535 5.7.8 Authentication credentials invalid"
+                                           : answer.reply);
+      result = "failed";
+      break;
+    case CheckAnswer::Decision::kTempFail:
+      Reply(out,
+            answer.reply.empty() ? "454 4.7.0 Temporary authentication failure" : answer.reply);
+      result = "tempfail";
+      break;
+    case CheckAnswer::Decision::kRefuse:
+      if (answer.reply.empty()) {
+        absl::StrAppend(&out.replies, "421 4.7.0 ", host,
+                        " Error: too many authentication failures\r\n");
+      } else {
+        Reply(out, answer.reply);
+      }
+      result = "refused";
+      break;
+  }
+  // The user name is the client's claim; it is logged (printable, bounded) as Postfix does with
+  // sasl_username, the password never.
+  std::string user;
+  for (char c :
+       std::string_view(answer.decision == CheckAnswer::Decision::kAccept ? facts_.auth_identity
+                                                                          : s.check_user)
+           .substr(0, 256)) {
+    user.push_back(c > 0x20 && c < 0x7F && c != '"' && c != '\\' ? c : '?');
+  }
+  out.log.push_back(absl::StrCat("auth mechanism=", s.check_mechanism, " user=\"", user,
+                                 "\" result=", core::Av(result)));
+  s.check_user.clear();
+  s.check_mechanism.clear();
+  if (closed_) return;  // ReplyError may have closed (too many errors)
+  if (answer.decision == CheckAnswer::Decision::kRefuse) {
+    Close(out, "auth-refused");
+    return;
+  }
+  deadline_ = now + snapshot_->config.timeouts.idle;
+  ResumeInput(now, out);
+  MaybeCloseForShutdown(out);
+}
+
+}  // namespace ringmx::smtp
