@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libtomlplusplus-dev
   openssl ca-certificates python3 clang-format git
   nlohmann-json3-dev  # the independent JSON parser of the fuzz targets (their corpora replay in ctest)
+  swaks  # AUTH interop in tests/e2e/auth_e2e_test (the client operators test with)
 )
 missing=()
 for p in "${packages[@]}"; do
