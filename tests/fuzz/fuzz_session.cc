@@ -63,13 +63,14 @@ enum Event : uint8_t {
   kShutdown = 10,
   kGreet = 11,
   kFeedBytewise = 12,  // arg + 1 bytes, one call each
-  // 13-15: like kFeedSmall
+  kCheckAnswer = 13,   // answers the outstanding check (AUTH) with decision arg & 3
+  // 14-15: like kFeedSmall
 };
 
 bool IsFeed(uint8_t event) {
   const uint8_t e = event & 0x0F;
   return e == kFeedSmall || e == kFeedMedium || e == kFeedLarge || e == kFeedRest ||
-         e == kFeedBytewise || e >= 13;
+         e == kFeedBytewise || e >= 14;
 }
 
 struct Setup {
@@ -101,6 +102,8 @@ Setup MakeSetup(uint8_t bits) {
       listener.tls_required = true;
       break;
   }
+  // AUTH on every TLS listener: reachable once TLS is up.
+  listener.auth = (bits & 3) != 0;
   if ((bits & 16) != 0) listener.client_certs = core::ClientCertMode::kOptional;
   if ((bits & 32) != 0) listener.no_tls_hosts = {*core::Cidr::Parse("203.0.113.0/24")};
   config.listeners.push_back(listener);
@@ -318,7 +321,18 @@ class Driver {
     // (A session may close with a delivery outstanding, e.g. a TLS error while the spool writes:
     // delivery_outstanding() then stays true; OnDelivered() is ignored after close.)
     const core::Config& config = setup_.snapshot->config;
-    RINGMX_CHECK(session_.MemoryUsageForTest() <= smtp::kMaxCommandLineOctets +
+    if (out_.check) {
+      // One check at a time, only over TLS (AUTH), and the session waits for it.
+      RINGMX_CHECK(check_token_ == 0 || answering_check_);
+      RINGMX_CHECK(out_.check->token != 0 && session_.check_outstanding() == out_.check->token);
+      RINGMX_CHECK(session_.facts().tls && session_.input_blocked());
+      RINGMX_CHECK(!out_.deliver && !out_.start_tls);
+      check_token_ = out_.check->token;
+    }
+    if (session_.check_outstanding() == 0) {
+      if (!out_.check) check_token_ = 0;
+    }
+    RINGMX_CHECK(session_.MemoryUsageForTest() <= smtp::kMaxSaslLineOctets +
                                                       config.policy.max_message_size +
                                                       smtp::kMaxPendingInputBytes);
     // Output bounded by what asked for it: at most two replies (a BDAT line and its chunk) per
@@ -368,6 +382,19 @@ class Driver {
     answering_ = true;
     Call([&](smtp::Session& s, smtp::Output& o) { s.OnDelivered(result, now_, o); });
     answering_ = false;
+  }
+
+  // The driver's answer to the outstanding check, if any; decisions by `arg` & 3.
+  void AnswerCheck(uint8_t arg) {
+    if (check_token_ == 0) return;  // net/ answers only a check it was given
+    smtp::CheckAnswer answer;
+    answer.decision = static_cast<smtp::CheckAnswer::Decision>(arg & 3);
+    const uint64_t token = check_token_;
+    answering_check_ = true;
+    Call([&](smtp::Session& s, smtp::Output& o) { s.OnCheckAnswer(token, answer, now_, o); });
+    answering_check_ = false;
+    RINGMX_CHECK(session_.check_outstanding() != token);
+    if (answer.decision == smtp::CheckAnswer::Decision::kRefuse) RINGMX_CHECK(session_.closed());
   }
 
   void Run(const Step& step, std::string_view& text) {
@@ -420,6 +447,9 @@ class Driver {
       case kGreet:
         Greet();
         break;
+      case kCheckAnswer:
+        AnswerCheck(arg);
+        break;
     }
   }
 
@@ -428,6 +458,7 @@ class Driver {
     Greet();
     for (int round = 0; round < 4 && !session_.closed(); ++round) {
       if (session_.tls_handshake_pending()) TlsUp(0, /*due=*/true);
+      AnswerCheck(0);
       Delivered(absl::OkStatus());
       Feed(text);
       text = {};
@@ -449,8 +480,10 @@ class Driver {
   smtp::Session session_;
   smtp::Output out_;
   absl::Time now_ = kT0;
-  bool started_ = false;    // Start() called (or the implicit handshake failed)
-  bool answering_ = false;  // inside OnDelivered()
+  bool started_ = false;          // Start() called (or the implicit handshake failed)
+  bool answering_ = false;        // inside OnDelivered()
+  bool answering_check_ = false;  // inside OnCheckAnswer()
+  uint64_t check_token_ = 0;      // the check the session waits for, 0 if none
   uint64_t lines_fed_ = 0;
   uint64_t calls_ = 0;
   Transcript transcript_;

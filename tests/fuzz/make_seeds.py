@@ -32,6 +32,7 @@ def crlf(*lines):
 # 2 small limits, 3 greet pause, 4 client certs, 5 no_tls_hosts, 6 implicit fails, 7 relay.
 FEED_SMALL, FEED_MEDIUM, FEED_LARGE, FEED_REST = 0, 1, 2, 3
 OK, ERROR, TLS_UP, TLS_FAILED, TIME, TIMEOUT, SHUTDOWN, GREET, BYTEWISE = 4, 5, 6, 7, 8, 9, 10, 11, 12
+CHECK_ANSWER = 13  # arg & 3: accept, reject, temporary failure, refuse
 
 
 def ev(event, arg=0):
@@ -145,6 +146,19 @@ session("relay", 128, crlf("HELO c.example.org", "MAIL FROM:<a@example.org>",
 session("vrfy-help-rset", 0, crlf("EHLO c.example.org", "VRFY bob", "HELP", "RSET", "EXPN list",
                                   "AUTH PLAIN", "DATA", "BDAT x", "QUIT now", "QUIT"))
 
+
+# AUTH (TLS listeners have auth = true): PLAIN with and without an initial response, LOGIN, a
+# cancel, bad base64, and the parked command answered at chosen points.
+AUTH = crlf("EHLO c.example.org", "AUTH PLAIN AGFsaWNlAHB3", "MAIL FROM:<alice@example.org>",
+            "RCPT TO:<someone@remote.example>", "AUTH LOGIN", "*", "AUTH PLAIN", "!!", "AUTH LOGIN",
+            "YWxpY2U=", "cHc=", "QUIT")
+session("auth-implicit", 2, AUTH)
+session("auth-answers", 2, AUTH, feed(44) + ev(CHECK_ANSWER, 1) + feed(30) + ev(CHECK_ANSWER, 0)
+        + ev(FEED_REST))
+session("auth-refused", 2, AUTH, feed(44) + ev(CHECK_ANSWER, 3) + ev(FEED_REST))
+session("auth-timeout-parked", 2, AUTH, feed(50) + ev(TIMEOUT) + ev(CHECK_ANSWER, 0) + ev(FEED_REST))
+session("auth-starttls", 1, STARTTLS + crlf("EHLO c.example.org", "AUTH PLAIN AGEAYg==", "QUIT"),
+        feed(len(STARTTLS)) + ev(TLS_UP, 1) + ev(FEED_REST))
 
 # --- command: [reserved][line] --------------------------------------------------------------------
 for i, line in enumerate([
