@@ -54,7 +54,7 @@ struct TableSchema {
 
 constexpr std::string_view kRootKeys[] = {"hostname", "workers", "pin_threads", "listener",
                                           "tls",      "policy",  "auth",        "spool",
-                                          "timeouts", "control", "log"};
+                                          "timeouts", "control", "log",         "limits"};
 constexpr std::string_view kListenerKeys[] = {"name",         "address",      "tls",
                                               "tls_required", "min_tls",      "client_certs",
                                               "sni_strict",   "no_tls_hosts", "auth"};
@@ -69,6 +69,9 @@ constexpr std::string_view kTimeoutsKeys[] = {"idle_s", "data_s", "greet_pause_m
                                               "shutdown_grace_s"};
 constexpr std::string_view kControlKeys[] = {"socket"};
 constexpr std::string_view kLogKeys[] = {"file"};
+constexpr std::string_view kLimitsKeys[] = {"max_sessions", "max_sessions_per_client",
+                                            "max_connection_rate_per_client", "max_errors",
+                                            "exempt"};
 
 constexpr TableSchema kRootSchema{"", "", kRootKeys};
 constexpr TableSchema kListenerSchema{"listener", "[[listener]]", kListenerKeys};
@@ -80,10 +83,11 @@ constexpr TableSchema kSpoolSchema{"spool", "[spool]", kSpoolKeys};
 constexpr TableSchema kTimeoutsSchema{"timeouts", "[timeouts]", kTimeoutsKeys};
 constexpr TableSchema kControlSchema{"control", "[control]", kControlKeys};
 constexpr TableSchema kLogSchema{"log", "[log]", kLogKeys};
+constexpr TableSchema kLimitsSchema{"limits", "[limits]", kLimitsKeys};
 
 constexpr const TableSchema* kAllSchemas[] = {
-    &kRootSchema, &kListenerSchema, &kTlsSchema,      &kSniSchema,     &kPolicySchema,
-    &kAuthSchema, &kSpoolSchema,    &kTimeoutsSchema, &kControlSchema, &kLogSchema};
+    &kRootSchema,  &kListenerSchema, &kTlsSchema,     &kSniSchema, &kPolicySchema, &kAuthSchema,
+    &kSpoolSchema, &kTimeoutsSchema, &kControlSchema, &kLogSchema, &kLimitsSchema};
 
 // Upper bound for `workers`: far above any machine we run on, far below the 32768 shard indices a
 // queue id can hold (core/queue_id.h).
@@ -268,6 +272,8 @@ class Loader {
   void CheckListenerTls(const Config& config);
   void LoadPolicy(const toml::table& root, PolicyConfig& out);
   void LoadSimpleSections(const toml::table& root, Config& config);
+  // [limits]; after LoadPolicy, since `exempt` defaults to policy.relay_networks.
+  void LoadLimits(const toml::table& root, Config& config);
   void CheckListenersUnique(const Config& config);
   void RejectUnavailableFeatures(const Config& config);
 
@@ -760,6 +766,31 @@ void Loader::LoadSimpleSections(const toml::table& root, Config& config) {
   }
 }
 
+void Loader::LoadLimits(const toml::table& root, Config& config) {
+  LimitsConfig& out = config.limits;
+  const toml::table* limits = Section(root, kLimitsSchema);
+  if (limits == nullptr || !limits->contains("exempt")) {
+    out.exempt = config.policy.relay_networks;
+  }
+  if (limits == nullptr) return;
+  // Upper bounds far above any real use, so that a typo (an extra digit or two) is caught and a
+  // per-shard budget can never overflow.
+  constexpr int64_t kMaxCount = 10'000'000;
+  if (auto v = Int(*limits, "limits", "max_sessions", 0, kMaxCount, " (0 = no limit)")) {
+    out.max_sessions = static_cast<int>(*v);
+  }
+  if (auto v = Int(*limits, "limits", "max_sessions_per_client", 0, kMaxCount, " (0 = no limit)")) {
+    out.max_sessions_per_client = static_cast<int>(*v);
+  }
+  if (auto v = Int(*limits, "limits", "max_connection_rate_per_client", 0, kMaxCount,
+                   " per minute (0 = no limit)")) {
+    out.max_connection_rate_per_client = static_cast<int>(*v);
+  }
+  if (auto v = Int(*limits, "limits", "max_errors", 1, 100000))
+    out.max_errors = static_cast<int>(*v);
+  if (limits->contains("exempt")) out.exempt = Cidrs(*limits, "limits", "exempt");
+}
+
 void Loader::CheckListenersUnique(const Config& config) {
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     const ListenerConfig& a = config.listeners[i];
@@ -874,6 +905,7 @@ absl::StatusOr<Config> Loader::Load(const toml::table& root) {
   LoadTls(root, config.tls);
   CheckListenerTls(config);
   LoadPolicy(root, config.policy);
+  LoadLimits(root, config);
   LoadSimpleSections(root, config);
 
   if (errors_.empty()) RejectUnavailableFeatures(config);

@@ -104,6 +104,26 @@ struct LogConfig {
   std::string file;  // `file`: "" means stderr
 };
 
+// `[limits]`: connection limits (Postfix's smtpd_client_connection_count_limit,
+// smtpd_client_connection_rate_limit and smtpd_hard_error_limit). Enforced per shard with a
+// budget of ceil(limit / shards) each (docs/architecture.md, "Connection limits").
+struct LimitsConfig {
+  static constexpr int kDefaultMaxErrors = 20;
+  // `max_sessions`: concurrent sessions in total, every client counted; 0 = no limit.
+  int max_sessions = 0;
+  // `max_sessions_per_client`: concurrent sessions per client IP address; 0 = no limit.
+  int max_sessions_per_client = 50;
+  // `max_connection_rate_per_client`: new connections per client IP address per minute (refused
+  // attempts count too); 0 = no limit.
+  int max_connection_rate_per_client = 0;
+  // `max_errors`: protocol errors one session may make before `421 4.7.0 ... too many errors`.
+  int max_errors = kDefaultMaxErrors;
+  // `exempt`: clients the per-client limits do not apply to. When the key is absent the loader
+  // fills in policy.relay_networks (like Postfix's smtpd_client_event_limit_exceptions =
+  // $mynetworks); `exempt = []` exempts nobody.
+  std::vector<Cidr> exempt;
+};
+
 struct Config {
   std::string hostname;  // required; a domain name of 2+ labels, as written minus a trailing dot
   int workers = 0;       // 0: one shard per core; at most 1024
@@ -118,6 +138,7 @@ struct Config {
   TimeoutsConfig timeouts;
   ControlConfig control;
   LogConfig log;
+  LimitsConfig limits;
 };
 
 // Parses and validates TOML text. `source_name` (usually the file path) prefixes error messages.

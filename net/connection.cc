@@ -82,6 +82,7 @@ Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t list
                        policy::ConnectionFacts facts, absl::Time now)
     : shard_(shard),
       fd_(fd),
+      snapshot_(runtime.snapshot.get()),
       tls_context_(runtime.tls),
       listener_index_(listener_index),
       greet_pause_(runtime.snapshot->config.timeouts.greet_pause),
@@ -95,10 +96,59 @@ Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t list
 }
 
 Connection::~Connection() {
+  if (admitted_) shard_.limiter().Release(*admitted_);
   if (fd_ >= 0) close(fd_);
 }
 
+bool Connection::Admit(absl::Time now) {
+  const core::IpAddress& client = session_.facts().client.address;
+  const core::LimitsConfig& limits = snapshot_->config.limits;
+  const policy::LimitVerdict verdict =
+      shard_.limiter().Admit(limits, shard_.shard_count(), client, now);
+  if (verdict == policy::LimitVerdict::kAdmit) {
+    admitted_ = client;
+    return true;
+  }
+  refused_ = true;
+  ShardCounters::Add(shard_.mutable_counters().connections_refused, 1);
+  int limit = 0;
+  std::string text;
+  switch (verdict) {
+    case policy::LimitVerdict::kTooManySessions:
+      limit = limits.max_sessions;
+      text = "too many connections";
+      break;
+    case policy::LimitVerdict::kTooManyFromClient:
+      limit = limits.max_sessions_per_client;
+      text = absl::StrCat("too many connections from ", client.ToString());
+      break;
+    case policy::LimitVerdict::kRateExceeded:
+      limit = limits.max_connection_rate_per_client;
+      text = "connection rate limit exceeded";
+      break;
+    case policy::LimitVerdict::kAdmit:
+      break;
+  }
+  const bool implicit = session_.facts().listener->tls == core::TlsMode::kImplicit;
+  core::LogWarning(absl::StrCat(
+      "limit shard=", shard_.index(), " client=", session_.facts().client.ToString(), " listener=",
+      session_.facts().listener->name, " refused=", core::Av(policy::LimitKey(verdict)),
+      " limit=", limit, " shard_share=", policy::ShardShare(limit, shard_.shard_count()),
+      " shards=", shard_.shard_count(), implicit ? " reply=none (implicit TLS)" : " reply=421"));
+  // RFC 5321 section 3.8: a server that cannot take the connection says 421 and closes. An
+  // implicit-TLS client expects a handshake, not plaintext: it only sees the close.
+  if (!implicit) {
+    absl::StrAppend(&wire_, "421 4.7.0 ", snapshot_->config.hostname, " Error: ", text, "\r\n");
+  }
+  // No receive is armed: the FIN follows the 421 at once and the connection ends (a client that
+  // talked before the greeting may see a reset instead).
+  closing_ = true;
+  MarkDirty();
+  return false;
+}
+
 void Connection::Start(absl::Time now) {
+  if (!Admit(now)) return;
   ArmRecv();
   if (session_.facts().listener->tls == core::TlsMode::kImplicit) {
     // RFC 8314: TLS from the first byte; the greeting comes once the handshake is done.
@@ -820,6 +870,7 @@ bool Connection::Finished() const {
 void Connection::LogEnd(absl::Time now) {
   if (logged_) return;
   logged_ = true;
+  if (refused_) return;  // Admit() logged the one line of a refused connection
   const smtp::SessionStats& stats = session_.stats();
   ShardCounters& counters = shard_.mutable_counters();
   ShardCounters::Add(counters.messages_accepted, stats.messages_accepted);

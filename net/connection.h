@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -34,9 +35,9 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Arms the receive and either greets at once or sets the greet deadline (the configured greet
-  // pause from `now`), which Tick() checks: the greeting follows the shard's clock, one tick late
-  // at most.
+  // Admits the client against the shard's connection limits (Admit), then arms the receive and
+  // either greets at once or sets the greet deadline (the configured greet pause from `now`),
+  // which Tick() checks: the greeting follows the shard's clock, one tick late at most.
   void Start(absl::Time now);
   // Periodic check of the greet pause, the session deadline and the closing linger, against the
   // shard's clock. Called by the shard's tick.
@@ -67,6 +68,12 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
     void OnCompletion(const io_uring_cqe& cqe) override { (connection->*on_complete)(cqe); }
   };
 
+  // Asks the shard's ConnectionLimiter whether the client may have a session (`[limits]`).
+  // True: admitted (released in the destructor). False: refused and closing: a 421 (nothing on
+  // implicit TLS, where plaintext means nothing to the client) goes out, then the FIN; nothing of
+  // the session is used. Called once the client's address is known (today at accept; a PROXY
+  // preamble would move it after the preamble).
+  bool Admit(absl::Time now);
   void OnRecv(const io_uring_cqe& cqe);
   void OnSend(const io_uring_cqe& cqe);
   void ArmRecv();
@@ -129,6 +136,12 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
 
   Shard& shard_;
   const int fd_;
+  // The snapshot this connection started with; `session_` holds the reference that keeps it.
+  const core::Snapshot* const snapshot_;
+  // Set by Admit() when the shard's limiter counted this connection's session: the address to
+  // release in the destructor. `refused_`: Admit() said no (LogEnd logs nothing more).
+  std::optional<core::IpAddress> admitted_;
+  bool refused_ = false;
   // The TLS contexts this connection started with (a reload does not change them).
   std::shared_ptr<const tls::TlsContext> tls_context_;
   const size_t listener_index_;

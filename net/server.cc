@@ -175,7 +175,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   for (int s = 0; s < workers; ++s) {
     const int cpu = cpus.empty() ? -1 : cpus[static_cast<size_t>(s) % cpus.size()];
     server->shards_.push_back(std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s]),
-                                                      ktls, *server->clock_, cpu));
+                                                      ktls, *server->clock_, cpu,
+                                                      static_cast<uint32_t>(workers)));
   }
   for (int s = 0; s < workers; ++s) {
     auto promise = std::make_shared<std::promise<absl::Status>>();
@@ -375,13 +376,15 @@ std::string Server::Reload() {
 }
 
 std::string Server::Stats() const {
-  uint64_t open = 0, total = 0, accepted = 0, rejected = 0, bytes = 0, store_errors = 0;
+  uint64_t open = 0, total = 0, refused = 0, accepted = 0, rejected = 0, bytes = 0,
+           store_errors = 0;
   uint64_t queue_messages = 0, queue_groups = 0, queue_records = 0, queue_bytes = 0;
   uint64_t largest_group = 0;  // the largest of the shards' latest groups
   for (const auto& shard : shards_) {
     const ShardCounters& c = shard->counters();
     open += c.connections_open.load(std::memory_order_relaxed);
     total += c.connections_total.load(std::memory_order_relaxed);
+    refused += c.connections_refused.load(std::memory_order_relaxed);
     accepted += c.messages_accepted.load(std::memory_order_relaxed);
     rejected += c.messages_rejected.load(std::memory_order_relaxed);
     bytes += c.bytes_accepted.load(std::memory_order_relaxed);
@@ -404,6 +407,8 @@ std::string Server::Stats() const {
       .Uint(open)
       .Key("connections_total")
       .Uint(total)
+      .Key("connections_refused")
+      .Uint(refused)
       .Key("messages_accepted")
       .Uint(accepted)
       .Key("messages_rejected")

@@ -99,12 +99,14 @@ class Shard::MailboxReader final : public CompletionHandler {
 // ---- Shard ----------------------------------------------------------------------------------
 
 Shard::Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners,
-             const KernelTlsSupport& kernel_tls, const core::Clock& clock, int cpu)
+             const KernelTlsSupport& kernel_tls, const core::Clock& clock, int cpu,
+             uint32_t shard_count)
     : index_(index),
       clock_(clock),
       cpu_(cpu),
       kernel_tls_(kernel_tls.available),
       kernel_tls_rekey_(kernel_tls.available && kernel_tls.rekey),
+      shard_count_(shard_count),
       runtime_(std::move(runtime)),
       ids_(index) {
   for (const ShardListener& listener : listeners) {
@@ -396,6 +398,7 @@ void Shard::Tick(absl::Time now) {
     for (Connection* connection : connections_) connection->Abort();
   }
   for (Connection* connection : connections_) connection->Tick(now);
+  limiter_.Expire(now);  // works once a minute
 }
 
 void Shard::MarkDirty(Connection* connection) {

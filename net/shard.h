@@ -22,6 +22,7 @@
 #include "net/ktls.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
+#include "policy/connection_limits.h"
 
 namespace ringmx::net {
 
@@ -64,6 +65,8 @@ class Mailbox {
 struct ShardCounters {
   std::atomic<uint64_t> connections_open{0};
   std::atomic<uint64_t> connections_total{0};
+  // Connections refused with 421 (or closed, on implicit TLS) for a `[limits]` limit.
+  std::atomic<uint64_t> connections_refused{0};
   std::atomic<uint64_t> messages_accepted{0};
   std::atomic<uint64_t> messages_rejected{0};
   std::atomic<uint64_t> bytes_accepted{0};
@@ -98,8 +101,10 @@ class Shard {
   // kernel when it has TLS ULP (and TLS 1.3 ones only when it can rekey), if tls.ktls allows.
   // `clock`: where every deadline of the shard reads the time; it must outlive the shard.
   // `cpu`: the CPU the shard's thread pins itself to, or -1 to leave it unpinned (pin_threads).
+  // `shard_count`: how many shards the server runs; each enforces its share of `[limits]`.
   Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listeners,
-        const KernelTlsSupport& kernel_tls, const core::Clock& clock, int cpu);
+        const KernelTlsSupport& kernel_tls, const core::Clock& clock, int cpu,
+        uint32_t shard_count);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -154,12 +159,15 @@ class Shard {
   ShardCounters& mutable_counters() { return counters_; }
   bool kernel_tls() const { return kernel_tls_; }
   bool kernel_tls_rekey() const { return kernel_tls_rekey_; }
+  policy::ConnectionLimiter& limiter() { return limiter_; }
+  uint32_t shard_count() const { return shard_count_; }
 
   const uint32_t index_;
   const core::Clock& clock_;
   const int cpu_;  // -1: not pinned
   const bool kernel_tls_;
   const bool kernel_tls_rekey_;
+  const uint32_t shard_count_;
   // What new connections get; replaced by a kSnapshot message, live connections keep theirs.
   Runtime runtime_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
@@ -172,6 +180,9 @@ class Shard {
   uint64_t published_queue_groups_ = 0;
   core::QueueIdGenerator ids_;
   ShardCounters counters_;
+  // This shard's sessions and recent connections per client address (`[limits]`); Connection
+  // admits and releases itself here. Outlives every connection (they are deleted first).
+  policy::ConnectionLimiter limiter_;
 
   // Every live connection, for ticks and drain. Owned here; removed when finished.
   std::vector<Connection*> connections_;

@@ -60,7 +60,8 @@ inline constexpr size_t kMaxPendingInputBytes = 256 * 1024;
 
 // Protocol errors (500, 501, 502, 503, 555 replies, 530 for a command that needs TLS first, 554 for
 // STARTTLS over TLS) one session may make before it is disconnected with 421, as Postfix's
-// smtpd_hard_error_limit (default 20).
+// smtpd_hard_error_limit (default 20). This is the default only: the session reads
+// `[limits] max_errors` from its Snapshot (core::LimitsConfig::kDefaultMaxErrors is this value).
 inline constexpr int kMaxProtocolErrors = 20;
 
 // RCPT commands refused with 452 for exceeding max_recipients that one transaction may send before

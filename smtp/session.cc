@@ -110,9 +110,12 @@ void Session::Reply(Output& out, std::string_view line) {
   out.replies.append("\r\n");
 }
 
+// kMaxProtocolErrors is the default of `[limits] max_errors`; the session reads the configured one.
+static_assert(core::LimitsConfig::kDefaultMaxErrors == kMaxProtocolErrors);
+
 void Session::ReplyError(Output& out, std::string_view line) {
   Reply(out, line);
-  if (++state_->errors >= kMaxProtocolErrors && !closed_) {
+  if (++state_->errors >= snapshot_->config.limits.max_errors && !closed_) {
     absl::StrAppend(&out.replies, "421 4.7.0 ", snapshot_->config.hostname,
                     " Error: too many errors\r\n");
     Close(out, "too-many-errors");

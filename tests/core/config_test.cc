@@ -965,5 +965,97 @@ socket = "/run/ringmx/control.sock"
             "/etc/ringmx/certs/other.fullchain.pem + /etc/ringmx/certs/other.key");
 }
 
+// ---- [limits] ------------------------------------------------------------------------------
+
+TEST(ConfigLimitsTest, DefaultsAndExemptFollowsRelayNetworks) {
+  absl::StatusOr<Config> parsed = ParseConfig(kMinimal, "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->limits.max_sessions, 0);
+  EXPECT_EQ(parsed->limits.max_sessions_per_client, 50);
+  EXPECT_EQ(parsed->limits.max_connection_rate_per_client, 0);
+  EXPECT_EQ(parsed->limits.max_errors, 20);
+  EXPECT_TRUE(parsed->limits.exempt.empty());
+
+  // Without `exempt`, the relay networks are exempt (with or without a [limits] table).
+  for (const char* limits : {"", "[limits]\nmax_errors = 5\n"}) {
+    parsed = ParseConfig(
+        WithMinimal(absl::StrCat("[policy]\nrelay_networks = [\"10.0.0.0/8\", \"::1\"]\n", limits)),
+        "x");
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    ASSERT_EQ(parsed->limits.exempt.size(), 2u) << limits;
+    EXPECT_EQ(parsed->limits.exempt[0].ToString(), "10.0.0.0/8");
+    EXPECT_EQ(parsed->limits.exempt[1].ToString(), "::1/128");
+  }
+  // [limits] before [policy] in the file changes nothing.
+  parsed = ParseConfig(
+      WithMinimal("[limits]\nmax_errors = 5\n[policy]\nrelay_networks = [\"10.0.0.0/8\"]\n"), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ASSERT_EQ(parsed->limits.exempt.size(), 1u);
+}
+
+TEST(ConfigLimitsTest, ExplicitValues) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithMinimal("[policy]\nrelay_networks = [\"10.0.0.0/8\"]\n"
+                              "[limits]\nmax_sessions = 1000\nmax_sessions_per_client = 0\n"
+                              "max_connection_rate_per_client = 60\nmax_errors = 1\n"
+                              "exempt = [\"192.0.2.0/24\"]\n"),
+                  "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->limits.max_sessions, 1000);
+  EXPECT_EQ(parsed->limits.max_sessions_per_client, 0);
+  EXPECT_EQ(parsed->limits.max_connection_rate_per_client, 60);
+  EXPECT_EQ(parsed->limits.max_errors, 1);
+  ASSERT_EQ(parsed->limits.exempt.size(), 1u);
+  EXPECT_EQ(parsed->limits.exempt[0].ToString(), "192.0.2.0/24");
+  // An empty list exempts nobody, relay networks included.
+  parsed = ParseConfig(
+      WithMinimal("[policy]\nrelay_networks = [\"10.0.0.0/8\"]\n[limits]\nexempt = []\n"), "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_TRUE(parsed->limits.exempt.empty());
+}
+
+TEST(ConfigLimitsTest, FullFileSetsEveryLimit) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(ReadFile(RINGMX_CORE_TESTDATA "/full.toml"), "full.toml", "/etc/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->limits.max_sessions, 10000);
+  EXPECT_EQ(parsed->limits.max_sessions_per_client, 20);
+  EXPECT_EQ(parsed->limits.max_connection_rate_per_client, 120);
+  EXPECT_EQ(parsed->limits.max_errors, 10);
+  ASSERT_EQ(parsed->limits.exempt.size(), 2u);
+  EXPECT_EQ(parsed->limits.exempt[1].ToString(), "2001:db8::/32");
+}
+
+TEST(ConfigLimitsTest, BadValuesNameTheKey) {
+  EXPECT_EQ(ErrorOf(WithMinimal("[limits]\nmax_sessions = -1\n")),
+            "ringmx.toml:6: limits.max_sessions: must be between 0 and 10000000 (0 = no limit), "
+            "got -1");
+  EXPECT_EQ(ErrorOf(WithMinimal("[limits]\nmax_sessions = 10000001\n")),
+            "ringmx.toml:6: limits.max_sessions: must be between 0 and 10000000 (0 = no limit), "
+            "got 10000001");
+  EXPECT_EQ(ErrorOf(WithMinimal("[limits]\nmax_sessions_per_client = -5\n")),
+            "ringmx.toml:6: limits.max_sessions_per_client: must be between 0 and 10000000 (0 = no "
+            "limit), got -5");
+  EXPECT_EQ(ErrorOf(WithMinimal("[limits]\nmax_connection_rate_per_client = -1\n")),
+            "ringmx.toml:6: limits.max_connection_rate_per_client: must be between 0 and 10000000 "
+            "per minute (0 = no limit), got -1");
+  EXPECT_EQ(ErrorOf(WithMinimal("[limits]\nmax_errors = 0\n")),
+            "ringmx.toml:6: limits.max_errors: must be between 1 and 100000, got 0");
+  EXPECT_EQ(ErrorOf(WithMinimal("[limits]\nmax_errors = \"20\"\n")),
+            "ringmx.toml:6: limits.max_errors: expected an integer, got a string");
+  EXPECT_EQ(ErrorOf(WithMinimal("[limits]\nexempt = \"10.0.0.0/8\"\n")),
+            "ringmx.toml:6: limits.exempt: expected an array of strings, got a string");
+  EXPECT_THAT(ErrorOf(WithMinimal("[limits]\nexempt = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n")),
+              StartsWith("ringmx.toml:6: limits.exempt[1]: "));
+  EXPECT_EQ(ErrorOf(WithMinimal("[limits]\nmax_session = 5\n")),
+            "ringmx.toml:6: limits: unknown key \"max_session\" (did you mean \"max_sessions\"?)");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nmax_errors = 5\n")),
+            "ringmx.toml:6: policy: unknown key \"max_errors\" (\"max_errors\" belongs in "
+            "[limits])");
+  EXPECT_EQ(ErrorOf(WithMinimal("limits = 5\n")),
+            "ringmx.toml:5: listener[0]: unknown key \"limits\" (\"limits\" is a top-level key: "
+            "move it above the first [table] header)");
+}
+
 }  // namespace
 }  // namespace ringmx::core
