@@ -114,7 +114,7 @@ class BoundClient {
   }
 
   SmtpReply Command(std::string_view line) {
-    if (!Send(absl::StrCat(line, "\r\n"))) return {};
+    if (!Send(std::string(line) + "\r\n")) return {};
     return ReadReply();
   }
 
@@ -145,7 +145,7 @@ class TlsFloorTest : public ServerTest {
   // Listeners "mx" (STARTTLS) and "smtps" (implicit), both min_tls = "1.2"; `floors` is appended
   // to [policy]. The [tls] ktls key is left at its default (true): a TLS 1.0 session must stay
   // on the userspace record layer by itself.
-  std::string Config(std::string_view floors) const {
+  std::string Config(const std::string& floors) const {
     return absl::StrCat(
         "hostname = \"mx.example.test\"\nworkers = 2\n\n",
         "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n"
@@ -157,7 +157,7 @@ class TlsFloorTest : public ServerTest {
         "\n[spool]\npath = \"", dir_.path(), "/spool\"\n\n[control]\nsocket = \"", dir_.path(),
         "/control.sock\"\n");
   }
-  static constexpr std::string_view kFloor =
+  static constexpr char kFloor[] =
       "[[policy.tls_floor]]\nnetworks = [\"127.0.0.2/32\"]\nmin_tls = \"1.0\"\n";
 
   // A session from `source` on `listener`, up to TLS with `version` (and the greeting of an
