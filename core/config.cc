@@ -62,7 +62,8 @@ constexpr std::string_view kTlsKeys[] = {"cert",         "key", "client_ca", "ci
                                          "ciphersuites", "sni", "ktls"};
 constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
 constexpr std::string_view kPolicyKeys[] = {"local_domains", "relay_networks", "max_recipients",
-                                            "max_message_size"};
+                                            "max_message_size", "tls_floor"};
+constexpr std::string_view kTlsFloorKeys[] = {"networks", "min_tls"};
 constexpr std::string_view kAuthKeys[] = {"passwd"};
 constexpr std::string_view kSpoolKeys[] = {"path", "mode", "segment_size"};
 constexpr std::string_view kTimeoutsKeys[] = {"idle_s", "data_s", "greet_pause_ms",
@@ -78,6 +79,7 @@ constexpr TableSchema kListenerSchema{"listener", "[[listener]]", kListenerKeys}
 constexpr TableSchema kTlsSchema{"tls", "[tls]", kTlsKeys};
 constexpr TableSchema kSniSchema{"tls.sni", "[[tls.sni]]", kSniKeys};
 constexpr TableSchema kPolicySchema{"policy", "[policy]", kPolicyKeys};
+constexpr TableSchema kTlsFloorSchema{"policy.tls_floor", "[[policy.tls_floor]]", kTlsFloorKeys};
 constexpr TableSchema kAuthSchema{"auth", "[auth]", kAuthKeys};
 constexpr TableSchema kSpoolSchema{"spool", "[spool]", kSpoolKeys};
 constexpr TableSchema kTimeoutsSchema{"timeouts", "[timeouts]", kTimeoutsKeys};
@@ -85,9 +87,10 @@ constexpr TableSchema kControlSchema{"control", "[control]", kControlKeys};
 constexpr TableSchema kLogSchema{"log", "[log]", kLogKeys};
 constexpr TableSchema kLimitsSchema{"limits", "[limits]", kLimitsKeys};
 
-constexpr const TableSchema* kAllSchemas[] = {
-    &kRootSchema,  &kListenerSchema, &kTlsSchema,     &kSniSchema, &kPolicySchema, &kAuthSchema,
-    &kSpoolSchema, &kTimeoutsSchema, &kControlSchema, &kLogSchema, &kLimitsSchema};
+constexpr const TableSchema* kAllSchemas[] = {&kRootSchema,  &kListenerSchema, &kTlsSchema,
+                                              &kSniSchema,   &kPolicySchema,   &kAuthSchema,
+                                              &kSpoolSchema, &kTimeoutsSchema, &kControlSchema,
+                                              &kLogSchema,   &kLimitsSchema,   &kTlsFloorSchema};
 
 // Upper bound for `workers`: far above any machine we run on, far below the 32768 shard indices a
 // queue id can hold (core/queue_id.h).
@@ -271,6 +274,8 @@ class Loader {
   // The rules that join a listener's TLS keys to [tls].
   void CheckListenerTls(const Config& config);
   void LoadPolicy(const toml::table& root, PolicyConfig& out);
+  // `[[policy.tls_floor]]` of the [policy] table.
+  void LoadTlsFloors(const toml::table& policy, PolicyConfig& out);
   void LoadSimpleSections(const toml::table& root, Config& config);
   // [limits]; after LoadPolicy, since `exempt` defaults to policy.relay_networks.
   void LoadLimits(const toml::table& root, Config& config);
@@ -706,6 +711,37 @@ void Loader::LoadPolicy(const toml::table& root, PolicyConfig& out) {
   if (auto v = Int(*policy, "policy", "max_message_size", 1024, std::numeric_limits<int64_t>::max(),
                    " bytes")) {
     out.max_message_size = static_cast<uint64_t>(*v);
+  }
+  LoadTlsFloors(*policy, out);
+}
+
+void Loader::LoadTlsFloors(const toml::table& policy, PolicyConfig& out) {
+  const std::vector<const toml::table*> floors =
+      TableArray(policy, "policy", "tls_floor", kTlsFloorSchema);
+  for (size_t i = 0; i < floors.size(); ++i) {
+    if (floors[i] == nullptr) continue;
+    const toml::table& table = *floors[i];
+    const std::string path = IndexPath("policy.tls_floor", i);
+    const uint32_t line = lines_[path];
+    TlsFloorConfig floor;
+    if (table.contains("networks")) {
+      const bool was_array = table.get("networks")->is_array();
+      floor.networks = Cidrs(table, path, "networks");
+      if (was_array && table.get("networks")->as_array()->empty()) {
+        ReportAt(Kind::kValue, SubPath(path, "networks"),
+                 "must list at least one network (\"192.0.2.0/24\", \"2001:db8::/32\")");
+      }
+    } else {
+      Missing(line, path, "networks");
+    }
+    if (auto v = Enum<std::string_view>(
+            table, path, "min_tls",
+            {{"1.0", "1.0"}, {"1.1", "1.1"}, {"1.2", "1.2"}, {"1.3", "1.3"}})) {
+      floor.min_tls = std::string(*v);
+    } else if (!table.contains("min_tls")) {
+      Missing(line, path, "min_tls");
+    }
+    out.tls_floor.push_back(std::move(floor));
   }
 }
 

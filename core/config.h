@@ -65,11 +65,21 @@ struct TlsConfig {
   bool ktls = true;
 };
 
+// One `[[policy.tls_floor]]`: clients in `networks` get `min_tls` instead of their listener's
+// min_tls, on every TLS listener (STARTTLS and implicit). The first floor whose networks contain
+// the client wins (tls/tls_floor.h). A floor below "1.2" makes tls/ build a separate, laxer
+// SSL_CTX (security level 0, SHA-1 CBC suites added) used only for these clients.
+struct TlsFloorConfig {
+  std::vector<Cidr> networks;  // `networks`: required, at least one
+  std::string min_tls;         // `min_tls`: required, "1.0", "1.1", "1.2" or "1.3"
+};
+
 struct PolicyConfig {
   std::vector<std::string> local_domains;  // lower-cased, trailing dot dropped by the loader
   std::vector<Cidr> relay_networks;
   int max_recipients = 100;
   uint64_t max_message_size = 26214400;
+  std::vector<TlsFloorConfig> tls_floor;  // `[[policy.tls_floor]]`, in file order
 };
 
 struct AuthConfig {

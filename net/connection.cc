@@ -482,8 +482,13 @@ void Connection::OnHandshakeDone(absl::Time now) {
   // it. Acknowledge at once.
   const int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
-  // A TLS 1.3 session may see KeyUpdates; it moves only if the kernel can take new keys.
-  if (kernel_tls_wanted_ && (tls_->facts().version != "TLSv1.3" || shard_.kernel_tls_rekey())) {
+  // Kernel TLS takes TLS 1.2 and 1.3 only: a TLS 1.0/1.1 session (a client of a
+  // [[policy.tls_floor]]) stays on OpenSSL's record layer. A TLS 1.3 session may see KeyUpdates;
+  // it moves only if the kernel can take new keys.
+  const std::string& version = tls_->facts().version;
+  const bool kernel_can =
+      version == "TLSv1.2" || (version == "TLSv1.3" && shard_.kernel_tls_rekey());
+  if (kernel_tls_wanted_ && kernel_can) {
     // Stop reading first: every byte the kernel is to decrypt must still be in the socket when
     // it gets the keys. What the receive brings until the cancel lands goes to OpenSSL, which
     // decrypts it in ExportForKernel(). Flush() completes the move (CompleteKernelTls) once the
@@ -650,9 +655,18 @@ void Connection::FinishHandshake(absl::Time now, bool kernel) {
 }
 
 void Connection::FailTls(const absl::Status& status, absl::Time now) {
-  core::LogWarning(
+  const std::string prefix =
       absl::StrCat("tls shard=", shard_.index(), " client=", session_.facts().client.ToString(),
-                   " listener=", session_.facts().listener->name, " failed: ", status.message()));
+                   " listener=", session_.facts().listener->name);
+  if (tls_ != nullptr && tls_->version_refusal().has_value()) {
+    // Too old a protocol for this client (its listener's min_tls, or its tls_floor's): OpenSSL
+    // sent protocol_version. One line an operator can act on, e.g. by adding a tls_floor.
+    const tls::Engine::VersionRefusal& refusal = *tls_->version_refusal();
+    core::LogWarning(absl::StrCat(prefix, " handshake refused: client offered ", refusal.offered,
+                                  ", minimum ", refusal.minimum));
+  } else {
+    core::LogWarning(absl::StrCat(prefix, " failed: ", status.message()));
+  }
   if (end_reason_.empty()) end_reason_ = "tls-failed";
   session_.OnTlsFailed(now, out_);
   out_.replies.clear();  // nothing more can be said in cleartext once TLS has begun

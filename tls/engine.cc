@@ -135,7 +135,8 @@ Engine::~Engine() = default;
 absl::StatusOr<std::unique_ptr<Engine>> Engine::ForServer(std::shared_ptr<const TlsContext> context,
                                                           size_t listener_index, bool implicit,
                                                           const core::Endpoint& client) {
-  SSL_CTX* ctx = context != nullptr ? context->listener_ctx(listener_index) : nullptr;
+  // The client address is known before the handshake: a tls_floor client gets its floor's context.
+  SSL_CTX* ctx = context != nullptr ? context->ContextFor(listener_index, client.address) : nullptr;
   if (ctx == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("listener ", listener_index, " has no TLS context"));
@@ -231,8 +232,10 @@ absl::Status Engine::HandshakeError(int ssl_error) {
   std::string what;
   if (st.offered_version != 0 && st.offered_version < min_version) {
     code = absl::StatusCode::kPermissionDenied;
-    what = absl::StrCat("client ", client, " offered ", internal::VersionName(st.offered_version),
-                        ", minimum is ", internal::VersionName(min_version));
+    version_refusal_ = VersionRefusal{internal::VersionName(st.offered_version),
+                                      internal::VersionName(min_version)};
+    what = absl::StrCat("client ", client, " offered ", version_refusal_->offered, ", minimum is ",
+                        version_refusal_->minimum);
   } else if (st.sni_rejected) {
     code = absl::StatusCode::kPermissionDenied;
     what = absl::StrCat("client ", client, " asked for unknown server name \"", st.sni,

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,7 +43,8 @@ enum class Progress { kNeedInput, kEstablished };
 // of order. Each is one line, ready to log.
 class Engine {
  public:
-  // `listener_index` selects the listener's SSL_CTX; `client` is used in error messages.
+  // `listener_index` and `client` select the SSL_CTX (TlsContext::ContextFor: the listener's, or
+  // the one of the client's `[[policy.tls_floor]]`); `client` is also used in error messages.
   // `implicit` is only recorded in facts(): STARTTLS and implicit TLS run the same code.
   // kFailedPrecondition if the listener has no TLS context.
   static absl::StatusOr<std::unique_ptr<Engine>> ForServer(
@@ -83,6 +85,15 @@ class Engine {
 
   bool peer_closed() const { return peer_closed_; }
 
+  // Set when Handshake() failed because the highest version the client offered (its
+  // supported_versions, else its legacy_version) is below the minimum of the context it got:
+  // the versions by name, "TLSv1.0" and "TLSv1.2", for the caller's refusal log line.
+  struct VersionRefusal {
+    std::string offered;
+    std::string minimum;
+  };
+  const std::optional<VersionRefusal>& version_refusal() const { return version_refusal_; }
+
   // Valid after kEstablished: version, cipher and bits, SNI as sent (lower case, "" if none),
   // sni_fallback (absent or unknown SNI, default certificate served: the caller logs it),
   // implicit, and the client certificate (kNone when none was requested or presented). `ktls` is
@@ -110,6 +121,7 @@ class Engine {
   std::unique_ptr<Impl> impl_;
   core::TlsFacts facts_;
   bool peer_closed_ = false;
+  std::optional<VersionRefusal> version_refusal_;
 };
 
 }  // namespace ringmx::tls

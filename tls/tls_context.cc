@@ -29,6 +29,7 @@
 #include "core/status.h"
 #include "core/strings.h"
 #include "tls/internal/state.h"
+#include "tls/tls_floor.h"
 
 namespace ringmx::tls {
 
@@ -41,14 +42,29 @@ using internal::SessionState;
 struct TlsContext::Impl {
   CertTable certs;
   X509_STORE* client_store = nullptr;  // tls.client_ca, shared by the listeners that verify
+  // One SSL_CTX and the state its callbacks reach (through ex_data and the SNI callback arg).
+  struct Variant {
+    SSL_CTX* ctx = nullptr;
+    std::unique_ptr<ListenerState> state;
+  };
   struct Listener {
     SSL_CTX* ctx = nullptr;  // nullptr for a listener without TLS
     std::unique_ptr<ListenerState> state;
+    // The contexts for tls_floor clients, one per distinct floor version other than the
+    // listener's min_tls.
+    std::vector<Variant> floor_variants;
+    // Parallel to `floors`: the context for floor i's clients (`ctx` when the floor's version is
+    // the listener's own). Empty for a listener without TLS.
+    std::vector<SSL_CTX*> floor_ctx;
   };
-  std::vector<Listener> listeners;  // parallel to config.listeners
+  std::vector<Listener> listeners;           // parallel to config.listeners
+  std::vector<core::TlsFloorConfig> floors;  // config.policy.tls_floor
 
   ~Impl() {
-    for (Listener& l : listeners) SSL_CTX_free(l.ctx);
+    for (Listener& l : listeners) {
+      SSL_CTX_free(l.ctx);
+      for (Variant& v : l.floor_variants) SSL_CTX_free(v.ctx);
+    }
     X509_STORE_free(client_store);
   }
 };
@@ -63,6 +79,21 @@ constexpr char kDefaultCiphers[] =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
 constexpr char kDefaultCipherSuites[] =
     "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+// Appended to the TLS 1.2 list in contexts of a tls_floor below TLS 1.2 only: TLS 1.0 and 1.1
+// have no AEAD suite, so their clients (old Java, printers) need CBC suites with SHA-1 MACs,
+// ECDHE first, then plain RSA key exchange for the oldest. No 3DES, RC4 or export suites.
+constexpr char kLegacyCiphers[] =
+    "ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+    "AES256-SHA:AES128-SHA";
+
+// "1.0" -> TLS1_VERSION, ...; 0 for anything else.
+int ProtocolVersion(std::string_view min_tls) {
+  if (min_tls == "1.0") return TLS1_VERSION;
+  if (min_tls == "1.1") return TLS1_1_VERSION;
+  if (min_tls == "1.2") return TLS1_2_VERSION;
+  if (min_tls == "1.3") return TLS1_3_VERSION;
+  return 0;
+}
 
 absl::Status ConfigError(std::string_view key, std::string_view path, std::string_view what) {
   return absl::InvalidArgumentError(
@@ -415,7 +446,9 @@ absl::StatusOr<SSL_CTX*> BuildListenerCtx(const core::Config& config, size_t ind
     return s;
   };
 
-  // TLS 1.0 and 1.1 are never offered; 1.3 is preferred (highest common version).
+  // TLS 1.0 and 1.1 are never offered, except in the context of a tls_floor that names them
+  // (only its clients ever get that context); 1.3 is preferred (highest common version).
+  const bool legacy = state->min_version < TLS1_2_VERSION;
   if (SSL_CTX_set_min_proto_version(ctx, state->min_version) != 1) {
     return fail(absl::InternalError(absl::StrCat(where, ": set min_tls", WithErrors())));
   }
@@ -436,6 +469,16 @@ absl::StatusOr<SSL_CTX*> BuildListenerCtx(const core::Config& config, size_t ind
   if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1) {
     return fail(absl::InvalidArgumentError(
         absl::StrCat("tls.ciphers: \"", ciphers, "\": no usable TLS 1.2 cipher", WithErrors())));
+  }
+  if (legacy) {
+    // OpenSSL 3 refuses TLS 1.0/1.1 (and their SHA-1 signatures) above security level 0. Set
+    // after the cipher list, which may carry its own @SECLEVEL.
+    const std::string legacy_ciphers = absl::StrCat(ciphers, ":", kLegacyCiphers);
+    if (SSL_CTX_set_cipher_list(ctx, legacy_ciphers.c_str()) != 1) {
+      return fail(absl::InternalError(
+          absl::StrCat(where, ": TLS 1.0/1.1 cipher list for policy.tls_floor", WithErrors())));
+    }
+    SSL_CTX_set_security_level(ctx, 0);
   }
   const std::string& suites =
       config.tls.ciphersuites.empty() ? kDefaultCipherSuites : config.tls.ciphersuites;
@@ -584,6 +627,7 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Build(
     }
   }
 
+  impl.floors = config.policy.tls_floor;
   impl.listeners.resize(config.listeners.size());
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     const core::ListenerConfig& l = config.listeners[i];
@@ -604,8 +648,36 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Build(
     absl::StatusOr<SSL_CTX*> ctx =
         BuildListenerCtx(config, i, impl.certs, impl.client_store, state.get());
     if (!ctx.ok()) return ctx.status();
-    impl.listeners[i].ctx = *ctx;
-    impl.listeners[i].state = std::move(state);
+    Impl::Listener& built = impl.listeners[i];
+    built.ctx = *ctx;
+    built.state = std::move(state);
+
+    // tls_floor: one more context per distinct floor version other than the listener's own, the
+    // listener's state copied but for the minimum version.
+    for (size_t f = 0; f < impl.floors.size(); ++f) {
+      const int version = ProtocolVersion(impl.floors[f].min_tls);
+      if (version == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("policy.tls_floor[", f, "].min_tls: \"", impl.floors[f].min_tls,
+                         "\": expected \"1.0\", \"1.1\", \"1.2\" or \"1.3\""));
+      }
+      SSL_CTX* floor_ctx = version == built.state->min_version ? built.ctx : nullptr;
+      for (const Impl::Variant& v : built.floor_variants) {
+        if (v.state->min_version == version) floor_ctx = v.ctx;
+      }
+      if (floor_ctx == nullptr) {
+        Impl::Variant variant;
+        variant.state = std::make_unique<ListenerState>(*built.state);
+        variant.state->min_version = version;
+        absl::StatusOr<SSL_CTX*> vctx =
+            BuildListenerCtx(config, i, impl.certs, impl.client_store, variant.state.get());
+        if (!vctx.ok()) return vctx.status();
+        variant.ctx = *vctx;
+        floor_ctx = variant.ctx;
+        built.floor_variants.push_back(std::move(variant));
+      }
+      built.floor_ctx.push_back(floor_ctx);
+    }
   }
   ERR_clear_error();
   return std::shared_ptr<const TlsContext>(std::move(context));
@@ -614,6 +686,15 @@ absl::StatusOr<std::shared_ptr<const TlsContext>> TlsContext::Build(
 SSL_CTX* TlsContext::listener_ctx(size_t index) const {
   if (impl_ == nullptr || index >= impl_->listeners.size()) return nullptr;
   return impl_->listeners[index].ctx;
+}
+
+SSL_CTX* TlsContext::ContextFor(size_t index, const core::IpAddress& client) const {
+  if (impl_ == nullptr || index >= impl_->listeners.size()) return nullptr;
+  const Impl::Listener& listener = impl_->listeners[index];
+  if (listener.ctx == nullptr) return nullptr;
+  const int floor = FindTlsFloor(impl_->floors, client);
+  if (floor < 0) return listener.ctx;
+  return listener.floor_ctx[static_cast<size_t>(floor)];
 }
 
 }  // namespace ringmx::tls

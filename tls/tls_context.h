@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 
 #include "core/config.h"
+#include "core/ip.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
 
@@ -32,7 +33,13 @@ class TlsContext {
  public:
   // Loads every certificate and key of `config.tls`, checks each chain links, each key matches
   // its certificate, and builds one server SSL_CTX per TLS listener (min_tls, ciphers, client
-  // certificate mode, SNI callback). Errors: kInvalidArgument naming the config key and file.
+  // certificate mode, SNI callback). For `[[policy.tls_floor]]` it also builds, per TLS listener,
+  // one more SSL_CTX per distinct floor version that differs from the listener's min_tls: the
+  // same certificates, SNI map, callbacks and client-certificate mode, only the minimum version
+  // differs, and below TLS 1.2 also the security level (0, which OpenSSL 3 needs for TLS 1.0/1.1)
+  // and the TLS 1.2 cipher list (SHA-1 CBC suites appended, as TLS 1.0/1.1 have no AEAD suite).
+  // Those contexts are only ever handed to clients of their floor (ContextFor), so the laxness
+  // never reaches anyone else. Errors: kInvalidArgument naming the config key and file.
   // An expired certificate is not an error: a warning with its date is appended to `warnings`.
   // Returns nullptr (OK) when no listener uses TLS.
   static absl::StatusOr<std::shared_ptr<const TlsContext>> Build(
@@ -43,6 +50,10 @@ class TlsContext {
 
   // The server context for listener `index` (into config.listeners); nullptr if it has no TLS.
   SSL_CTX* listener_ctx(size_t index) const;
+  // The server context for a connection from `client` on listener `index`: the context of the
+  // first `[[policy.tls_floor]]` whose networks contain `client` (tls/tls_floor.h), else
+  // listener_ctx(index). nullptr if the listener has no TLS.
+  SSL_CTX* ContextFor(size_t index, const core::IpAddress& client) const;
   const std::vector<ChainInfo>& chains() const { return chains_; }
 
  private:

@@ -897,6 +897,73 @@ TEST(ConfigTlsErrorTest, CipherListsMustBePrintable) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// [[policy.tls_floor]] (issue 11, item 5).
+
+TEST(ConfigTlsFloorTest, FloorsParseInFileOrder) {
+  absl::StatusOr<Config> config = ParseConfig(
+      WithMinimal("[policy]\nrelay_networks = []\n"
+                  "[[policy.tls_floor]]\nnetworks = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n"
+                  "min_tls = \"1.0\"\n"
+                  "[[policy.tls_floor]]\nnetworks = [\"198.51.100.7\"]\nmin_tls = \"1.1\"\n"
+                  "[[policy.tls_floor]]\nnetworks = [\"10.0.0.0/8\"]\nmin_tls = \"1.3\"\n"),
+      "ringmx.toml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const std::vector<TlsFloorConfig>& floors = config->policy.tls_floor;
+  ASSERT_EQ(floors.size(), 3u);
+  ASSERT_EQ(floors[0].networks.size(), 2u);
+  EXPECT_EQ(floors[0].networks[0].ToString(), "192.0.2.0/24");
+  EXPECT_EQ(floors[0].networks[1].ToString(), "2001:db8::/32");
+  EXPECT_EQ(floors[0].min_tls, "1.0");
+  EXPECT_EQ(floors[1].networks[0].ToString(), "198.51.100.7/32");
+  EXPECT_EQ(floors[1].min_tls, "1.1");
+  EXPECT_EQ(floors[2].min_tls, "1.3");
+}
+
+TEST(ConfigTlsFloorTest, NoFloorsByDefault) {
+  absl::StatusOr<Config> config = ParseConfig(WithMinimal(""), "ringmx.toml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->policy.tls_floor.empty());
+}
+
+TEST(ConfigTlsFloorErrorTest, EachKeyIsCheckedAndNamed) {
+  // Lines: [policy] 5, [[policy.tls_floor]] 6, then the floor's keys from 7.
+  const auto floor = [](std::string_view keys) {
+    return WithMinimal(absl::StrCat("[policy]\n[[policy.tls_floor]]\n", Av(keys)));
+  };
+  EXPECT_EQ(ErrorOf(floor("networks = [\"192.0.2.0/24\"]\nmin_tls = \"1.4\"\n")),
+            "ringmx.toml:8: policy.tls_floor[0].min_tls: expected one of \"1.0\", \"1.1\", "
+            "\"1.2\", \"1.3\", got \"1.4\"");
+  EXPECT_EQ(ErrorOf(floor("networks = [\"192.0.2.0/24\"]\nmin_tls = 1.0\n")),
+            "ringmx.toml:8: policy.tls_floor[0].min_tls: expected a string (write the value in "
+            "quotes), got a floating-point number");
+  EXPECT_EQ(ErrorOf(floor("networks = [\"192.0.2.0/24\"]\n")),
+            "ringmx.toml:6: policy.tls_floor[0]: missing required key \"min_tls\"");
+  EXPECT_EQ(ErrorOf(floor("min_tls = \"1.0\"\n")),
+            "ringmx.toml:6: policy.tls_floor[0]: missing required key \"networks\"");
+  EXPECT_EQ(ErrorOf(floor("networks = []\nmin_tls = \"1.0\"\n")),
+            "ringmx.toml:7: policy.tls_floor[0].networks: must list at least one network "
+            "(\"192.0.2.0/24\", \"2001:db8::/32\")");
+  EXPECT_EQ(ErrorOf(floor("networks = \"192.0.2.0/24\"\nmin_tls = \"1.0\"\n")),
+            "ringmx.toml:7: policy.tls_floor[0].networks: expected an array of strings, got a "
+            "string");
+  EXPECT_THAT(ErrorOf(floor("networks = [\"192.0.2.1/24\"]\nmin_tls = \"1.0\"\n")),
+              StartsWith("ringmx.toml:7: policy.tls_floor[0].networks[0]: "));
+  EXPECT_EQ(ErrorOf(floor("networks = [\"192.0.2.0/24\"]\nmin_tls = \"1.0\"\nmin_tsl = \"1.0\"\n")),
+            "ringmx.toml:9: policy.tls_floor[0]: unknown key \"min_tsl\" (did you mean "
+            "\"min_tls\"?)");
+  // The second floor is named by its index.
+  EXPECT_EQ(ErrorOf(floor("networks = [\"192.0.2.0/24\"]\nmin_tls = \"1.0\"\n"
+                          "[[policy.tls_floor]]\nnetworks = [\"10.0.0.0/8\"]\nmin_tls = \"1\"\n")),
+            "ringmx.toml:11: policy.tls_floor[1].min_tls: expected one of \"1.0\", \"1.1\", "
+            "\"1.2\", \"1.3\", got \"1\"");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\ntls_floor = [\"192.0.2.0/24\"]\n")),
+            "ringmx.toml:6: policy.tls_floor[0]: expected a table, got a string");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\ntls_floor = 1\n")),
+            "ringmx.toml:6: policy.tls_floor: expected an array of tables "
+            "([[policy.tls_floor]]), got an integer");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Features that parse but are not built yet.
 
 TEST(ConfigUnavailableTest, AuthIsRejected) {
