@@ -53,8 +53,9 @@ std::optional<RecipientDecision> RelayRight(const core::Snapshot& snapshot,
   for (size_t i = 0; i < networks.size(); ++i) {
     if (!networks[i].Contains(facts.client.address)) continue;
     // Snapshot::Build keeps the names in step; a hand-built Snapshot may lack them.
-    const std::string_view name =
-        i < snapshot.relay_network_names.size() ? snapshot.relay_network_names[i] : "?";
+    const std::string_view name = i < snapshot.relay_network_names.size()
+                                      ? std::string_view(snapshot.relay_network_names[i])
+                                      : std::string_view("?");
     return RecipientDecision{RecipientVerdict::kAccept, RecipientRule::kRelayNetwork, name};
   }
   if (!facts.auth_identity.empty()) {
