@@ -39,7 +39,7 @@ std::string_view LowerInto(std::string_view text, char* buffer) {
   return std::string_view(buffer, text.size());
 }
 
-// Checks one address token; "" when valid, else what is wrong with it.
+// Checks the local part of an address; "" when valid, else what is wrong with it.
 std::string CheckLocalPart(std::string_view local) {
   if (local.size() > RecipientTable::kMaxLocalPartBytes) {
     return absl::StrCat("local part has ", local.size(), " octets, at most ",
@@ -48,7 +48,6 @@ std::string CheckLocalPart(std::string_view local) {
   for (char c : local) {
     const unsigned char u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7F) return "control character in the local part";
-    if (c == '<' || c == '>') return "write the address without angle brackets";
   }
   return "";
 }
@@ -85,6 +84,10 @@ absl::StatusOr<RecipientTable> RecipientTable::Parse(std::string_view text,
                                              " after ", Quote(address)));
     }
 
+    if (address.find_first_of("<>") != std::string_view::npos) {
+      return error(line_number, absl::StrCat("write the address without angle brackets: ",
+                                             Quote(address)));
+    }
     const size_t at = address.rfind('@');
     if (at == std::string_view::npos) {
       return error(line_number,
