@@ -85,8 +85,8 @@ absl::StatusOr<RecipientTable> RecipientTable::Parse(std::string_view text,
     }
 
     if (address.find_first_of("<>") != std::string_view::npos) {
-      return error(line_number, absl::StrCat("write the address without angle brackets: ",
-                                             Quote(address)));
+      return error(line_number,
+                   absl::StrCat("write the address without angle brackets: ", Quote(address)));
     }
     const size_t at = address.rfind('@');
     if (at == std::string_view::npos) {
@@ -96,9 +96,9 @@ absl::StatusOr<RecipientTable> RecipientTable::Parse(std::string_view text,
     const std::string_view local = address.substr(0, at);
     std::string domain = internal::CanonicalDomain(address.substr(at + 1));
     if (!internal::IsDomainName(domain, 1)) {
-      return error(line_number, absl::StrCat("expected a domain name after '@', got ",
-                                             Quote(address.substr(at + 1)), " in ",
-                                             Quote(address)));
+      return error(line_number,
+                   absl::StrCat("expected a domain name after '@', got ",
+                                Quote(address.substr(at + 1)), " in ", Quote(address)));
     }
     if (const std::string problem = CheckLocalPart(local); !problem.empty()) {
       return error(line_number, absl::StrCat(problem, ": ", Quote(address)));
@@ -156,7 +156,7 @@ RecipientTable::Lookup RecipientTable::Find(std::string_view local_part,
   if (local_part.empty() || local_part.size() > kMaxLocalPartBytes) return Lookup::kUnknown;
   char local_buffer[kMaxLocalPartBytes];
   return entry.local_parts.contains(Av(LowerInto(local_part, local_buffer))) ? Lookup::kListed
-                                                                              : Lookup::kUnknown;
+                                                                             : Lookup::kUnknown;
 }
 
 std::vector<RecipientTable::DomainLine> RecipientTable::Domains() const {

@@ -29,9 +29,9 @@ struct Snapshot {
   uint64_t generation = 0;
 
   // `recipients` must be the table of config.policy.recipients (nullptr if it is "").
-  static std::shared_ptr<const Snapshot> Build(Config config, uint64_t generation,
-                                               std::shared_ptr<const RecipientTable> recipients =
-                                                   nullptr);
+  static std::shared_ptr<const Snapshot> Build(
+      Config config, uint64_t generation,
+      std::shared_ptr<const RecipientTable> recipients = nullptr);
 };
 
 }  // namespace ringmx::core

@@ -29,8 +29,8 @@ struct Runtime {
 absl::StatusOr<std::shared_ptr<const core::RecipientTable>> LoadRecipients(
     const core::Config& config, std::vector<std::string>* warnings);
 
-// Loads every certificate and the recipients file the config names and builds the Snapshot. Warnings (an expired
-// certificate) are logged. Errors name the config key.
+// Loads every certificate and the recipients file the config names and builds the Snapshot.
+// Warnings (an expired certificate) are logged. Errors name the config key.
 absl::StatusOr<Runtime> BuildRuntime(core::Config config, uint64_t generation);
 
 }  // namespace ringmx::net

@@ -721,15 +721,15 @@ TEST(ConfigPolicyErrorTest, BadRelayClientCertNamesTheKey) {
       ": expected a SHA-256 certificate fingerprint (64 hex digits, optionally in pairs separated "
       "by ':'), got ";
   // Too short, too long, a non-hex digit, separators in the wrong place, SHA-1.
-  const std::string bad[] = {std::string(63, 'a'), std::string(65, 'a'),
-                             std::string(63, 'a') + "g", "a:" + std::string(62, 'a') + ":aa",
+  const std::string bad[] = {std::string(63, 'a'), std::string(65, 'a'), std::string(63, 'a') + "g",
+                             "a:" + std::string(62, 'a') + ":aa",
                              "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"};
   for (const std::string& b : bad) {
     SCOPED_TRACE(b);
-    EXPECT_EQ(ErrorOf(WithMinimal(absl::StrCat("[policy]\nrelay_client_certs = [\"", good,
-                                               "\",\n  \"", b, "\"]\n"))),
-              absl::StrCat("ringmx.toml:7: policy.relay_client_certs[1]", expected_tail, "\"", b,
-                           "\""));
+    EXPECT_EQ(
+        ErrorOf(WithMinimal(
+            absl::StrCat("[policy]\nrelay_client_certs = [\"", good, "\",\n  \"", b, "\"]\n"))),
+        absl::StrCat("ringmx.toml:7: policy.relay_client_certs[1]", expected_tail, "\"", b, "\""));
   }
   EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nrelay_client_certs = \"aa\"\n")),
             "ringmx.toml:6: policy.relay_client_certs: expected an array of strings, got a string");

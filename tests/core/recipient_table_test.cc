@@ -95,8 +95,9 @@ TEST(RecipientTableErrorTest, ErrorsNameTheLine) {
   EXPECT_EQ(ErrorOf("# header\nalice@example.org bob@example.org\n"),
             "recipients:2: one address a line; unexpected \"bob@example.org\" after "
             "\"alice@example.org\"");
-  EXPECT_EQ(ErrorOf("alice@\n"), "recipients:1: expected a domain name after '@', got \"\" in "
-                                 "\"alice@\"");
+  EXPECT_EQ(ErrorOf("alice@\n"),
+            "recipients:1: expected a domain name after '@', got \"\" in "
+            "\"alice@\"");
   EXPECT_EQ(ErrorOf("alice@[192.0.2.1]\n"),
             "recipients:1: expected a domain name after '@', got \"[192.0.2.1]\" in "
             "\"alice@[192.0.2.1]\"");
@@ -131,9 +132,9 @@ TEST(RecipientTableFileTest, LoadFileReadsAndNamesTheFile) {
 
   table = RecipientTable::LoadFile(dir / "missing");
   EXPECT_EQ(table.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(std::string(Sv(table.status().message())),
-              ::testing::StartsWith(absl::StrCat("read recipients file \"", dir / "missing",
-                                                 "\": ")));
+  EXPECT_THAT(
+      std::string(Sv(table.status().message())),
+      ::testing::StartsWith(absl::StrCat("read recipients file \"", dir / "missing", "\": ")));
 }
 
 }  // namespace

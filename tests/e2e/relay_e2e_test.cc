@@ -80,9 +80,9 @@ class RelayTest : public ServerTest {
   }
 
   CommandResult Check() const {
-    return RunCommand({RingmxBinary(), "check", "-c", server_ ? server_->config_path()
-                                                              : dir_ / "ringmx.toml"},
-                      absl::Seconds(10));
+    return RunCommand(
+        {RingmxBinary(), "check", "-c", server_ ? server_->config_path() : dir_ / "ringmx.toml"},
+        absl::Seconds(10));
   }
 
   static TempDir* pki_dir_;
@@ -110,8 +110,8 @@ TEST_F(RelayTest, RelayByNetworkAndDeniedOtherwise) {
       << server_->Log();
   // Local mail from the same client is local, not relayed.
   EXPECT_EQ(Rcpt("someone@example.test").code, 250);
-  EXPECT_TRUE(server_->WaitForLog(
-      "rcpt=<someone@example.test> decision=accept reason=local-domain"))
+  EXPECT_TRUE(
+      server_->WaitForLog("rcpt=<someone@example.test> decision=accept reason=local-domain"))
       << server_->Log();
 
   server_.reset();
@@ -120,8 +120,7 @@ TEST_F(RelayTest, RelayByNetworkAndDeniedOtherwise) {
   EXPECT_EQ(denied.code, 554);
   EXPECT_NE(denied.text.find("5.7.1 <user@remote.test>: Relay access denied"), std::string::npos)
       << denied.text;
-  EXPECT_TRUE(
-      server_->WaitForLog("rcpt=<user@remote.test> decision=reject reason=relay-denied"))
+  EXPECT_TRUE(server_->WaitForLog("rcpt=<user@remote.test> decision=reject reason=relay-denied"))
       << server_->Log();
   // Local domains stay open to everyone; sender-specified routing through them does not.
   EXPECT_EQ(Rcpt("someone@example.org").code, 250);
@@ -132,13 +131,13 @@ TEST_F(RelayTest, RelayByNetworkAndDeniedOtherwise) {
 TEST_F(RelayTest, RelayByVerifiedClientCertificateFingerprint) {
   // Both test clients' fingerprints are listed; only the one that verifies may relay. The first
   // is written as openssl prints it, to show the key's normalisation.
-  StartServer(Config({.relay_client_certs = absl::StrCat(
-                          "[\"", OpensslFingerprint(pki_->client_cert_sha256), "\", \"",
-                          pki_->foreign_client_cert_sha256, "\"]")}));
+  StartServer(Config(
+      {.relay_client_certs = absl::StrCat("[\"", OpensslFingerprint(pki_->client_cert_sha256),
+                                          "\", \"", pki_->foreign_client_cert_sha256, "\"]")}));
   SmtpReply with_cert = RcptOverTls("user@remote.test", pki_->client_cert, pki_->client_key);
   EXPECT_EQ(with_cert.code, 250) << with_cert.text;
-  EXPECT_TRUE(server_->WaitForLog(absl::StrCat("rcpt=<user@remote.test> decision=relay reason=",
-                                               "client_cert:", pki_->client_cert_sha256)))
+  EXPECT_TRUE(server_->WaitForLog(absl::StrCat(
+      "rcpt=<user@remote.test> decision=relay reason=", "client_cert:", pki_->client_cert_sha256)))
       << server_->Log();
 
   SmtpReply foreign =
@@ -160,8 +159,7 @@ TEST_F(RelayTest, UnknownLocalUserAndReloadOfTheRecipientsFile) {
   EXPECT_NE(unknown.text.find("5.1.1 <bob@example.test>: Recipient address rejected: User unknown"),
             std::string::npos)
       << unknown.text;
-  EXPECT_TRUE(
-      server_->WaitForLog("rcpt=<bob@example.test> decision=reject reason=unknown-user"))
+  EXPECT_TRUE(server_->WaitForLog("rcpt=<bob@example.test> decision=reject reason=unknown-user"))
       << server_->Log();
   EXPECT_EQ(Rcpt("bob@example.org").code, 250);  // no lines for example.org: anyone
   EXPECT_EQ(Rcpt("postmaster@example.test").code, 250);
@@ -192,8 +190,7 @@ TEST_F(RelayTest, UnknownLocalUserAndReloadOfTheRecipientsFile) {
   // So is a missing one.
   std::filesystem::remove(dir_ / "recipients");
   const std::string missing = server_->Control("reload");
-  EXPECT_NE(missing.find("policy.recipients: read recipients file"), std::string::npos)
-      << missing;
+  EXPECT_NE(missing.find("policy.recipients: read recipients file"), std::string::npos) << missing;
   EXPECT_EQ(Rcpt("bob@example.test").code, 250);
   check = Check();
   EXPECT_NE(check.exit_code, 0) << check.output;

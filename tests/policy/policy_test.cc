@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "absl/strings/str_cat.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 #include "core/recipient_table.h"
@@ -188,22 +188,23 @@ std::shared_ptr<const core::Snapshot> RulesSnapshot() {
 }
 
 enum Who : uint8_t {
-  kOutsider,     // 203.0.113.1, nothing else
-  kNetwork,      // 10.1.2.3
-  kNetwork6,     // [2001:db8:1::7]
-  kAuthed,       // outsider, AUTH as "alice"
-  kNetAuthed,    // 10.1.2.3 and AUTH as "alice"
-  kCert,         // outsider with a verified kListedCert
-  kAuthedCert,   // outsider, AUTH as "alice", verified kListedCert
-  kOtherCert,    // outsider with a verified kOtherCert
-  kUnverified,   // outsider with kListedCert that did not verify
-  kCertNoTls,    // kCert's certificate facts but facts.tls false (cannot happen; must not relay)
+  kOutsider,    // 203.0.113.1, nothing else
+  kNetwork,     // 10.1.2.3
+  kNetwork6,    // [2001:db8:1::7]
+  kAuthed,      // outsider, AUTH as "alice"
+  kNetAuthed,   // 10.1.2.3 and AUTH as "alice"
+  kCert,        // outsider with a verified kListedCert
+  kAuthedCert,  // outsider, AUTH as "alice", verified kListedCert
+  kOtherCert,   // outsider with a verified kOtherCert
+  kUnverified,  // outsider with kListedCert that did not verify
+  kCertNoTls,   // kCert's certificate facts but facts.tls false (cannot happen; must not relay)
 };
 
 ConnectionFacts FactsOf(Who who) {
   const bool from_network = who == kNetwork || who == kNetAuthed;
-  ConnectionFacts facts =
-      Client(who == kNetwork6 ? "[2001:db8:1::7]:1" : from_network ? "10.1.2.3:1" : "203.0.113.1:1");
+  ConnectionFacts facts = Client(who == kNetwork6 ? "[2001:db8:1::7]:1"
+                                 : from_network   ? "10.1.2.3:1"
+                                                  : "203.0.113.1:1");
   if (who == kAuthed || who == kNetAuthed || who == kAuthedCert) facts.auth_identity = "alice";
   if (who == kCert || who == kAuthedCert || who == kOtherCert || who == kUnverified ||
       who == kCertNoTls) {
@@ -260,8 +261,8 @@ const RuleCase kRuleCases[] = {
     // Rule 2 comes before the relay rights: they do not make an unknown local user valid.
     {kNetwork, "mallory", "example.org", RecipientVerdict::kUnknownUser,
      RecipientRule::kUnknownUser, "reject", "unknown-user"},
-    {kAuthed, "mallory", "example.org", RecipientVerdict::kUnknownUser,
-     RecipientRule::kUnknownUser, "reject", "unknown-user"},
+    {kAuthed, "mallory", "example.org", RecipientVerdict::kUnknownUser, RecipientRule::kUnknownUser,
+     "reject", "unknown-user"},
     {kCert, "mallory", "example.org", RecipientVerdict::kUnknownUser, RecipientRule::kUnknownUser,
      "reject", "unknown-user"},
     {kNetwork, "anyone", "example.test", RecipientVerdict::kAccept, RecipientRule::kLocalDomain,
@@ -297,12 +298,12 @@ const RuleCase kRuleCases[] = {
     // 5. A verified client certificate whose fingerprint is listed, and nothing less.
     {kCert, "user", "remote.test", RecipientVerdict::kAccept, RecipientRule::kClientCert, "relay",
      "client_cert:" + kListedCert},
-    {kOtherCert, "user", "remote.test", RecipientVerdict::kRelayDenied,
-     RecipientRule::kRelayDenied, "reject", "relay-denied"},
+    {kOtherCert, "user", "remote.test", RecipientVerdict::kRelayDenied, RecipientRule::kRelayDenied,
+     "reject", "relay-denied"},
     {kUnverified, "user", "remote.test", RecipientVerdict::kRelayDenied,
      RecipientRule::kRelayDenied, "reject", "relay-denied"},
-    {kCertNoTls, "user", "remote.test", RecipientVerdict::kRelayDenied,
-     RecipientRule::kRelayDenied, "reject", "relay-denied"},
+    {kCertNoTls, "user", "remote.test", RecipientVerdict::kRelayDenied, RecipientRule::kRelayDenied,
+     "reject", "relay-denied"},
     // 6. Everything else.
     {kOutsider, "user", "remote.test", RecipientVerdict::kRelayDenied, RecipientRule::kRelayDenied,
      "reject", "relay-denied"},

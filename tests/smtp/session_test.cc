@@ -411,7 +411,8 @@ TEST(SessionTest, EveryRecipientDecisionIsLoggedWithItsReason) {
     Session session(env.snapshot, facts, ids);
     Output out;
     session.Start(kT0, out);
-    session.OnInput(absl::StrCat(kEhlo, "MAIL FROM:<a@remote.test>\r\n", core::Av(rcpts)), kT0, out);
+    session.OnInput(absl::StrCat(kEhlo, "MAIL FROM:<a@remote.test>\r\n", core::Av(rcpts)), kT0,
+                    out);
     return out.log;
   };
   EXPECT_THAT(log_of(env.facts,

@@ -387,9 +387,9 @@ TEST(SessionTlsTest, TlsRequiredRefusesMailUntilStartTls) {
   Transcript t = CheckTls(env, plaintext, Plan(absl::StrCat(kMessage, "HELP\r\nQUIT\r\n")));
   EXPECT_EQ(t.replies,
             absl::StrCat(Greeting(), EhloWithStartTls(), kTlsRequired, kTlsRequired, kTlsRequired,
-                         kTlsRequired, kTlsRequired, kTlsRequired, "250 2.0.0 Ok\r\n",
-                         kTlsRequired, kTlsRequired, kTlsRequired, kTlsRequired, kReady,
-                         kTlsHandshake, MessageReplies(1),
+                         kTlsRequired, kTlsRequired, kTlsRequired, "250 2.0.0 Ok\r\n", kTlsRequired,
+                         kTlsRequired, kTlsRequired, kTlsRequired, kReady, kTlsHandshake,
+                         MessageReplies(1),
                          "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP "
                          "QUIT\r\n",
                          kBye));
@@ -401,10 +401,21 @@ TEST(SessionTlsTest, TlsRequiredRefusesMailUntilStartTls) {
 // unknown and unimplemented verbs are refused like MAIL. Each command alone, after EHLO.
 TEST(SessionTlsTest, TlsRequiredLeavesOnlyNoopEhloStartTlsAndQuit) {
   Env env(StartTlsConfig(/*required=*/true));
-  const std::string refused[] = {
-      "HELO client.example", "RSET", "RSET x", "EXPN list", "TURN", "ETRN example.test",
-      "FOO", "FOO bar", "AUTH PLAIN", "VRFY user", "HELP", "MAIL FROM:<>",
-      "RCPT TO:<user@example.test>", "DATA", "VERB"};
+  const std::string refused[] = {"HELO client.example",
+                                 "RSET",
+                                 "RSET x",
+                                 "EXPN list",
+                                 "TURN",
+                                 "ETRN example.test",
+                                 "FOO",
+                                 "FOO bar",
+                                 "AUTH PLAIN",
+                                 "VRFY user",
+                                 "HELP",
+                                 "MAIL FROM:<>",
+                                 "RCPT TO:<user@example.test>",
+                                 "DATA",
+                                 "VERB"};
   for (const std::string& command : refused) {
     SCOPED_TRACE(command);
     EXPECT_EQ(Check(env, absl::StrCat(kEhlo, command, "\r\nQUIT\r\n")).replies,
