@@ -83,8 +83,7 @@ bool RelayAllowed(const core::Snapshot& snapshot, const ConnectionFacts& facts);
 //      this rule: it is relaying, allowed only by rules 3-5 (else kSenderRouting);
 //   3. client address in policy.relay_networks: relay;
 //   4. authenticated (facts.auth_identity non-empty): relay;
-//   5. verified client certificate whose SHA-256 fingerprint is in policy.relay_client_certs:
-//   relay;
+//   5. a verified client certificate listed in policy.relay_client_certs (SHA-256): relay;
 //   6. otherwise relay denied.
 // Allocates nothing.
 RecipientDecision DecideRecipient(const core::Snapshot& snapshot, const ConnectionFacts& facts,
