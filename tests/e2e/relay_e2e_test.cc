@@ -21,6 +21,7 @@ struct PolicyOptions {
   std::string relay_networks = "[]";
   std::string relay_client_certs = "[]";
   bool recipients = false;  // recipients = "recipients" (beside the config)
+  bool tls_required = false;
 };
 
 class RelayTest : public ServerTest {
@@ -42,7 +43,9 @@ class RelayTest : public ServerTest {
     return absl::StrCat(
         "hostname = \"mx.example.test\"\nworkers = 2\n\n"
         "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n"
-        "client_certs = \"optional\"\n\n"
+        "client_certs = \"optional\"\ntls_required = ",
+        o.tls_required ? "true" : "false",
+        "\n\n"
         "[tls]\ncert = \"",
         pki_->mx_cert, "\"\nkey = \"", pki_->mx_key, "\"\nclient_ca = \"", pki_->client_ca,
         "\"\n\n[policy]\nlocal_domains = [\"example.test\", \"example.org\"]\n",
@@ -199,6 +202,42 @@ TEST_F(RelayTest, UnknownLocalUserAndReloadOfTheRecipientsFile) {
   WriteRecipients("alice@example.test\n");
   check = Check();
   EXPECT_EQ(check.exit_code, 0) << check.output;
+}
+
+// Issue 11 item 4 (RFC 3207 section 4): HELO, RSET and EXPN were answered 250, 250 and 502 on a
+// tls_required listener before STARTTLS; now everything but NOOP, EHLO, STARTTLS and QUIT is 530.
+TEST_F(RelayTest, TlsRequiredRefusesEverythingButNoopEhloStartTlsAndQuit) {
+  StartServer(Config({.relay_networks = "[\"127.0.0.0/8\"]", .tls_required = true}));
+  auto plain = Connect();
+  ASSERT_NE(plain, nullptr);
+  for (const char* command : {"HELO client.example", "RSET", "EXPN staff", "VRFY alice", "FOO bar",
+                              "MAIL FROM:<a@remote.test>"}) {
+    SmtpReply r = plain->Command(command);
+    EXPECT_EQ(r.code, 530) << command << ": " << r.text;
+    EXPECT_NE(r.text.find("5.7.0 Must issue a STARTTLS command first"), std::string::npos)
+        << r.text;
+  }
+  EXPECT_EQ(plain->Command("NOOP").code, 250);
+  EXPECT_EQ(plain->Command("EHLO client.example").code, 250);
+  ASSERT_EQ(plain->Command("STARTTLS").code, 220);
+  std::string error;
+  auto tls = TlsSmtpClient::Handshake(*plain, {}, &error);
+  ASSERT_NE(tls, nullptr) << error;
+  EXPECT_EQ(tls->Command("HELO client.example").code, 250);
+  EXPECT_EQ(tls->Command("RSET").code, 250);
+  EXPECT_EQ(tls->Command("QUIT").code, 221);
+}
+
+TEST_F(RelayTest, CheckRefusesNoTlsHostsOnATlsRequiredListener) {
+  std::string config = Config({.tls_required = true});
+  config.insert(config.find("tls_required"), "no_tls_hosts = [\"192.0.2.0/24\"]\n");
+  { std::ofstream(dir_ / "ringmx.toml") << config; }
+  CommandResult check = Check();
+  EXPECT_NE(check.exit_code, 0) << check.output;
+  EXPECT_NE(check.output.find("listener[0].no_tls_hosts: no_tls_hosts cannot be used with "
+                              "tls_required = true"),
+            std::string::npos)
+      << check.output;
 }
 
 TEST_F(RelayTest, ServeRefusesToStartWithABadRecipientsFile) {
