@@ -61,8 +61,9 @@ constexpr std::string_view kListenerKeys[] = {"name",         "address",      "t
 constexpr std::string_view kTlsKeys[] = {"cert",         "key", "client_ca", "ciphers",
                                          "ciphersuites", "sni", "ktls"};
 constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
-constexpr std::string_view kPolicyKeys[] = {"local_domains", "relay_networks", "max_recipients",
-                                            "max_message_size", "tls_floor"};
+constexpr std::string_view kPolicyKeys[] = {
+    "local_domains",      "relay_networks", "max_recipients", "max_message_size",
+    "relay_client_certs", "recipients",     "tls_floor"};
 constexpr std::string_view kTlsFloorKeys[] = {"networks", "min_tls"};
 constexpr std::string_view kAuthKeys[] = {"passwd"};
 constexpr std::string_view kSpoolKeys[] = {"path", "mode", "segment_size"};
@@ -185,6 +186,25 @@ std::string SubPath(std::string_view path, std::string_view key) {
 
 std::string IndexPath(std::string_view path, size_t index) {
   return absl::StrCat(Av(path), "[", index, "]");
+}
+
+// A SHA-256 fingerprint as operators copy it: 64 hex digits, or 32 pairs joined by ':' (what
+// `openssl x509 -fingerprint -sha256` prints), either case. 64 lower-case hex digits, or nullopt.
+std::optional<std::string> NormaliseSha256Fingerprint(std::string_view text) {
+  const bool paired = text.find(':') != std::string_view::npos;
+  if (text.size() != (paired ? 95 : 64)) return std::nullopt;
+  std::string out;
+  out.reserve(64);
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (paired && i % 3 == 2) {
+      if (c != ':') return std::nullopt;
+      continue;
+    }
+    if (!absl::ascii_isxdigit(static_cast<unsigned char>(c))) return std::nullopt;
+    out.push_back(absl::ascii_tolower(static_cast<unsigned char>(c)));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -705,6 +725,21 @@ void Loader::LoadPolicy(const toml::table& root, PolicyConfig& out) {
     }
   }
   out.relay_networks = Cidrs(*policy, "policy", "relay_networks");
+  if (std::optional<std::vector<Item>> certs =
+          StringArray(*policy, "policy", "relay_client_certs")) {
+    for (const Item& item : *certs) {
+      std::optional<std::string> fingerprint = NormaliseSha256Fingerprint(item.value);
+      if (!fingerprint) {
+        Report(Kind::kValue, item.line, item.path,
+               absl::StrCat("expected a SHA-256 certificate fingerprint (64 hex digits, optionally "
+                            "in pairs separated by ':'), got ",
+                            Quote(item.value)));
+        continue;
+      }
+      out.relay_client_certs.push_back(*std::move(fingerprint));
+    }
+  }
+  if (auto v = Path(*policy, "policy", "recipients")) out.recipients = *v;
   if (auto v = Int(*policy, "policy", "max_recipients", 1, 100000)) {
     out.max_recipients = static_cast<int>(*v);
   }
@@ -869,6 +904,14 @@ void Loader::CheckListenerTls(const Config& config) {
                               "has tls = \"none\")"));
       }
       continue;
+    }
+    // RFC 3207 section 4: a tls_required listener refuses mail before STARTTLS, and no_tls_hosts
+    // are never offered STARTTLS, so they could send nothing. Once this was a silent exemption.
+    if (listener.tls_required && !listener.no_tls_hosts.empty()) {
+      ReportAt(Kind::kValue, SubPath(path, "no_tls_hosts"),
+               "no_tls_hosts cannot be used with tls_required = true (those clients would "
+               "never be offered STARTTLS, yet need it to send mail); put them on a listener "
+               "without tls_required");
     }
     // Missing rather than bad: a typo in [tls] (reported first) may be the cause.
     if (config.tls.pairs.empty()) {

@@ -77,6 +77,13 @@ struct TlsFloorConfig {
 struct PolicyConfig {
   std::vector<std::string> local_domains;  // lower-cased, trailing dot dropped by the loader
   std::vector<Cidr> relay_networks;
+  // `relay_client_certs`: SHA-256 fingerprints of client certificates that may relay once verified
+  // (docs/policy.md). Written as 64 hex digits in either case, with or without ':' between the
+  // pairs; held as 64 lower-case hex digits, as core::ClientCertFacts has them.
+  std::vector<std::string> relay_client_certs;
+  // `recipients`: path of the valid local recipients file (core/recipient_table.h), resolved; ""
+  // when not set. The loader does not open it: net/ loads it with the Snapshot.
+  std::string recipients;
   int max_recipients = 100;
   uint64_t max_message_size = 26214400;
   std::vector<TlsFloorConfig> tls_floor;  // `[[policy.tls_floor]]`, in file order
@@ -165,6 +172,10 @@ struct Config {
 // tls.cert and tls.key; client_certs "optional" or "required" needs tls.client_ca; tls_required and
 // client_certs need a TLS listener. Until AUTH is built, `auth = true` parses but is rejected
 // ("... not available in this build yet").
+//
+// [policy]: `recipients` is a path like the others (resolved, not opened); `relay_client_certs`
+// are normalised to lower-case hex. A listener with tls_required = true and a non-empty
+// no_tls_hosts is an error (those clients would never be offered STARTTLS yet need it).
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view source_name,
                                    std::string_view base_dir = "");
 

@@ -5,10 +5,12 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 
 #include "core/config.h"
+#include "core/recipient_table.h"
 
 namespace ringmx::core {
 
@@ -17,9 +19,19 @@ struct Snapshot {
   Config config;
   // config.policy.local_domains, lower-case, for O(1) lookups.
   absl::flat_hash_set<std::string> local_domains;
+  // config.policy.relay_networks as text ("10.0.0.0/8"), same order: the reasons policy/ gives.
+  std::vector<std::string> relay_network_names;
+  // config.policy.relay_client_certs (lower-case hex, no separators), for O(1) lookups.
+  absl::flat_hash_set<std::string> relay_client_certs;
+  // The table of config.policy.recipients, loaded by whoever builds the Snapshot (net/runtime.cc);
+  // nullptr when the key is not set (then every user of a local domain is valid).
+  std::shared_ptr<const RecipientTable> recipients;
   uint64_t generation = 0;
 
-  static std::shared_ptr<const Snapshot> Build(Config config, uint64_t generation);
+  // `recipients` must be the table of config.policy.recipients (nullptr if it is "").
+  static std::shared_ptr<const Snapshot> Build(
+      Config config, uint64_t generation,
+      std::shared_ptr<const RecipientTable> recipients = nullptr);
 };
 
 }  // namespace ringmx::core

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 
 #include "core/config.h"
+#include "core/recipient_table.h"
 #include "core/snapshot.h"
 #include "tls/tls_context.h"
 
@@ -21,8 +22,15 @@ struct Runtime {
   std::shared_ptr<const tls::TlsContext> tls;  // nullptr when no listener uses TLS
 };
 
-// Loads every certificate the config names and builds the Snapshot. Warnings (an expired
-// certificate) are logged. Errors name the config key.
+// Loads the valid local recipients file of `config` (policy.recipients), or gives nullptr when
+// the key is not set. Errors start with "policy.recipients: " and name the file and its line.
+// Appends a warning to `warnings` (unless null) for each domain of the file that is not a local
+// domain. `ringmx check` and BuildRuntime both call it.
+absl::StatusOr<std::shared_ptr<const core::RecipientTable>> LoadRecipients(
+    const core::Config& config, std::vector<std::string>* warnings);
+
+// Loads every certificate and the recipients file the config names and builds the Snapshot.
+// Warnings (an expired certificate) are logged. Errors name the config key.
 absl::StatusOr<Runtime> BuildRuntime(core::Config config, uint64_t generation);
 
 }  // namespace ringmx::net

@@ -45,19 +45,19 @@ void AppendPrintable(std::string& out, std::string_view text) {
 }
 
 // Commands refused with 530 while the listener requires TLS and the connection has none. RFC 3207
-// section 4 leaves EHLO, HELO, STARTTLS, NOOP, RSET and QUIT usable; unknown and unimplemented
-// verbs keep their 500/502. BDAT is refused after its chunk is read (DoBdat), never before.
+// section 4: before STARTTLS only NOOP, EHLO, STARTTLS and QUIT are usable; everything else,
+// HELO, RSET, unknown and unimplemented verbs included, gets the 530. BDAT is refused after its
+// chunk is read (DoBdat), never before, so its octets are not taken for commands.
 bool NeedsTls(Verb verb) {
   switch (verb) {
-    case Verb::kMail:
-    case Verb::kRcpt:
-    case Verb::kData:
-    case Verb::kVrfy:
-    case Verb::kHelp:
-    case Verb::kAuth:
-      return true;
-    default:
+    case Verb::kNoop:
+    case Verb::kEhlo:
+    case Verb::kStartTls:
+    case Verb::kQuit:
+    case Verb::kBdat:
       return false;
+    default:
+      return true;
   }
 }
 
@@ -681,11 +681,23 @@ void Session::DoRcpt(std::string_view args, Output& out) {
     }
     return;
   }
-  if (policy::CheckRecipient(*snapshot_, facts_, path->local_part, path->domain) !=
-      policy::RecipientVerdict::kAccept) {
-    absl::StrAppend(&out.replies, "554 5.7.1 <", core::Av(path->mailbox),
-                    ">: Relay access denied\r\n");
-    return;
+  const policy::RecipientDecision decision =
+      policy::DecideRecipient(*snapshot_, facts_, path->local_part, path->domain);
+  std::string& log = out.log.emplace_back("rcpt=<");
+  policy::AppendLogSafe(log, path->mailbox);
+  absl::StrAppend(&log, "> decision=", core::Av(policy::DecisionName(decision)),
+                  " reason=", policy::DecisionReason(decision));
+  switch (decision.verdict) {
+    case policy::RecipientVerdict::kAccept:
+      break;
+    case policy::RecipientVerdict::kUnknownUser:
+      absl::StrAppend(&out.replies, "550 5.1.1 <", core::Av(path->mailbox),
+                      ">: Recipient address rejected: User unknown\r\n");
+      return;
+    case policy::RecipientVerdict::kRelayDenied:
+      absl::StrAppend(&out.replies, "554 5.7.1 <", core::Av(path->mailbox),
+                      ">: Relay access denied\r\n");
+      return;
   }
   s.envelope.rcpt_to.emplace_back(path->mailbox);
   Reply(out, "250 2.1.5 Ok");

@@ -106,6 +106,15 @@ int Check(const Args& args) {
     fprintf(stderr, "ringmx: %s\n", std::string(config.status().message()).c_str());
     return 1;
   }
+  // The files the Snapshot is built from besides the config itself (certificates aside).
+  std::vector<std::string> warnings;
+  if (absl::Status recipients = ringmx::net::LoadRecipients(*config, &warnings).status();
+      !recipients.ok()) {
+    fprintf(stderr, "ringmx: %s: %s\n", args.config.c_str(),
+            std::string(recipients.message()).c_str());
+    return 1;
+  }
+  for (const std::string& warning : warnings) fprintf(stderr, "ringmx: %s\n", warning.c_str());
   const std::string workers = config->workers == 0 ? std::string("one shard per core")
                                                    : absl::StrCat(config->workers, " shards");
   printf("ringmx: %s: ok (%zu listener%s, hostname %s, %s, threads %s)\n", args.config.c_str(),

@@ -112,9 +112,7 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(mx.min_tls, "1.3");
   EXPECT_EQ(mx.client_certs, ClientCertMode::kOptional);
   EXPECT_TRUE(mx.sni_strict);
-  ASSERT_EQ(mx.no_tls_hosts.size(), 2u);
-  EXPECT_EQ(mx.no_tls_hosts[0].ToString(), "192.0.2.0/24");
-  EXPECT_EQ(mx.no_tls_hosts[1].ToString(), "2001:db8::/32");
+  EXPECT_TRUE(mx.no_tls_hosts.empty());  // not with tls_required (RFC 3207 section 4)
   EXPECT_FALSE(mx.auth);
 
   const ListenerConfig& v6 = c.listeners[1];
@@ -127,7 +125,9 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(v6.client_certs, ClientCertMode::kNone);
   EXPECT_EQ(v6.min_tls, "1.2");
   EXPECT_FALSE(v6.sni_strict);
-  EXPECT_TRUE(v6.no_tls_hosts.empty());
+  ASSERT_EQ(v6.no_tls_hosts.size(), 2u);
+  EXPECT_EQ(v6.no_tls_hosts[0].ToString(), "192.0.2.0/24");
+  EXPECT_EQ(v6.no_tls_hosts[1].ToString(), "2001:db8::/32");
 
   EXPECT_EQ(c.tls.cert, "/etc/ringmx/certs/mx.fullchain.pem");
   EXPECT_EQ(c.tls.key, "/etc/ssl/private/mx.key");
@@ -154,6 +154,10 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(c.policy.relay_networks[0].ToString(), "127.0.0.0/8");
   EXPECT_EQ(c.policy.relay_networks[1].ToString(), "::1/128");
   EXPECT_EQ(c.policy.relay_networks[2].ToString(), "10.0.0.0/8");
+  EXPECT_THAT(c.policy.relay_client_certs,
+              ElementsAre("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                          "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdee"));
+  EXPECT_EQ(c.policy.recipients, "/etc/ringmx/recipients");
   EXPECT_EQ(c.policy.max_recipients, 500);
   EXPECT_EQ(c.policy.max_message_size, 52428800u);
 
@@ -197,6 +201,8 @@ TEST(ConfigTest, DefaultsWhenSectionsAreAbsent) {
   EXPECT_TRUE(c.tls.sni.empty());
   EXPECT_TRUE(c.policy.local_domains.empty());
   EXPECT_TRUE(c.policy.relay_networks.empty());
+  EXPECT_TRUE(c.policy.relay_client_certs.empty());
+  EXPECT_EQ(c.policy.recipients, "");
   EXPECT_EQ(c.policy.max_recipients, 100);
   EXPECT_EQ(c.policy.max_message_size, 26214400u);
   EXPECT_EQ(c.auth.passwd, "");
@@ -692,6 +698,57 @@ TEST(ConfigErrorTest, BadLocalDomain) {
             "ringmx.toml:6: policy.local_domains[0]: expected a domain name, got \"192.0.2.1\"");
 }
 
+TEST(ConfigPolicyTest, RelayClientCertsAreNormalisedToLowerCaseHex) {
+  std::string colons;  // "AB:AB:...:AB", as openssl x509 -fingerprint -sha256 prints it
+  std::string ab;
+  for (int i = 0; i < 32; ++i) {
+    absl::StrAppend(&colons, i == 0 ? "" : ":", "AB");
+    ab += "ab";
+  }
+  const std::string upper(64, 'A');
+  const std::string lower(64, 'a');
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithMinimal(absl::StrCat("[policy]\nrelay_client_certs = [\"", upper, "\", \"",
+                                           colons, "\", \"", lower, "\"]\n")),
+                  "x");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_THAT(parsed->policy.relay_client_certs, ElementsAre(lower, ab, lower));
+}
+
+TEST(ConfigPolicyErrorTest, BadRelayClientCertNamesTheKey) {
+  const std::string good(64, 'a');
+  const std::string expected_tail =
+      ": expected a SHA-256 certificate fingerprint (64 hex digits, optionally in pairs separated "
+      "by ':'), got ";
+  // Too short, too long, a non-hex digit, separators in the wrong place, SHA-1.
+  const std::string bad[] = {std::string(63, 'a'), std::string(65, 'a'), std::string(63, 'a') + "g",
+                             "a:" + std::string(62, 'a') + ":aa",
+                             "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01"};
+  for (const std::string& b : bad) {
+    SCOPED_TRACE(b);
+    EXPECT_EQ(
+        ErrorOf(WithMinimal(
+            absl::StrCat("[policy]\nrelay_client_certs = [\"", good, "\",\n  \"", b, "\"]\n"))),
+        absl::StrCat("ringmx.toml:7: policy.relay_client_certs[1]", expected_tail, "\"", b, "\""));
+  }
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nrelay_client_certs = \"aa\"\n")),
+            "ringmx.toml:6: policy.relay_client_certs: expected an array of strings, got a string");
+}
+
+TEST(ConfigPolicyTest, RecipientsIsAPathResolvedLikeTheOthers) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(WithMinimal("[policy]\nrecipients = \"maps/recipients\"\n"), "x", "/srv/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->policy.recipients, "/srv/ringmx/maps/recipients");
+  parsed = ParseConfig(WithMinimal("[policy]\nrecipients = \"/etc/r\"\n"), "x", "/srv/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->policy.recipients, "/etc/r");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nrecipients = [\"a\"]\n")),
+            "ringmx.toml:6: policy.recipients: expected a string, got an array");
+  EXPECT_EQ(ErrorOf(WithMinimal("[policy]\nrecipient = \"a\"\n")),
+            "ringmx.toml:6: policy: unknown key \"recipient\" (did you mean \"recipients\"?)");
+}
+
 TEST(ConfigErrorTest, TlsCertAndKeyGoTogether) {
   EXPECT_EQ(ErrorOf(WithMinimal("[tls]\ncert = \"c.pem\"\n")),
             "ringmx.toml:6: tls.cert: tls.cert and tls.key go together; tls.key is missing");
@@ -857,6 +914,31 @@ TEST(ConfigTlsErrorTest, TlsOptionsOnAPlaintextListener) {
   // false and "none" are fine anywhere.
   EXPECT_TRUE(
       ParseConfig(WithMinimal("tls_required = false\nclient_certs = \"none\"\n"), "x").ok());
+}
+
+TEST(ConfigTlsErrorTest, NoTlsHostsAndTlsRequiredDoNotGoTogether) {
+  // RFC 3207 section 4: the listed clients would never be offered STARTTLS, yet need it.
+  for (std::string_view mode : {"starttls", "implicit"}) {
+    SCOPED_TRACE(mode);
+    EXPECT_EQ(ErrorOf(WithMinimal(absl::StrCat("tls = \"", Av(mode),
+                                               "\"\ntls_required = true\n"
+                                               "no_tls_hosts = [\"192.0.2.0/24\"]\n",
+                                               Av(kTlsSection)))),
+              "ringmx.toml:7: listener[0].no_tls_hosts: no_tls_hosts cannot be used with "
+              "tls_required = true (those clients would never be offered STARTTLS, yet need it to "
+              "send mail); put them on a listener without tls_required");
+  }
+  // Either alone, or an empty list, is fine.
+  EXPECT_TRUE(ParseConfig(WithMinimal(absl::StrCat("tls = \"starttls\"\ntls_required = true\n"
+                                                   "no_tls_hosts = []\n",
+                                                   Av(kTlsSection))),
+                          "x")
+                  .ok());
+  EXPECT_TRUE(ParseConfig(WithMinimal(absl::StrCat("tls = \"starttls\"\n"
+                                                   "no_tls_hosts = [\"192.0.2.0/24\"]\n",
+                                                   Av(kTlsSection))),
+                          "x")
+                  .ok());
 }
 
 TEST(ConfigTlsErrorTest, CertAndKeyCountsMustMatch) {

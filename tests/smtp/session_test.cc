@@ -6,9 +6,13 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 #include "core/queue_id.h"
+#include "core/recipient_table.h"
+#include "core/snapshot.h"
+#include "core/strings.h"
 #include "smtp/limits.h"
 #include "tests/smtp/session_harness.h"
 
@@ -342,6 +346,96 @@ TEST(SessionTest, RelayNetworksAndAuthenticatedClientsMayRelay) {
   Env auth_env;
   auth_env.facts.auth_identity = "alice";
   ExpectRcptReplies(auth_env, {{"RCPT TO:<user@remote.test>", "250 2.1.5 Ok"}});
+}
+
+// example.org lists alice only (policy.recipients); example.test has no lines: anyone.
+core::Config WithRecipients(core::Config config) {
+  config.policy.recipients = "recipients";
+  return config;
+}
+std::shared_ptr<const core::RecipientTable> Recipients() {
+  absl::StatusOr<core::RecipientTable> table =
+      core::RecipientTable::Parse("alice@example.org\n", "recipients");
+  EXPECT_TRUE(table.ok()) << table.status();
+  return std::make_shared<const core::RecipientTable>(*std::move(table));
+}
+
+// Gives `env` a Snapshot with the recipients table of Recipients().
+void UseRecipients(Env& env) {
+  env.snapshot = core::Snapshot::Build(WithRecipients(testing::TestConfig()), 1, Recipients());
+  env.facts.listener = &env.snapshot->config.listeners[0];
+}
+
+TEST(SessionTest, UnknownLocalUserIs550) {
+  Env env;
+  UseRecipients(env);
+  ExpectRcptReplies(env, {
+                             {"RCPT TO:<alice@example.org>", "250 2.1.5 Ok"},
+                             {"RCPT TO:<ALICE@Example.Org>", "250 2.1.5 Ok"},
+                             {"RCPT TO:<bob@example.org>",
+                              "550 5.1.1 <bob@example.org>: Recipient address rejected: User "
+                              "unknown"},
+                             {"RCPT TO:<bob@example.test>", "250 2.1.5 Ok"},
+                             {"RCPT TO:<postmaster@example.org>", "250 2.1.5 Ok"},
+                         });
+  // A client that may relay gets the same answer: the local rule comes first.
+  env.facts.client = *core::Endpoint::Parse("10.1.2.3:5000");
+  ExpectRcptReplies(env, {{"RCPT TO:<bob@example.org>",
+                           "550 5.1.1 <bob@example.org>: Recipient address rejected: User "
+                           "unknown"}});
+}
+
+TEST(SessionTest, VerifiedClientCertificateInRelayClientCertsMayRelay) {
+  const std::string fingerprint(64, 'c');
+  core::Config config = testing::TestConfig();
+  config.policy.relay_client_certs = {fingerprint};
+  Env env(std::move(config));
+  env.facts.tls = true;
+  core::TlsFacts tls;
+  tls.version = "TLSv1.3";
+  tls.client_cert.result = core::ClientCertResult::kVerified;
+  tls.client_cert.sha256_fingerprint = fingerprint;
+  env.facts.tls_facts = tls;
+  ExpectRcptReplies(env, {{"RCPT TO:<user@remote.test>", "250 2.1.5 Ok"}});
+  env.facts.tls_facts->client_cert.result = core::ClientCertResult::kNotVerified;
+  ExpectRcptReplies(
+      env, {{"RCPT TO:<user@remote.test>", "554 5.7.1 <user@remote.test>: Relay access denied"}});
+}
+
+// Each RCPT decision is one line of Output::log with the rule that made it.
+TEST(SessionTest, EveryRecipientDecisionIsLoggedWithItsReason) {
+  Env env;
+  UseRecipients(env);
+  const auto log_of = [&](const policy::ConnectionFacts& facts, std::string_view rcpts) {
+    core::QueueIdGenerator ids(0);
+    Session session(env.snapshot, facts, ids);
+    Output out;
+    session.Start(kT0, out);
+    session.OnInput(absl::StrCat(kEhlo, "MAIL FROM:<a@remote.test>\r\n", core::Av(rcpts)), kT0,
+                    out);
+    return out.log;
+  };
+  EXPECT_THAT(log_of(env.facts,
+                     "RCPT TO:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n"
+                     "RCPT TO:<x@remote.test>\r\nRCPT TO:<postmaster>\r\n"
+                     "RCPT TO:<u%x@example.test>\r\nRCPT TO:<\"a b\"@remote.test>\r\n"
+                     "RCPT TO:<bad\r\n"),
+              ::testing::ElementsAre(
+                  "rcpt=<alice@example.org> decision=accept reason=local-domain",
+                  "rcpt=<bob@example.org> decision=reject reason=unknown-user",
+                  "rcpt=<x@remote.test> decision=reject reason=relay-denied",
+                  "rcpt=<postmaster> decision=accept reason=postmaster",
+                  "rcpt=<u%x@example.test> decision=reject reason=relay-denied:sender-routing",
+                  "rcpt=<\"a\\x20b\"@remote.test> decision=reject reason=relay-denied"));
+  policy::ConnectionFacts relay = env.facts;
+  relay.client = *core::Endpoint::Parse("10.1.2.3:5000");
+  EXPECT_THAT(log_of(relay, "RCPT TO:<x@remote.test>\r\n"),
+              ::testing::ElementsAre(
+                  "rcpt=<x@remote.test> decision=relay reason=relay_networks:10.0.0.0/8"));
+  policy::ConnectionFacts authed = env.facts;
+  authed.auth_identity = "alice";
+  EXPECT_THAT(log_of(authed, "RCPT TO:<x@remote.test>\r\n"),
+              ::testing::ElementsAre("rcpt=<x@remote.test> decision=relay reason=auth:alice"));
 }
 
 TEST(SessionTest, RecipientSyntaxErrors) {

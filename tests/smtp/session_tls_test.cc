@@ -44,12 +44,12 @@ constexpr char kDate[] = "Tue, 14 Nov 2023 22:13:20 +0000";
 const std::string kFingerprint(64, 'a');
 
 // The test listener (testing::TestConfig) as a STARTTLS listener; 198.51.100.0/24 is in its
-// no_tls_hosts.
+// no_tls_hosts unless TLS is required (the loader refuses the two together).
 core::Config StartTlsConfig(bool required = false) {
   core::Config config = testing::TestConfig();
   config.listeners[0].tls = core::TlsMode::kStartTls;
   config.listeners[0].tls_required = required;
-  config.listeners[0].no_tls_hosts = {*core::Cidr::Parse("198.51.100.0/24")};
+  if (!required) config.listeners[0].no_tls_hosts = {*core::Cidr::Parse("198.51.100.0/24")};
   return config;
 }
 
@@ -387,11 +387,9 @@ TEST(SessionTlsTest, TlsRequiredRefusesMailUntilStartTls) {
   Transcript t = CheckTls(env, plaintext, Plan(absl::StrCat(kMessage, "HELP\r\nQUIT\r\n")));
   EXPECT_EQ(t.replies,
             absl::StrCat(Greeting(), EhloWithStartTls(), kTlsRequired, kTlsRequired, kTlsRequired,
-                         kTlsRequired, kTlsRequired, kTlsRequired,
-                         "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n250 mx.example.test\r\n"
-                         "500 5.5.2 Error: command not recognized\r\n"
-                         "502 5.5.1 Error: command not implemented\r\n",
-                         kReady, kTlsHandshake, MessageReplies(1),
+                         kTlsRequired, kTlsRequired, kTlsRequired, "250 2.0.0 Ok\r\n", kTlsRequired,
+                         kTlsRequired, kTlsRequired, kTlsRequired, kReady, kTlsHandshake,
+                         MessageReplies(1),
                          "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP "
                          "QUIT\r\n",
                          kBye));
@@ -399,11 +397,49 @@ TEST(SessionTlsTest, TlsRequiredRefusesMailUntilStartTls) {
   EXPECT_NE(t.records[0].trace_headers.find("with ESMTPS id"), std::string::npos);
 }
 
-TEST(SessionTlsTest, TlsRequiredDoesNotApplyToNoTlsHosts) {
+// RFC 3207 section 4: before STARTTLS only NOOP, EHLO, STARTTLS and QUIT work; HELO, RSET,
+// unknown and unimplemented verbs are refused like MAIL. Each command alone, after EHLO.
+TEST(SessionTlsTest, TlsRequiredLeavesOnlyNoopEhloStartTlsAndQuit) {
   Env env(StartTlsConfig(/*required=*/true));
+  const std::string refused[] = {"HELO client.example",
+                                 "RSET",
+                                 "RSET x",
+                                 "EXPN list",
+                                 "TURN",
+                                 "ETRN example.test",
+                                 "FOO",
+                                 "FOO bar",
+                                 "AUTH PLAIN",
+                                 "VRFY user",
+                                 "HELP",
+                                 "MAIL FROM:<>",
+                                 "RCPT TO:<user@example.test>",
+                                 "DATA",
+                                 "VERB"};
+  for (const std::string& command : refused) {
+    SCOPED_TRACE(command);
+    EXPECT_EQ(Check(env, absl::StrCat(kEhlo, command, "\r\nQUIT\r\n")).replies,
+              absl::StrCat(Greeting(), EhloWithStartTls(), kTlsRequired, kBye));
+    // Before EHLO too.
+    EXPECT_EQ(Check(env, absl::StrCat(command, "\r\nQUIT\r\n")).replies,
+              absl::StrCat(Greeting(), kTlsRequired, kBye));
+  }
+  EXPECT_EQ(Check(env, "NOOP\r\nNOOP anything\r\nQUIT\r\n").replies,
+            absl::StrCat(Greeting(), "250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n", kBye));
+  // A malformed line is not a command: it keeps its 500.
+  EXPECT_EQ(Check(env, "NOOP\nQUIT\r\n").replies,
+            absl::StrCat(Greeting(), "500 5.5.2 Error: bare CR or LF in command line\r\n", kBye));
+}
+
+TEST(SessionTlsTest, TlsRequiredHasNoExemptionForNoTlsHosts) {
+  // The loader refuses no_tls_hosts on a tls_required listener; a Snapshot that has both anyway
+  // still requires TLS of everyone (the listed client is not even offered STARTTLS).
+  core::Config config = StartTlsConfig(/*required=*/true);
+  config.listeners[0].no_tls_hosts = {*core::Cidr::Parse("198.51.100.0/24")};
+  Env env(std::move(config));
   env.facts.client = *core::Endpoint::Parse("198.51.100.7:40000");
   EXPECT_EQ(Check(env, "EHLO client.example\r\nMAIL FROM:<a@remote.test>\r\n").replies,
-            Greeting() + EhloReply() + "250 2.1.0 Ok\r\n");
+            Greeting() + EhloReply() + kTlsRequired);
 }
 
 TEST(SessionTlsTest, TlsRequiredRefusalsCountAsProtocolErrors) {
