@@ -683,10 +683,15 @@ void Session::DoRcpt(std::string_view args, Output& out) {
   }
   const policy::RecipientDecision decision =
       policy::DecideRecipient(*snapshot_, facts_, path->local_part, path->domain);
-  std::string& log = out.log.emplace_back("rcpt=<");
-  policy::AppendLogSafe(log, path->mailbox);
-  absl::StrAppend(&log, "> decision=", core::Av(policy::DecisionName(decision)),
-                  " reason=", policy::DecisionReason(decision));
+  // Relays and refusals are logged with their reason. Mail for our own domains, the common case
+  // of an MX, is not: its session line counts it, and a line per recipient would cost a write each.
+  if (decision.rule != policy::RecipientRule::kLocalDomain &&
+      decision.rule != policy::RecipientRule::kPostmaster) {
+    std::string& log = out.log.emplace_back("rcpt=<");
+    policy::AppendLogSafe(log, path->mailbox);
+    absl::StrAppend(&log, "> decision=", core::Av(policy::DecisionName(decision)),
+                    " reason=", policy::DecisionReason(decision));
+  }
   switch (decision.verdict) {
     case policy::RecipientVerdict::kAccept:
       break;

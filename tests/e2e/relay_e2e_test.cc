@@ -111,10 +111,10 @@ TEST_F(RelayTest, RelayByNetworkAndDeniedOtherwise) {
   EXPECT_TRUE(server_->WaitForLog(
       "rcpt=<user@remote.test> decision=relay reason=relay_networks:127.0.0.0/8"))
       << server_->Log();
-  // Local mail from the same client is local, not relayed.
+  // Local mail from the same client is local, not relayed (and not logged per recipient).
   EXPECT_EQ(Rcpt("someone@example.test").code, 250);
-  EXPECT_TRUE(
-      server_->WaitForLog("rcpt=<someone@example.test> decision=accept reason=local-domain"))
+  // (A decision is logged before its reply is sent, so it would be in the log by now.)
+  EXPECT_EQ(server_->Log().find("rcpt=<someone@example.test> decision="), std::string::npos)
       << server_->Log();
 
   server_.reset();
