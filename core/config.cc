@@ -713,7 +713,12 @@ void Loader::LoadSimpleSections(const toml::table& root, Config& config) {
     const std::optional<int64_t> refuse = Int(*auth, "auth", "refuse_after", 1, kMaxFailures);
     if (slow) config.auth.slow_after = static_cast<int>(*slow);
     if (refuse) config.auth.refuse_after = static_cast<int>(*refuse);
-    if ((slow || refuse) && config.auth.slow_after > config.auth.refuse_after) {
+    // Judged only when neither key is bad (a bad one is reported already), against the other's
+    // default when it is absent.
+    const bool slow_bad = !slow && auth->contains("slow_after");
+    const bool refuse_bad = !refuse && auth->contains("refuse_after");
+    if ((slow || refuse) && !slow_bad && !refuse_bad &&
+        config.auth.slow_after > config.auth.refuse_after) {
       ReportAt(Kind::kValue, slow ? "auth.slow_after" : "auth.refuse_after",
                absl::StrCat("auth.slow_after (", config.auth.slow_after,
                             ") must not be more than auth.refuse_after (", config.auth.refuse_after,

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <optional>
 #include <string>
@@ -117,21 +118,18 @@ bool WellFormed(const Method& method, std::string_view hash) {
   return false;
 }
 
-// Dovecot schemes that name crypt(3) strings, and the methods each may hold (empty: any).
+// Dovecot schemes that name crypt(3) strings, and the methods each may hold (none listed: any).
 struct Scheme {
   std::string_view name;
-  std::vector<std::string_view> prefixes;
+  std::array<std::string_view, 3> prefixes;  // "" entries are unused
 };
-const std::vector<Scheme>& Schemes() {
-  static const auto* const kSchemes = new std::vector<Scheme>{
-      {"CRYPT", {}},
-      {"SHA512-CRYPT", {"$6$"}},
-      {"SHA256-CRYPT", {"$5$"}},
-      {"BLF-CRYPT", {"$2a$", "$2b$", "$2y$"}},
-      {"MD5-CRYPT", {"$1$"}},
-  };
-  return *kSchemes;
-}
+constexpr Scheme kSchemes[] = {
+    {"CRYPT", {}},
+    {"SHA512-CRYPT", {"$6$"}},
+    {"SHA256-CRYPT", {"$5$"}},
+    {"BLF-CRYPT", {"$2a$", "$2b$", "$2y$"}},
+    {"MD5-CRYPT", {"$1$"}},
+};
 
 // A scheme name as written, made safe to print (it is not secret, but it is outside text).
 std::string Printable(std::string_view text, size_t max = 40) {
@@ -153,7 +151,7 @@ std::optional<std::string_view> CheckHash(std::string_view field, const Method*&
       return std::nullopt;
     }
     const std::string_view name = hash.substr(1, close - 1);
-    for (const Scheme& s : Schemes()) {
+    for (const Scheme& s : kSchemes) {
       if (absl::EqualsIgnoreCase(Av(name), Av(s.name))) scheme = &s;
     }
     if (scheme == nullptr) {
@@ -179,7 +177,7 @@ std::optional<std::string_view> CheckHash(std::string_view field, const Method*&
         "sha256-crypt $5$, scrypt $7$, gost-yescrypt $gy$, md5-crypt $1$)";
     return std::nullopt;
   }
-  if (scheme != nullptr && !scheme->prefixes.empty()) {
+  if (scheme != nullptr && !scheme->prefixes[0].empty()) {
     bool agrees = false;
     for (std::string_view p : scheme->prefixes) agrees = agrees || method->prefix == p;
     if (!agrees) {

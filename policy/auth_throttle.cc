@@ -67,9 +67,10 @@ void AuthThrottle::Failed(const core::IpAddress& client, absl::Time now) {
   const Key key = KeyOf(client);
   if (auto it = index_.find(key); it != index_.end()) {
     Record& record = *it->second;
-    // Saturates: the count only needs to pass refuse_after.
-    record.failures = Live(record, now) == std::numeric_limits<int>::max() ? record.failures
-                                                                           : Live(record, now) + 1;
+    // A record past its window starts again at one; the count saturates (it only has to reach
+    // refuse_after).
+    const int live = Live(record, now);
+    record.failures = live == std::numeric_limits<int>::max() ? live : live + 1;
     record.last_failure = now;
     records_.splice(records_.end(), records_, it->second);
     return;

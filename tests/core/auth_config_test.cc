@@ -77,6 +77,9 @@ TEST(AuthConfigTest, SlowAfterMayNotExceedRefuseAfter) {
   // Against the other key's default.
   EXPECT_THAT(ErrorOf(WithAuth("refuse_after = 2\n")),
               HasSubstr("ringmx.toml:6: auth.refuse_after: auth.slow_after (3) must not be more"));
+  // A bad key is reported alone, without a comparison against the other one.
+  EXPECT_EQ(ErrorOf(WithAuth("refuse_after = 2\nslow_after = 0\n")),
+            "ringmx.toml:7: auth.slow_after: must be between 1 and 1000000, got 0");
   EXPECT_THAT(ErrorOf(WithAuth("slow_after = 11\n")),
               HasSubstr("ringmx.toml:6: auth.slow_after: auth.slow_after (11) must not be more"));
 }
