@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <optional>
@@ -131,7 +132,7 @@ constexpr Scheme kSchemes[] = {
     {"MD5-CRYPT", {"$1$"}},
 };
 
-// A scheme name as written, made safe to print (it is not secret, but it is outside text).
+// A user name as written, made safe to print (escaped, and cut short: it is outside text).
 std::string Printable(std::string_view text, size_t max = 40) {
   std::string out = absl::CHexEscape(Av(text.substr(0, max)));
   if (text.size() > max) out += "...";
@@ -155,8 +156,16 @@ std::optional<std::string_view> CheckHash(std::string_view field, const Method*&
       if (absl::EqualsIgnoreCase(Av(name), Av(s.name))) scheme = &s;
     }
     if (scheme == nullptr) {
-      error = absl::StrCat("unsupported password scheme {", Printable(name),
-                           "}: use a crypt(3) hash (yescrypt, sha512-crypt or bcrypt), plain or "
+      // The name is shown only if it looks like one: a plaintext password that happens to
+      // start with '{' must not reach the message.
+      const bool looks_like_scheme =
+          !name.empty() && name.size() <= 32 && std::all_of(name.begin(), name.end(), [](char c) {
+            return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' ||
+                   c == '_';
+          });
+      error = absl::StrCat("unsupported password scheme ",
+                           looks_like_scheme ? absl::StrCat("{", Av(name), "}") : "(not a name)",
+                           ": use a crypt(3) hash (yescrypt, sha512-crypt or bcrypt), plain or "
                            "as {CRYPT}, {SHA512-CRYPT} or {BLF-CRYPT}");
       return std::nullopt;
     }

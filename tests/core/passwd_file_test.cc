@@ -150,6 +150,10 @@ TEST(PasswdFileTest, UnknownSchemesAreErrorsThatDoNotShowThePassword) {
     EXPECT_THAT(error, Not(HasSubstr(std::string(field.substr(field.find('}') + 1)))));
   }
   EXPECT_THAT(ErrorOf("bob:{SHA512-CRYPT\n"), HasSubstr("no '}'"));
+  // Something between braces that is no scheme name (a plaintext password?) is not shown.
+  const std::string error = ErrorOf("bob:{my secret}pass\n");
+  EXPECT_THAT(error, HasSubstr("unsupported password scheme (not a name)"));
+  EXPECT_THAT(error, Not(HasSubstr("secret")));
 }
 
 TEST(PasswdFileTest, HashesCryptCannotUseAreErrors) {
