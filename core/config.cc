@@ -65,7 +65,8 @@ constexpr std::string_view kPolicyKeys[] = {
     "local_domains",      "relay_networks", "max_recipients", "max_message_size",
     "relay_client_certs", "recipients",     "tls_floor"};
 constexpr std::string_view kTlsFloorKeys[] = {"networks", "min_tls"};
-constexpr std::string_view kAuthKeys[] = {"passwd"};
+constexpr std::string_view kAuthKeys[] = {"passwd", "slow_after", "refuse_after",
+                                          "failure_window_s"};
 constexpr std::string_view kSpoolKeys[] = {"path", "mode", "segment_size"};
 constexpr std::string_view kTimeoutsKeys[] = {"idle_s", "data_s", "greet_pause_ms",
                                               "shutdown_grace_s"};
@@ -783,6 +784,27 @@ void Loader::LoadTlsFloors(const toml::table& policy, PolicyConfig& out) {
 void Loader::LoadSimpleSections(const toml::table& root, Config& config) {
   if (const toml::table* auth = Section(root, kAuthSchema)) {
     if (auto v = Path(*auth, "auth", "passwd")) config.auth.passwd = *v;
+    // Failure counts and the window of the AUTH throttle (policy/auth_throttle.h).
+    constexpr int64_t kMaxFailures = 1000000;
+    const std::optional<int64_t> slow = Int(*auth, "auth", "slow_after", 1, kMaxFailures);
+    const std::optional<int64_t> refuse = Int(*auth, "auth", "refuse_after", 1, kMaxFailures);
+    if (slow) config.auth.slow_after = static_cast<int>(*slow);
+    if (refuse) config.auth.refuse_after = static_cast<int>(*refuse);
+    // Judged only when neither key is bad (a bad one is reported already), against the other's
+    // default when it is absent.
+    const bool slow_bad = !slow && auth->contains("slow_after");
+    const bool refuse_bad = !refuse && auth->contains("refuse_after");
+    if ((slow || refuse) && !slow_bad && !refuse_bad &&
+        config.auth.slow_after > config.auth.refuse_after) {
+      ReportAt(Kind::kValue, slow ? "auth.slow_after" : "auth.refuse_after",
+               absl::StrCat("auth.slow_after (", config.auth.slow_after,
+                            ") must not be more than auth.refuse_after (", config.auth.refuse_after,
+                            "): failures are slowed down before AUTH is refused"));
+    }
+    // At most a week: a longer memory only keeps an address refused that has long gone.
+    if (auto v = Int(*auth, "auth", "failure_window_s", 1, 7 * 24 * 3600)) {
+      config.auth.failure_window = absl::Seconds(*v);
+    }
   }
 
   // The default spool path is relative too: with a base directory it lands beside the file.

@@ -90,7 +90,16 @@ struct PolicyConfig {
 };
 
 struct AuthConfig {
-  std::string passwd;  // "" if AUTH has no backend
+  // `passwd`: the credentials file (Dovecot passwd-file format, core/passwd_file.h); "" if AUTH
+  // has no backend.
+  std::string passwd;
+  // The AUTH failure throttle (policy/auth_throttle.h), per shard and client address: from
+  // `slow_after` failures within `failure_window_s` on, each AUTH answer is delayed; at
+  // `refuse_after` failures AUTH is refused (421 4.7.0) until the window has passed since the last
+  // failure. 1 <= slow_after <= refuse_after (equal: refused without a slow stage).
+  int slow_after = 3;
+  int refuse_after = 10;
+  absl::Duration failure_window = absl::Seconds(900);  // `failure_window_s`
 };
 
 struct SpoolConfig {

@@ -67,6 +67,8 @@ void CheckConfig(const core::Config& c) {
   RINGMX_CHECK(c.policy.max_recipients > 0);
   RINGMX_CHECK(!c.spool.path.empty() && Absolute(c.spool.path));
   RINGMX_CHECK(Absolute(c.auth.passwd) && Absolute(c.control.socket) && Absolute(c.log.file));
+  RINGMX_CHECK(c.auth.slow_after >= 1 && c.auth.slow_after <= c.auth.refuse_after);
+  RINGMX_CHECK(c.auth.failure_window >= absl::Seconds(1));
   RINGMX_CHECK(c.timeouts.idle > absl::ZeroDuration() && c.timeouts.data > absl::ZeroDuration());
   RINGMX_CHECK(c.timeouts.greet_pause >= absl::ZeroDuration());
   RINGMX_CHECK(c.timeouts.shutdown_grace >= absl::ZeroDuration());

@@ -420,3 +420,40 @@ write("queue_scan", "script-cut",
 write("queue_scan", "script-forged",
       b"\x01" + SEGMENT_KEY + bytes([0, 0, 0, 0, 9, 4]) + b"body" + bytes([10, 0, 0, 0, 5])
       + bytes([10, 1, 1, 0, 5]) + bytes([4, 0, 3, 0, 5]))
+
+# --- sasl: LF-separated lines, the first the AUTH arguments, then the client's answers -----------
+SASL_SEEDS = {
+    "plain-initial": ["PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm"],
+    "plain-challenge": ["PLAIN", "AHRpbQB0YW5zdGFhZnRhbnN0YWFm"],
+    "plain-authzid": ["PLAIN VXJzZWwAS3VydAB4aXBqM3BsbXE="],
+    "plain-empty": ["PLAIN =", "plain", ""],
+    "login": ["LOGIN", "dGlt", "dGFuc3RhYWY="],
+    "login-initial": ["login dGlt", "dGFuc3RhYWY="],
+    "cancel": ["LOGIN", "dGlt", "*", "PLAIN", "*"],
+    "bad-base64": ["PLAIN AHRpbQB0YW5zdGFhZnRhbnN0YWFm=", "LOGIN", "dGl=", "PLAIN", "YR=="],
+    "unknown": ["CRAM-MD5", "", "PLAIN a b", "XOAUTH2 dXNlcj0="],
+    "crlf": ["LOGIN\r", "dGlt\r", "dGFuc3RhYWY=\r"],
+}
+for name, lines in SASL_SEEDS.items():
+    write("sasl", name, "\n".join(lines))
+
+# --- passwd_file: the file's text as is ------------------------------------------------------------
+PASSWD_SEEDS = {
+    "good": "# users\n\n"
+            "alice:$y$j75$nc4JApU0.RPzyse9ofawS1$clCrPspjr/o/zK4HiNIgoHPwkz5gCrV3SvpRpBsa7LB\n"
+            "bob@example.test:{SHA512-CRYPT}$6$dK7caCKCKGzYbOWt$sdFDo/9Yg4p2BVfWIU/0raFvIkEUFNERDvF"
+            "NP6LjqvQ9dSbTgqtGVn7mdkw0vP6.JeAcKn1Omq2qIZDBgMrLi.:1000:1000::/home/bob::\r\n"
+            "carol:{BLF-CRYPT}$2y$04$bqPYGQJSCDxsGiorR9ZZB.btjUe6k0S4LxLaG3a8nt4LOugdu4Cku:::::x=y\n"
+            "dave:{CRYPT}$5$ui1KyykzDPOauVQQ$EtZqGsje0emkvuJFGGRuCF7MbSGg8SvxWLystWkSNC9\n"
+            "erin:{MD5-CRYPT}$1$OshZQzUA$TlUaBoFQHKE.jTDeuW5g3/\n"
+            "frank:$7$CU..../....JdcAIqRPRg0i4/R4uQYVW.$LTHROZf9hoZC2uQILDB4D9MbjiB8NBKTHQ4AuWrQfk7\n"
+            "gina:$6$rounds=1000$hbMAKv/s8RM97bY9$nwhnZ4kBx5yMFZbUPOquQu8hldQj9sFu/4LHOnpptYGVuWRQh"
+            "C55bJL8GrEIurcXjLKLF4t9jcYKgmvo7TcKi/",
+    "plain-scheme": "alice:{PLAIN}hunter2\n",
+    "mismatch": "alice:{SHA512-CRYPT}$2b$04$zxpsVc1IUByDLQJLx1LlQuxqtn2wUPAUVpNRnqG8LGMf/r3CcAvdC\n",
+    "duplicate": "a:$1$OshZQzUA$TlUaBoFQHKE.jTDeuW5g3/\na:$1$OshZQzUA$TlUaBoFQHKE.jTDeuW5g3/\n",
+    "truncated": "a:$6$dK7caCKCKGzYbOWt$sdFDo\n",
+    "no-colon": "just a line\n",
+}
+for name, text in PASSWD_SEEDS.items():
+    write("passwd_file", name, text)
