@@ -228,8 +228,8 @@ class Loader {
 
  private:
   // Errors are reported in this order of kind, then of line: a typo or a bad value explains more
-  // than the missing key it causes, and "not available yet" only matters once the file is valid.
-  enum class Kind { kValue = 0, kMissing = 1, kUnavailable = 2 };
+  // than the missing key it causes.
+  enum class Kind { kValue = 0, kMissing = 1 };
   struct Error {
     Kind kind;
     uint32_t line;  // 0: no line (a key missing at the top level)
@@ -301,7 +301,8 @@ class Loader {
   // [limits]; after LoadPolicy, since `exempt` defaults to policy.relay_networks.
   void LoadLimits(const toml::table& root, Config& config);
   void CheckListenersUnique(const Config& config);
-  void RejectUnavailableFeatures(const Config& config);
+  // listener[i].auth needs a TLS listener and [auth] passwd.
+  void CheckListenerAuth(const Config& config);
 
   std::string_view source_name_;
   std::string_view base_dir_;
@@ -951,15 +952,18 @@ void Loader::CheckListenerTls(const Config& config) {
   }
 }
 
-// AUTH arrives with a later issue. Until then a file may name it (so it keeps working once it
-// exists) but may not turn it on. Delete this function and its call when it lands.
-void Loader::RejectUnavailableFeatures(const Config& config) {
+// AUTH is offered only over TLS (RFC 4954 section 4, DESIGN.md section 7) and needs users.
+void Loader::CheckListenerAuth(const Config& config) {
   for (size_t i = 0; i < config.listeners.size(); ++i) {
     const ListenerConfig& listener = config.listeners[i];
-    const std::string path = IndexPath("listener", i);
-    if (listener.auth) {
-      ReportAt(Kind::kUnavailable, SubPath(path, "auth"),
-               "AUTH is not available in this build yet (only false)");
+    if (!listener.auth) continue;
+    const std::string path = SubPath(IndexPath("listener", i), "auth");
+    if (listener.tls == TlsMode::kNone) {
+      ReportAt(Kind::kValue, path,
+               "AUTH is only offered over TLS: the listener needs tls = \"starttls\" or "
+               "\"implicit\"");
+    } else if (config.auth.passwd.empty()) {
+      ReportAt(Kind::kValue, path, "AUTH needs users: set [auth] passwd");
     }
   }
 }
@@ -1009,7 +1013,7 @@ absl::StatusOr<Config> Loader::Load(const toml::table& root) {
   LoadLimits(root, config);
   LoadSimpleSections(root, config);
 
-  if (errors_.empty()) RejectUnavailableFeatures(config);
+  CheckListenerAuth(config);
   RINGMX_RETURN_IF_ERROR(Finish());
   return config;
 }

@@ -179,8 +179,8 @@ struct Config {
 // resolved against `base_dir` when it is not empty; no file is opened, so whether a certificate
 // loads is for tls/ to say. Cross-key rules: a listener with tls = "starttls" or "implicit" needs
 // tls.cert and tls.key; client_certs "optional" or "required" needs tls.client_ca; tls_required and
-// client_certs need a TLS listener. Until AUTH is built, `auth = true` parses but is rejected
-// ("... not available in this build yet").
+// client_certs need a TLS listener; `auth = true` needs a TLS listener and [auth] passwd (the
+// file itself is loaded with the Snapshot: core/passwd_file.h).
 //
 // [policy]: `recipients` is a path like the others (resolved, not opened); `relay_client_certs`
 // are normalised to lower-case hex. A listener with tls_required = true and a non-empty

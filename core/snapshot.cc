@@ -7,7 +7,8 @@
 namespace ringmx::core {
 
 std::shared_ptr<const Snapshot> Snapshot::Build(Config config, uint64_t generation,
-                                                std::shared_ptr<const RecipientTable> recipients) {
+                                                std::shared_ptr<const RecipientTable> recipients,
+                                                std::shared_ptr<const PasswdTable> passwd) {
   auto snapshot = std::make_shared<Snapshot>();
   for (const std::string& domain : config.policy.local_domains) {
     snapshot->local_domains.insert(absl::AsciiStrToLower(domain));
@@ -19,6 +20,7 @@ std::shared_ptr<const Snapshot> Snapshot::Build(Config config, uint64_t generati
     snapshot->relay_client_certs.insert(absl::AsciiStrToLower(fingerprint));
   }
   snapshot->recipients = std::move(recipients);
+  snapshot->passwd = std::move(passwd);
   snapshot->config = std::move(config);
   snapshot->generation = generation;
   return snapshot;

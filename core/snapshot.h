@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_set.h"
 
 #include "core/config.h"
+#include "core/passwd_file.h"
 #include "core/recipient_table.h"
 
 namespace ringmx::core {
@@ -26,12 +27,15 @@ struct Snapshot {
   // The table of config.policy.recipients, loaded by whoever builds the Snapshot (net/runtime.cc);
   // nullptr when the key is not set (then every user of a local domain is valid).
   std::shared_ptr<const RecipientTable> recipients;
+  // The table of config.auth.passwd (AUTH's users), loaded like `recipients`; nullptr if none.
+  std::shared_ptr<const PasswdTable> passwd;
   uint64_t generation = 0;
 
   // `recipients` must be the table of config.policy.recipients (nullptr if it is "").
   static std::shared_ptr<const Snapshot> Build(
       Config config, uint64_t generation,
-      std::shared_ptr<const RecipientTable> recipients = nullptr);
+      std::shared_ptr<const RecipientTable> recipients = nullptr,
+      std::shared_ptr<const PasswdTable> passwd = nullptr);
 };
 
 }  // namespace ringmx::core

@@ -97,6 +97,7 @@ Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t list
 
 Connection::~Connection() {
   if (admitted_) shard_.limiter().Release(*admitted_);
+  if (check_id_ != 0) shard_.CancelCheck(check_id_);
   if (fd_ >= 0) close(fd_);
 }
 
@@ -353,6 +354,10 @@ void Connection::AfterSession() {
     shard_.spool().Submit(std::move(*out_.deliver), this);
     out_.deliver.reset();
   }
+  if (out_.check.has_value()) {
+    check_id_ = shard_.StartCheck(this, std::move(*out_.check), session_.snapshot());
+    out_.check.reset();
+  }
   if (out_.close && !closing_) {
     closing_ = true;
     if (transport_ == Transport::kTls) {
@@ -376,6 +381,15 @@ void Connection::OnStored(const absl::Status& result) {
     AfterSession();
   }
   MarkDirty();
+}
+
+void Connection::OnCheckAnswer(smtp::CheckAnswer answer) {
+  check_id_ = 0;
+  if (!done_) {
+    session_.OnCheckAnswer(session_.check_outstanding(), answer, shard_.BatchNow(), out_);
+    AfterSession();
+  }
+  MarkDirty();  // Flush() resumes reading if the session can take input again
 }
 
 void Connection::OnFragmentStored(const absl::Status& result) {

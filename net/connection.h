@@ -27,6 +27,7 @@ class Shard;
 
 // Shard-local. Created by its Shard on accept, destroyed by the Shard once Finished().
 class Connection final : public SpoolWaiter, public FragmentWaiter {
+  friend class Shard;  // reads session_.facts() for its checks
  public:
   // `listener_index` is the index of `facts.listener` in the runtime's config.
   Connection(Shard& shard, int fd, const Runtime& runtime, size_t listener_index,
@@ -55,6 +56,9 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   void OnStored(const absl::Status& result) override;
   // FragmentWaiter: a piece of the message streaming in is stored (or failed).
   void OnFragmentStored(const absl::Status& result) override;
+
+  // The answer to the session's check (Shard::StartCheck).
+  void OnCheckAnswer(smtp::CheckAnswer answer);
 
   // Bookkeeping used by the Shard.
   bool dirty_ = false;
@@ -169,6 +173,9 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   bool recv_rearm_ = false;  // the multishot recv ended (e.g. ENOBUFS) and must be re-armed
   bool send_inflight_ = false;
   bool spool_inflight_ = false;  // a message is with the spool; OnStored() clears it
+  // The session's check that is out (Shard::StartCheck id), 0 if none. The check itself needs
+  // nothing of the connection: teardown only tells the shard to drop its answer.
+  uint64_t check_id_ = 0;
   // A piece of a message streaming in is with the store; OnFragmentStored() clears it (or
   // AbandonStoreStream(): after Spool::Abort() the store does not call back).
   bool fragment_inflight_ = false;

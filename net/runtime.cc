@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "core/log.h"
+#include "core/passwd_file.h"
 #include "core/status_macros.h"
 
 namespace ringmx::net {
@@ -38,11 +39,14 @@ absl::StatusOr<Runtime> BuildRuntime(core::Config config, uint64_t generation) {
   std::vector<std::string> warnings;
   RINGMX_ASSIGN_OR_RETURN(std::shared_ptr<const core::RecipientTable> recipients,
                           LoadRecipients(config, &warnings));
+  RINGMX_ASSIGN_OR_RETURN(std::shared_ptr<const core::PasswdTable> passwd,
+                          core::LoadAuthPasswd(config.auth));
   RINGMX_ASSIGN_OR_RETURN(std::shared_ptr<const tls::TlsContext> tls,
                           tls::TlsContext::Build(config, &warnings));
   for (const std::string& warning : warnings) core::LogWarning(warning);
   Runtime runtime;
-  runtime.snapshot = core::Snapshot::Build(std::move(config), generation, std::move(recipients));
+  runtime.snapshot = core::Snapshot::Build(std::move(config), generation, std::move(recipients),
+                                           std::move(passwd));
   runtime.tls = std::move(tls);
   return runtime;
 }

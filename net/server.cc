@@ -27,6 +27,7 @@
 #include "core/status.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
+#include "net/check_workers.h"
 #include "net/ktls.h"
 #include "net/listener.h"
 #include "net/queue_control.h"
@@ -172,11 +173,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     }
   }
   std::vector<std::future<absl::Status>> ready;
+  server->check_workers_ = std::make_unique<CheckWorkers>(CheckWorkers::DefaultThreads());
   for (int s = 0; s < workers; ++s) {
     const int cpu = cpus.empty() ? -1 : cpus[static_cast<size_t>(s) % cpus.size()];
     server->shards_.push_back(std::make_unique<Shard>(s, server->runtime_, std::move(per_shard[s]),
                                                       ktls, *server->clock_, cpu,
                                                       static_cast<uint32_t>(workers)));
+    server->shards_.back()->set_check_workers(server->check_workers_.get());
   }
   for (int s = 0; s < workers; ++s) {
     auto promise = std::make_shared<std::promise<absl::Status>>();
@@ -192,8 +195,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     if (!status.ok() && start_status.ok()) start_status = status;
   }
   if (!start_status.ok()) {
-    for (auto& shard : server->shards_)
-      shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}, {}});
+    for (auto& shard : server->shards_) shard->mailbox().Post(ShardMessage::Drain());
     for (auto& t : server->threads_) t.join();
     server->threads_.clear();
     return start_status;
@@ -226,7 +228,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
 
 Server::~Server() {
   if (!threads_.empty()) {
-    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}, {}});
+    for (auto& shard : shards_) shard->mailbox().Post(ShardMessage::Drain());
     for (auto& t : threads_) t.join();
   }
   if (signal_fd_ >= 0) close(signal_fd_);
@@ -369,7 +371,7 @@ std::string Server::Reload() {
   }
   runtime_ = *std::move(runtime);
   for (auto& shard : shards_) {
-    shard->mailbox().Post({ShardMessage::Kind::kSnapshot, runtime_, {}, {}});
+    shard->mailbox().Post(ShardMessage::Snapshot(runtime_));
   }
   core::LogInfo(absl::StrCat("reloaded config generation=", runtime_.snapshot->generation));
   return absl::StrCat("ok generation=", runtime_.snapshot->generation);
@@ -436,7 +438,7 @@ std::string Server::Stats() const {
 std::string Server::Drain() {
   if (!draining_) {
     draining_ = true;
-    for (auto& shard : shards_) shard->mailbox().Post({ShardMessage::Kind::kDrain, {}, {}, {}});
+    for (auto& shard : shards_) shard->mailbox().Post(ShardMessage::Drain());
   }
   return "ok draining";
 }

@@ -18,6 +18,8 @@
 
 namespace ringmx::net {
 
+class CheckWorkers;
+
 class Shard;
 
 struct ServerOptions {
@@ -61,6 +63,9 @@ class Server {
   const core::Clock* clock_ = &core::RealClock::Get();
   Runtime runtime_;  // the published config and TLS contexts
   std::vector<std::unique_ptr<Shard>> shards_;
+  // Password hashes and other checks that must not run on a shard. Declared after shards_ so it is
+  // destroyed first (its threads post answers into the shards' mailboxes).
+  std::unique_ptr<CheckWorkers> check_workers_;
   std::vector<std::thread> threads_;
   int signal_fd_ = -1;
   int control_fd_ = -1;

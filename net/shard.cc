@@ -17,10 +17,13 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/secret.h"
 #include "core/status.h"
 #include "core/status_macros.h"
 #include "net/buffer_ring.h"
+#include "net/check_workers.h"
 #include "net/connection.h"
+#include "net/credentials.h"
 #include "net/listener.h"
 #include "net/queue_log.h"
 #include "net/spool.h"
@@ -108,7 +111,8 @@ Shard::Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listene
       kernel_tls_rekey_(kernel_tls.available && kernel_tls.rekey),
       shard_count_(shard_count),
       runtime_(std::move(runtime)),
-      ids_(index) {
+      ids_(index),
+      auth_throttle_(policy::AuthThrottleOptions::FromConfig(runtime_.snapshot->config.auth)) {
   for (const ShardListener& listener : listeners) {
     acceptors_.push_back(std::make_unique<Acceptor>(*this, listener));
   }
@@ -345,6 +349,9 @@ void Shard::OnMailbox() {
       case ShardMessage::Kind::kSnapshot:
         // New sessions get the new snapshot; live ones keep theirs until they end.
         runtime_ = std::move(message.runtime);
+        // The throttle's limits are the shard's, from the newest config; its counts carry on.
+        auth_throttle_.set_options(
+            policy::AuthThrottleOptions::FromConfig(runtime_.snapshot->config.auth));
         break;
       case ShardMessage::Kind::kDrain:
         BeginDrain(BatchNow());
@@ -352,6 +359,9 @@ void Shard::OnMailbox() {
       case ShardMessage::Kind::kQueueTask:
         // What it appends goes out with the group of this batch (Flush after the batch).
         if (message.queue_task) message.queue_task(queue_log_);
+        break;
+      case ShardMessage::Kind::kCheckAnswer:
+        OnCheckAnswer(message.check_id, std::move(message.answer), BatchNow());
         break;
       case ShardMessage::Kind::kTickForTest: {
         // This batch may have read the clock before the test moved it: read it again (taking the
@@ -397,8 +407,109 @@ void Shard::Tick(absl::Time now) {
                                   connections_.size(), " connections"));
     for (Connection* connection : connections_) connection->Abort();
   }
+  ReleaseDelayedAnswers(now);
   for (Connection* connection : connections_) connection->Tick(now);
   limiter_.Expire(now);  // works once a minute
+}
+
+uint64_t Shard::StartCheck(Connection* connection, smtp::CheckRequest request,
+                           const core::Snapshot& snapshot) {
+  const uint64_t id = ++next_check_id_;
+  PendingCheck& pending = checks_[id];
+  pending.connection = connection;
+  pending.client = connection->session_.facts().client.address;
+  pending.kind = request.kind;
+  const absl::Time now = BatchNow();
+  switch (request.kind) {
+    case smtp::CheckRequest::Kind::kCredentials: {
+      const policy::AuthThrottleDecision throttle = auth_throttle_.Before(pending.client, now);
+      smtp::CheckAnswer early;
+      if (throttle.refuse) {
+        // Over its failure limit: refused without spending a hash on it.
+        early.decision = smtp::CheckAnswer::Decision::kRefuse;
+        core::LogInfo(absl::StrCat("auth throttle shard=", index_,
+                                   " client=", pending.client.ToString(), " refused"));
+      } else if (check_workers_ == nullptr || snapshot.passwd == nullptr) {
+        early.decision = smtp::CheckAnswer::Decision::kTempFail;
+      } else {
+        if (throttle.delay > absl::ZeroDuration()) {
+          // Every answer to this address waits, success too: a fast 235 against a slow 535 would
+          // tell a guesser which guess was right without waiting.
+          pending.release_at = now + throttle.delay;
+          core::LogInfo(absl::StrCat("auth throttle shard=", index_,
+                                     " client=", pending.client.ToString(),
+                                     " delay_ms=", absl::ToInt64Milliseconds(throttle.delay)));
+        }
+        // The job owns the password (a wiping SecretString) and the table it checks against.
+        auto secret = std::make_shared<core::SecretString>(std::move(request.secret));
+        pending.ticket =
+            check_workers_->Submit([table = snapshot.passwd, mailbox = &mailbox_, id,
+                                    user = std::move(request.user), secret = std::move(secret)] {
+              ShardMessage message;
+              message.kind = ShardMessage::Kind::kCheckAnswer;
+              message.check_id = id;
+              message.answer.decision = VerifyPassword(*table, user, secret->view())
+                                            ? smtp::CheckAnswer::Decision::kAccept
+                                            : smtp::CheckAnswer::Decision::kReject;
+              secret->Wipe();
+              mailbox->Post(std::move(message));
+            });
+        return id;
+      }
+      // Answered in the next batch, like every check (the caller is in the middle of its work).
+      delayed_answers_.push_back({now, id, std::move(early)});
+      return id;
+    }
+  }
+  return id;
+}
+
+void Shard::CancelCheck(uint64_t id) {
+  auto it = checks_.find(id);
+  if (it == checks_.end()) return;
+  if (it->second.ticket != 0 && check_workers_ != nullptr)
+    check_workers_->Cancel(it->second.ticket);
+  checks_.erase(it);
+}
+
+void Shard::OnCheckAnswer(uint64_t id, smtp::CheckAnswer answer, absl::Time now) {
+  auto it = checks_.find(id);
+  if (it == checks_.end()) return;  // the connection has gone
+  PendingCheck& pending = it->second;
+  if (pending.kind == smtp::CheckRequest::Kind::kCredentials && pending.ticket != 0) {
+    pending.ticket = 0;  // the hash has run
+    if (answer.decision == smtp::CheckAnswer::Decision::kReject) {
+      auth_throttle_.Failed(pending.client, now);
+    }
+    if (pending.release_at > now) {
+      delayed_answers_.push_back({pending.release_at, id, std::move(answer)});
+      return;
+    }
+  }
+  Connection* connection = pending.connection;
+  checks_.erase(it);
+  connection->OnCheckAnswer(std::move(answer));
+}
+
+void Shard::ReleaseDelayedAnswers(absl::Time now) {
+  if (delayed_answers_.empty()) return;
+  std::vector<DelayedAnswer> due;
+  for (size_t i = 0; i < delayed_answers_.size();) {
+    if (delayed_answers_[i].due <= now) {
+      due.push_back(std::move(delayed_answers_[i]));
+      delayed_answers_[i] = std::move(delayed_answers_.back());
+      delayed_answers_.pop_back();
+    } else {
+      ++i;
+    }
+  }
+  for (DelayedAnswer& answer : due) {
+    auto it = checks_.find(answer.id);
+    if (it == checks_.end()) continue;
+    Connection* connection = it->second.connection;
+    checks_.erase(it);
+    connection->OnCheckAnswer(std::move(answer.answer));
+  }
 }
 
 void Shard::MarkDirty(Connection* connection) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
@@ -22,11 +23,14 @@
 #include "net/ktls.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
+#include "policy/auth_throttle.h"
 #include "policy/connection_limits.h"
+#include "smtp/session.h"
 
 namespace ringmx::net {
 
 class BufferRing;
+class CheckWorkers;
 class Connection;
 class QueueLog;
 class Spool;
@@ -37,11 +41,27 @@ struct ShardMessage {
   // against a fresh reading of the clock, then call `done` on the shard's thread.
   // kQueueTask: a `ringmx queue` command's part on this shard: `queue_task` runs on the shard's
   // thread with its queue log (nullptr in discard mode) and answers through what it captured.
-  enum class Kind { kSnapshot, kDrain, kTickForTest, kQueueTask };
+  // kCheckAnswer: a check that ran off the shard (CheckWorkers) answers the connection that
+  // asked for it (`check_id`, from Shard::StartCheck); dropped if that connection has gone.
+  enum class Kind { kSnapshot, kDrain, kTickForTest, kQueueTask, kCheckAnswer };
   Kind kind = Kind::kSnapshot;
   Runtime runtime;                            // kSnapshot only
   std::function<void()> done;                 // kTickForTest only
   std::function<void(QueueLog*)> queue_task;  // kQueueTask only
+  uint64_t check_id = 0;                      // kCheckAnswer only
+  smtp::CheckAnswer answer;                   // kCheckAnswer only
+
+  static ShardMessage Drain() {
+    ShardMessage message;
+    message.kind = Kind::kDrain;
+    return message;
+  }
+  static ShardMessage Snapshot(Runtime runtime) {
+    ShardMessage message;
+    message.kind = Kind::kSnapshot;
+    message.runtime = std::move(runtime);
+    return message;
+  }
 };
 
 // The control plane's way into a shard: a queue plus an eventfd the shard reads through its ring.
@@ -116,6 +136,10 @@ class Shard {
   void Run(const std::function<void(absl::Status)>& ready);
 
   Mailbox& mailbox() { return mailbox_; }
+  // Where checks that must not run on the shard's thread go (password hashes). Set before Run();
+  // it must outlive the shard's connections (the Server destroys it before the shards, after
+  // their threads have ended). Without it such checks answer "temporary failure".
+  void set_check_workers(CheckWorkers* workers) { check_workers_ = workers; }
   const ShardCounters& counters() const { return counters_; }
   uint32_t index() const { return index_; }
   // The shard's queue (`ringmx queue ...` commands run here, on the shard's thread: post them as
@@ -152,6 +176,17 @@ class Shard {
     return batch_now_;
   }
   void MarkDirty(Connection* connection);
+  // Runs a session's check for `connection` (DESIGN.md section 6b) and returns its id (never 0);
+  // the answer comes back through Connection::OnCheckAnswer(), later (never from inside this
+  // call). `snapshot` is the session's.
+  uint64_t StartCheck(Connection* connection, smtp::CheckRequest request,
+                      const core::Snapshot& snapshot);
+  // The connection is going away: its check's answer is dropped (and the job, if not started).
+  void CancelCheck(uint64_t id);
+  // A check's answer, from the mailbox or the shard itself.
+  void OnCheckAnswer(uint64_t id, smtp::CheckAnswer answer, absl::Time now);
+  // Answers whose delay (AUTH failures from a throttled address) is over.
+  void ReleaseDelayedAnswers(absl::Time now);
   Reactor& reactor() { return *reactor_; }
   BufferRing& buffers() { return *buffers_; }
   Spool& spool() { return *spool_; }
@@ -183,6 +218,28 @@ class Shard {
   // This shard's sessions and recent connections per client address (`[limits]`); Connection
   // admits and releases itself here. Outlives every connection (they are deleted first).
   policy::ConnectionLimiter limiter_;
+
+  // Checks that are out: id -> who asked and what (checks_ holds only live connections).
+  struct PendingCheck {
+    Connection* connection = nullptr;
+    uint64_t ticket = 0;  // CheckWorkers ticket, 0 if the check runs elsewhere
+    core::IpAddress client;
+    smtp::CheckRequest::Kind kind = smtp::CheckRequest::Kind::kCredentials;
+    // The throttle holds the answer until then (InfinitePast(): answer when it comes).
+    absl::Time release_at = absl::InfinitePast();
+  };
+  absl::flat_hash_map<uint64_t, PendingCheck> checks_;
+  uint64_t next_check_id_ = 0;
+  CheckWorkers* check_workers_ = nullptr;
+  // AUTH failures per client address (this shard's share; DESIGN.md section 1: nothing shared).
+  policy::AuthThrottle auth_throttle_;
+  // Failure answers held back by the throttle: delivered at `due` (the shard's tick).
+  struct DelayedAnswer {
+    absl::Time due;
+    uint64_t id = 0;
+    smtp::CheckAnswer answer;
+  };
+  std::vector<DelayedAnswer> delayed_answers_;
 
   // Every live connection, for ticks and drain. Owned here; removed when finished.
   std::vector<Connection*> connections_;

@@ -13,10 +13,6 @@ namespace ringmx::smtp {
 // never buffers more than this of one command line, whatever the client sends.
 inline constexpr size_t kMaxCommandLineOctets = 512;
 
-// RFC 4954 section 4: an AUTH command line with its initial response, and each SASL response line,
-// may be up to 12288 octets including the CRLF.
-inline constexpr size_t kMaxSaslLineOctets = 12288;
-
 // RFC 5321 section 4.5.3.1.6: a text line is at most 1000 octets including the CRLF, so 998 octets
 // of content (counted after dot-unstuffing, as stored).
 inline constexpr size_t kMaxTextLineOctets = 998;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "core/secret.h"
 #include "core/strings.h"
 #include "smtp/command.h"
 #include "smtp/data_decoder.h"
@@ -363,7 +364,11 @@ size_t Session::ConsumeCommandBytes(std::string_view input, absl::Time now, Outp
   } else {
     s.line.append(input.data(), n);
     HandleLine(s.line, now, out);
-    s.line.clear();
+    if (limit == kMaxSaslLineBytes) {
+      core::WipeString(s.line);  // it may have held a password (AUTH PLAIN, a LOGIN answer)
+    } else {
+      s.line.clear();
+    }
   }
   return n;
 }

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 
 #include "core/queue_id.h"
+#include "core/secret.h"
 #include "core/snapshot.h"
 #include "core/spool_record.h"
 #include "core/tls_facts.h"
@@ -40,8 +41,8 @@ struct CheckRequest {
   Kind kind = Kind::kCredentials;
   std::string mechanism;  // kCredentials: "PLAIN" or "LOGIN"
   std::string user;       // kCredentials: the authentication identity
-  // kCredentials: the password. The driver wipes it once used; never logged.
-  std::string secret;
+  // kCredentials: the password; wipes itself, never logged.
+  core::SecretString secret;
 };
 
 // The driver's answer to a CheckRequest.
@@ -248,7 +249,7 @@ class Session {
   void OnSaslStep(SaslStep step, Output& out);
   // Ends the SASL exchange (sasl_active off, the exchange's memory freed).
   void EndSasl();
-  // The octet limit of the command line being read: kMaxSaslLineOctets for a SASL response and an
+  // The octet limit of the command line being read: kMaxSaslLineBytes for a SASL response and an
   // AUTH command, kMaxCommandLineOctets for everything else.
   size_t LineLimit(std::string_view input) const;
   void DoMail(std::string_view args, Output& out);

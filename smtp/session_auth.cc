@@ -2,6 +2,7 @@
 // (DESIGN.md section 6b). The session never verifies a password: it parks the AUTH command on a
 // kCredentials check and the driver runs the hash off the shard's thread.
 #include <utility>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 
@@ -19,14 +20,14 @@ uint64_t Session::check_outstanding() const { return state_->check_token; }
 size_t Session::LineLimit(std::string_view input) const {
   const State& s = *state_;
   if (s.discarding_line) return kMaxCommandLineOctets;  // too long already, whatever it is
-  if (s.sasl_active) return kMaxSaslLineOctets;
+  if (s.sasl_active) return kMaxSaslLineBytes;
   // The first five octets of the line: "AUTH " (any case) allows the longer limit. They are all in
   // `line` once it holds five, else partly in `input`.
   char head[5];
   size_t n = 0;
   for (; n < 5 && n < s.line.size(); ++n) head[n] = s.line[n];
   for (size_t i = 0; n < 5 && i < input.size(); ++i) head[n++] = input[i];
-  return n == 5 && StartsWithIgnoreCase(std::string_view(head, 5), "AUTH ") ? kMaxSaslLineOctets
+  return n == 5 && StartsWithIgnoreCase(std::string_view(head, 5), "AUTH ") ? kMaxSaslLineBytes
                                                                             : kMaxCommandLineOctets;
 }
 
@@ -68,29 +69,24 @@ void Session::HandleSaslLine(std::string_view content, Output& out) {
 
 void Session::OnSaslStep(SaslStep step, Output& out) {
   State& s = *state_;
-  switch (step.kind) {
-    case SaslStep::Kind::kChallenge:
-      s.sasl_active = true;
-      Reply(out, step.reply);
-      return;
-    case SaslStep::Kind::kError: {
-      const std::string_view mechanism = s.sasl->mechanism();
-      out.log.push_back(
-          absl::StrCat("auth mechanism=", mechanism.empty() ? "-" : core::Av(mechanism),
-                       " result=error reply=", step.reply.substr(0, 3)));
-      EndSasl();
-      ReplyError(out, step.reply);
-      return;
-    }
-    case SaslStep::Kind::kCredentials:
-      break;
+  if (const SaslChallenge* challenge = std::get_if<SaslChallenge>(&step)) {
+    s.sasl_active = true;
+    Reply(out, challenge->line);
+    return;
   }
+  if (const SaslFailure* failure = std::get_if<SaslFailure>(&step)) {
+    out.log.push_back(absl::StrCat("auth result=error reply=", failure->code));
+    EndSasl();
+    ReplyError(out, failure->line);
+    return;
+  }
+  SaslCredentials& credentials = std::get<SaslCredentials>(step);
   CheckRequest check;
   check.token = ++s.next_token;
   check.kind = CheckRequest::Kind::kCredentials;
-  check.mechanism.assign(s.sasl->mechanism());
-  check.user = std::move(step.user);
-  check.secret = std::move(step.password);
+  check.mechanism.assign(SaslMechanismName(credentials.mechanism));
+  check.user = std::move(credentials.user);
+  check.secret = std::move(credentials.password);
   s.check_token = check.token;
   s.check_kind = check.kind;
   s.check_user = check.user;
@@ -129,12 +125,7 @@ void Session::OnCheckAnswer(uint64_t token, const CheckAnswer& answer, absl::Tim
       result = "tempfail";
       break;
     case CheckAnswer::Decision::kRefuse:
-      if (answer.reply.empty()) {
-        absl::StrAppend(&out.replies, "421 4.7.0 ", host,
-                        " Error: too many authentication failures\r\n");
-      } else {
-        Reply(out, answer.reply);
-      }
+      Reply(out, answer.reply.empty() ? TooManyAuthFailuresReply(host) : answer.reply);
       result = "refused";
       break;
   }

@@ -15,7 +15,7 @@ packages=(
   openssl ca-certificates python3 clang-format git
   libcrypt-dev  # libxcrypt: crypt_rn() and crypt_checksalt() for AUTH (yescrypt, sha512-crypt, bcrypt)
   nlohmann-json3-dev  # the independent JSON parser of the fuzz targets (their corpora replay in ctest)
-  swaks  # AUTH interop in tests/e2e/auth_e2e_test (the client operators test with)
+  swaks libnet-ssleay-perl  # AUTH interop in tests/e2e/auth_e2e_test (swaks needs Net::SSLeay for --tls)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -27,6 +27,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "core/passwd_file.h"
 #include "net/queue_control.h"
 #include "net/runtime.h"
 #include "net/server.h"
@@ -112,6 +113,10 @@ int Check(const Args& args) {
       !recipients.ok()) {
     fprintf(stderr, "ringmx: %s: %s\n", args.config.c_str(),
             std::string(recipients.message()).c_str());
+    return 1;
+  }
+  if (absl::Status passwd = ringmx::core::LoadAuthPasswd(config->auth).status(); !passwd.ok()) {
+    fprintf(stderr, "ringmx: %s: %s\n", args.config.c_str(), std::string(passwd.message()).c_str());
     return 1;
   }
   for (const std::string& warning : warnings) fprintf(stderr, "ringmx: %s\n", warning.c_str());

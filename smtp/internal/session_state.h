@@ -112,7 +112,7 @@ struct Session::State {
   // Raw octets of the current DATA consumed so far (mode == kData), for StreamCutOctets().
   uint64_t data_octets = 0;
   // The start of a command line whose LF has not arrived. Invariant: size() <
-  // LineLimit() (kMaxCommandLineOctets, or kMaxSaslLineOctets for AUTH); a longer line is dropped
+  // LineLimit() (kMaxCommandLineOctets, or kMaxSaslLineBytes for AUTH); a longer line is dropped
   // (`discarding_line`) instead of buffered.
   std::string line;
   // Input that arrived while the session was blocked (a delivery, a stored piece or a check

@@ -1046,18 +1046,31 @@ TEST(ConfigTlsFloorErrorTest, EachKeyIsCheckedAndNamed) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Features that parse but are not built yet.
+// AUTH on a listener.
 
-TEST(ConfigUnavailableTest, AuthIsRejected) {
+TEST(ConfigAuthListenerTest, AuthNeedsATlsListener) {
   EXPECT_EQ(ErrorOf(WithMinimal("auth = true\n")),
-            "ringmx.toml:5: listener[0].auth: AUTH is not available in this build yet (only "
-            "false)");
+            "ringmx.toml:5: listener[0].auth: AUTH is only offered over TLS: the listener needs "
+            "tls = \"starttls\" or \"implicit\"");
 }
 
-TEST(ConfigUnavailableTest, OtherErrorsComeFirst) {
-  // A file with a real mistake reports the mistake, not the missing feature.
+TEST(ConfigAuthListenerTest, AuthNeedsUsers) {
+  const std::string tls =
+      "tls = \"implicit\"\nauth = true\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n";
+  EXPECT_EQ(ErrorOf(WithMinimal(tls)),
+            "ringmx.toml:6: listener[0].auth: AUTH needs users: set [auth] passwd");
+  absl::StatusOr<Config> config =
+      ParseConfig(WithMinimal(tls + "[auth]\npasswd = \"/etc/ringmx/passwd\"\n"), "ringmx.toml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->listeners[0].auth);
+  EXPECT_EQ(config->auth.passwd, "/etc/ringmx/passwd");
+}
+
+TEST(ConfigAuthListenerTest, OtherErrorsComeFirst) {
+  // A file with a mistake earlier in the file reports that mistake first.
   EXPECT_EQ(ErrorOf(WithMinimal("auth = true\n[policy]\nmax_recipients = 0\n")),
-            "ringmx.toml:7: policy.max_recipients: must be between 1 and 100000, got 0");
+            "ringmx.toml:5: listener[0].auth: AUTH is only offered over TLS: the listener needs "
+            "tls = \"starttls\" or \"implicit\"");
 }
 
 TEST(ConfigTest, TheDesignSketchParses) {

@@ -39,6 +39,7 @@
 #include "core/tls_facts.h"
 #include "policy/policy.h"
 #include "smtp/limits.h"
+#include "smtp/sasl.h"
 #include "smtp/session.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -332,7 +333,7 @@ class Driver {
     if (session_.check_outstanding() == 0) {
       if (!out_.check) check_token_ = 0;
     }
-    RINGMX_CHECK(session_.MemoryUsageForTest() <= smtp::kMaxSaslLineOctets +
+    RINGMX_CHECK(session_.MemoryUsageForTest() <= smtp::kMaxSaslLineBytes +
                                                       config.policy.max_message_size +
                                                       smtp::kMaxPendingInputBytes);
     // Output bounded by what asked for it: at most two replies (a BDAT line and its chunk) per
