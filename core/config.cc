@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 
 #include "core/internal/config_text.h"
+#include "core/read_file.h"
 #include "core/status.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
@@ -1033,24 +1034,13 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view 
   return Loader(source_name, base_dir).Load(root);
 }
 
+// Far above any real config; a bound so that pointing -c at the wrong file fails clearly.
+constexpr size_t kMaxConfigFileBytes = size_t{16} << 20;
+
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
-  const std::string operation = absl::StrCat("read config file ", Quote(path));
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, operation);
-  std::string text;
-  char buf[16384];
-  while (true) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return ErrnoStatus(err, operation);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
+  RINGMX_ASSIGN_OR_RETURN(
+      std::string text,
+      ReadWholeFile(path, absl::StrCat("read config file ", Quote(path)), kMaxConfigFileBytes));
 
   // Absolute, so that paths stay right if the process changes directory later.
   std::error_code ec;

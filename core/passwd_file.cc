@@ -19,7 +19,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
+#include "core/read_file.h"
 #include "core/status.h"
+#include "core/status_macros.h"
 #include "core/strings.h"
 
 namespace ringmx::core {
@@ -301,28 +303,10 @@ const std::string* PasswdTable::Find(std::string_view user) const {
 }
 
 absl::StatusOr<std::shared_ptr<const PasswdTable>> LoadPasswdFile(const std::string& path) {
-  const std::string operation = absl::StrCat("read passwd file \"", absl::CHexEscape(path), "\"");
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, operation);
-  std::string text;
-  char buf[16384];
-  while (true) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return ErrnoStatus(err, operation);
-    }
-    if (n == 0) break;
-    if (text.size() + static_cast<size_t>(n) > kMaxPasswdFileBytes) {
-      close(fd);
-      return absl::InvalidArgumentError(absl::StrCat(
-          operation, ": larger than ", kMaxPasswdFileBytes, " bytes; is it the right file?"));
-    }
-    text.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
+  RINGMX_ASSIGN_OR_RETURN(
+      std::string text,
+      ReadWholeFile(path, absl::StrCat("read passwd file \"", absl::CHexEscape(path), "\""),
+                    kMaxPasswdFileBytes));
   absl::StatusOr<PasswdTable> table = PasswdTable::Parse(text, path);
   if (!table.ok()) return table.status();
   return std::make_shared<const PasswdTable>(*std::move(table));

@@ -12,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 
 #include "core/internal/config_text.h"
+#include "core/read_file.h"
 #include "core/status.h"
+#include "core/status_macros.h"
 #include "core/strings.h"
 
 namespace ringmx::core {
@@ -117,28 +119,9 @@ absl::StatusOr<RecipientTable> RecipientTable::Parse(std::string_view text,
 
 absl::StatusOr<std::shared_ptr<const RecipientTable>> RecipientTable::LoadFile(
     const std::string& path) {
-  const std::string operation = absl::StrCat("read recipients file ", Quote(path));
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, operation);
-  std::string text;
-  char buf[16384];
-  while (true) {
-    const ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      close(fd);
-      return ErrnoStatus(err, operation);
-    }
-    if (n == 0) break;
-    if (text.size() + static_cast<size_t>(n) > kMaxFileBytes) {
-      close(fd);
-      return absl::InvalidArgumentError(
-          absl::StrCat(operation, ": larger than ", kMaxFileBytes >> 20, " MiB"));
-    }
-    text.append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
+  RINGMX_ASSIGN_OR_RETURN(
+      std::string text,
+      ReadWholeFile(path, absl::StrCat("read recipients file ", Quote(path)), kMaxFileBytes));
   absl::StatusOr<RecipientTable> table = Parse(text, path);
   if (!table.ok()) return table.status();
   return std::make_shared<const RecipientTable>(*std::move(table));
