@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/pki_server_test.h"
 #include "tests/testing/test_pki.h"
 #include "tests/testing/tls_client.h"
 
@@ -58,19 +59,8 @@ SmtpReply SlowCommand(TlsSmtpClient& tls, const std::string& line) {
   return tls.ReadReply(absl::Seconds(30));
 }
 
-class AuthTest : public ServerTest {
+class AuthTest : public PkiServerTest {
  protected:
-  static void SetUpTestSuite() {
-    pki_dir_ = new TempDir();
-    absl::StatusOr<TestPki> pki = CreateTestPki(pki_dir_->path());
-    ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = new TestPki(*pki);
-  }
-  static void TearDownTestSuite() {
-    delete pki_;
-    delete pki_dir_;
-  }
-
   void WritePasswd(const std::string& extra_lines = "") {
     std::ofstream out(dir_.path() + "/passwd");
     out << "# users of the test\n";
@@ -115,12 +105,7 @@ class AuthTest : public ServerTest {
     }
     return tls;
   }
-
-  static TempDir* pki_dir_;
-  static TestPki* pki_;
 };
-TempDir* AuthTest::pki_dir_ = nullptr;
-TestPki* AuthTest::pki_ = nullptr;
 
 TEST_F(AuthTest, NotAdvertisedBeforeTlsAnd538) {
   Start();

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/pki_server_test.h"
 #include "tests/testing/test_pki.h"
 #include "tests/testing/tls_client.h"
 
@@ -24,19 +25,8 @@ struct PolicyOptions {
   bool tls_required = false;
 };
 
-class RelayTest : public ServerTest {
+class RelayTest : public PkiServerTest {
  protected:
-  static void SetUpTestSuite() {
-    pki_dir_ = new TempDir();
-    absl::StatusOr<TestPki> pki = CreateTestPki(pki_dir_->path());
-    ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = new TestPki(*pki);
-  }
-  static void TearDownTestSuite() {
-    delete pki_;
-    delete pki_dir_;
-  }
-
   // One STARTTLS listener "mx" that asks for client certificates; local domains example.test and
   // example.org.
   std::string Config(const PolicyOptions& o) const {
@@ -87,13 +77,7 @@ class RelayTest : public ServerTest {
         {RingmxBinary(), "check", "-c", server_ ? server_->config_path() : dir_ / "ringmx.toml"},
         absl::Seconds(10));
   }
-
-  static TempDir* pki_dir_;
-  static TestPki* pki_;
 };
-
-TempDir* RelayTest::pki_dir_ = nullptr;
-TestPki* RelayTest::pki_ = nullptr;
 
 // "AB:CD:..." upper case: the form `openssl x509 -fingerprint -sha256` prints.
 std::string OpensslFingerprint(const std::string& hex) {

@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/pki_server_test.h"
 #include "tests/testing/test_pki.h"
 #include "tests/testing/tls_client.h"
 
@@ -29,19 +30,8 @@ struct TlsListenerOptions {
   bool ktls = true;          // [tls] ktls
 };
 
-class TlsTest : public ServerTest {
+class TlsTest : public PkiServerTest {
  protected:
-  static void SetUpTestSuite() {
-    pki_dir_ = new TempDir();
-    absl::StatusOr<TestPki> pki = CreateTestPki(pki_dir_->path());
-    ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = new TestPki(*pki);
-  }
-  static void TearDownTestSuite() {
-    delete pki_;
-    delete pki_dir_;
-  }
-
   // Listener "mx" (STARTTLS) and "smtps" (implicit), both with `o`.
   std::string Config(const TlsListenerOptions& o = {}) const {
     auto listener = [&](const char* name, const char* mode) {
@@ -139,13 +129,8 @@ class TlsTest : public ServerTest {
   }
   const char* KtlsJson() const { return KernelTls13InUse() ? "\"ktls\":true" : "\"ktls\":false"; }
 
-  static TempDir* pki_dir_;
-  static TestPki* pki_;
   std::string last_json_;
 };
-
-TempDir* TlsTest::pki_dir_ = nullptr;
-TestPki* TlsTest::pki_ = nullptr;
 
 TEST_F(TlsTest, StartTlsDeliversAndRecordsTlsInReceivedHeaderAndEnvelope) {
   StartServer(Config());

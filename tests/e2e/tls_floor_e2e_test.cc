@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/pki_server_test.h"
 #include "tests/testing/test_pki.h"
 
 namespace ringmx::testing {
@@ -129,19 +130,8 @@ class BoundClient {
   std::string buffer_;
 };
 
-class TlsFloorTest : public ServerTest {
+class TlsFloorTest : public PkiServerTest {
  protected:
-  static void SetUpTestSuite() {
-    pki_dir_ = new TempDir();
-    absl::StatusOr<TestPki> pki = CreateTestPki(pki_dir_->path());
-    ASSERT_TRUE(pki.ok()) << pki.status();
-    pki_ = new TestPki(*pki);
-  }
-  static void TearDownTestSuite() {
-    delete pki_;
-    delete pki_dir_;
-  }
-
   // Listeners "mx" (STARTTLS) and "smtps" (implicit), both min_tls = "1.2"; `floors` is appended
   // to [policy]. The [tls] ktls key is left at its default (true): a TLS 1.0 session must stay
   // on the userspace record layer by itself.
@@ -217,13 +207,8 @@ class TlsFloorTest : public ServerTest {
         << server_->Log();
   }
 
-  static TempDir* pki_dir_;
-  static TestPki* pki_;
   std::string last_json_;
 };
-
-TempDir* TlsFloorTest::pki_dir_ = nullptr;
-TestPki* TlsFloorTest::pki_ = nullptr;
 
 TEST_F(TlsFloorTest, Tls10ClientInTheFloorNetworkSendsMailOverStartTls) {
   StartServer(Config(kFloor));
