@@ -8,8 +8,11 @@ namespace ringmx::policy {
 
 absl::Duration RetrySchedule::Backoff(int failed_attempts) const {
   absl::Duration wait = first_;
-  // Doubling stops at the cap, so the loop is short whatever `failed_attempts` is.
-  for (int i = 1; i < failed_attempts && wait < max_; ++i) wait *= 2;
+  // Doubling stops at the cap (or at once for a zero first wait), so the loop is short whatever
+  // `failed_attempts` is.
+  for (int i = 1; i < failed_attempts && wait < max_ && wait > absl::ZeroDuration(); ++i) {
+    wait *= 2;
+  }
   return std::min(wait, max_);
 }
 
