@@ -53,9 +53,9 @@ struct TableSchema {
   std::span<const std::string_view> keys;
 };
 
-constexpr std::string_view kRootKeys[] = {"hostname", "workers", "pin_threads", "listener",
-                                          "tls",      "policy",  "auth",        "spool",
-                                          "timeouts", "control", "log",         "limits"};
+constexpr std::string_view kRootKeys[] = {
+    "hostname", "workers",  "pin_threads", "listener", "tls",    "policy", "auth",
+    "spool",    "timeouts", "control",     "log",      "limits", "route",  "delivery"};
 constexpr std::string_view kListenerKeys[] = {"name",         "address",      "tls",
                                               "tls_required", "min_tls",      "client_certs",
                                               "sni_strict",   "no_tls_hosts", "auth"};
@@ -77,6 +77,20 @@ constexpr std::string_view kLimitsKeys[] = {"max_sessions", "max_sessions_per_cl
                                             "max_connection_rate_per_client", "max_errors",
                                             "exempt"};
 
+constexpr std::string_view kRouteKeys[] = {"domains",
+                                           "next_hop",
+                                           "tls",
+                                           "tls_ca",
+                                           "tls_name",
+                                           "max_connections",
+                                           "verify_recipients",
+                                           "verify_positive_ttl_s",
+                                           "verify_negative_ttl_s",
+                                           "verify_unreachable"};
+constexpr std::string_view kDeliveryKeys[] = {
+    "bounce_next_hop", "retry_first_s",     "retry_max_s",       "max_lifetime_s",
+    "hop_down_s",      "connect_timeout_s", "command_timeout_s", "data_timeout_s"};
+
 constexpr TableSchema kRootSchema{"", "", kRootKeys};
 constexpr TableSchema kListenerSchema{"listener", "[[listener]]", kListenerKeys};
 constexpr TableSchema kTlsSchema{"tls", "[tls]", kTlsKeys};
@@ -89,11 +103,13 @@ constexpr TableSchema kTimeoutsSchema{"timeouts", "[timeouts]", kTimeoutsKeys};
 constexpr TableSchema kControlSchema{"control", "[control]", kControlKeys};
 constexpr TableSchema kLogSchema{"log", "[log]", kLogKeys};
 constexpr TableSchema kLimitsSchema{"limits", "[limits]", kLimitsKeys};
+constexpr TableSchema kRouteSchema{"route", "[[route]]", kRouteKeys};
+constexpr TableSchema kDeliverySchema{"delivery", "[delivery]", kDeliveryKeys};
 
-constexpr const TableSchema* kAllSchemas[] = {&kRootSchema,  &kListenerSchema, &kTlsSchema,
-                                              &kSniSchema,   &kPolicySchema,   &kAuthSchema,
-                                              &kSpoolSchema, &kTimeoutsSchema, &kControlSchema,
-                                              &kLogSchema,   &kLimitsSchema,   &kTlsFloorSchema};
+constexpr const TableSchema* kAllSchemas[] = {
+    &kRootSchema,   &kListenerSchema, &kTlsSchema,      &kSniSchema,     &kPolicySchema,
+    &kAuthSchema,   &kSpoolSchema,    &kTimeoutsSchema, &kControlSchema, &kLogSchema,
+    &kLimitsSchema, &kTlsFloorSchema, &kRouteSchema,    &kDeliverySchema};
 
 // Upper bound for `workers`: far above any machine we run on, far below the 32768 shard indices a
 // queue id can hold (core/queue_id.h).
@@ -304,6 +320,16 @@ class Loader {
   void CheckListenersUnique(const Config& config);
   // listener[i].auth needs a TLS listener and [auth] passwd.
   void CheckListenerAuth(const Config& config);
+  // A next hop (`path` names the key, e.g. "route[0].next_hop[1]"); nullopt if reported.
+  std::optional<NextHop> Hop(const std::string& text, const std::string& path, uint32_t line);
+  // `[[route]]`; `seen` maps each routed domain to where it was first listed.
+  void LoadRoutes(const toml::table& root, Config& config);
+  void LoadRoute(const toml::table& table, const std::string& path,
+                 absl::flat_hash_map<std::string, std::pair<std::string, uint32_t>>& seen,
+                 RouteConfig& out);
+  void LoadDelivery(const toml::table& root, Config& config);
+  // The rules that join [[route]], [delivery] and [policy] local_domains.
+  void CheckRoutes(const Config& config);
 
   std::string_view source_name_;
   std::string_view base_dir_;
@@ -969,6 +995,243 @@ void Loader::CheckListenerAuth(const Config& config) {
   }
 }
 
+std::optional<NextHop> Loader::Hop(const std::string& text, const std::string& path,
+                                   uint32_t line) {
+  absl::StatusOr<NextHop> hop = NextHop::Parse(text);
+  if (!hop.ok()) {
+    Report(Kind::kValue, line, path, Sv(hop.status().message()));
+    return std::nullopt;
+  }
+  if (hop->is_unix) {
+    hop->unix_path = ResolvePath(base_dir_, hop->unix_path);
+    if (hop->unix_path.size() > kMaxUnixSocketPath) {
+      Report(Kind::kValue, line, path,
+             absl::StrCat("a Unix socket path may have at most ", kMaxUnixSocketPath,
+                          " bytes, this one has ", hop->unix_path.size(), ": ",
+                          Quote(hop->unix_path)));
+      return std::nullopt;
+    }
+  }
+  return *std::move(hop);
+}
+
+void Loader::LoadRoutes(const toml::table& root, Config& config) {
+  absl::flat_hash_map<std::string, std::pair<std::string, uint32_t>> seen;
+  const std::vector<const toml::table*> routes = TableArray(root, "", "route", kRouteSchema);
+  for (size_t i = 0; i < routes.size(); ++i) {
+    RouteConfig route;
+    if (routes[i] != nullptr) LoadRoute(*routes[i], IndexPath("route", i), seen, route);
+    config.routes.push_back(std::move(route));
+  }
+}
+
+void Loader::LoadRoute(const toml::table& table, const std::string& path,
+                       absl::flat_hash_map<std::string, std::pair<std::string, uint32_t>>& seen,
+                       RouteConfig& out) {
+  const uint32_t line = lines_[path];
+  if (std::optional<std::vector<Item>> domains = StringArray(table, path, "domains")) {
+    if (domains->empty()) {
+      ReportAt(Kind::kValue, SubPath(path, "domains"),
+               "must list at least one domain (\"example.test\", \"*.example.test\", or \"*\" "
+               "for the default route)");
+    }
+    for (const Item& item : *domains) {
+      std::string name = CanonicalDomain(item.value);
+      const std::string_view base =
+          name.starts_with("*.") ? std::string_view(name).substr(2) : std::string_view(name);
+      // "*" exactly as written: "*." is not the default route.
+      if ((name == "*" && item.value != "*") || (name != "*" && !IsDomainName(base, 1))) {
+        Report(Kind::kValue, item.line, item.path,
+               absl::StrCat("expected a domain name, \"*.domain\" or \"*\" (the default route), "
+                            "got ",
+                            Quote(item.value)));
+        continue;
+      }
+      if (auto [it, inserted] = seen.try_emplace(name, item.path, item.line); !inserted) {
+        Report(Kind::kValue, item.line, item.path,
+               absl::StrCat(name == "*" ? "only one default route (\"*\") is allowed; " : "",
+                            Quote(name), " is already listed at ", it->second.first, ", line ",
+                            it->second.second));
+        continue;
+      }
+      out.domains.push_back(std::move(name));
+    }
+  } else if (!table.contains("domains")) {
+    Missing(line, path, "domains");
+  }
+
+  bool has_smtp = false;
+  bool hops_ok = false;
+  if (std::optional<std::vector<Item>> hops = StringArray(table, path, "next_hop")) {
+    if (hops->empty()) {
+      ReportAt(Kind::kValue, SubPath(path, "next_hop"),
+               "must list at least one hop (\"lmtp:127.0.0.1:24\", \"smtp:[192.0.2.5]:25\")");
+    }
+    hops_ok = !hops->empty();
+    for (size_t h = 0; h < hops->size(); ++h) {
+      const Item& item = (*hops)[h];
+      std::optional<NextHop> hop = Hop(item.value, item.path, item.line);
+      if (!hop) {
+        hops_ok = false;
+        continue;
+      }
+      const auto previous = std::find(out.next_hop.begin(), out.next_hop.end(), *hop);
+      if (previous != out.next_hop.end()) {
+        Report(Kind::kValue, item.line, item.path,
+               absl::StrCat(Quote(hop->ToString()), " is listed twice in this route"));
+        hops_ok = false;
+        continue;
+      }
+      has_smtp = has_smtp || hop->protocol == HopProtocol::kSmtp;
+      out.next_hop.push_back(*std::move(hop));
+    }
+  } else if (!table.contains("next_hop")) {
+    Missing(line, path, "next_hop");
+  }
+
+  const std::optional<RouteTls> tls = Enum<RouteTls>(table, path, "tls",
+                                                     {{"none", RouteTls::kNone},
+                                                      {"opportunistic", RouteTls::kOpportunistic},
+                                                      {"verify", RouteTls::kVerify}});
+  if (tls) {
+    out.tls = *tls;
+    // Judged only on a list of good hops: LMTP hops are local and always plain.
+    if (hops_ok && !has_smtp && *tls != RouteTls::kNone) {
+      ReportAt(Kind::kValue, SubPath(path, "tls"),
+               "tls applies to smtp: hops and this route has only lmtp: hops; leave tls out or "
+               "set \"none\"");
+    }
+  } else if (!table.contains("tls") && hops_ok && !has_smtp) {
+    out.tls = RouteTls::kNone;
+  }
+  if (auto v = Path(table, path, "tls_ca")) out.tls_ca = *v;
+  if (std::optional<std::string> name = String(table, path, "tls_name")) {
+    std::string canonical = CanonicalDomain(*name);
+    if (name->empty() || IsDomainName(canonical, 1)) {
+      out.tls_name = std::move(canonical);
+    } else {
+      ReportAt(
+          Kind::kValue, SubPath(path, "tls_name"),
+          absl::StrCat("expected the domain name the hop's certificate holds, got ", Quote(*name)));
+    }
+  }
+  if (out.tls == RouteTls::kVerify) {
+    if (out.tls_ca.empty() && !table.contains("tls_ca")) {
+      ReportAt(Kind::kValue, SubPath(path, "tls"),
+               "tls = \"verify\" needs tls_ca, the CA bundle the hop's certificate is verified "
+               "against");
+    } else if (out.tls_ca.empty() && table.contains("tls_ca") && table.get("tls_ca")->is_string()) {
+      ReportAt(Kind::kValue, SubPath(path, "tls_ca"), "must not be empty with tls = \"verify\"");
+    }
+    if (out.tls_name.empty() && !table.contains("tls_name")) {
+      ReportAt(Kind::kValue, SubPath(path, "tls"),
+               "tls = \"verify\" needs tls_name, the name the hop's certificate must hold (hops "
+               "are IP addresses, so there is no host name to check)");
+    } else if (out.tls_name.empty() && table.contains("tls_name") &&
+               table.get("tls_name")->is_string()) {
+      ReportAt(Kind::kValue, SubPath(path, "tls_name"), "must not be empty with tls = \"verify\"");
+    }
+  } else if (tls || !table.contains("tls")) {
+    for (std::string_view key : {std::string_view("tls_ca"), std::string_view("tls_name")}) {
+      if (table.contains(key)) {
+        ReportAt(Kind::kValue, SubPath(path, key),
+                 absl::StrCat(Av(key), " is used only with tls = \"verify\""));
+      }
+    }
+  }
+
+  if (auto v = Int(table, path, "max_connections", 1, 1000, " per shard and hop")) {
+    out.max_connections = static_cast<int>(*v);
+  }
+  if (auto v = Bool(table, path, "verify_recipients")) out.verify_recipients = *v;
+  constexpr int64_t kYear = 365 * 24 * 3600;
+  if (auto v = Int(table, path, "verify_positive_ttl_s", 1, kYear)) {
+    out.verify_positive_ttl = absl::Seconds(*v);
+  }
+  if (auto v = Int(table, path, "verify_negative_ttl_s", 1, kYear)) {
+    out.verify_negative_ttl = absl::Seconds(*v);
+  }
+  if (auto v = Enum<VerifyUnreachable>(
+          table, path, "verify_unreachable",
+          {{"tempfail", VerifyUnreachable::kTempfail}, {"accept", VerifyUnreachable::kAccept}})) {
+    out.verify_unreachable = *v;
+  }
+}
+
+void Loader::LoadDelivery(const toml::table& root, Config& config) {
+  const toml::table* delivery = Section(root, kDeliverySchema);
+  if (delivery == nullptr) return;
+  DeliveryConfig& out = config.delivery;
+  if (std::optional<std::string> text = String(*delivery, "delivery", "bounce_next_hop")) {
+    out.bounce_next_hop =
+        Hop(*text, "delivery.bounce_next_hop", lines_["delivery.bounce_next_hop"]);
+  }
+  constexpr int64_t kDay = 24 * 3600;
+  const std::optional<int64_t> first = Int(*delivery, "delivery", "retry_first_s", 1, kDay);
+  const std::optional<int64_t> max = Int(*delivery, "delivery", "retry_max_s", 1, kDay);
+  if (first) out.retry_first = absl::Seconds(*first);
+  if (max) out.retry_max = absl::Seconds(*max);
+  const bool first_bad = !first && delivery->contains("retry_first_s");
+  const bool max_bad = !max && delivery->contains("retry_max_s");
+  if ((first || max) && !first_bad && !max_bad && out.retry_first > out.retry_max) {
+    ReportAt(Kind::kValue, first ? "delivery.retry_first_s" : "delivery.retry_max_s",
+             absl::StrCat("delivery.retry_first_s (", absl::ToInt64Seconds(out.retry_first),
+                          ") must not be more than delivery.retry_max_s (",
+                          absl::ToInt64Seconds(out.retry_max),
+                          "): retries start at the first and double up to the second"));
+  }
+  // 0: the first failed attempt is final, as Postfix's maximal_queue_lifetime = 0.
+  if (auto v = Int(*delivery, "delivery", "max_lifetime_s", 0, 100 * kDay)) {
+    out.max_lifetime = absl::Seconds(*v);
+  }
+  if (auto v = Int(*delivery, "delivery", "hop_down_s", 0, 3600, " (0: never mark a hop down)")) {
+    out.hop_down = absl::Seconds(*v);
+  }
+  if (auto v = Int(*delivery, "delivery", "connect_timeout_s", 1, 600)) {
+    out.connect_timeout = absl::Seconds(*v);
+  }
+  if (auto v = Int(*delivery, "delivery", "command_timeout_s", 1, 3600)) {
+    out.command_timeout = absl::Seconds(*v);
+  }
+  if (auto v = Int(*delivery, "delivery", "data_timeout_s", 1, kDay)) {
+    out.data_timeout = absl::Seconds(*v);
+  }
+}
+
+void Loader::CheckRoutes(const Config& config) {
+  if (config.routes.empty()) return;
+  // Missing rather than bad: a typo in [delivery] (reported first) may be the cause.
+  if (!config.delivery.bounce_next_hop && !lines_.contains("delivery.bounce_next_hop")) {
+    const auto section = lines_.find("delivery");
+    Report(Kind::kMissing, section != lines_.end() ? section->second : lines_["route[0]"],
+           "delivery",
+           "missing required key \"bounce_next_hop\": with [[route]] set, failed deliveries are "
+           "reported to their senders (RFC 3464 DSNs) through this hop");
+  }
+  // Every local domain must leave by some route: its own, a wildcard above it, or the default.
+  // Judged only on an otherwise good file: a bad or missing domain list would make it noise.
+  if (!errors_.empty()) return;
+  absl::flat_hash_map<std::string_view, size_t> routed;
+  for (size_t r = 0; r < config.routes.size(); ++r) {
+    for (const std::string& domain : config.routes[r].domains) routed.emplace(domain, r);
+  }
+  if (routed.contains("*")) return;
+  for (size_t d = 0; d < config.policy.local_domains.size(); ++d) {
+    const std::string& domain = config.policy.local_domains[d];
+    bool covered = routed.contains(domain);
+    for (size_t dot = domain.find('.'); !covered && dot != std::string::npos;
+         dot = domain.find('.', dot + 1)) {
+      covered = routed.contains(absl::StrCat("*", domain.substr(dot)));
+    }
+    if (covered) continue;
+    Report(Kind::kValue, lines_["policy.local_domains"], IndexPath("policy.local_domains", d),
+           absl::StrCat(Quote(domain),
+                        " has no [[route]]: mail accepted for it could never be delivered; "
+                        "list it in a route's domains or add a default route (domains = "
+                        "[\"*\"])"));
+  }
+}
+
 absl::StatusOr<Config> Loader::Load(const toml::table& root) {
   Config config;
   CheckKeys(root, "", kRootSchema);
@@ -1015,6 +1278,9 @@ absl::StatusOr<Config> Loader::Load(const toml::table& root) {
   LoadSimpleSections(root, config);
 
   CheckListenerAuth(config);
+  LoadRoutes(root, config);
+  LoadDelivery(root, config);
+  CheckRoutes(config);
   RINGMX_RETURN_IF_ERROR(Finish());
   return config;
 }

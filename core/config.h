@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "absl/time/time.h"
 
 #include "core/ip.h"
+#include "core/next_hop.h"
 
 namespace ringmx::core {
 
@@ -150,6 +152,55 @@ struct LimitsConfig {
   std::vector<Cidr> exempt;
 };
 
+// `tls` of a [[route]]: how its smtp: hops are reached (lmtp: hops are always plain).
+enum class RouteTls {
+  kNone,           // never STARTTLS
+  kOpportunistic,  // STARTTLS when the hop offers it, certificate not checked (Postfix "may")
+  kVerify,         // STARTTLS required, certificate verified against tls_ca for tls_name
+};
+// `verify_unreachable` of a [[route]]: the answer to RCPT for an uncached recipient while the
+// route's hops cannot be asked.
+enum class VerifyUnreachable { kTempfail, kAccept };
+
+// One `[[route]]` (docs/delivery.md): where mail for some recipient domains goes. Configured and
+// validated; delivery itself (net/) lands with issue 12's next part.
+struct RouteConfig {
+  // `domains`: exact names ("example.test"), wildcards ("*.example.test": every name below
+  // example.test, at any depth, not example.test itself) or "*" (the default route, at most one
+  // in the file). Lower-cased, no trailing dot, each listed by one route only.
+  std::vector<std::string> domains;
+  // `next_hop`: at least one, tried in order (failover). Unix socket paths are resolved.
+  std::vector<NextHop> next_hop;
+  // `tls`; default "opportunistic", or "none" for a route of lmtp: hops only (the only value
+  // such a route takes).
+  RouteTls tls = RouteTls::kOpportunistic;
+  std::string tls_ca;    // `tls_ca`: CA bundle (PEM) for tls = "verify", resolved; "" otherwise
+  std::string tls_name;  // `tls_name`: the name the hop's certificate must hold (tls = "verify")
+  int max_connections = 20;        // `max_connections`: per shard and hop, 1-1000
+  bool verify_recipients = false;  // `verify_recipients`: ask the hop at RCPT time
+  // The recipient verification cache (like Postfix's address_verify_positive_expire_time and
+  // address_verify_negative_refresh_time): how long a known / unknown recipient stays so.
+  absl::Duration verify_positive_ttl = absl::Hours(31 * 24);            // `verify_positive_ttl_s`
+  absl::Duration verify_negative_ttl = absl::Hours(3);                  // `verify_negative_ttl_s`
+  VerifyUnreachable verify_unreachable = VerifyUnreachable::kTempfail;  // `verify_unreachable`
+};
+
+// `[delivery]` (docs/delivery.md), Postfix-like defaults.
+struct DeliveryConfig {
+  // `bounce_next_hop`: where DSNs (RFC 3464) to senders go; required as soon as a [[route]]
+  // exists, since a route can fail and its failures must reach the sender.
+  std::optional<NextHop> bounce_next_hop;
+  absl::Duration retry_first = absl::Seconds(300);    // `retry_first_s`: minimal_backoff_time
+  absl::Duration retry_max = absl::Seconds(4000);     // `retry_max_s`: maximal_backoff_time
+  absl::Duration max_lifetime = absl::Hours(5 * 24);  // `max_lifetime_s`: maximal_queue_lifetime
+  // `hop_down_s`: how long a hop that failed to connect, timed out or said 421 is left alone by
+  // the shard that saw it; 0 never marks a hop down.
+  absl::Duration hop_down = absl::Seconds(60);
+  absl::Duration connect_timeout = absl::Seconds(30);   // `connect_timeout_s`
+  absl::Duration command_timeout = absl::Seconds(300);  // `command_timeout_s`: each reply
+  absl::Duration data_timeout = absl::Seconds(600);  // `data_timeout_s`: the message and its reply
+};
+
 struct Config {
   std::string hostname;  // required; a domain name of 2+ labels, as written minus a trailing dot
   int workers = 0;       // 0: one shard per core; at most 1024
@@ -165,6 +216,8 @@ struct Config {
   ControlConfig control;
   LogConfig log;
   LimitsConfig limits;
+  std::vector<RouteConfig> routes;  // `[[route]]`, in file order
+  DeliveryConfig delivery;          // `[delivery]`
 };
 
 // Parses and validates TOML text. `source_name` (usually the file path) prefixes error messages.
@@ -185,6 +238,13 @@ struct Config {
 // [policy]: `recipients` is a path like the others (resolved, not opened); `relay_client_certs`
 // are normalised to lower-case hex. A listener with tls_required = true and a non-empty
 // no_tls_hosts is an error (those clients would never be offered STARTTLS yet need it).
+//
+// [[route]] and [delivery] (docs/delivery.md): a domain is listed by one route only; at most one
+// route lists "*"; tls = "verify" needs tls_ca and tls_name, tls_ca and tls_name need "verify",
+// and a route of lmtp: hops only takes tls = "none" or leaves it out; retry_first_s <=
+// retry_max_s. As soon as one route exists, [delivery] bounce_next_hop is required and every
+// policy.local_domains entry must have a route (its own, a wildcard or the default): mail accepted
+// for a domain no route covers could never leave.
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view source_name,
                                    std::string_view base_dir = "");
 

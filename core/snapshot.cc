@@ -19,6 +19,7 @@ std::shared_ptr<const Snapshot> Snapshot::Build(Config config, uint64_t generati
   for (const std::string& fingerprint : config.policy.relay_client_certs) {
     snapshot->relay_client_certs.insert(absl::AsciiStrToLower(fingerprint));
   }
+  snapshot->routes = RouteTable(config.routes);
   snapshot->recipients = std::move(recipients);
   snapshot->passwd = std::move(passwd);
   snapshot->config = std::move(config);

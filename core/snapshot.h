@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/passwd_file.h"
 #include "core/recipient_table.h"
+#include "core/route_table.h"
 
 namespace ringmx::core {
 
@@ -29,6 +30,9 @@ struct Snapshot {
   std::shared_ptr<const RecipientTable> recipients;
   // The table of config.auth.passwd (AUTH's users), loaded like `recipients`; nullptr if none.
   std::shared_ptr<const PasswdTable> passwd;
+  // config.routes by recipient domain (docs/delivery.md). Configured and validated; delivery
+  // itself (net/) lands with issue 12's next part.
+  RouteTable routes;
   uint64_t generation = 0;
 
   // `recipients` must be the table of config.policy.recipients (nullptr if it is "").

@@ -173,6 +173,39 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(c.log.file, "/var/log/ringmx.log");
 }
 
+TEST(ConfigTest, FullFileRoutesAndDelivery) {
+  absl::StatusOr<Config> parsed =
+      ParseConfig(ReadFile(RINGMX_CORE_TESTDATA "/full.toml"), "full.toml", "/etc/ringmx");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const Config& c = *parsed;
+  ASSERT_EQ(c.routes.size(), 2u);
+  const RouteConfig& r = c.routes[0];
+  EXPECT_THAT(r.domains, ElementsAre("example.test", "*.example.test"));
+  ASSERT_EQ(r.next_hop.size(), 3u);
+  EXPECT_EQ(r.next_hop[0].ToString(), "lmtp:unix:/etc/ringmx/run/lmtp");
+  EXPECT_EQ(r.next_hop[1].ToString(), "smtp:[10.0.0.5]:25");
+  EXPECT_EQ(r.next_hop[2].ToString(), "smtp:[2001:db8::5]:2525");
+  EXPECT_EQ(r.tls, RouteTls::kVerify);
+  EXPECT_EQ(r.tls_ca, "/etc/ringmx/certs/relay-ca.pem");
+  EXPECT_EQ(r.tls_name, "relay.example.test");
+  EXPECT_EQ(r.max_connections, 5);
+  EXPECT_TRUE(r.verify_recipients);
+  EXPECT_EQ(r.verify_positive_ttl, absl::Seconds(86400));
+  EXPECT_EQ(r.verify_negative_ttl, absl::Seconds(600));
+  EXPECT_EQ(r.verify_unreachable, VerifyUnreachable::kAccept);
+  EXPECT_THAT(c.routes[1].domains, ElementsAre("*"));
+  EXPECT_EQ(c.routes[1].tls, RouteTls::kNone);
+  ASSERT_TRUE(c.delivery.bounce_next_hop.has_value());
+  EXPECT_EQ(c.delivery.bounce_next_hop->ToString(), "smtp:[192.0.2.6]:2525");
+  EXPECT_EQ(c.delivery.retry_first, absl::Seconds(60));
+  EXPECT_EQ(c.delivery.retry_max, absl::Seconds(600));
+  EXPECT_EQ(c.delivery.max_lifetime, absl::Seconds(86400));
+  EXPECT_EQ(c.delivery.hop_down, absl::Seconds(30));
+  EXPECT_EQ(c.delivery.connect_timeout, absl::Seconds(10));
+  EXPECT_EQ(c.delivery.command_timeout, absl::Seconds(120));
+  EXPECT_EQ(c.delivery.data_timeout, absl::Seconds(900));
+}
+
 TEST(ConfigTest, DefaultsWhenSectionsAreAbsent) {
   absl::StatusOr<Config> parsed = ParseConfig(kMinimal, "ringmx.toml");
   ASSERT_TRUE(parsed.ok()) << parsed.status();

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -13,6 +14,7 @@
 
 #include "core/check.h"
 #include "core/config.h"
+#include "core/next_hop.h"
 #include "core/snapshot.h"
 
 namespace ringmx::fuzz {
@@ -72,8 +74,43 @@ void CheckConfig(const core::Config& c) {
   RINGMX_CHECK(c.timeouts.idle > absl::ZeroDuration() && c.timeouts.data > absl::ZeroDuration());
   RINGMX_CHECK(c.timeouts.greet_pause >= absl::ZeroDuration());
   RINGMX_CHECK(c.timeouts.shutdown_grace >= absl::ZeroDuration());
-  // A valid config makes a snapshot.
-  RINGMX_CHECK(core::Snapshot::Build(c, 1) != nullptr);
+  // [[route]] and [delivery] (docs/delivery.md).
+  if (!c.routes.empty()) RINGMX_CHECK(c.delivery.bounce_next_hop.has_value());
+  RINGMX_CHECK(c.delivery.retry_first >= absl::Seconds(1));
+  RINGMX_CHECK(c.delivery.retry_first <= c.delivery.retry_max);
+  RINGMX_CHECK(c.delivery.max_lifetime >= absl::ZeroDuration());
+  for (const core::RouteConfig& r : c.routes) {
+    RINGMX_CHECK(!r.domains.empty() && !r.next_hop.empty());
+    bool has_smtp = false;
+    for (const core::NextHop& hop : r.next_hop) {
+      has_smtp = has_smtp || hop.protocol == core::HopProtocol::kSmtp;
+      if (hop.is_unix) RINGMX_CHECK(Absolute(hop.unix_path) && !hop.unix_path.empty());
+      if (!hop.is_unix) RINGMX_CHECK(hop.inet.port != 0);
+      const absl::StatusOr<core::NextHop> again = core::NextHop::Parse(hop.ToString());
+      RINGMX_CHECK(again.ok() && *again == hop);
+    }
+    if (!has_smtp) RINGMX_CHECK(r.tls == core::RouteTls::kNone);
+    if (r.tls == core::RouteTls::kVerify) {
+      RINGMX_CHECK(!r.tls_ca.empty() && !r.tls_name.empty() && Absolute(r.tls_ca));
+    } else {
+      RINGMX_CHECK(r.tls_ca.empty() && r.tls_name.empty());
+    }
+    RINGMX_CHECK(r.max_connections >= 1 && r.max_connections <= 1000);
+  }
+  // A valid config makes a snapshot, and its route table finds each route by its own names.
+  const std::shared_ptr<const core::Snapshot> snapshot = core::Snapshot::Build(c, 1);
+  RINGMX_CHECK(snapshot != nullptr);
+  for (size_t i = 0; i < c.routes.size(); ++i) {
+    for (const std::string& d : c.routes[i].domains) {
+      RINGMX_CHECK(d == "*" || IsLowerCanonicalDomain(d));
+      const std::string probe = d == "*" ? std::string("unrouted.invalid.")
+                                         : (d.starts_with("*.") ? "x" + d.substr(1) : d);
+      const core::RouteConfig* found = snapshot->routes.Lookup(probe);
+      RINGMX_CHECK(found != nullptr);
+      // "*" may be beaten by a more specific route for the probe; names never are.
+      if (d != "*" && !d.starts_with("*.")) RINGMX_CHECK(found == &snapshot->routes.routes()[i]);
+    }
+  }
 }
 
 void CheckError(const absl::Status& status) {

@@ -220,6 +220,18 @@ write("config", "implicit-sni.toml", 'hostname = "mx.example.test"\n'
       '[timeouts]\nidle_s = 1\ndata_s = 2\ngreet_pause_ms = 0\nshutdown_grace_s = 0\n')
 write("config", "errors.toml", 'hostname = "localhost"\nworkers = 2000\nlistner = []\n'
       '[[listener]]\naddress = "localhost"\ntls_required = true\n[policy]\nmax_recipients = 0\n')
+write("config", "routes.toml", 'hostname = "mx.example.test"\n[[listener]]\nname = "mx"\n'
+      'address = "127.0.0.1:25"\n[policy]\nlocal_domains = ["a.example.test"]\n'
+      '[[route]]\ndomains = ["*.example.test", "b.test"]\n'
+      'next_hop = ["lmtp:[::1]:24", "smtp:[192.0.2.5]", "lmtp:unix:lmtp"]\ntls = "verify"\n'
+      'tls_ca = "ca.pem"\ntls_name = "relay.example.test"\nverify_recipients = true\n'
+      '[[route]]\ndomains = ["*"]\nnext_hop = ["lmtp:127.0.0.1:24"]\n'
+      '[delivery]\nbounce_next_hop = "smtp:[2001:db8::6]:2525"\nretry_first_s = 60\n'
+      'retry_max_s = 60\nmax_lifetime_s = 0\nhop_down_s = 0\n')
+write("config", "route-errors.toml", 'hostname = "mx.example.test"\n[[listener]]\nname = "mx"\n'
+      'address = "127.0.0.1:25"\n[[route]]\ndomains = ["*", "*."]\n'
+      'next_hop = ["smtp:relay.example.test", "lmtp:127.0.0.1"]\ntls = "verify"\n'
+      '[[route]]\ndomains = ["*"]\nnext_hop = []\n[delivery]\nretry_first_s = 5000\n')
 write("config", "syntax.toml", 'hostname = "mx.example.test\n[[listener]\na = [1, "x", {b = 2}]\n'
       'c = 1979-05-27T07:32:00Z\nd = 0x7FFFFFFFFFFFFFFF\ne = inf\n')
 
