@@ -501,6 +501,7 @@ void Client::Fail(std::string why, const Reply* reply, bool quit, ClientOutput& 
   }
   expect_.clear();
   out.error = std::move(why);
+  out.start_tls = false;  // a handshake asked for in this call is off
   quit_ = true;
   if (quit) {
     Command("QUIT", Expect::kQuit, out);

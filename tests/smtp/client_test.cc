@@ -482,6 +482,7 @@ TEST(ClientTest, PlaintextAfterTheStartTlsReplyIsRefused) {
   out.Clear();
   client.OnInput("220 go ahead\r\n250 injected\r\n", out);
   EXPECT_TRUE(out.close);
+  EXPECT_FALSE(out.start_tls);
   EXPECT_EQ(out.error, "protocol error: bytes after the reply to STARTTLS");
 }
 
