@@ -77,7 +77,7 @@ class ReplyParser {
   Result TakeLine(Reply& reply);
 
   Limits limits_;
-  std::string line_;     // the current line so far (without CR LF); at most max_line_bytes + 1
+  std::string line_;     // the current line so far (without CR LF); at most max_line_bytes + 4
   bool saw_cr_ = false;  // line_ is followed by a CR whose LF has not arrived yet
   Reply partial_;        // lines of the reply in progress
   std::string error_;
