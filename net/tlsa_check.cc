@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 
 #include "core/status.h"
+#include "smtp/reply.h"
 #include "tls/chain_probe.h"
 
 namespace ringmx::net {
@@ -60,24 +61,27 @@ absl::Status ReadSome(int fd, std::string& buffer, absl::Time deadline) {
   }
 }
 
-// Reads one whole SMTP reply and checks its code.
+// Reads one whole SMTP reply (smtp/reply.h) and checks its code. Bytes after the reply are
+// dropped: the server has no business sending any (after the 220 to STARTTLS come TLS records).
 absl::Status ExpectReply(int fd, int code, absl::Time deadline) {
+  smtp::ReplyParser parser;
   std::string buffer;
   while (true) {
-    size_t start = 0;
-    size_t eol;
-    while ((eol = buffer.find("\r\n", start)) != std::string::npos) {
-      const std::string line = buffer.substr(start, eol - start);
-      if (line.size() < 4 || line[3] != '-') {
-        if (line.rfind(std::to_string(code), 0) != 0) {
-          return absl::FailedPreconditionError(absl::StrCat("server answered: ", line));
-        }
-        return absl::OkStatus();
-      }
-      start = eol + 2;
-    }
     absl::Status status = ReadSome(fd, buffer, deadline);
     if (!status.ok()) return status;
+    std::string_view input = buffer;
+    smtp::Reply reply;
+    const smtp::ReplyParser::Result r = parser.Parse(input, reply);
+    buffer.clear();
+    if (r == smtp::ReplyParser::Result::kError) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the server sent a malformed reply: ", parser.error()));
+    }
+    if (r == smtp::ReplyParser::Result::kNeedMore) continue;
+    if (reply.code != code) {
+      return absl::FailedPreconditionError(absl::StrCat("server answered: ", reply.OneLine()));
+    }
+    return absl::OkStatus();
   }
 }
 

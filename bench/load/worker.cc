@@ -24,24 +24,6 @@ void Bump(std::atomic<uint64_t>& counter, uint64_t n = 1) {
 
 std::string CodeKey(int code) { return std::to_string(code); }
 
-// True if an EHLO reply lists `keyword` (case-insensitive, as the first word of a line).
-bool Offers(std::string_view reply, std::string_view keyword) {
-  size_t pos = 0;
-  while (pos + 4 <= reply.size()) {
-    size_t end = reply.find('\n', pos);
-    if (end == std::string_view::npos) end = reply.size();
-    std::string_view word = reply.substr(pos + 4, end - pos - 4);
-    if (word.size() >= keyword.size() &&
-        (word.size() == keyword.size() || word[keyword.size()] == ' ' ||
-         word[keyword.size()] == '\r') &&
-        strncasecmp(word.data(), keyword.data(), keyword.size()) == 0) {
-      return true;
-    }
-    pos = end + 1;
-  }
-  return false;
-}
-
 }  // namespace
 
 int64_t NowNs() {
@@ -80,6 +62,7 @@ void Conn::Start(int64_t start_ns) {
   expect_.clear();
   txs_.clear();
   in_.clear();
+  parser_ = smtp::ReplyParser();
   out_.clear();
   sending_.clear();
   sending_off_ = 0;
@@ -279,29 +262,21 @@ void Conn::FlushTls() {
 }
 
 void Conn::OnPlain() {
-  // Whole replies only: lines "ddd-..." continue, "ddd ..." (or "ddd") ends the reply.
-  size_t reply_start = 0;
-  size_t pos = 0;
-  while (!ended_) {
-    size_t nl = in_.find('\n', pos);
-    if (nl == std::string::npos) break;
-    std::string_view line(in_.data() + pos, nl - pos);
-    pos = nl + 1;
-    if (line.size() < 3 || !isdigit(static_cast<unsigned char>(line[0])) ||
-        !isdigit(static_cast<unsigned char>(line[1])) ||
-        !isdigit(static_cast<unsigned char>(line[2]))) {
+  // Whole replies only (smtp/reply.h); a malformed one ends the session.
+  std::string_view rest = in_;
+  while (!ended_ && !rest.empty()) {
+    smtp::Reply reply;
+    const smtp::ReplyParser::Result r = parser_.Parse(rest, reply);
+    if (r == smtp::ReplyParser::Result::kError) {
       EndSession(false, "protocol");
       return;
     }
-    if (line.size() > 3 && line[3] == '-') continue;
-    const int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    std::string_view text(in_.data() + reply_start, pos - reply_start);
-    reply_start = pos;
-    OnReply(code, text);
+    if (r == smtp::ReplyParser::Result::kNeedMore) break;
+    OnReply(reply);
   }
   if (ended_) return;
-  in_.erase(0, reply_start);
-  if (in_.size() > 1 << 20) EndSession(false, "protocol");
+  // The parser keeps any partial line itself (bounded by its limits).
+  in_.erase(0, in_.size() - rest.size());
 }
 
 void Conn::AppendRcpt(Tx& tx, std::string& dst) {
@@ -385,7 +360,8 @@ void Conn::NextTransaction(bool failed) {
   Write(plain);
 }
 
-void Conn::OnReply(int code, std::string_view text) {
+void Conn::OnReply(const smtp::Reply& reply) {
+  const int code = reply.code;
   if (expect_.empty()) {
     EndSession(false, "protocol");
     return;
@@ -410,7 +386,7 @@ void Conn::OnReply(int code, std::string_view text) {
         return;
       }
       // PIPELINING only where the server offers it (RFC 2920), whatever --pipelining says.
-      pipe_ = opt.pipelining && Offers(text, "PIPELINING");
+      pipe_ = opt.pipelining && reply.HasKeyword("PIPELINING");
       if (opt.tls == TlsMode::kStartTls && ssl_ == nullptr) {
         expect_.push_back(Step::kStartTls);
         Write("STARTTLS\r\n");
@@ -479,7 +455,7 @@ void Conn::OnReply(int code, std::string_view text) {
     case Step::kDataEnd: {
       Tx& tx = txs_.front();
       st.data.Record(NowNs() - tx.eod_ns);
-      if (code == 250 && worker_->shared_->accepted_ids_fd >= 0) RecordAcceptedId(text);
+      if (code == 250 && worker_->shared_->accepted_ids_fd >= 0) RecordAcceptedId(reply.ToWire());
       CompleteTx(code == 250, CodeKey(code));
       if (!pipe_) NextTransaction(false);
       return;

@@ -17,6 +17,7 @@
 #include "bench/load/histogram.h"
 #include "bench/load/options.h"
 #include "net/reactor.h"
+#include "smtp/reply.h"
 
 namespace ringmx::bench {
 
@@ -107,7 +108,7 @@ class Conn {
   void KickSend();
   void Write(std::string_view plain);
   void OnPlain();
-  void OnReply(int code, std::string_view text);
+  void OnReply(const smtp::Reply& reply);
   // Sends RSET after a failed transaction (when `failed`), then the next MAIL (and with
   // PIPELINING its RCPTs and DATA), or QUIT when the session has no more messages.
   void NextTransaction(bool failed);
@@ -138,9 +139,10 @@ class Conn {
   int64_t last_ns_ = 0;
   std::deque<Step> expect_;
   std::deque<Tx> txs_;
-  std::string in_;       // plaintext not yet parsed
-  std::string out_;      // wire bytes waiting
-  std::string sending_;  // wire bytes in the send in flight
+  std::string in_;            // plaintext not yet parsed
+  smtp::ReplyParser parser_;  // the replies in `in_`; reset for each session
+  std::string out_;           // wire bytes waiting
+  std::string sending_;       // wire bytes in the send in flight
   size_t sending_off_ = 0;
   std::unique_ptr<char[]> rbuf_;
   SSL* ssl_ = nullptr;

@@ -469,3 +469,28 @@ PASSWD_SEEDS = {
 }
 for name, text in PASSWD_SEEDS.items():
     write("passwd_file", name, text)
+
+# --- reply: [flags][stride][the next hop's bytes] (see fuzz_reply.cc) -----------------------------
+REPLY_GREETING = crlf("220 hop.example.test ESMTP")
+REPLY_EHLO = crlf("250-hop.example.test", "250-PIPELINING", "250-CHUNKING", "250-8BITMIME",
+                  "250-SMTPUTF8", "250-SIZE 10240000", "250-DSN", "250 STARTTLS")
+REPLY_SEEDS = {
+    # SMTP, pipelined DATA: MAIL, 3 RCPT (one refused), 354, the result, then QUIT.
+    "smtp-pipelined": (6, 7, REPLY_GREETING + crlf(
+        "250-hop.example.test", "250-PIPELINING", "250 8BITMIME",
+        "250 2.1.0 Ok", "250 2.1.5 Ok", "550 5.1.1 unknown", "250 2.1.5 Ok", "354 go",
+        "250 2.0.0 queued", "221 2.0.0 bye")),
+    "smtp-chunking": (0, 63, REPLY_GREETING + REPLY_EHLO + crlf(
+        "250 ok", "250 ok", "250 ok", "250 ok", "250 2.0.0 ok", "221 bye")),
+    "lmtp-mixed": (1, 3, REPLY_GREETING + crlf(
+        "250-dovecot", "250 8BITMIME", "250 ok", "250 ok", "450 4.2.0 busy", "250 ok", "354 go",
+        "250 2.0.0 saved", "552 5.2.2 full")),
+    "helo-fallback": (2, 0, REPLY_GREETING + crlf("502 5.5.2 what", "250 hop", "250 ok", "250 ok")),
+    "starttls": (8, 5, REPLY_GREETING + REPLY_EHLO + crlf("220 2.0.0 go") + REPLY_EHLO),
+    "malformed": (0, 1, REPLY_GREETING + b"250-a\r\n550 b\r\n2x0\r\n\n250 \r\n25"),
+    "bare-lf": (0, 9, b"220 hop\n250-hop\n250 PIPELINING\n421 4.3.2 closing\n"),
+    "probe": (129, 11, REPLY_GREETING + crlf("250 dovecot", "250 ok", "250 ok", "550 5.1.1 no",
+                                              "250 ok", "250 reset")),
+}
+for name, (flags, stride, data) in REPLY_SEEDS.items():
+    write("reply", name, bytes([flags, stride]) + data)

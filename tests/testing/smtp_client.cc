@@ -14,6 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
+#include "smtp/reply.h"
+
 namespace ringmx::testing {
 
 std::string SmtpReply::Enhanced() const {
@@ -94,22 +96,25 @@ bool SmtpClient::Fill(absl::Time deadline) {
 }
 
 bool TakeReply(std::string& buffer, SmtpReply& reply) {
-  size_t pos = 0;
-  size_t eol;
-  while ((eol = buffer.find("\r\n", pos)) != std::string::npos) {
-    std::string_view line(buffer.data() + pos, eol - pos);
-    pos = eol + 2;
-    if (line.size() >= 4 && line[3] == '-') continue;  // a continuation line
-    reply.text = buffer.substr(0, pos);
-    reply.code = -1;
-    int code;
-    if (line.size() >= 3 && absl::SimpleAtoi(absl::string_view(line.data(), 3), &code)) {
-      reply.code = code;
-    }
-    buffer.erase(0, pos);
-    return true;
+  smtp::ReplyParser parser;
+  std::string_view rest = buffer;
+  smtp::Reply parsed;
+  const smtp::ReplyParser::Result r = parser.Parse(rest, parsed);
+  if (r == smtp::ReplyParser::Result::kNeedMore) return false;
+  size_t consumed = buffer.size() - rest.size();
+  int code = parsed.code;
+  if (r == smtp::ReplyParser::Result::kError) {
+    // Malformed: hand over the bytes up to the end of the line where it went wrong, code -1, so
+    // that a test can see what the server sent; wait if that line has not ended yet.
+    const size_t eol = buffer.find('\n', consumed == 0 ? 0 : consumed - 1);
+    if (eol == std::string::npos) return false;
+    consumed = eol + 1;
+    code = -1;
   }
-  return false;
+  reply.text = buffer.substr(0, consumed);
+  reply.code = code;
+  buffer.erase(0, consumed);
+  return true;
 }
 
 SmtpReply SmtpClient::ReadReply(absl::Duration timeout) {
