@@ -516,8 +516,10 @@ std::optional<DsnMessage> BuildDsn(const DsnRequest& request) {
   const std::string text = TextPart(request, dsn.reported, diagnostics, dsn.returned);
   const std::string status = DeliveryStatusPart(request, dsn.reported, diagnostics);
   const std::string safe_id = SafeId(request.dsn_id, 40);
+  // Checked against the whole original, not only the part of it that goes back: simpler to state
+  // and to test, and it costs one more scan of the body at most.
   const std::string boundary =
-      ChooseBoundary(absl::StrCat("=_ringmx_", safe_id, "_"), {text, status, original});
+      ChooseBoundary(absl::StrCat("=_ringmx_", safe_id, "_"), {text, status, request.message});
   const std::string host = OneLine(request.hostname, 255);
 
   std::string& out = dsn.bytes;

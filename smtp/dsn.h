@@ -9,7 +9,7 @@
 //   From: Mail Delivery System <MAILER-DAEMON@hostname>, To: <sender>, Subject (per kind), Date,
 //   Message-ID, Auto-Submitted: auto-replied (RFC 3834), MIME-Version, Content-Type:
 //   multipart/report; report-type=delivery-status; boundary="..." (a boundary that occurs
-//   nowhere in the parts' content), and three parts:
+//   nowhere in the parts' content nor anywhere in the original message), and three parts:
 //   1. text/plain (US-ASCII): what happened, in words, one paragraph per recipient.
 //   2. message/delivery-status: per-message fields (Original-Envelope-Id when ENVID was given,
 //      Reporting-MTA: dns; hostname, X-Ringmx-Queue-ID, Arrival-Date) and one block per reported
