@@ -183,9 +183,10 @@ void FuzzDsn(FuzzInput& in) {
     RINGMX_CHECK(bytes.substr(start, crlf - start).find_first_of("\r\n") == std::string::npos);
     start = crlf + 2;
   }
-  const size_t b = bytes.find("boundary=\"");
+  // The sender is in the To header before it, but holds no CR or LF (else there is no DSN).
+  const size_t b = bytes.find("\r\n\tboundary=\"");
   RINGMX_CHECK(b != std::string::npos);
-  const std::string boundary = bytes.substr(b + 10, bytes.find('"', b + 10) - (b + 10));
+  const std::string boundary = bytes.substr(b + 13, bytes.find('"', b + 13) - (b + 13));
   RINGMX_CHECK(!boundary.empty() && boundary.size() <= 70);
   RINGMX_CHECK(request.message.find(boundary) == std::string_view::npos);
   const size_t status = bytes.find("Content-Type: message/delivery-status\r\n\r\n");
