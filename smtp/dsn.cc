@@ -419,10 +419,11 @@ std::string DeliveryStatusPart(const DsnRequest& request, const std::vector<size
     AppendFolded(out, "Original-Envelope-Id: ", OneLine(*request.envid, kMaxDsnDiagnosticBytes));
   }
   AppendFolded(out, "Reporting-MTA: dns; ", OneLine(request.hostname, 255));
+  absl::StrAppend(&out, "Arrival-Date: ", FormatRfc5322Date(request.arrival), "\r\n");
+  // RFC 3464 section 2.2: extension fields follow the standard ones.
   if (!request.original_id.empty()) {
     AppendFolded(out, "X-Ringmx-Queue-ID: ", OneLine(request.original_id, 255));
   }
-  absl::StrAppend(&out, "Arrival-Date: ", FormatRfc5322Date(request.arrival), "\r\n");
   // RFC 3464 section 2.3: one block per recipient, each after an empty line.
   for (size_t i = 0; i < reported.size(); ++i) {
     const DsnRecipient& r = request.recipients[reported[i]];

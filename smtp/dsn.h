@@ -12,7 +12,7 @@
 //   nowhere in the parts' content nor anywhere in the original message), and three parts:
 //   1. text/plain (US-ASCII): what happened, in words, one paragraph per recipient.
 //   2. message/delivery-status: per-message fields (Original-Envelope-Id when ENVID was given,
-//      Reporting-MTA: dns; hostname, X-Ringmx-Queue-ID, Arrival-Date) and one block per reported
+//      Reporting-MTA: dns; hostname, Arrival-Date, X-Ringmx-Queue-ID) and one block per reported
 //      recipient (Original-Recipient when ORCPT was given, Final-Recipient, Action, Status,
 //      Remote-MTA when known, Diagnostic-Code when known (folded, at most
 //      kMaxDsnDiagnosticBytes), Last-Attempt-Date when known, Will-Retry-Until for delays).
@@ -70,9 +70,11 @@ struct DsnRecipient {
   std::optional<DsnOrcpt> orcpt;
   DsnNotify notify;
   DsnAction action = DsnAction::kFailed;
-  // RFC 3463 status "X.Y.Z". When empty or malformed: the enhanced code that starts the reply
-  // text of `diagnostic` when there is one and its class agrees with the action, else X.0.0 with
-  // X = 5 (failed), 4 (delayed) or 2 (delivered, relayed).
+  // RFC 3463 status "X.Y.Z" (class 2, 4 or 5). When empty or malformed: the enhanced code after
+  // the reply code of an smtp `diagnostic` ("550 5.1.1 ..." gives 5.1.1) when there is one, else
+  // X.0.0 with X = 5 (failed), 4 (delayed) or 2 (delivered, relayed). The class is not forced to
+  // match the action: a message that expired while its hop answered 4xx is "failed" with the
+  // last 4.x.x status, as Postfix reports it.
   std::string status;
   std::string remote_mta;  // the hop's host name or address; "" when none was reached
   // What explains the outcome: the hop's reply ("550 5.1.1 <a@b>: unknown user"; the lines of a

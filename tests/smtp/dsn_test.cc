@@ -181,8 +181,8 @@ TEST(DsnTest, FailureForOneRecipientHasTheExactStructure) {
 
   EXPECT_EQ(PartBody(dsn->bytes, "message/delivery-status"),
             "Reporting-MTA: dns; mx.example.test\r\n"
-            "X-Ringmx-Queue-ID: Q1\r\n"
             "Arrival-Date: Wed, 4 Mar 2026 05:06:07 +0000\r\n"
+            "X-Ringmx-Queue-ID: Q1\r\n"
             "\r\n"
             "Final-Recipient: rfc822; bob@example.test\r\n"
             "Action: failed\r\n"
@@ -211,8 +211,8 @@ TEST(DsnTest, FailureForOneRecipientHasTheExactStructure) {
       ElementsAre("type multipart/report", "report-type delivery-status",
                   "parts text/plain,message/delivery-status,message/rfc822", "defects 0 ",
                   "text-first-line This is the mail delivery system at host mx.example.test.",
-                  "per-message Reporting-MTA=dns; mx.example.test|X-Ringmx-Queue-ID=Q1|"
-                  "Arrival-Date=Wed, 4 Mar 2026 05:06:07 +0000",
+                  "per-message Reporting-MTA=dns; mx.example.test|"
+                  "Arrival-Date=Wed, 4 Mar 2026 05:06:07 +0000|X-Ringmx-Queue-ID=Q1",
                   "recipient Final-Recipient=rfc822; bob@example.test|Action=failed|Status=5.1.1|"
                   "Remote-MTA=dns; mailbox.example.test|Diagnostic-Code=smtp; 550 5.1.1 "
                   "<bob@example.test>: Recipient address rejected|"
@@ -245,8 +245,8 @@ TEST(DsnTest, FailureForSeveralRecipientsListsOnlyTheFailedOnesWithOrcptAndEnvid
   EXPECT_EQ(PartBody(dsn->bytes, "message/delivery-status"),
             "Original-Envelope-Id: QQ314159\r\n"
             "Reporting-MTA: dns; mx.example.test\r\n"
-            "X-Ringmx-Queue-ID: Q1\r\n"
             "Arrival-Date: Wed, 4 Mar 2026 05:06:07 +0000\r\n"
+            "X-Ringmx-Queue-ID: Q1\r\n"
             "\r\n"
             "Original-Recipient: rfc822; Bob.Original@example.net\r\n"
             "Final-Recipient: rfc822; bob@example.test\r\n"
@@ -270,7 +270,7 @@ TEST(DsnTest, FailureForSeveralRecipientsListsOnlyTheFailedOnesWithOrcptAndEnvid
   EXPECT_EQ(lines[3], "defects 0 ");
   EXPECT_EQ(lines[5],
             "per-message Original-Envelope-Id=QQ314159|Reporting-MTA=dns; mx.example.test|"
-            "X-Ringmx-Queue-ID=Q1|Arrival-Date=Wed, 4 Mar 2026 05:06:07 +0000");
+            "Arrival-Date=Wed, 4 Mar 2026 05:06:07 +0000|X-Ringmx-Queue-ID=Q1");
   EXPECT_THAT(lines[6], StartsWith("recipient Original-Recipient=rfc822; Bob.Original@example.net|"
                                    "Final-Recipient=rfc822; bob@example.test|Action=failed|"));
   EXPECT_EQ(lines[7],
