@@ -559,6 +559,12 @@ TEST(DsnTest, NonAsciiAddressesStaySevenBitInTheReport) {
   EXPECT_THAT(dsn->bytes, HasSubstr("Diagnostic-Code: smtp; 550 5.1.1 unknown ? user?\r\n"));
   const std::string after_to = dsn->bytes.substr(dsn->bytes.find("Subject:"));
   for (char c : after_to) EXPECT_LT(static_cast<unsigned char>(c), 0x80);
+  const std::vector<std::string> lines = Lines(ParseWithPython(dsn->bytes));
+  ASSERT_GE(lines.size(), 7u);
+  EXPECT_EQ(lines[3], "defects 0 ");
+  EXPECT_THAT(lines[6], StartsWith("recipient Final-Recipient=utf-8; "
+                                   "j\\x{FC}rgen\\x{2B}x@b\\x{FC}cher.example|Action=failed|"
+                                   "Status=5.1.1|"));
 }
 
 }  // namespace
