@@ -494,3 +494,52 @@ REPLY_SEEDS = {
 }
 for name, (flags, stride, data) in REPLY_SEEDS.items():
     write("reply", name, bytes([flags, stride]) + data)
+
+# --- dsn_params: [mode][data]; mode 0 xtext, 1 MAIL/RCPT parameter lines, 2 a DSN request -------
+DSN_XTEXT_SEEDS = {
+    "xtext-plain": b"QQ314159",
+    "xtext-hex": b"a+2Bb+3Dc+20d+00+FF",
+    "xtext-bad": b"a=b +2b +G0 +2",
+}
+for name, data in DSN_XTEXT_SEEDS.items():
+    write("dsn_params", name, b"\x00" + data)
+
+DSN_PARAM_SEEDS = {
+    "mail": ["MAIL", "RET=HDRS", "ENVID=QQ314159+2Bx", "RET=FULL", "ENVID"],
+    "mail-bad": ["MAIL", "RET=ALL", "ENVID=a=b", "ENVID=" + "x" * 101, "SIZE=100"],
+    "rcpt": ["RCPT", "NOTIFY=SUCCESS,FAILURE,DELAY", "ORCPT=rfc822;bob+2Bsales@example.test",
+             "NOTIFY=NEVER"],
+    "rcpt-bad": ["RCPT", "NOTIFY=NEVER,FAILURE", "NOTIFY=", "NOTIFY=FAILURE,", "ORCPT=rfc822",
+                 "ORCPT=rfc 822;a@b", "ORCPT=rfc822;a+0D+0Ab", "ORCPT=rfc822;" + "a" * 494],
+    "both": ["MAIL", "ret=full", "RCPT", "notify=never", "orcpt=utf-8;j\\x{FC}rgen@example.test"],
+}
+for name, lines in DSN_PARAM_SEEDS.items():
+    write("dsn_params", name, b"\x01" + "\n".join(lines).encode())
+
+
+def dsn_recipient(action, notify, address, status=b"", remote=b"", diagnostic=b""):
+    return (bytes([action, notify]) + short(address) + short(status) + short(remote)
+            + u16(len(diagnostic)) + diagnostic)
+
+
+DSN_MESSAGE = crlf("Received: from client.example.org (192.0.2.1)",
+                   "\tby mx.example.test (ringmx) with ESMTP id Q1; Wed, 4 Mar 2026 05:06:07 +0000",
+                   "From: alice@example.org", "Subject: Hello", "", "Body.")
+write("dsn_params", "dsn-failure",
+      bytes([2, 0, 0, 2]) + short(b"alice@example.org") + short(b"QQ314159")
+      + dsn_recipient(0, 0x40, b"bob@example.test", b"", b"mailbox.example.test",
+                      b"550 5.1.1 <bob@example.test>: Recipient address rejected")
+      + dsn_recipient(0, 0x10 | 2, b"carol@example.test", b"4.4.1", b"",
+                      b"connection refused") + DSN_MESSAGE)
+write("dsn_params", "dsn-delay-8bit",
+      bytes([2, 1, 2, 1]) + short("ren\u00e9@example.org".encode()) + short(b"")
+      + dsn_recipient(1, 0x50 | 4, "j\u00fcrgen@example.test".encode(), b"", b"hop",
+                      b"451 4.3.0 later\r\n451 again" + b" word" * 200)
+      + crlf("Subject: caf\u00e9", "", "cr\u00e8me"))
+write("dsn_params", "dsn-success-collision",
+      bytes([2, 2, 1, 2]) + short(b"a@example.org") + short(b"")
+      + dsn_recipient(2, 0x11, b"b@example.test") + dsn_recipient(3, 0x11, b"c@example.test")
+      + crlf("Subject: x", "", "--=_ringmx_D1_", "--=_ringmx_D1_0", "--=_ringmx_D1_--"))
+write("dsn_params", "dsn-null-sender",
+      bytes([2, 0, 0, 1]) + short(b"") + short(b"") + dsn_recipient(0, 0, b"b@example.test")
+      + DSN_MESSAGE)
