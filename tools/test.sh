@@ -3,7 +3,7 @@
 #   1. release build: every unit and end-to-end test (ctest), then the kernel-TLS tests in a VM;
 #   2. ASan + UBSan build: every test again;
 #   3. ThreadSanitizer build: the net/ and end-to-end tests (the server binary runs under TSan);
-#   4. libFuzzer: every fuzz target for RINGMX_FUZZ_SECONDS (default 60) each.
+#   4. libFuzzer: every fuzz target for RINGMX_FUZZ_SECONDS (default 30) each; a longer run by hand: RINGMX_FUZZ_SECONDS=600 bash tools/fuzz.sh.
 # Exits non-zero on any failure. Works from any checkout path (spaces included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,8 +54,8 @@ if compgen -G "$tsan_reports/tsan*" >/dev/null; then
 fi
 [ "$tsan_rc" = 0 ]
 
-echo "== fuzzing: every libFuzzer target for ${RINGMX_FUZZ_SECONDS:-60} s =="
-bash tools/fuzz.sh "${RINGMX_FUZZ_SECONDS:-60}"
+echo "== fuzzing: every libFuzzer target for ${RINGMX_FUZZ_SECONDS:-30} s =="
+bash tools/fuzz.sh "${RINGMX_FUZZ_SECONDS:-30}"
 
 echo "all tests passed in release, ASan+UBSan and TSan builds; fuzzers found nothing"
 for line in "${skipped[@]}"; do echo "but $line"; done
