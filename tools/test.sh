@@ -3,7 +3,8 @@
 #   1. release build: every unit and end-to-end test (ctest), then the kernel-TLS tests in a VM;
 #   2. ASan + UBSan build: every test again;
 #   3. ThreadSanitizer build: the net/ and end-to-end tests (the server binary runs under TSan);
-#   4. libFuzzer: every fuzz target for RINGMX_FUZZ_SECONDS (default 30) each; a longer run by hand: RINGMX_FUZZ_SECONDS=600 bash tools/fuzz.sh.
+#   4. libFuzzer: every fuzz target for RINGMX_FUZZ_SECONDS (default 30) each (a longer run by
+#      hand: RINGMX_FUZZ_SECONDS=600 bash tools/fuzz.sh).
 # Exits non-zero on any failure. Works from any checkout path (spaces included).
 set -euo pipefail
 cd "$(dirname "$0")/.."
