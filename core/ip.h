@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/statusor.h"
 
@@ -34,6 +35,11 @@ class IpAddress {
 
   friend bool operator==(const IpAddress& a, const IpAddress& b) {
     return a.is_v4_ == b.is_v4_ && a.bytes_ == b.bytes_;
+  }
+  // A key of absl hash tables (per-address counts).
+  template <typename H>
+  friend H AbslHashValue(H h, const IpAddress& a) {
+    return H::combine(std::move(h), a.bytes_, a.is_v4_);
   }
 
  private:

@@ -27,18 +27,10 @@ constexpr size_t kMaxDomainBytes = 254;
 
 constexpr bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
-constexpr char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
 std::string Quote(std::string_view text) {
   // Bounded: a line may be long, the message should stay readable.
   const std::string_view shown = text.substr(0, 100);
   return absl::StrCat("\"", absl::CHexEscape(Av(shown)), text.size() > 100 ? "...\"" : "\"");
-}
-
-// Lower-cases `text` into `buffer` (at least text.size() octets).
-std::string_view LowerInto(std::string_view text, char* buffer) {
-  for (size_t i = 0; i < text.size(); ++i) buffer[i] = Lower(text[i]);
-  return std::string_view(buffer, text.size());
 }
 
 // Checks the local part of an address; "" when valid, else what is wrong with it.
@@ -132,14 +124,15 @@ RecipientTable::Lookup RecipientTable::Find(std::string_view local_part,
   if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
   if (domain.empty() || domain.size() > kMaxDomainBytes) return Lookup::kNoList;
   char domain_buffer[kMaxDomainBytes];
-  const auto it = domains_.find(Av(LowerInto(domain, domain_buffer)));
+  const auto it = domains_.find(Av(AsciiLowerInto(domain, domain_buffer)));
   if (it == domains_.end()) return Lookup::kNoList;
   const DomainEntry& entry = it->second;
   if (entry.catch_all) return Lookup::kListed;
   if (local_part.empty() || local_part.size() > kMaxLocalPartBytes) return Lookup::kUnknown;
   char local_buffer[kMaxLocalPartBytes];
-  return entry.local_parts.contains(Av(LowerInto(local_part, local_buffer))) ? Lookup::kListed
-                                                                             : Lookup::kUnknown;
+  return entry.local_parts.contains(Av(AsciiLowerInto(local_part, local_buffer)))
+             ? Lookup::kListed
+             : Lookup::kUnknown;
 }
 
 std::vector<RecipientTable::DomainLine> RecipientTable::Domains() const {

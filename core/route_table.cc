@@ -34,10 +34,7 @@ const RouteConfig* RouteTable::Lookup(std::string_view domain) const {
   if (domain.empty() || domain.size() > kMaxDomain) return Default();
   // Lower-cased on the stack, so that the maps' string_view lookups allocate nothing.
   char lower[kMaxDomain];
-  for (size_t i = 0; i < domain.size(); ++i) {
-    lower[i] = absl::ascii_tolower(static_cast<unsigned char>(domain[i]));
-  }
-  const std::string_view name(lower, domain.size());
+  const std::string_view name = AsciiLowerInto(domain, lower);
   if (auto it = exact_.find(Av(name)); it != exact_.end()) return &routes_[it->second];
   // Each suffix after a dot, longest first: "b.example.test", "example.test", "test".
   for (size_t dot = name.find('.'); dot != std::string_view::npos; dot = name.find('.', dot + 1)) {

@@ -40,10 +40,6 @@ bool LimitsExempt(const core::LimitsConfig& limits, const core::IpAddress& clien
 ConnectionLimiter::ConnectionLimiter(size_t max_idle_entries)
     : max_idle_entries_(max_idle_entries) {}
 
-ConnectionLimiter::Key ConnectionLimiter::KeyOf(const core::IpAddress& address) {
-  return Key{address.bytes(), address.is_v4()};
-}
-
 int64_t ConnectionLimiter::WindowOf(absl::Time now) {
   const int64_t millis = absl::ToUnixMillis(now);
   // Floor division, so that times before 1970 (a test clock) still fall into whole minutes.
@@ -61,7 +57,7 @@ void ConnectionLimiter::Roll(Entry& entry, int64_t window) {
 LimitVerdict ConnectionLimiter::Admit(const core::LimitsConfig& limits, uint32_t shards,
                                       const core::IpAddress& client, absl::Time now) {
   const int64_t window = WindowOf(now);
-  auto [it, inserted] = entries_.try_emplace(KeyOf(client));
+  auto [it, inserted] = entries_.try_emplace(client);
   Entry& entry = it->second;
   if (inserted) entry.window = window;
   Roll(entry, window);
@@ -105,7 +101,7 @@ LimitVerdict ConnectionLimiter::Admit(const core::LimitsConfig& limits, uint32_t
 }
 
 void ConnectionLimiter::Release(const core::IpAddress& client) {
-  auto it = entries_.find(KeyOf(client));
+  auto it = entries_.find(client);
   if (it == entries_.end() || it->second.sessions == 0) return;  // not ours: nothing to undo
   --sessions_;
   if (--it->second.sessions == 0) --active_entries_;
@@ -128,7 +124,7 @@ void ConnectionLimiter::DropIdle(int64_t keep_from) {
 }
 
 uint32_t ConnectionLimiter::SessionsOf(const core::IpAddress& client) const {
-  auto it = entries_.find(KeyOf(client));
+  auto it = entries_.find(client);
   return it == entries_.end() ? 0 : it->second.sessions;
 }
 

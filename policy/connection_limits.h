@@ -80,17 +80,6 @@ class ConnectionLimiter {
   size_t entries() const { return entries_.size(); }
 
  private:
-  struct Key {
-    std::array<uint8_t, 16> bytes;
-    bool v4;
-    friend bool operator==(const Key& a, const Key& b) {
-      return a.v4 == b.v4 && a.bytes == b.bytes;
-    }
-    template <typename H>
-    friend H AbslHashValue(H h, const Key& k) {
-      return H::combine(std::move(h), k.bytes, k.v4);
-    }
-  };
   // Two-bucket sliding window for the rate: `current` connections in minute `window`, `previous`
   // in the minute before. The rate at a time t in minute `window` is estimated as current +
   // previous * (the part of minute `window` not yet passed), which is what a minute-long sliding
@@ -102,7 +91,6 @@ class ConnectionLimiter {
     int64_t window = 0;
   };
 
-  static Key KeyOf(const core::IpAddress& address);
   static int64_t WindowOf(absl::Time now);
   // Moves `entry`'s buckets to minute `window`.
   static void Roll(Entry& entry, int64_t window);
@@ -110,7 +98,7 @@ class ConnectionLimiter {
   void DropIdle(int64_t keep_from);
 
   const size_t max_idle_entries_;
-  absl::flat_hash_map<Key, Entry, absl::Hash<Key>> entries_;
+  absl::flat_hash_map<core::IpAddress, Entry> entries_;
   uint32_t sessions_ = 0;        // sum of entries_[*].sessions
   size_t active_entries_ = 0;    // entries with sessions > 0
   int64_t expired_window_ = -1;  // the minute Expire() last did its work in

@@ -4,19 +4,15 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
+
 #include "core/strings.h"
 
 namespace ringmx::policy {
 namespace {
 
-constexpr char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (ToLower(a[i]) != ToLower(b[i])) return false;
-  }
-  return true;
+  return absl::EqualsIgnoreCase(core::Av(a), core::Av(b));
 }
 
 std::string_view StripFinalDot(std::string_view domain) {
@@ -78,8 +74,7 @@ bool IsLocalDomain(const core::Snapshot& snapshot, std::string_view domain) {
   domain = StripFinalDot(domain);
   if (domain.empty() || domain.size() > 255) return false;
   char lower[255];
-  for (size_t i = 0; i < domain.size(); ++i) lower[i] = ToLower(domain[i]);
-  return snapshot.local_domains.contains(absl::string_view(lower, domain.size()));
+  return snapshot.local_domains.contains(core::Av(core::AsciiLowerInto(domain, lower)));
 }
 
 bool RelayAllowed(const core::Snapshot& snapshot, const ConnectionFacts& facts) {
