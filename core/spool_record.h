@@ -23,6 +23,9 @@ struct SpoolRecord {
   // How many fragments of this message were streamed to the store before (Spool::SubmitFragment(),
   // net/spool.h); 0 when the whole body is in `body`.
   uint32_t fragments = 0;
+  // A DSN ringmx made (core/queue kMessageFlagBounce): delivered through [delivery]
+  // bounce_next_hop, never bounced itself.
+  bool bounce = false;
 };
 
 // A piece of a message body handed to the store while the client still sends (streaming).

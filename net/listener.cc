@@ -12,7 +12,6 @@
 #include "core/status.h"
 
 namespace ringmx::net {
-namespace {
 
 socklen_t ToSockaddr(const core::Endpoint& endpoint, sockaddr_storage& storage) {
   memset(&storage, 0, sizeof(storage));
@@ -29,6 +28,8 @@ socklen_t ToSockaddr(const core::Endpoint& endpoint, sockaddr_storage& storage) 
   memcpy(&sin6->sin6_addr, endpoint.address.bytes().data(), 16);
   return sizeof(sockaddr_in6);
 }
+
+namespace {
 
 // With `probe`, binds without SO_REUSEPORT and does not listen: the bind fails with EADDRINUSE if
 // anything (another ringmx included) already listens on the address, which SO_REUSEPORT alone

@@ -2,6 +2,8 @@
 // connections across shards with no shared accept queue.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -22,6 +24,9 @@ struct ListenerSockets {
 // picks the port and the others bind to the same one. TCP_NODELAY is set on the listening socket
 // so accepted sockets inherit it. Errors name the listener and address (e.g. address in use).
 absl::StatusOr<ListenerSockets> OpenListenerSockets(const core::ListenerConfig& config, int count);
+
+// Fills `storage` with `endpoint` (AF_INET or AF_INET6) and returns its length.
+socklen_t ToSockaddr(const core::Endpoint& endpoint, sockaddr_storage& storage);
 
 // Fills `out` from a sockaddr_storage returned by getpeername/getsockname. False if unsupported.
 bool EndpointFromSockaddr(const void* sockaddr_storage, core::Endpoint& out);

@@ -236,6 +236,7 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
   header.recipients.assign(r.recipients.begin(), r.recipients.end());
   header.envelope_json = r.envelope_json;
   header.trace_headers = r.trace_headers;
+  if (r.bounce) header.flags |= q::kMessageFlagBounce;
 
   // A streamed message: its fragments must be exactly those stored for the id. From here on they
   // are ours (net/spool.h): the stream ends whatever the outcome.
@@ -387,7 +388,11 @@ void QueueLog::UpdateRecipient(std::string_view id, uint32_t recipient, q::Recip
   ++unanswered_;
 }
 
-size_t QueueLog::FlushDeferred(int64_t now_us) { return index_.MakeDeferredDue(now_us); }
+size_t QueueLog::FlushDeferred(int64_t now_us) {
+  const size_t n = index_.MakeDeferredDue(now_us);
+  if (observer_ != nullptr) observer_->OnFlush();
+  return n;
+}
 
 void QueueLog::Flush() {
   MaybeCompact();
@@ -685,6 +690,7 @@ void QueueLog::ApplyToIndex(const Entry& entry) {
         // anything that removes it comes later in the log (see OnRelocationsRead()).
         RINGMX_DCHECK(!entry.relocation || index_.Find(entry.id) != nullptr);
         index_.ApplyMessage(entry.header, where);
+        if (!entry.relocation && observer_ != nullptr) observer_->OnMessageReady(entry.id);
         break;
       case q::RecordType::kFragment:
         index_.ApplyFragment(entry.id, record.fragment_index, where);
@@ -694,6 +700,9 @@ void QueueLog::ApplyToIndex(const Entry& entry) {
         break;
       case q::RecordType::kMessageOp:
         index_.ApplyMessageOp(entry.id, entry.op);
+        if (entry.op == q::MessageOp::kRelease && observer_ != nullptr) {
+          observer_->OnMessageReady(entry.id);
+        }
         break;
       case q::RecordType::kRecipientState:
         index_.ApplyRecipientState(entry.id, entry.recipient, entry.status);

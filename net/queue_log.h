@@ -61,6 +61,20 @@ struct iovec;
 
 namespace ringmx::net {
 
+// Told about queue changes that make work due (the delivery driver, net/delivery.h). Called on
+// the shard's thread from inside a completion or a queue command: an observer only takes note
+// (it must not call back into the log from there). Shard-local.
+class QueueObserver {
+ public:
+  // A new message is in the index (durable), or a held one was released.
+  virtual void OnMessageReady(std::string_view id) = 0;
+  // `ringmx queue flush`: every deferred recipient is due now (see FlushDeferred()).
+  virtual void OnFlush() = 0;
+
+ protected:
+  ~QueueObserver() = default;
+};
+
 struct QueueLogOptions {
   // A new segment is started before the first group that would begin at or past this offset.
   uint64_t segment_size = uint64_t{64} << 20;
@@ -140,6 +154,12 @@ class QueueLog final : public Spool {
   size_t FlushDeferred(int64_t now_us);
 
   const QueueLogCounters& counters() const { return counters_; }
+  // Who hears of new, released and flushed work (nullptr: nobody); must outlive the log or be
+  // reset first.
+  void set_observer(QueueObserver* observer) { observer_ = observer; }
+  // The shard directory (borrowed; valid while the log lives): readers of stored messages open
+  // segments relative to it.
+  int dir_fd() const { return dir_fd_; }
   // Messages streaming in: SubmitFragment() called, neither Submit() nor Abort() yet.
   size_t open_streams() const { return streams_.size(); }
   // The segment new groups go to.
@@ -268,6 +288,7 @@ class QueueLog final : public Spool {
   // while one is pending would carry states older than it and come after it in the log.
   absl::flat_hash_map<std::string, uint32_t> unapplied_updates_;
   bool keep_segments_ = false;
+  QueueObserver* observer_ = nullptr;
 
   // Unlinks in flight, by sequence number (each op keeps its file name).
   std::vector<std::unique_ptr<Op>> unlink_ops_;

@@ -382,7 +382,17 @@ std::string Server::Stats() const {
            store_errors = 0;
   uint64_t queue_messages = 0, queue_groups = 0, queue_records = 0, queue_bytes = 0;
   uint64_t largest_group = 0;  // the largest of the shards' latest groups
+  uint64_t d_attempts = 0, d_sent = 0, d_deferred = 0, d_bounced = 0, d_dsns = 0, d_conns = 0,
+           d_open = 0;
   for (const auto& shard : shards_) {
+    const DeliveryCounters& d = shard->delivery_counters();
+    d_attempts += d.attempts.load(std::memory_order_relaxed);
+    d_sent += d.sent.load(std::memory_order_relaxed);
+    d_deferred += d.deferred.load(std::memory_order_relaxed);
+    d_bounced += d.bounced.load(std::memory_order_relaxed);
+    d_dsns += d.dsns.load(std::memory_order_relaxed);
+    d_conns += d.connections.load(std::memory_order_relaxed);
+    d_open += d.connections_open.load(std::memory_order_relaxed);
     const ShardCounters& c = shard->counters();
     open += c.connections_open.load(std::memory_order_relaxed);
     total += c.connections_total.load(std::memory_order_relaxed);
@@ -429,6 +439,20 @@ std::string Server::Stats() const {
       .Uint(queue_bytes)
       .Key("queue_last_group_records")
       .Uint(largest_group)
+      .Key("delivery_attempts")
+      .Uint(d_attempts)
+      .Key("delivery_sent")
+      .Uint(d_sent)
+      .Key("delivery_deferred")
+      .Uint(d_deferred)
+      .Key("delivery_bounced")
+      .Uint(d_bounced)
+      .Key("dsns_queued")
+      .Uint(d_dsns)
+      .Key("outbound_connections_total")
+      .Uint(d_conns)
+      .Key("outbound_connections_open")
+      .Uint(d_open)
       .Key("draining")
       .Bool(draining_)
       .EndObject();

@@ -123,6 +123,7 @@ Shard::~Shard() {
   for (Connection* connection : connections_) delete connection;
   // Acceptors close their listening sockets; the ring goes after every user of it.
   acceptors_.clear();
+  deliverer_.reset();
   queue_log_ = nullptr;
   spool_.reset();
   buffers_.reset();
@@ -145,6 +146,8 @@ absl::Status Shard::Init() {
             {.segment_size = spool.segment_size, .name = absl::StrCat("shard=", index_)}));
     queue_log_ = log.get();
     spool_ = std::move(log);
+    deliverer_ = std::make_unique<Deliverer>(index_, *reactor_, *queue_log_, clock_, ids_,
+                                             delivery_counters_, runtime_);
     PublishQueueCounters();  // what replay found, before the first batch
   }
   for (auto& acceptor : acceptors_) ArmAccept(*acceptor);
@@ -194,6 +197,8 @@ void Shard::Run(const std::function<void(absl::Status)>& ready) {
       next_tick_ = now + kTickInterval;
     }
     FlushDirty(now);
+    // Before the group commit, so that the results it records ride with this batch's group.
+    if (deliverer_ != nullptr) deliverer_->AfterBatch(now);
     spool_->Flush();
     PublishQueueCounters();
   }
@@ -218,6 +223,7 @@ void Shard::PublishQueueCounters() {
 bool Shard::Finished() const {
   if (!draining_) return false;
   if (!connections_.empty() || spool_->pending() > 0) return false;
+  if (deliverer_ != nullptr && !deliverer_->Finished()) return false;
   for (const auto& acceptor : acceptors_) {
     if (acceptor->armed_) return false;
   }
@@ -352,6 +358,7 @@ void Shard::OnMailbox() {
         // The throttle's limits are the shard's, from the newest config; its counts carry on.
         auth_throttle_.set_options(
             policy::AuthThrottleOptions::FromConfig(runtime_.snapshot->config.auth));
+        if (deliverer_ != nullptr) deliverer_->SetRuntime(runtime_);
         break;
       case ShardMessage::Kind::kDrain:
         BeginDrain(BatchNow());
@@ -393,6 +400,7 @@ void Shard::BeginDrain(absl::Time now) {
     }
   }
   for (Connection* connection : connections_) connection->Drain(now);
+  if (deliverer_ != nullptr) deliverer_->BeginDrain(now);
 }
 
 void Shard::Tick(absl::Time now) {
@@ -406,9 +414,11 @@ void Shard::Tick(absl::Time now) {
     core::LogWarning(absl::StrCat("shard=", index_, " shutdown grace over, closing ",
                                   connections_.size(), " connections"));
     for (Connection* connection : connections_) connection->Abort();
+    if (deliverer_ != nullptr) deliverer_->Abort();
   }
   ReleaseDelayedAnswers(now);
   for (Connection* connection : connections_) connection->Tick(now);
+  if (deliverer_ != nullptr) deliverer_->Tick(now);
   limiter_.Expire(now);  // works once a minute
 }
 

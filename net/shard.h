@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/queue_id.h"
 #include "core/snapshot.h"
+#include "net/delivery.h"
 #include "net/ktls.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
@@ -141,6 +142,7 @@ class Shard {
   // their threads have ended). Without it such checks answer "temporary failure".
   void set_check_workers(CheckWorkers* workers) { check_workers_ = workers; }
   const ShardCounters& counters() const { return counters_; }
+  const DeliveryCounters& delivery_counters() const { return delivery_counters_; }
   uint32_t index() const { return index_; }
   // The shard's queue (`ringmx queue ...` commands run here, on the shard's thread: post them as
   // a mailbox message); nullptr in discard mode or before Run() has built it. Shard-local.
@@ -212,6 +214,9 @@ class Shard {
   std::unique_ptr<BufferRing> buffers_;
   std::unique_ptr<Spool> spool_;
   QueueLog* queue_log_ = nullptr;  // spool_ when it is the queue log (durable mode)
+  // Delivers what queue_log_ holds (durable mode only); destroyed before the log.
+  DeliveryCounters delivery_counters_;
+  std::unique_ptr<Deliverer> deliverer_;
   uint64_t published_queue_groups_ = 0;
   core::QueueIdGenerator ids_;
   ShardCounters counters_;

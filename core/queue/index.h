@@ -38,6 +38,7 @@ struct QueuedMessage {
   std::string sender;
   std::vector<QueuedRecipient> recipients;
   bool held = false;
+  bool bounce = false;              // a DSN ringmx made (kMessageFlagBounce)
   uint64_t body_size = 0;           // client bytes, without our trace headers
   Location record;                  // the kMessage record (the latest copy)
   std::vector<Location> fragments;  // its kFragment records in index order

@@ -91,6 +91,9 @@ enum class MessageOp : uint8_t {
 };
 
 inline constexpr uint8_t kMessageFlagRelocated = 1;
+// A delivery status notification ringmx made itself (issue 12): it goes to [delivery]
+// bounce_next_hop whatever its recipient's domain, and its own failure is never reported.
+inline constexpr uint8_t kMessageFlagBounce = 2;
 
 // A segment's key (see the header comment). Every record of the segment starts with
 // `record_magic` and stores its CRC32C XOR `crc_mask`.

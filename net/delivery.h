@@ -1,0 +1,142 @@
+// The delivery driver (DESIGN.md section 6a, docs/delivery.md): each shard delivers what its own
+// queue holds, on its own ring, with no lock. It finds due recipients in the queue index, routes
+// them by domain ([[route]]), reads each message back from the queue log, hands one transaction
+// per message and hop to a cached outbound connection (net/outbound.h), records every
+// recipient's result in the queue (delivered, deferred with the next attempt, failed), marks
+// hops that fail as down for a while, and queues RFC 3464 DSNs for [delivery] bounce_next_hop.
+//
+// At least once: a result is recorded after the hop answered; a crash in between sends the
+// message again after the restart (the hop may get it twice), never loses it. A message leaves
+// the queue only when every recipient is final.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <atomic>
+#include <memory>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/time/time.h"
+
+#include "core/clock.h"
+#include "core/queue/index.h"
+#include "core/queue_id.h"
+#include "net/outbound.h"
+#include "net/queue_compact.h"
+#include "net/queue_log.h"
+#include "net/reactor.h"
+#include "net/runtime.h"
+#include "policy/retry.h"
+
+namespace ringmx::net {
+
+// Running totals for `stats` and metrics. Written by the shard's thread only, read by the
+// control plane (relaxed atomics, like ShardCounters).
+struct DeliveryCounters {
+  std::atomic<uint64_t> attempts{0};     // transactions tried (one per message and hop)
+  std::atomic<uint64_t> sent{0};         // recipients delivered (the hop said 2yz)
+  std::atomic<uint64_t> deferred{0};     // recipients deferred (4yz, timeout, refused connection)
+  std::atomic<uint64_t> bounced{0};      // recipients failed (5yz, expired, unroutable)
+  std::atomic<uint64_t> dsns{0};         // DSNs queued
+  std::atomic<uint64_t> connections{0};  // outbound connections opened
+  std::atomic<uint64_t> connections_open{0};
+};
+
+// Shard-local. Created by the shard when it has a queue log; destroyed only once Finished().
+class Deliverer final : public QueueObserver, public OutboundOwner {
+ public:
+  // `queue`, `reactor`, `clock`, `ids` and `counters` must outlive the deliverer.
+  Deliverer(uint32_t shard, Reactor& reactor, QueueLog& queue, const core::Clock& clock,
+            core::QueueIdGenerator& ids, DeliveryCounters& counters, Runtime runtime);
+  ~Deliverer();
+  Deliverer(const Deliverer&) = delete;
+  Deliverer& operator=(const Deliverer&) = delete;
+
+  // The shard's newest runtime (a reload): new transactions route with it.
+  void SetRuntime(Runtime runtime);
+  // After each completion batch: starts what is due (reads messages, dispatches them).
+  void AfterBatch(absl::Time now);
+  // The shard's tick: timeouts, idle connections, deferred recipients coming due.
+  void Tick(absl::Time now);
+  // SIGTERM: nothing new starts; idle connections quit; transactions under way may finish.
+  void BeginDrain(absl::Time now);
+  // Shutdown grace over: every connection is closed now (what was not recorded is sent again
+  // after the restart).
+  void Abort();
+  // Nothing is in flight: no connection, no read, no state record waiting.
+  bool Finished() const;
+
+  // QueueObserver.
+  void OnMessageReady(std::string_view id) override;
+  void OnFlush() override;
+  // OutboundOwner.
+  void OnResults(OutboundConnection& connection, std::vector<smtp::RecipientResult>& results,
+                 bool done) override;
+  void OnFinished(OutboundConnection& connection) override;
+
+ private:
+  struct Message;
+  struct Job;
+  struct Pool;
+
+  // Due work: (time in unix us, message id); duplicates are harmless (checked when popped).
+  using Due = std::pair<int64_t, std::string>;
+
+  void Schedule(int64_t at_us, std::string id);
+  // Pops what is due and queues the messages to read.
+  void CollectDue(absl::Time now);
+  void StartReads();
+  void OnRead(std::vector<RelocationRead> reads, bool failed);
+  // Routes the due recipients of `message` and queues one job per route (or defers them).
+  void Dispatch(Message& message, absl::Time now);
+  void StartJob(Message& message, size_t route, size_t hop_index, std::vector<uint32_t> rcpts,
+                absl::Time now);
+  Pool& PoolFor(const core::NextHop& hop, const core::RouteConfig* route);
+  // Gives waiting jobs to free connections of `pool`, opening new ones up to its limit.
+  void Pump(Pool& pool, absl::Time now);
+  // Records one recipient's result (or keeps a failure for the DSN) and logs it.
+  void Record(Message& message, Job& job, uint32_t rcpt, const smtp::RecipientResult& result,
+              absl::Time now);
+  void JobDone(Job& job, OutboundConnection& connection, absl::Time now);
+  // Every job of `message` is done: queues its DSN and the failed states, then forgets it once
+  // its records are applied.
+  void MaybeFinishMessage(Message& message, absl::Time now);
+  void QueueDsn(Message& message, absl::Time now);
+  void WriteState(Message& message, uint32_t rcpt, core::queue::RecipientStatus status);
+  void Forget(Message& message);
+  void CloseIdle(absl::Time now);
+
+  const uint32_t shard_;
+  Reactor& reactor_;
+  QueueLog& queue_;
+  const core::Clock& clock_;
+  core::QueueIdGenerator& ids_;
+  DeliveryCounters& counters_;
+  Runtime runtime_;
+  policy::HopDownTracker down_;
+  QueueCompactor reader_;
+  bool draining_ = false;
+  bool aborted_ = false;
+  bool rescan_ = false;  // look at every message of the index again (start, flush, reload)
+
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_;
+  std::vector<std::string> to_read_;  // due messages waiting for a read batch
+  // Messages read or being read, by id: a message is here from its read until its records are
+  // applied, so it is never started twice.
+  absl::flat_hash_map<std::string, std::unique_ptr<Message>> active_;
+  // Pools of connections by hop (NextHop::ToString()).
+  absl::flat_hash_map<std::string, std::unique_ptr<Pool>> pools_;
+  // The job each busy connection carries.
+  absl::flat_hash_map<OutboundConnection*, Job*> running_;
+  // Finished connections, deleted after the batch (never from their own callback).
+  std::vector<std::unique_ptr<OutboundConnection>> graveyard_;
+  size_t open_connections_ = 0;
+};
+
+}  // namespace ringmx::net
