@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
@@ -98,6 +99,11 @@ struct Deliverer::Job {
   bool done = false;
   // Recipients whose connection failed before the hop greeted: tried on the next hop.
   std::vector<std::pair<uint32_t, smtp::RecipientResult>> failover;
+  // A recipient probe (message == nullptr): the route it verifies (in `snapshot`) and the key
+  // its callers wait under.
+  std::shared_ptr<const core::Snapshot> snapshot;
+  const core::RouteConfig* route_config = nullptr;
+  std::string probe_key;
 };
 
 struct Deliverer::Message {
@@ -386,14 +392,15 @@ void Deliverer::StartJob(Message& message, size_t route, size_t hop_index,
   job->out.body_8bit = message.body_8bit;
   job->out.smtputf8 = message.smtputf8;
   job->out.body = {message.trace_headers, message.body};
-  Pool& pool = PoolFor(hop, config);
+  Pool& pool = PoolFor(hop, config, /*probe=*/false);
   job->pool = &pool;
   pool.waiting.push_back(job.get());
   message.jobs.push_back(std::move(job));
   ++message.jobs_open;
 }
 
-Deliverer::Pool& Deliverer::PoolFor(const core::NextHop& hop, const core::RouteConfig* route) {
+Deliverer::Pool& Deliverer::PoolFor(const core::NextHop& hop, const core::RouteConfig* route,
+                                    bool probe) {
   // One pool per hop and TLS setting: routes that share a hop with other TLS rules do not share
   // connections.
   const core::RouteTls tls =
@@ -401,7 +408,7 @@ Deliverer::Pool& Deliverer::PoolFor(const core::NextHop& hop, const core::RouteC
                                                                    : core::RouteTls::kOpportunistic)
                        : route->tls;
   std::string key = absl::StrCat(hop.ToString(), "#", static_cast<int>(tls), "#",
-                                 route == nullptr ? "" : route->tls_name);
+                                 route == nullptr ? "" : route->tls_name, probe ? "#verify" : "");
   auto& slot = pools_[key];
   if (slot == nullptr) {
     slot = std::make_unique<Pool>();
@@ -476,8 +483,20 @@ void Deliverer::OnResults(OutboundConnection& connection,
   auto it = running_.find(&connection);
   if (it == running_.end()) return;
   Job& job = *it->second;
-  Message& message = *job.message;
   const absl::Time now = clock_.Now();
+  if (job.message == nullptr) {
+    for (const smtp::RecipientResult& result : results) {
+      OnProbeResult(job, connection, result, now);
+    }
+    if (done) {
+      running_.erase(it);
+      auto owned = std::find_if(probes_.begin(), probes_.end(),
+                                [&job](const auto& p) { return p.get() == &job; });
+      if (owned != probes_.end()) probes_.erase(owned);
+    }
+    return;
+  }
+  Message& message = *job.message;
   const size_t hops =
       job.route == kBounceRoute ? 1 : message.snapshot->routes.routes()[job.route].next_hop.size();
   for (smtp::RecipientResult& result : results) {
@@ -736,6 +755,130 @@ void Deliverer::OnFinished(OutboundConnection& connection) {
       return;
     }
   }
+}
+
+void Deliverer::Verify(std::string address, std::shared_ptr<const core::Snapshot> snapshot,
+                       VerifyDone done) {
+  const absl::Time now = clock_.Now();
+  const core::RouteConfig* route = snapshot->routes.Lookup(DomainOf(address));
+  if (route == nullptr || !route->verify_recipients) {
+    done(smtp::CheckAnswer{smtp::CheckAnswer::Decision::kAccept, ""});
+    return;
+  }
+  if (std::optional<policy::VerifyCache::Entry> cached = verify_cache_.Find(address, now)) {
+    if (cached->known) {
+      done(smtp::CheckAnswer{smtp::CheckAnswer::Decision::kAccept, ""});
+    } else {
+      done(smtp::CheckAnswer{smtp::CheckAnswer::Decision::kReject, cached->reply});
+    }
+    return;
+  }
+  std::string key = address;
+  absl::AsciiStrToLower(&key);
+  auto [it, first] = probing_.try_emplace(key);
+  it->second.push_back(std::move(done));
+  if (!first) return;  // a probe of this address is out: its answer serves this caller too
+  for (size_t h = 0; h < route->next_hop.size(); ++h) {
+    if (!down_.IsDown(route->next_hop[h].ToString(), now)) {
+      StartProbe(key, std::move(address), std::move(snapshot), *route, h, now);
+      return;
+    }
+  }
+  AnswerProbe(key, Unreachable(*route, address, "every next hop of its route is down"));
+}
+
+smtp::CheckAnswer Deliverer::Unreachable(const core::RouteConfig& route, std::string_view address,
+                                         std::string_view why) {
+  if (route.verify_unreachable == core::VerifyUnreachable::kAccept) {
+    return smtp::CheckAnswer{smtp::CheckAnswer::Decision::kAccept, ""};
+  }
+  return smtp::CheckAnswer{
+      smtp::CheckAnswer::Decision::kTempFail,
+      absl::StrCat("450 4.4.1 <", core::Av(address),
+                   ">: Recipient address verification failed: ", core::Av(why), ", try later")};
+}
+
+void Deliverer::StartProbe(const std::string& key, std::string address,
+                           std::shared_ptr<const core::Snapshot> snapshot,
+                           const core::RouteConfig& route, size_t hop_index, absl::Time now) {
+  auto job = std::make_unique<Job>();
+  job->hop_index = hop_index;
+  job->started = now;
+  job->snapshot = std::move(snapshot);
+  job->route_config = &route;
+  job->probe_key = key;
+  job->out.probe = true;
+  job->out.sender = "";
+  job->out.recipients = {std::move(address)};
+  Pool& pool = PoolFor(route.next_hop[hop_index], &route, /*probe=*/true);
+  job->pool = &pool;
+  pool.waiting.push_back(job.get());
+  probes_.push_back(std::move(job));
+}
+
+void Deliverer::OnProbeResult(Job& job, OutboundConnection& connection,
+                              const smtp::RecipientResult& result, absl::Time now) {
+  const core::RouteConfig& route = *job.route_config;
+  const std::string& address = job.out.recipients[0];
+  const absl::Duration hop_down = job.snapshot->config.delivery.hop_down;
+  std::string outcome;
+  smtp::CheckAnswer answer;
+  switch (result.status) {
+    case smtp::RecipientResult::Status::kSent:
+      outcome = "known";
+      verify_cache_.Put(address, true, result.reply.OneLine(), now, route.verify_positive_ttl);
+      answer.decision = smtp::CheckAnswer::Decision::kAccept;
+      break;
+    case smtp::RecipientResult::Status::kBounced:
+      if (!result.local) {
+        outcome = "unknown";
+        answer.decision = smtp::CheckAnswer::Decision::kReject;
+        answer.reply = absl::StrCat(
+            "550 5.1.1 <", address,
+            ">: Recipient address rejected: the next hop said: ", result.reply.OneLine());
+        verify_cache_.Put(address, false, answer.reply, now, route.verify_negative_ttl);
+        break;
+      }
+      [[fallthrough]];
+    case smtp::RecipientResult::Status::kDeferred:
+      if (!connection.was_ready()) {
+        down_.MarkDown(connection.hop_name(), now, now + hop_down);
+        // Try the next hop of the route that is not down, if any.
+        for (size_t h = job.hop_index + 1; h < route.next_hop.size(); ++h) {
+          if (!down_.IsDown(route.next_hop[h].ToString(), now)) {
+            core::LogInfo(absl::StrCat("verify shard=", shard_, " to=<", address, "> hop=",
+                                       connection.hop_name(), " unreachable, trying the next hop"));
+            StartProbe(job.probe_key, address, job.snapshot, route, h, now);
+            return;
+          }
+        }
+        outcome = "unreachable";
+        answer = Unreachable(route, address, "the next hop cannot be reached");
+      } else if (result.reply.code == 421) {
+        down_.MarkDown(connection.hop_name(), now, now + hop_down);
+        outcome = "unreachable";
+        answer = Unreachable(route, address, "the next hop is not available");
+      } else {
+        outcome = "tempfail";
+        answer.decision = smtp::CheckAnswer::Decision::kTempFail;
+        answer.reply = absl::StrCat("450 4.4.1 <", address,
+                                    ">: Recipient address verification failed: the next hop said: ",
+                                    result.reply.OneLine());
+      }
+      break;
+  }
+  core::LogInfo(absl::StrCat("verify shard=", shard_, " to=<", address,
+                             "> hop=", connection.hop_name(), " result=", outcome, " reply=\"",
+                             result.reply.OneLine(), "\""));
+  AnswerProbe(job.probe_key, answer);
+}
+
+void Deliverer::AnswerProbe(const std::string& key, const smtp::CheckAnswer& answer) {
+  auto it = probing_.find(key);
+  if (it == probing_.end()) return;
+  std::vector<VerifyDone> waiting = std::move(it->second);
+  probing_.erase(it);
+  for (VerifyDone& done : waiting) done(answer);
 }
 
 void Deliverer::BeginDrain(absl::Time now) {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <queue>
 #include <string>
@@ -33,6 +34,8 @@
 #include "net/reactor.h"
 #include "net/runtime.h"
 #include "policy/retry.h"
+#include "policy/verify_cache.h"
+#include "smtp/session.h"
 
 namespace ringmx::net {
 
@@ -72,6 +75,15 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   // Nothing is in flight: no connection, no read, no state record waiting.
   bool Finished() const;
 
+  // Recipient verification at RCPT (issue 12 item 5): the answer for `address` from the cache,
+  // else from the first hop of its route that is not down (MAIL FROM:<>, RCPT TO, RSET on a
+  // connection kept for probes). Accept when the route does not verify. `done` is called once:
+  // from inside Verify() when the answer is known at once, else later from a completion or a
+  // tick. Probes of one address in flight are shared.
+  using VerifyDone = std::function<void(smtp::CheckAnswer)>;
+  void Verify(std::string address, std::shared_ptr<const core::Snapshot> snapshot, VerifyDone done);
+  const policy::VerifyCache& verify_cache() const { return verify_cache_; }
+
   // QueueObserver.
   void OnMessageReady(std::string_view id) override;
   void OnFlush() override;
@@ -97,7 +109,7 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   void Dispatch(Message& message, absl::Time now);
   void StartJob(Message& message, size_t route, size_t hop_index, std::vector<uint32_t> rcpts,
                 absl::Time now);
-  Pool& PoolFor(const core::NextHop& hop, const core::RouteConfig* route);
+  Pool& PoolFor(const core::NextHop& hop, const core::RouteConfig* route, bool probe);
   // Gives waiting jobs to free connections of `pool`, opening new ones up to its limit.
   void Pump(Pool& pool, absl::Time now);
   // Records one recipient's result (or keeps a failure for the DSN) and logs it.
@@ -111,6 +123,15 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   void WriteState(Message& message, uint32_t rcpt, core::queue::RecipientStatus status);
   void Forget(Message& message);
   void CloseIdle(absl::Time now);
+  void StartProbe(const std::string& key, std::string address,
+                  std::shared_ptr<const core::Snapshot> snapshot, const core::RouteConfig& route,
+                  size_t hop_index, absl::Time now);
+  void OnProbeResult(Job& job, OutboundConnection& connection, const smtp::RecipientResult& result,
+                     absl::Time now);
+  // Answers every caller waiting for `key` and forgets the probe.
+  void AnswerProbe(const std::string& key, const smtp::CheckAnswer& answer);
+  static smtp::CheckAnswer Unreachable(const core::RouteConfig& route, std::string_view address,
+                                       std::string_view why);
 
   const uint32_t shard_;
   Reactor& reactor_;
@@ -137,6 +158,12 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   // Finished connections, deleted after the batch (never from their own callback).
   std::vector<std::unique_ptr<OutboundConnection>> graveyard_;
   size_t open_connections_ = 0;
+
+  // Recipient verification: the cache, callers waiting per probed address (lower-cased), and
+  // the probe jobs in flight.
+  policy::VerifyCache verify_cache_;
+  absl::flat_hash_map<std::string, std::vector<VerifyDone>> probing_;
+  std::vector<std::unique_ptr<Job>> probes_;
 };
 
 }  // namespace ringmx::net

@@ -189,6 +189,8 @@ class Shard {
   void OnCheckAnswer(uint64_t id, smtp::CheckAnswer answer, absl::Time now);
   // Answers whose delay (AUTH failures from a throttled address) is over.
   void ReleaseDelayedAnswers(absl::Time now);
+  // Whether an answer in delayed_answers_ is due at `now` (the next batch must not wait).
+  bool AnswerDueNow(absl::Time now) const;
   Reactor& reactor() { return *reactor_; }
   BufferRing& buffers() { return *buffers_; }
   Spool& spool() { return *spool_; }

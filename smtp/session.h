@@ -36,6 +36,10 @@ struct CheckRequest {
   enum class Kind : uint8_t {
     // AUTH: verify `user`'s `secret` against the [auth] passwd table (SASL `mechanism`).
     kCredentials,
+    // RCPT with verify_recipients on its route: ask the next hop whether `address` exists
+    // (DESIGN.md section 6a). Accept: 250; reject: 550 5.1.1 (or the check's reply); tempfail:
+    // 450 4.4.1 (or the check's reply).
+    kRecipient,
   };
   uint64_t token = 0;  // unique within the session; never 0
   Kind kind = Kind::kCredentials;
@@ -43,6 +47,7 @@ struct CheckRequest {
   std::string user;       // kCredentials: the authentication identity
   // kCredentials: the password; wipes itself, never logged.
   core::SecretString secret;
+  std::string address;  // kRecipient: the forward-path without <>
 };
 
 // The driver's answer to a CheckRequest.
@@ -215,6 +220,8 @@ class Session {
   const policy::ConnectionFacts& facts() const { return facts_; }
   // The Snapshot the session started with (what its checks are made against).
   const core::Snapshot& snapshot() const { return *snapshot_; }
+  // The same, shared: for work that must keep the snapshot alive after the session (a probe).
+  const std::shared_ptr<const core::Snapshot>& shared_snapshot() const { return snapshot_; }
 
   // True between a `deliver` and the OnDelivered() that answers it.
   bool delivery_outstanding() const;
