@@ -220,6 +220,11 @@ void Deliverer::CollectDue(absl::Time now) {
       if (next != kNever) Schedule(next, id);
       continue;
     }
+    // A message whose every hop is down is not even read: it waits for the first to come back.
+    if (int64_t back = BackUpAt(*m, now); back > now_us) {
+      Schedule(back, id);
+      continue;
+    }
     auto message = std::make_unique<Message>();
     message->id = id;
     message->received_us = m->received_us;
@@ -232,6 +237,30 @@ void Deliverer::CollectDue(absl::Time now) {
     active_.emplace(id, std::move(message));
     to_read_.push_back(std::move(id));
   }
+}
+
+int64_t Deliverer::BackUpAt(const q::QueuedMessage& m, absl::Time now) const {
+  const core::Snapshot& snapshot = *runtime_.snapshot;
+  int64_t earliest = kNever;
+  auto hop_up_at = [&](const core::NextHop& hop) -> int64_t {
+    std::optional<absl::Time> until = down_.DownUntil(hop.ToString(), now);
+    return until ? ToUs(*until) : 0;
+  };
+  for (const q::QueuedRecipient& r : m.recipients) {
+    if (q::IsFinal(r.status.state)) continue;
+    if (m.bounce) {
+      if (!snapshot.config.delivery.bounce_next_hop) return 0;
+      earliest = std::min(earliest, hop_up_at(*snapshot.config.delivery.bounce_next_hop));
+    } else {
+      const core::RouteConfig* route = snapshot.routes.Lookup(DomainOf(r.address));
+      if (route == nullptr) return 0;  // fails at once: read it
+      for (const core::NextHop& hop : route->next_hop) {
+        earliest = std::min(earliest, hop_up_at(hop));
+      }
+    }
+    if (earliest == 0) return 0;
+  }
+  return earliest == kNever ? 0 : earliest;
 }
 
 void Deliverer::StartReads() {

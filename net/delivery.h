@@ -103,6 +103,8 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   void Schedule(int64_t at_us, std::string id);
   // Pops what is due and queues the messages to read.
   void CollectDue(absl::Time now);
+  // When a hop of one of `m`'s open recipients is up again (unix us): 0 if one is up now.
+  int64_t BackUpAt(const core::queue::QueuedMessage& m, absl::Time now) const;
   void StartReads();
   void OnRead(std::vector<RelocationRead> reads, bool failed);
   // Routes the due recipients of `message` and queues one job per route (or defers them).
