@@ -213,14 +213,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::ForClient(
   }
   SSL_set_msg_callback(impl.ssl, MessageCallback);
   // RFC 6066 §3: a DNS name only, without the trailing dot; never an IP literal.
-  std::string name(server_name);
+  std::string name = absl::AsciiStrToLower(core::Av(server_name));
   if (!name.empty() && name.back() == '.') name.pop_back();
   if (!name.empty() && !core::IpAddress::Parse(name).has_value()) {
     if (SSL_set_tlsext_host_name(impl.ssl, name.c_str()) != 1) {
       return absl::InvalidArgumentError(absl::StrCat("hop ", hop.ToString(), ": server name \"",
                                                      name, "\" refused", WithErrors()));
     }
-    engine->facts_.sni = absl::AsciiStrToLower(name);
+    engine->facts_.sni = name;
   }
   SSL_set_connect_state(impl.ssl);
   return engine;
