@@ -43,11 +43,14 @@ absl::StatusOr<Runtime> BuildRuntime(core::Config config, uint64_t generation) {
                           core::LoadAuthPasswd(config.auth));
   RINGMX_ASSIGN_OR_RETURN(std::shared_ptr<const tls::TlsContext> tls,
                           tls::TlsContext::Build(config, &warnings));
+  RINGMX_ASSIGN_OR_RETURN(std::shared_ptr<const tls::ClientTlsContext> client_tls,
+                          tls::ClientTlsContext::Build(config));
   for (const std::string& warning : warnings) core::LogWarning(warning);
   Runtime runtime;
   runtime.snapshot = core::Snapshot::Build(std::move(config), generation, std::move(recipients),
                                            std::move(passwd));
   runtime.tls = std::move(tls);
+  runtime.client_tls = std::move(client_tls);
   return runtime;
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -13,16 +14,20 @@
 #include <openssl/x509.h>
 
 #include "core/strings.h"
+#include "tls/internal/config_files.h"
 #include "tls/internal/ktls_export.h"
 #include "tls/internal/state.h"
 
 namespace ringmx::tls {
 
 using internal::SessionState;
+using internal::WithErrors;
 
 struct Engine::Impl {
-  std::shared_ptr<const TlsContext> context;  // keeps the SSL_CTX and the ListenerState alive
-  core::Endpoint client;
+  // Exactly one is set: it keeps the SSL_CTX and its ListenerState / ClientCtxState alive.
+  std::shared_ptr<const TlsContext> context;               // server side
+  std::shared_ptr<const ClientTlsContext> client_context;  // client side (outbound delivery)
+  core::Endpoint peer;  // the client (server side) or the next hop (client side)
   SSL* ssl = nullptr;
   BIO* in = nullptr;   // peer -> OpenSSL (owned by `ssl`)
   BIO* out = nullptr;  // OpenSSL -> peer (owned by `ssl`)
@@ -36,7 +41,32 @@ struct Engine::Impl {
   ~Impl() {
     if (ssl != nullptr) SSL_free(ssl);
   }
+
+  bool client_side() const { return client_context != nullptr; }
+  // How error messages name the peer: "client 127.0.0.1:4242" or "hop 127.0.0.1:2525".
+  std::string Peer() const {
+    return absl::StrCat(client_side() ? "hop " : "client ", peer.ToString());
+  }
+  // Creates the SSL and its memory BIOs on `ctx`; false (OpenSSL errors queued) when out of memory.
+  bool Init(SSL_CTX* ctx);
 };
+
+bool Engine::Impl::Init(SSL_CTX* ctx) {
+  ssl = SSL_new(ctx);
+  in = BIO_new(BIO_s_mem());
+  out = BIO_new(BIO_s_mem());
+  if (ssl == nullptr || in == nullptr || out == nullptr) {
+    BIO_free(in);
+    BIO_free(out);
+    in = out = nullptr;
+    return false;
+  }
+  // An empty read BIO means "wait for more", not end of file.
+  BIO_set_mem_eof_return(in, -1);
+  SSL_set_bio(ssl, in, out);
+  SSL_set_ex_data(ssl, internal::SessionStateIndex(), &state);
+  return true;
+}
 
 namespace {
 
@@ -146,26 +176,53 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::ForServer(std::shared_ptr<const 
   engine->impl_ = std::make_unique<Impl>();
   Impl& impl = *engine->impl_;
   impl.context = std::move(context);
-  impl.client = client;
+  impl.peer = client;
   impl.state.listener = static_cast<const internal::ListenerState*>(
       SSL_CTX_get_ex_data(ctx, internal::ListenerStateIndex()));
-  impl.ssl = SSL_new(ctx);
-  impl.in = BIO_new(BIO_s_mem());
-  impl.out = BIO_new(BIO_s_mem());
-  if (impl.ssl == nullptr || impl.in == nullptr || impl.out == nullptr) {
-    BIO_free(impl.in);
-    BIO_free(impl.out);
-    impl.in = impl.out = nullptr;
+  if (!impl.Init(ctx)) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "TLS session for client ", impl.client.ToString(), ": ", internal::DrainErrors()));
+        "TLS session for client ", impl.peer.ToString(), ": ", internal::DrainErrors()));
   }
-  // An empty read BIO means "wait for more", not end of file.
-  BIO_set_mem_eof_return(impl.in, -1);
-  SSL_set_bio(impl.ssl, impl.in, impl.out);
-  SSL_set_ex_data(impl.ssl, internal::SessionStateIndex(), &impl.state);
   SSL_set_msg_callback(impl.ssl, MessageCallback);
   SSL_set_accept_state(impl.ssl);
   engine->facts_.implicit = implicit;
+  return engine;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::ForClient(
+    std::shared_ptr<const ClientTlsContext> context, SSL_CTX* ctx, std::string_view server_name,
+    const core::Endpoint& hop) {
+  const auto* ctx_state = ctx != nullptr
+                              ? static_cast<const internal::ClientCtxState*>(
+                                    SSL_CTX_get_ex_data(ctx, internal::ClientCtxStateIndex()))
+                              : nullptr;
+  if (context == nullptr || ctx_state == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("hop ", hop.ToString(), ": no client TLS context (tls = \"none\"?)"));
+  }
+  ERR_clear_error();  // nothing from an earlier connection may be blamed on this one
+  std::unique_ptr<Engine> engine(new Engine());
+  engine->impl_ = std::make_unique<Impl>();
+  Impl& impl = *engine->impl_;
+  impl.client_context = std::move(context);
+  impl.peer = hop;
+  impl.state.client = ctx_state;
+  if (!impl.Init(ctx)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("TLS session for hop ", hop.ToString(), ": ", internal::DrainErrors()));
+  }
+  SSL_set_msg_callback(impl.ssl, MessageCallback);
+  // RFC 6066 §3: a DNS name only, without the trailing dot; never an IP literal.
+  std::string name = absl::AsciiStrToLower(core::Av(server_name));
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  if (!name.empty() && !core::IpAddress::Parse(name).has_value()) {
+    if (SSL_set_tlsext_host_name(impl.ssl, name.c_str()) != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("hop ", hop.ToString(), ": server name \"",
+                                                     name, "\" refused", WithErrors()));
+    }
+    engine->facts_.sni = name;
+  }
+  SSL_set_connect_state(impl.ssl);
   return engine;
 }
 
@@ -195,7 +252,7 @@ absl::StatusOr<Progress> Engine::Handshake() {
   if (impl.established) return Progress::kEstablished;
   if (impl.failed) {
     return absl::FailedPreconditionError(
-        absl::StrCat("client ", impl.client.ToString(), ": TLS handshake already failed"));
+        absl::StrCat(impl.Peer(), ": TLS handshake already failed"));
   }
   const int r = SSL_do_handshake(impl.ssl);
   if (r == 1) {
@@ -211,7 +268,7 @@ absl::StatusOr<Progress> Engine::Handshake() {
     return Progress::kNeedInput;
   }
   impl.failed = true;
-  return HandshakeError(err);
+  return impl.client_side() ? ClientHandshakeError(err) : HandshakeError(err);
 }
 
 absl::Status Engine::HandshakeError(int ssl_error) {
@@ -219,7 +276,7 @@ absl::Status Engine::HandshakeError(int ssl_error) {
   const SessionState& st = impl.state;
   std::vector<int> reasons;
   const std::string errors = internal::DrainErrors(&reasons);
-  const std::string client = impl.client.ToString();
+  const std::string client = impl.peer.ToString();
   auto has_reason = [&](int reason) {
     for (int r : reasons) {
       if (r == reason) return true;
@@ -276,9 +333,13 @@ void Engine::FillFacts() {
     facts_.cipher = SSL_CIPHER_get_name(cipher);
     facts_.cipher_bits = SSL_CIPHER_get_bits(cipher, &facts_.cipher_alg_bits);
   }
+  facts_.ktls = false;
+  if (impl.client_side()) {
+    FillServerCertFacts();
+    return;
+  }
   facts_.sni = impl.state.sni;
   facts_.sni_fallback = impl.state.sni_fallback;
-  facts_.ktls = false;
 
   core::ClientCertFacts& cc = facts_.client_cert;
   cc = core::ClientCertFacts();
@@ -301,6 +362,78 @@ void Engine::FillFacts() {
     cc.result = core::ClientCertResult::kNotVerified;
     cc.verify_error = X509_verify_cert_error_string(verify);
   }
+}
+
+void Engine::FillServerCertFacts() {
+  Impl& impl = *impl_;
+  core::ServerCertFacts& sc = facts_.server_cert;
+  sc = core::ServerCertFacts();
+  X509* peer = SSL_get0_peer_certificate(impl.ssl);
+  if (peer == nullptr) return;
+  sc.presented = true;
+  sc.subject = internal::NameRfc2253(X509_get_subject_name(peer));
+  sc.issuer = internal::NameRfc2253(X509_get_issuer_name(peer));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  if (X509_digest(peer, EVP_sha256(), md, &md_len) == 1) {
+    sc.sha256_fingerprint = internal::Hex(md, md_len);
+  }
+  int verify = impl.state.verify_error;
+  if (verify == X509_V_OK) verify = static_cast<int>(SSL_get_verify_result(impl.ssl));
+  // Only a verify context has trust anchors and a name to check; under SSL_VERIFY_NONE an OK
+  // result could only mean an empty check, so it is never reported as verified.
+  sc.verified = verify == X509_V_OK && impl.state.client != nullptr && impl.state.client->verify;
+  if (!sc.verified) {
+    sc.verify_error = verify != X509_V_OK ? X509_verify_cert_error_string(verify)
+                                          : "not checked (tls = opportunistic)";
+  }
+}
+
+absl::Status Engine::ClientHandshakeError(int ssl_error) {
+  Impl& impl = *impl_;
+  const SessionState& st = impl.state;
+  std::vector<int> reasons;
+  const std::string errors = internal::DrainErrors(&reasons);
+  const std::string hop = impl.Peer();
+  auto has_reason = [&](int reason) {
+    for (int r : reasons) {
+      if (r == reason) return true;
+    }
+    return false;
+  };
+  int verify = st.verify_error;
+  if (verify == X509_V_OK) verify = static_cast<int>(SSL_get_verify_result(impl.ssl));
+
+  absl::StatusCode code = absl::StatusCode::kInvalidArgument;
+  std::string what;
+  if (has_reason(SSL_R_CERTIFICATE_VERIFY_FAILED) && verify != X509_V_OK) {
+    // Refused by configuration (tls = "verify"): the hop's chain or name did not check out.
+    code = absl::StatusCode::kPermissionDenied;
+    what =
+        absl::StrCat(hop, ": certificate verify failed: ", X509_verify_cert_error_string(verify));
+    if (!st.verify_error_subject.empty()) {
+      absl::StrAppend(&what, " (certificate \"", st.verify_error_subject, "\" at depth ",
+                      st.verify_error_depth, ")");
+    }
+    absl::StrAppend(
+        &what, " (tls = verify, tls_name = ", st.client != nullptr ? st.client->tls_name : "", ")");
+  } else if (has_reason(SSL_R_UNSUPPORTED_PROTOCOL) ||
+             st.alert_received == SSL_AD_PROTOCOL_VERSION) {
+    code = absl::StatusCode::kPermissionDenied;
+    what = absl::StrCat(hop, " offers no TLS version we accept (minimum is TLSv1.2)");
+  } else if (st.alert_received >= 0) {
+    what = absl::StrCat(hop, " sent TLS alert ", AlertName(st.alert_received),
+                        " during the handshake");
+  } else if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN) {
+    what = absl::StrCat(hop, ": TLS handshake ended unexpectedly");
+  } else {
+    what = absl::StrCat(hop, ": TLS handshake failed");
+  }
+  if (st.alert_sent >= 0 && st.alert_sent != st.alert_received) {
+    absl::StrAppend(&what, "; sent alert ", AlertName(st.alert_sent));
+  }
+  if (!errors.empty()) absl::StrAppend(&what, " [", errors, "]");
+  return absl::Status(code, what);
 }
 
 absl::Status Engine::Decrypt(std::string& plaintext) {
@@ -332,11 +465,12 @@ absl::Status Engine::Decrypt(std::string& plaintext) {
       return absl::OkStatus();
     }
     const std::string errors = internal::DrainErrors();
-    std::string what = absl::StrCat("client ", impl.client.ToString(), ": TLS read failed");
+    std::string what = absl::StrCat(impl.Peer(), ": TLS read failed");
     absl::StatusCode code = absl::StatusCode::kDataLoss;
     if (impl.state.alert_received >= 0) {
       code = absl::StatusCode::kAborted;
-      absl::StrAppend(&what, ": client sent alert ", AlertName(impl.state.alert_received));
+      absl::StrAppend(&what, ": ", impl.client_side() ? "hop" : "client", " sent alert ",
+                      AlertName(impl.state.alert_received));
     }
     if (!errors.empty()) absl::StrAppend(&what, " [", errors, "]");
     return absl::Status(code, what);
@@ -353,8 +487,8 @@ absl::Status Engine::Encrypt(std::string_view plaintext) {
     size_t n = 0;
     const int r = SSL_write_ex(impl.ssl, plaintext.data() + done, plaintext.size() - done, &n);
     if (r != 1) {
-      return absl::InternalError(absl::StrCat(
-          "client ", impl.client.ToString(), ": TLS write failed [", internal::DrainErrors(), "]"));
+      return absl::InternalError(
+          absl::StrCat(impl.Peer(), ": TLS write failed [", internal::DrainErrors(), "]"));
     }
     done += n;
   }
@@ -372,6 +506,11 @@ absl::StatusOr<KtlsHandoff> Engine::ExportForKernel() {
   if (!impl.established) {
     return absl::FailedPreconditionError("kTLS export before the handshake is done");
   }
+  if (impl.client_side()) {
+    // The key export knows the server's point of view only; outbound stays in userspace.
+    return absl::UnimplementedError(
+        absl::StrCat(impl.Peer(), ": kTLS export is for server-side sessions only"));
+  }
   // Application records that arrived with (or after) the client's Finished are already in our
   // read BIO, out of the socket: decrypt them here and hand the plaintext over with the keys.
   std::string pending = std::move(impl.stashed_plaintext);
@@ -382,9 +521,8 @@ absl::StatusOr<KtlsHandoff> Engine::ExportForKernel() {
     // Part of a record is buffered: the kernel would see the rest of it without its start.
     impl.stashed_plaintext = std::move(pending);
     ERR_clear_error();
-    return absl::FailedPreconditionError(
-        absl::StrCat("client ", impl.client.ToString(),
-                     ": a partial TLS record is buffered; the connection stays on userspace TLS"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        impl.Peer(), ": a partial TLS record is buffered; the connection stays on userspace TLS"));
   }
   absl::StatusOr<KtlsHandoff> handoff = internal::ExportKeys(impl.ssl, impl.state);
   if (!handoff.ok()) {

@@ -1,6 +1,8 @@
-// The server side of one TLS session over memory BIOs (STYLE.md section 3). It never sees a file
+// One TLS session over memory BIOs (STYLE.md section 3): the server side of inbound connections,
+// and the client side of outbound delivery (STARTTLS to a next hop). It never sees a file
 // descriptor: net/ feeds it ciphertext from the socket and sends what it produces. Used for the
-// handshake always, and for the record layer when the kernel has no TLS ULP.
+// handshake always, and for the record layer when the kernel has no TLS ULP (and always on the
+// client side, whose record layer stays in userspace).
 #pragma once
 
 #include <stdint.h>
@@ -14,6 +16,7 @@
 
 #include "core/ip.h"
 #include "core/tls_facts.h"
+#include "tls/client_context.h"
 #include "tls/ktls_keys.h"
 #include "tls/tls_context.h"
 
@@ -21,7 +24,7 @@ namespace ringmx::tls {
 
 enum class Progress { kNeedInput, kEstablished };
 
-// Shard-local. Holds a reference on its TlsContext for its whole life.
+// Shard-local. Holds a reference on its TlsContext (or ClientTlsContext) for its whole life.
 //
 // Every call empties OpenSSL's (per-thread) error queue before it returns, into the message of the
 // Status it returns or nowhere, so nothing is left for the shard's next connection.
@@ -41,6 +44,16 @@ enum class Progress { kNeedInput, kEstablished };
 // kInvalidArgument for anything else the peer got wrong during the handshake, kDataLoss for a bad
 // record afterwards, kAborted for a fatal alert from the peer, kFailedPrecondition for a call out
 // of order. Each is one line, ready to log.
+//
+// A client-side engine (ForClient) names the next hop instead, "hop <ip:port>", e.g.
+//   hop 127.0.0.1:2525: certificate verify failed: hostname mismatch (certificate
+//     "CN=mx.example.test,O=Ringmx Test" at depth 0) (tls = verify, tls_name = x.example.test)
+//     [error:0A000086:SSL routines::certificate verify failed]
+//   hop 127.0.0.1:2525: certificate verify failed: unable to get local issuer certificate (...)
+//   hop 127.0.0.1:2525 offers no TLS version we accept (minimum is TLSv1.2); ...
+//   hop 127.0.0.1:2525 sent TLS alert handshake_failure during the handshake [...]
+// with kPermissionDenied for the first two kinds (the route's tls settings refuse the hop) and
+// kInvalidArgument otherwise; after the handshake the codes are those above.
 class Engine {
  public:
   // `listener_index` and `client` select the SSL_CTX (TlsContext::ContextFor: the listener's, or
@@ -50,6 +63,19 @@ class Engine {
   static absl::StatusOr<std::unique_ptr<Engine>> ForServer(
       std::shared_ptr<const TlsContext> context, size_t listener_index, bool implicit,
       const core::Endpoint& client);
+
+  // The client side of a STARTTLS to next hop `hop` (used in error messages only), on `ctx`,
+  // which must be one of `context`'s (ClientTlsContext::ForRoute or ForBounce); the engine keeps
+  // `context` alive. `server_name` is sent as SNI (RFC 6066 §3) when it is a DNS name; "" or an
+  // IP literal sends none. Pass ClientTlsContext::ServerNameForRoute (the route's tls_name for
+  // tls = "verify"). The hop's certificate name is checked by `ctx` itself (tls_name), not
+  // against `server_name`. The client speaks first: call Handshake() at once and send
+  // TakeCiphertext() (the ClientHello). kFailedPrecondition when `ctx` is nullptr (tls = "none")
+  // or not a client context.
+  static absl::StatusOr<std::unique_ptr<Engine>> ForClient(
+      std::shared_ptr<const ClientTlsContext> context, SSL_CTX* ctx, std::string_view server_name,
+      const core::Endpoint& hop);
+
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -98,6 +124,9 @@ class Engine {
   // sni_fallback (absent or unknown SNI, default certificate served: the caller logs it),
   // implicit, and the client certificate (kNone when none was requested or presented). `ktls` is
   // always false here: the caller sets it in its copy once the kernel has the keys.
+  // Client side: version, cipher and bits, `sni` as ringmx sent it ("" if none), and
+  // `server_cert` (the hop's certificate and whether it verified: only ever under
+  // tls = "verify"); `implicit`, `sni_fallback` and `client_cert` stay at their defaults.
   const core::TlsFacts& facts() const { return facts_; }
 
   // After kEstablished, before any Encrypt/Decrypt beyond the handshake: the traffic keys,
@@ -110,12 +139,15 @@ class Engine {
   // usable for the userspace path (plaintext it read is returned by the next Decrypt()). After
   // success the kernel owns the record layer: do not Encrypt/Decrypt for that connection any more
   // (the engine's state still matches the exported keys, which is how the tests make records).
+  // Server side only: kUnimplemented on a client-side engine.
   absl::StatusOr<KtlsHandoff> ExportForKernel();
 
  private:
   Engine() = default;
   void FillFacts();
+  void FillServerCertFacts();
   absl::Status HandshakeError(int ssl_error);
+  absl::Status ClientHandshakeError(int ssl_error);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

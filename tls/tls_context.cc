@@ -1,7 +1,5 @@
 #include "tls/tls_context.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <time.h>
 
 #include <algorithm>
@@ -26,8 +24,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "core/status.h"
-#include "core/strings.h"
+#include "tls/internal/config_files.h"
 #include "tls/internal/state.h"
 #include "tls/tls_floor.h"
 
@@ -36,8 +33,13 @@ namespace ringmx::tls {
 using internal::CertEntry;
 using internal::CertPair;
 using internal::CertTable;
+using internal::ConfigError;
+using internal::kDefaultCiphers;
+using internal::kDefaultCipherSuites;
 using internal::ListenerState;
+using internal::OpenFile;
 using internal::SessionState;
+using internal::WithErrors;
 
 struct TlsContext::Impl {
   CertTable certs;
@@ -71,14 +73,6 @@ struct TlsContext::Impl {
 
 namespace {
 
-// TLS 1.2: forward secrecy (ECDHE) and AEAD only; AES-256 first, ChaCha20 for clients without AES
-// hardware (SSL_OP_PRIORITIZE_CHACHA moves it up when the client prefers it).
-constexpr char kDefaultCiphers[] =
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
-constexpr char kDefaultCipherSuites[] =
-    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
 // Appended to the TLS 1.2 list in contexts of a tls_floor below TLS 1.2 only: TLS 1.0 and 1.1
 // have no AEAD suite, so their clients (old Java, printers) need CBC suites with SHA-1 MACs,
 // ECDHE first, then plain RSA key exchange for the oldest. No 3DES, RC4 or export suites.
@@ -93,17 +87,6 @@ int ProtocolVersion(std::string_view min_tls) {
   if (min_tls == "1.2") return TLS1_2_VERSION;
   if (min_tls == "1.3") return TLS1_3_VERSION;
   return 0;
-}
-
-absl::Status ConfigError(std::string_view key, std::string_view path, std::string_view what) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(core::Av(key), ": ", core::Av(path), ": ", core::Av(what)));
-}
-
-// What an OpenSSL failure adds to a message: "" or ": <errors>".
-std::string WithErrors() {
-  std::string errors = internal::DrainErrors();
-  return errors.empty() ? "" : absl::StrCat(": ", errors);
 }
 
 std::string DateOf(const ASN1_TIME* time) {
@@ -176,22 +159,6 @@ std::vector<std::string> LeafNames(X509* leaf) {
   }
   ERR_clear_error();  // X509_get_ext_d2i leaves nothing useful behind when the extension is absent
   return names;
-}
-
-// Opens `path` for reading; the error names `key` and the file.
-absl::StatusOr<BIO*> OpenFile(std::string_view key, const std::string& path) {
-  FILE* f = fopen(path.c_str(), "r");
-  if (f == nullptr) {
-    const int err = errno;
-    return absl::InvalidArgumentError(
-        core::ErrnoStatus(err, absl::StrCat(core::Av(key), ": ", path)).message());
-  }
-  BIO* bio = BIO_new_fp(f, BIO_CLOSE);
-  if (bio == nullptr) {
-    fclose(f);
-    return ConfigError(key, path, "cannot read" + WithErrors());
-  }
-  return bio;
 }
 
 // Loads one certificate chain file and its key into `pair` (owned by the table that holds it; on
@@ -388,28 +355,6 @@ int ServerNameCallback(SSL* ssl, int* alert, void* arg) {
   return SSL_TLSEXT_ERR_OK;
 }
 
-// Records the first verification failure of the client's chain. "optional" never aborts the
-// handshake (the result goes into the facts); "required" keeps OpenSSL's verdict, so an
-// untrusted certificate fails the handshake with an alert.
-int VerifyCallback(int preverify_ok, X509_STORE_CTX* store_ctx) {
-  auto* ssl = static_cast<SSL*>(
-      X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  SessionState* state = ssl != nullptr ? internal::GetSessionState(ssl) : nullptr;
-  if (state == nullptr) return preverify_ok;
-  if (preverify_ok != 1 && state->verify_error == X509_V_OK) {
-    state->verify_error = X509_STORE_CTX_get_error(store_ctx);
-    state->verify_error_depth = X509_STORE_CTX_get_error_depth(store_ctx);
-    X509* cert = X509_STORE_CTX_get_current_cert(store_ctx);
-    if (cert != nullptr)
-      state->verify_error_subject = internal::NameRfc2253(X509_get_subject_name(cert));
-  }
-  if (state->listener != nullptr &&
-      state->listener->client_certs == core::ClientCertMode::kOptional) {
-    return 1;
-  }
-  return preverify_ok;
-}
-
 // TLS 1.3 only: keeps the first application traffic secrets for the kTLS hand-off. OpenSSL
 // reports every secret as an NSS key log line ("LABEL <client_random> <secret>", hex); lines of
 // other labels, and lines for another client random, are ignored.
@@ -529,7 +474,7 @@ absl::StatusOr<SSL_CTX*> BuildListenerCtx(const core::Config& config, size_t ind
     if (listener.client_certs == core::ClientCertMode::kRequired) {
       mode |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
     }
-    SSL_CTX_set_verify(ctx, mode, VerifyCallback);
+    SSL_CTX_set_verify(ctx, mode, internal::VerifyCallback);
     SSL_CTX_set_verify_depth(ctx, 8);
   } else {
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);

@@ -33,6 +33,7 @@
 #include "net/server.h"
 #include "net/tlsa_check.h"
 #include "tls/chain_probe.h"
+#include "tls/client_context.h"
 
 namespace {
 
@@ -117,6 +118,13 @@ int Check(const Args& args) {
   }
   if (absl::Status passwd = ringmx::core::LoadAuthPasswd(config->auth).status(); !passwd.ok()) {
     fprintf(stderr, "ringmx: %s: %s\n", args.config.c_str(), std::string(passwd.message()).c_str());
+    return 1;
+  }
+  // The routes' CA bundles (tls_ca), loaded as BuildRuntime loads them.
+  if (absl::Status client_tls = ringmx::tls::ClientTlsContext::Build(*config).status();
+      !client_tls.ok()) {
+    fprintf(stderr, "ringmx: %s: %s\n", args.config.c_str(),
+            std::string(client_tls.message()).c_str());
     return 1;
   }
   for (const std::string& warning : warnings) fprintf(stderr, "ringmx: %s\n", warning.c_str());

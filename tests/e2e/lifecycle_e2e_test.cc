@@ -351,6 +351,28 @@ TEST_F(LifecycleTest, CheckAcceptsAGoodConfigAndNamesTheKeyOfABadOne) {
   EXPECT_NE(serve.output.find("workers"), std::string::npos) << serve.output;
 }
 
+TEST_F(LifecycleTest, CheckNamesARouteCaBundleThatCannotBeLoaded) {
+  // tls = "verify" routes load their tls_ca when the config is checked, as at start and reload.
+  const std::string routes =
+      "[[route]]\ndomains = [\"*\"]\nnext_hop = [\"smtp:[127.0.0.1]:2525\"]\n"
+      "tls = \"verify\"\ntls_ca = \"relay-ca.pem\"\ntls_name = \"relay.example.test\"\n"
+      "[delivery]\nbounce_next_hop = \"smtp:[127.0.0.1]:2525\"\n";
+  { std::ofstream(dir_ / "route.toml") << BasicConfig(dir_, "", routes); }
+  CommandResult missing =
+      RunCommand({RingmxBinary(), "check", "-c", dir_ / "route.toml"}, absl::Seconds(10));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.output.find("route[0].tls_ca: "), std::string::npos) << missing.output;
+  EXPECT_NE(missing.output.find("relay-ca.pem: No such file or directory"), std::string::npos)
+      << missing.output;
+  { std::ofstream(dir_ / "relay-ca.pem") << "not a certificate\n"; }
+  CommandResult garbage =
+      RunCommand({RingmxBinary(), "check", "-c", dir_ / "route.toml"}, absl::Seconds(10));
+  EXPECT_NE(garbage.exit_code, 0);
+  EXPECT_NE(garbage.output.find("route[0].tls_ca: "), std::string::npos) << garbage.output;
+  EXPECT_NE(garbage.output.find("cannot load CA certificates"), std::string::npos)
+      << garbage.output;
+}
+
 TEST_F(LifecycleTest, SecondServerOnTheSamePortRefusesToStart) {
   StartServer(BasicConfig(dir_));
   TempDir other;

@@ -68,8 +68,31 @@ int SessionStateIndex() {
   return index;
 }
 
+int ClientCtxStateIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
 SessionState* GetSessionState(const SSL* ssl) {
   return static_cast<SessionState*>(SSL_get_ex_data(ssl, SessionStateIndex()));
+}
+
+int VerifyCallback(int preverify_ok, X509_STORE_CTX* store_ctx) {
+  auto* ssl = static_cast<SSL*>(
+      X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  SessionState* state = ssl != nullptr ? GetSessionState(ssl) : nullptr;
+  if (state == nullptr) return preverify_ok;
+  if (preverify_ok != 1 && state->verify_error == X509_V_OK) {
+    state->verify_error = X509_STORE_CTX_get_error(store_ctx);
+    state->verify_error_depth = X509_STORE_CTX_get_error_depth(store_ctx);
+    X509* cert = X509_STORE_CTX_get_current_cert(store_ctx);
+    if (cert != nullptr) state->verify_error_subject = NameRfc2253(X509_get_subject_name(cert));
+  }
+  if (state->listener != nullptr &&
+      state->listener->client_certs == core::ClientCertMode::kOptional) {
+    return 1;
+  }
+  return preverify_ok;
 }
 
 std::string DrainErrors(std::vector<int>* ssl_reasons) {

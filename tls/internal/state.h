@@ -58,9 +58,18 @@ struct ListenerState {
   const CertTable* certs = nullptr;
 };
 
+// Per client SSL_CTX (one `[[route]]` with tls, or the bounce hop: tls/client_context.h); reached
+// from it. Owned by the ClientTlsContext, which every client Engine keeps alive.
+struct ClientCtxState {
+  std::string where;     // the config key it was built for: "route[2]", "delivery.bounce_next_hop"
+  bool verify = false;   // tls = "verify": the hop's chain and name are checked
+  std::string tls_name;  // tls = "verify": the name the hop's certificate must hold
+};
+
 // Per SSL (one connection); written by callbacks during the handshake, read by Engine.
 struct SessionState {
-  const ListenerState* listener = nullptr;
+  const ListenerState* listener = nullptr;  // server side
+  const ClientCtxState* client = nullptr;   // client side (outbound delivery)
 
   // Highest version in the ClientHello (supported_versions, else legacy_version); 0 before it.
   int offered_version = 0;
@@ -70,8 +79,9 @@ struct SessionState {
   bool sni_fallback = false;  // absent or unknown SNI: the default certificate is served
   bool sni_rejected = false;  // unknown SNI on an sni_strict listener
 
-  // First client certificate verification failure, recorded by the verify callback (OpenSSL's
-  // own verify result keeps the last one, which is usually less telling).
+  // First verification failure of the peer's chain (the client's, or on the client side the
+  // hop's), recorded by VerifyCallback (OpenSSL's own verify result keeps the last one, which is
+  // usually less telling).
   int verify_error = X509_V_OK;
   int verify_error_depth = -1;
   std::string verify_error_subject;  // RFC 2253 subject of the certificate that failed
@@ -95,9 +105,17 @@ struct SessionState {
   ~SessionState();
 };
 
-int ListenerStateIndex();  // SSL_CTX ex_data
-int SessionStateIndex();   // SSL ex_data
+int ListenerStateIndex();   // SSL_CTX ex_data (server contexts)
+int ClientCtxStateIndex();  // SSL_CTX ex_data (client contexts)
+int SessionStateIndex();    // SSL ex_data
 SessionState* GetSessionState(const SSL* ssl);
+
+// The verify callback of every context that verifies: records the first failure of the peer's
+// chain in the SSL's SessionState. A server listener with client_certs = "optional" never aborts
+// the handshake (the result goes into the facts); everywhere else OpenSSL's verdict stands, so an
+// untrusted certificate fails the handshake with an alert (under SSL_VERIFY_NONE OpenSSL ignores
+// the verdict, and the record still tells the facts why the chain did not verify).
+int VerifyCallback(int preverify_ok, X509_STORE_CTX* store_ctx);
 
 // Empties OpenSSL's error queue (this thread's) into "error:...: reason; ..." text ("" if empty).
 // `reasons`, if not null, receives ERR_GET_REASON of each error (lib SSL only).
