@@ -102,13 +102,15 @@ struct Deliverer::Job {
   // A recipient probe (message == nullptr): the route it verifies (in `snapshot`) and the key
   // its callers wait under.
   std::shared_ptr<const core::Snapshot> snapshot;
+  std::shared_ptr<const tls::ClientTlsContext> client_tls;
   const core::RouteConfig* route_config = nullptr;
   std::string probe_key;
 };
 
 struct Deliverer::Message {
   std::string id;
-  std::shared_ptr<const core::Snapshot> snapshot;  // the routes this attempt uses
+  std::shared_ptr<const core::Snapshot> snapshot;           // the routes this attempt uses
+  std::shared_ptr<const tls::ClientTlsContext> client_tls;  // built with `snapshot`
   int64_t received_us = 0;
   std::string sender;
   bool bounce = false;
@@ -331,6 +333,7 @@ void Deliverer::OnRead(std::vector<RelocationRead> reads, bool /*failed*/) {
 
 void Deliverer::Dispatch(Message& message, absl::Time now) {
   message.snapshot = runtime_.snapshot;
+  message.client_tls = runtime_.client_tls;
   const core::RouteTable& routes = message.snapshot->routes;
   const int64_t now_us = ToUs(now);
   // Due recipients grouped by route, in recipient order.
@@ -421,38 +424,51 @@ void Deliverer::StartJob(Message& message, size_t route, size_t hop_index,
   job->out.body_8bit = message.body_8bit;
   job->out.smtputf8 = message.smtputf8;
   job->out.body = {message.trace_headers, message.body};
-  Pool& pool = PoolFor(hop, config, /*probe=*/false);
+  Pool& pool = PoolFor(*message.snapshot, message.client_tls, hop, route, /*probe=*/false);
   job->pool = &pool;
   pool.waiting.push_back(job.get());
   message.jobs.push_back(std::move(job));
   ++message.jobs_open;
 }
 
-Deliverer::Pool& Deliverer::PoolFor(const core::NextHop& hop, const core::RouteConfig* route,
-                                    bool probe) {
-  // One pool per hop and TLS setting: routes that share a hop with other TLS rules do not share
-  // connections.
-  const core::RouteTls tls =
-      route == nullptr ? (hop.protocol == core::HopProtocol::kLmtp ? core::RouteTls::kNone
-                                                                   : core::RouteTls::kOpportunistic)
-                       : route->tls;
-  std::string key = absl::StrCat(hop.ToString(), "#", static_cast<int>(tls), "#",
-                                 route == nullptr ? "" : route->tls_name, probe ? "#verify" : "");
+Deliverer::Pool& Deliverer::PoolFor(const core::Snapshot& snapshot,
+                                    const std::shared_ptr<const tls::ClientTlsContext>& client_tls,
+                                    const core::NextHop& hop, size_t route, bool probe) {
+  const core::RouteConfig* config =
+      route == kBounceRoute ? nullptr : &snapshot.routes.routes()[route];
+  const core::RouteTls tls = config != nullptr ? config->tls
+                             : hop.protocol == core::HopProtocol::kLmtp
+                                 ? core::RouteTls::kNone
+                                 : core::RouteTls::kOpportunistic;
+  // One pool per config generation, route and hop: a reload (new CA, new name, new limits) gets
+  // new pools, and the old ones close once idle.
+  std::string key =
+      absl::StrCat(snapshot.generation, "#", route == kBounceRoute ? "bounce" : absl::StrCat(route),
+                   "#", hop.ToString(), probe ? "#verify" : "");
   auto& slot = pools_[key];
   if (slot == nullptr) {
     slot = std::make_unique<Pool>();
     slot->hop = hop;
     slot->name = hop.ToString();
-    slot->max_connections = route == nullptr ? 20 : route->max_connections;
+    slot->max_connections = config == nullptr ? 20 : config->max_connections;
     OutboundOptions& o = slot->options;
     o.hop = hop;
     o.client.protocol = hop.protocol == core::HopProtocol::kLmtp ? smtp::ClientProtocol::kLmtp
                                                                  : smtp::ClientProtocol::kSmtp;
-    o.client.helo_name = runtime_.snapshot->config.hostname;
-    // Outbound TLS comes with the client TLS contexts; until a route has one it stays plain.
-    o.client.tls = smtp::ClientTls::kNone;
-    (void)ClientTlsFor;
-    const core::DeliveryConfig& d = runtime_.snapshot->config.delivery;
+    o.client.helo_name = snapshot.config.hostname;
+    SSL_CTX* ctx = nullptr;
+    std::string server_name;
+    if (client_tls != nullptr && hop.protocol == core::HopProtocol::kSmtp) {
+      ctx = route == kBounceRoute ? client_tls->ForBounce() : client_tls->ForRoute(route);
+      if (route != kBounceRoute) server_name = std::string(client_tls->ServerNameForRoute(route));
+    }
+    o.client.tls = ctx == nullptr ? smtp::ClientTls::kNone : ClientTlsFor(tls);
+    if (ctx != nullptr) {
+      o.make_tls = [client_tls, ctx, server_name, endpoint = hop.inet]() {
+        return tls::Engine::ForClient(client_tls, ctx, server_name, endpoint);
+      };
+    }
+    const core::DeliveryConfig& d = snapshot.config.delivery;
     o.connect_timeout = d.connect_timeout;
     o.command_timeout = d.command_timeout;
     o.data_timeout = d.data_timeout;
@@ -761,6 +777,10 @@ void Deliverer::Tick(absl::Time now) {
 }
 
 void Deliverer::CloseIdle(absl::Time now) {
+  // Pools with nothing left (those of an older config generation, or a hop not used lately).
+  absl::erase_if(pools_, [](const auto& entry) {
+    return entry.second->connections.empty() && entry.second->waiting.empty();
+  });
   for (auto& [name, pool] : pools_) {
     for (auto& c : pool->connections) {
       if (!c->closed() && c->idle() && !running_.contains(c.get()) && pool->waiting.empty() &&
@@ -786,10 +806,10 @@ void Deliverer::OnFinished(OutboundConnection& connection) {
   }
 }
 
-void Deliverer::Verify(std::string address, std::shared_ptr<const core::Snapshot> snapshot,
-                       VerifyDone done) {
+void Deliverer::Verify(std::string address, VerifyDone done) {
   const absl::Time now = clock_.Now();
-  const core::RouteConfig* route = snapshot->routes.Lookup(DomainOf(address));
+  // The shard's newest configuration (as for deliveries), not the session's.
+  const core::RouteConfig* route = runtime_.snapshot->routes.Lookup(DomainOf(address));
   if (route == nullptr || !route->verify_recipients) {
     done(smtp::CheckAnswer{smtp::CheckAnswer::Decision::kAccept, ""});
     return;
@@ -809,7 +829,7 @@ void Deliverer::Verify(std::string address, std::shared_ptr<const core::Snapshot
   if (!first) return;  // a probe of this address is out: its answer serves this caller too
   for (size_t h = 0; h < route->next_hop.size(); ++h) {
     if (!down_.IsDown(route->next_hop[h].ToString(), now)) {
-      StartProbe(key, std::move(address), std::move(snapshot), *route, h, now);
+      StartProbe(key, std::move(address), runtime_.snapshot, runtime_.client_tls, *route, h, now);
       return;
     }
   }
@@ -829,17 +849,21 @@ smtp::CheckAnswer Deliverer::Unreachable(const core::RouteConfig& route, std::st
 
 void Deliverer::StartProbe(const std::string& key, std::string address,
                            std::shared_ptr<const core::Snapshot> snapshot,
+                           std::shared_ptr<const tls::ClientTlsContext> client_tls,
                            const core::RouteConfig& route, size_t hop_index, absl::Time now) {
   auto job = std::make_unique<Job>();
   job->hop_index = hop_index;
   job->started = now;
   job->snapshot = std::move(snapshot);
+  job->client_tls = std::move(client_tls);
   job->route_config = &route;
   job->probe_key = key;
   job->out.probe = true;
   job->out.sender = "";
   job->out.recipients = {std::move(address)};
-  Pool& pool = PoolFor(route.next_hop[hop_index], &route, /*probe=*/true);
+  Pool& pool = PoolFor(*job->snapshot, job->client_tls, route.next_hop[hop_index],
+                       static_cast<size_t>(&route - job->snapshot->routes.routes().data()),
+                       /*probe=*/true);
   job->pool = &pool;
   pool.waiting.push_back(job.get());
   probes_.push_back(std::move(job));
@@ -877,7 +901,7 @@ void Deliverer::OnProbeResult(Job& job, OutboundConnection& connection,
           if (!down_.IsDown(route.next_hop[h].ToString(), now)) {
             core::LogInfo(absl::StrCat("verify shard=", shard_, " to=<", address, "> hop=",
                                        connection.hop_name(), " unreachable, trying the next hop"));
-            StartProbe(job.probe_key, address, job.snapshot, route, h, now);
+            StartProbe(job.probe_key, address, job.snapshot, job.client_tls, route, h, now);
             return;
           }
         }

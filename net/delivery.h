@@ -36,6 +36,7 @@
 #include "policy/retry.h"
 #include "policy/verify_cache.h"
 #include "smtp/session.h"
+#include "tls/client_context.h"
 
 namespace ringmx::net {
 
@@ -81,7 +82,7 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   // from inside Verify() when the answer is known at once, else later from a completion or a
   // tick. Probes of one address in flight are shared.
   using VerifyDone = std::function<void(smtp::CheckAnswer)>;
-  void Verify(std::string address, std::shared_ptr<const core::Snapshot> snapshot, VerifyDone done);
+  void Verify(std::string address, VerifyDone done);
   const policy::VerifyCache& verify_cache() const { return verify_cache_; }
 
   // QueueObserver.
@@ -111,7 +112,11 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   void Dispatch(Message& message, absl::Time now);
   void StartJob(Message& message, size_t route, size_t hop_index, std::vector<uint32_t> rcpts,
                 absl::Time now);
-  Pool& PoolFor(const core::NextHop& hop, const core::RouteConfig* route, bool probe);
+  // The pool of connections for `hop` of route number `route` of `snapshot` (kBounceRoute:
+  // the bounce hop), made on first use with the route's TLS settings.
+  Pool& PoolFor(const core::Snapshot& snapshot,
+                const std::shared_ptr<const tls::ClientTlsContext>& client_tls,
+                const core::NextHop& hop, size_t route, bool probe);
   // Gives waiting jobs to free connections of `pool`, opening new ones up to its limit.
   void Pump(Pool& pool, absl::Time now);
   // Records one recipient's result (or keeps a failure for the DSN) and logs it.
@@ -126,8 +131,9 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   void Forget(Message& message);
   void CloseIdle(absl::Time now);
   void StartProbe(const std::string& key, std::string address,
-                  std::shared_ptr<const core::Snapshot> snapshot, const core::RouteConfig& route,
-                  size_t hop_index, absl::Time now);
+                  std::shared_ptr<const core::Snapshot> snapshot,
+                  std::shared_ptr<const tls::ClientTlsContext> client_tls,
+                  const core::RouteConfig& route, size_t hop_index, absl::Time now);
   void OnProbeResult(Job& job, OutboundConnection& connection, const smtp::RecipientResult& result,
                      absl::Time now);
   // Answers every caller waiting for `key` and forgets the probe.

@@ -481,11 +481,9 @@ uint64_t Shard::StartCheck(Connection* connection, smtp::CheckRequest request,
       }
       // A cached answer comes back from inside Verify(): like every answer it is handed over in
       // the next batch (ReleaseDelayedAnswers()), never from inside this call.
-      deliverer_->Verify(
-          std::move(request.address), connection->session_.shared_snapshot(),
-          [this, id](smtp::CheckAnswer answer) {
-            delayed_answers_.push_back({absl::InfinitePast(), id, std::move(answer)});
-          });
+      deliverer_->Verify(std::move(request.address), [this, id](smtp::CheckAnswer answer) {
+        delayed_answers_.push_back({absl::InfinitePast(), id, std::move(answer)});
+      });
       return id;
     }
   }

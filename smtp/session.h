@@ -220,8 +220,6 @@ class Session {
   const policy::ConnectionFacts& facts() const { return facts_; }
   // The Snapshot the session started with (what its checks are made against).
   const core::Snapshot& snapshot() const { return *snapshot_; }
-  // The same, shared: for work that must keep the snapshot alive after the session (a probe).
-  const std::shared_ptr<const core::Snapshot>& shared_snapshot() const { return snapshot_; }
 
   // True between a `deliver` and the OnDelivered() that answers it.
   bool delivery_outstanding() const;
