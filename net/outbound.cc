@@ -210,10 +210,12 @@ void OutboundConnection::Process(smtp::ClientOutput& out) {
   if (waiting != last_waiting_) {
     last_waiting_ = waiting;
     phase_start_ = now_;
-    if (waiting == smtp::Client::Waiting::kIdle) {
-      was_ready_ = true;
-      idle_since_ = now_;
+    using Waiting = smtp::Client::Waiting;
+    if (waiting == Waiting::kMail || waiting == Waiting::kData || waiting == Waiting::kDataDone ||
+        waiting == Waiting::kIdle || waiting == Waiting::kQuit) {
+      was_ready_ = true;  // past the greeting and EHLO/LHLO (and STARTTLS)
     }
+    if (waiting == Waiting::kIdle) idle_since_ = now_;
   }
   const bool done = out.message_done;
   if (done) busy_ = false;
