@@ -212,7 +212,7 @@ void OutboundConnection::Process(smtp::ClientOutput& out) {
     phase_start_ = now_;
     using Waiting = smtp::Client::Waiting;
     if (waiting == Waiting::kMail || waiting == Waiting::kData || waiting == Waiting::kDataDone ||
-        waiting == Waiting::kIdle || waiting == Waiting::kQuit) {
+        waiting == Waiting::kIdle) {
       was_ready_ = true;  // past the greeting and EHLO/LHLO (and STARTTLS)
     }
     if (waiting == Waiting::kIdle) idle_since_ = now_;
