@@ -105,7 +105,8 @@ TEST(EnvelopeTest, JsonEscapesClientText) {
             R"("rcpt_to":["a@example.test"],"client":{"address":"192.0.2.7","port":2525},)"
             R"("local":{"address":"2001:db8::25","port":25},"listener":null,)"
             R"("helo":"h\u0001\ufffd","protocol":"SMTP","smtputf8":false,"body_type":"7BIT",)"
-            R"("size":3,"tls":null,"auth":null})");
+            R"("size":3,"tls":null,"auth":null,"dsn":{"ret":null,"envid":null},)"
+            R"("rcpt_dsn":[{"notify":null,"orcpt":null}]})");
   EXPECT_NE(BuildReceivedHeader(env, ctx).find("from h?? ([192.0.2.7])"), std::string::npos);
 }
 
