@@ -73,6 +73,14 @@ MESSAGE = crlf(
 )
 session("plain-message", 0, MESSAGE)
 session("plain-message-bytewise", 0, MESSAGE, ev(BYTEWISE, 15) * 12 + ev(FEED_REST))
+session("dsn-message", 0, crlf(
+    "EHLO client.example.org",
+    "MAIL FROM:<alice@example.org> RET=HDRS ENVID=QQ314159+2Bx",
+    "RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob+2Bsales@example.test",
+    "RCPT TO:<carol@example.test> NOTIFY=NEVER,DELAY",
+    "RCPT TO:<carol@example.test> NOTIFY=NEVER",
+    "RCPT TO:<dan@example.test> ORCPT=utf-8;d+5Cx{E9}@example.test ORCPT=rfc822;x",
+    "DATA", "Subject: dsn", "", "body", ".", "QUIT"))
 session("pipelined-two-messages", 0, crlf(
     "EHLO c.example.org",
     "MAIL FROM:<> ",
