@@ -320,6 +320,13 @@ void Client::BeginTransaction(ClientOutput& out) {
     }
     if (msg.body_8bit) mail.append(" BODY=8BITMIME");
     if (msg.smtputf8) mail.append(" SMTPUTF8");
+    // RFC 3461 section 4.3 and 4.4, only to a hop that offers DSN (section 4: a client must not
+    // send these parameters to one that does not).
+    if (ext_.dsn) {
+      if (msg.ret == DsnRet::kFull) mail.append(" RET=FULL");
+      if (msg.ret == DsnRet::kHdrs) mail.append(" RET=HDRS");
+      if (!msg.envid.empty()) absl::StrAppend(&mail, " ENVID=", EncodeXtext(msg.envid));
+    }
   }
   Command(mail, Expect::kMail, out);
   waiting_ = Waiting::kMail;
@@ -333,7 +340,15 @@ void Client::BeginTransaction(ClientOutput& out) {
 }
 
 void Client::SendRcpt(size_t index, ClientOutput& out) {
-  Command(absl::StrCat("RCPT TO:<", message_->recipients[index], ">"), Expect::kRcpt, out);
+  const OutboundMessage& msg = *message_;
+  std::string rcpt = absl::StrCat("RCPT TO:<", msg.recipients[index], ">");
+  // RFC 3461 sections 4.1 and 4.2, as for MAIL: only to a hop that offers DSN, never on a probe.
+  if (ext_.dsn && !msg.probe && index < msg.rcpt_dsn.size()) {
+    const DsnRcptParams& dsn = msg.rcpt_dsn[index];
+    if (dsn.notify.given) absl::StrAppend(&rcpt, " NOTIFY=", dsn.notify.ToParameterValue());
+    if (dsn.orcpt) absl::StrAppend(&rcpt, " ORCPT=", dsn.orcpt->ToParameterValue());
+  }
+  Command(rcpt, Expect::kRcpt, out);
   rcpt_sent_ = index + 1;
 }
 

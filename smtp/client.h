@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "smtp/dsn_params.h"
 #include "smtp/reply.h"
 
 namespace ringmx::smtp {
@@ -64,6 +65,14 @@ struct OutboundMessage {
   // A recipient probe (verification at RCPT time, issue 12 item 5): MAIL and RCPT only, then
   // RSET; each recipient's result is its RCPT reply; `body` is ignored.
   bool probe = false;
+  // The sender's RFC 3461 wishes, as stored (smtp/envelope.h StoredEnvelope). Passed on only to a
+  // hop that offers DSN (extensions().dsn), and never with a probe: MAIL gets RET= and ENVID=
+  // (xtext), RCPT of recipient i gets NOTIFY= and ORCPT= from rcpt_dsn[i]. A hop without DSN
+  // gets none of them; the driver then owes the sender any success DSN itself (RFC 3461 section
+  // 5.2.2: "relayed"). `envid` "" and a missing or defaulted rcpt_dsn entry send nothing.
+  DsnRet ret = DsnRet::kUnspecified;
+  std::string envid;                    // decoded
+  std::vector<DsnRcptParams> rcpt_dsn;  // empty, or one per recipient
 };
 
 // The final result for one recipient of the current message.

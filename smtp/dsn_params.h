@@ -2,11 +2,10 @@
 // section 4 and strict parsers of the MAIL parameters RET and ENVID and the RCPT parameters
 // NOTIFY and ORCPT. Pure: text in, values or an error reply out.
 //
-// Not wired into the session yet. The session will advertise DSN in its EHLO reply and accept
-// these parameters only once delivery honours them (issue 12: NOTIFY=SUCCESS on a final hop,
-// passing them on to an SMTP hop that offers DSN, RET and ENVID in the DSNs of smtp/dsn.h); until
-// then a client that sends them gets the session's usual 555 for an unknown parameter. Each parser
-// error is a complete reply line the session sends as it is:
+// The session advertises DSN in its EHLO reply and takes these parameters through
+// ApplyDsnMailParam and ApplyDsnRcptParam (smtp/session.cc); the envelope stores them
+// (smtp/envelope.h) and the client engine passes them on to a hop that offers DSN
+// (smtp/client.h). Each parser error is a complete reply line the session sends as it is:
 //   501 5.5.4 Invalid NOTIFY parameter: <why>       (and likewise RET, ENVID, ORCPT)
 //   501 5.5.4 Duplicate NOTIFY parameter            (a parameter given twice on one command)
 // The reason never echoes the client's bytes, so a reply cannot carry what the client sent.
@@ -105,12 +104,16 @@ std::variant<DsnOrcpt, DsnParamError> ParseOrcpt(std::optional<std::string_view>
 struct DsnMailParams {
   DsnRet ret = DsnRet::kUnspecified;
   std::optional<std::string> envid;  // decoded
+
+  bool operator==(const DsnMailParams&) const = default;
 };
 
 // The DSN parameters of one RCPT command.
 struct DsnRcptParams {
   DsnNotify notify;  // .given false when absent
   std::optional<DsnOrcpt> orcpt;
+
+  bool operator==(const DsnRcptParams&) const = default;
 };
 
 // True for RET and ENVID (case-insensitive), the MAIL parameters ApplyDsnMailParam takes.

@@ -1,9 +1,15 @@
 #include "smtp/envelope.h"
 
+#include <optional>
+#include <utility>
+#include <variant>
+
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 #include "core/json.h"
+#include "core/status_macros.h"
 #include "core/strings.h"
 
 namespace ringmx::smtp {
@@ -151,6 +157,149 @@ void WriteTlsJson(core::JsonWriter& w, const core::TlsFacts& tls) {
   w.EndObject();
 }
 
+std::string_view DsnRetName(DsnRet ret) {
+  switch (ret) {
+    case DsnRet::kFull:
+      return "FULL";
+    case DsnRet::kHdrs:
+      return "HDRS";
+    case DsnRet::kUnspecified:
+      break;
+  }
+  return "";
+}
+
+void WriteDsnJson(core::JsonWriter& w, const Envelope& envelope) {
+  w.Key("dsn").BeginObject();
+  w.Key("ret");
+  if (envelope.dsn.ret == DsnRet::kUnspecified) {
+    w.Null();
+  } else {
+    w.String(DsnRetName(envelope.dsn.ret));
+  }
+  w.Key("envid");
+  if (envelope.dsn.envid) {
+    w.String(*envelope.dsn.envid);
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  w.Key("rcpt_dsn").BeginArray();
+  static const DsnRcptParams kNone;
+  for (size_t i = 0; i < envelope.rcpt_to.size(); ++i) {
+    const DsnRcptParams& p = i < envelope.rcpt_dsn.size() ? envelope.rcpt_dsn[i] : kNone;
+    w.BeginObject();
+    w.Key("notify");
+    if (!p.notify.given) {
+      w.Null();
+    } else {
+      w.BeginArray();
+      if (p.notify.never) w.String("NEVER");
+      if (p.notify.flags & DsnNotify::kSuccess) w.String("SUCCESS");
+      if (p.notify.flags & DsnNotify::kFailure) w.String("FAILURE");
+      if (p.notify.flags & DsnNotify::kDelay) w.String("DELAY");
+      w.EndArray();
+    }
+    w.Key("orcpt");
+    if (p.orcpt) {
+      w.BeginObject();
+      w.Key("addr_type").String(p.orcpt->addr_type);
+      w.Key("address").String(p.orcpt->address);
+      w.EndObject();
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+absl::Status Bad(std::string_view field, std::string_view why) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("envelope: ", core::Av(field), " ", core::Av(why)));
+}
+
+// Reads an optional string member: absent or (when `null_ok`) null leaves `out` alone.
+absl::Status ReadString(const core::JsonValue& object, std::string_view key, bool null_ok,
+                        std::string& out) {
+  const core::JsonValue* v = object.Find(key);
+  if (v == nullptr || (null_ok && v->is_null())) return absl::OkStatus();
+  if (!v->is_string()) return Bad(key, "is not a string");
+  out = v->text();
+  return absl::OkStatus();
+}
+
+absl::Status ReadBool(const core::JsonValue& object, std::string_view key, bool& out) {
+  const core::JsonValue* v = object.Find(key);
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_bool()) return Bad(key, "is not a boolean");
+  out = v->bool_value();
+  return absl::OkStatus();
+}
+
+absl::Status ReadDsn(const core::JsonValue& root, StoredEnvelope& env) {
+  const core::JsonValue* dsn = root.Find("dsn");
+  if (dsn == nullptr || dsn->is_null()) return absl::OkStatus();
+  if (!dsn->is_object()) return Bad("dsn", "is not an object");
+  if (const core::JsonValue* ret = dsn->Find("ret"); ret != nullptr && !ret->is_null()) {
+    if (ret->is_string() && ret->text() == "FULL") {
+      env.ret = DsnRet::kFull;
+    } else if (ret->is_string() && ret->text() == "HDRS") {
+      env.ret = DsnRet::kHdrs;
+    } else {
+      return Bad("dsn.ret", "is not \"FULL\", \"HDRS\" or null");
+    }
+  }
+  if (const core::JsonValue* envid = dsn->Find("envid"); envid != nullptr && !envid->is_null()) {
+    if (!envid->is_string()) return Bad("dsn.envid", "is not a string");
+    // The session accepted it through ParseEnvid; it must pass again.
+    auto parsed = ParseEnvid(EncodeXtext(envid->text()));
+    if (std::holds_alternative<DsnParamError>(parsed)) return Bad("dsn.envid", "is not valid");
+    env.envid = envid->text();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadRcptDsn(const core::JsonValue& item, DsnRcptParams& params) {
+  if (item.is_null()) return absl::OkStatus();
+  if (!item.is_object()) return Bad("rcpt_dsn", "has an entry that is not an object");
+  if (const core::JsonValue* notify = item.Find("notify");
+      notify != nullptr && !notify->is_null()) {
+    if (!notify->is_array() || notify->elements().empty()) {
+      return Bad("rcpt_dsn.notify", "is not a non-empty array");
+    }
+    // The list as a NOTIFY value: ParseNotify's rules (NEVER alone, known keywords) apply.
+    std::string value;
+    for (const core::JsonValue& word : notify->elements()) {
+      if (!word.is_string()) return Bad("rcpt_dsn.notify", "has an entry that is not a string");
+      // A ',' inside an entry would make two keywords of one.
+      if (word.text().find(',') != std::string::npos) return Bad("rcpt_dsn.notify", "is not valid");
+      if (!value.empty()) value.push_back(',');
+      value.append(word.text());
+    }
+    auto parsed = ParseNotify(value);
+    if (std::holds_alternative<DsnParamError>(parsed)) {
+      return Bad("rcpt_dsn.notify", "is not valid");
+    }
+    params.notify = std::get<DsnNotify>(parsed);
+  }
+  if (const core::JsonValue* orcpt = item.Find("orcpt"); orcpt != nullptr && !orcpt->is_null()) {
+    if (!orcpt->is_object()) return Bad("rcpt_dsn.orcpt", "is not an object");
+    const core::JsonValue* type = orcpt->Find("addr_type");
+    const core::JsonValue* address = orcpt->Find("address");
+    if (type == nullptr || !type->is_string() || address == nullptr || !address->is_string()) {
+      return Bad("rcpt_dsn.orcpt", "needs the strings addr_type and address");
+    }
+    DsnOrcpt value{type->text(), address->text()};
+    auto parsed = ParseOrcpt(value.ToParameterValue());
+    if (std::holds_alternative<DsnParamError>(parsed) || std::get<DsnOrcpt>(parsed) != value) {
+      return Bad("rcpt_dsn.orcpt", "is not valid");
+    }
+    params.orcpt = std::move(value);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string_view ProtocolName(bool ehlo, bool smtputf8, bool tls, bool auth) {
@@ -253,8 +402,56 @@ std::string BuildEnvelopeJson(const Envelope& envelope, const TraceContext& cont
   } else {
     w.String(facts.auth_identity);
   }
+  WriteDsnJson(w, envelope);
   w.EndObject();
   return out;
+}
+
+absl::StatusOr<StoredEnvelope> ParseStoredEnvelope(std::string_view envelope_json) {
+  absl::StatusOr<core::JsonValue> parsed = core::ParseJson(envelope_json);
+  if (!parsed.ok()) {
+    return Bad("text", absl::StrCat("is not JSON (", parsed.status().message(), ")"));
+  }
+  const core::JsonValue& root = *parsed;
+  if (!root.is_object()) return Bad("text", "is not a JSON object");
+  StoredEnvelope env;
+  const core::JsonValue* from = root.Find("mail_from");
+  if (from == nullptr || !from->is_string()) return Bad("mail_from", "is missing or not a string");
+  env.mail_from = from->text();
+  const core::JsonValue* rcpts = root.Find("rcpt_to");
+  if (rcpts == nullptr || !rcpts->is_array()) return Bad("rcpt_to", "is missing or not an array");
+  env.rcpt_to.reserve(rcpts->elements().size());
+  for (const core::JsonValue& r : rcpts->elements()) {
+    if (!r.is_string()) return Bad("rcpt_to", "has an entry that is not a string");
+    env.rcpt_to.push_back(r.text());
+  }
+  RINGMX_RETURN_IF_ERROR(ReadString(root, "id", /*null_ok=*/false, env.id));
+  RINGMX_RETURN_IF_ERROR(ReadString(root, "helo", /*null_ok=*/false, env.helo));
+  RINGMX_RETURN_IF_ERROR(ReadString(root, "protocol", /*null_ok=*/false, env.protocol));
+  RINGMX_RETURN_IF_ERROR(ReadBool(root, "smtputf8", env.smtputf8));
+  if (const core::JsonValue* body = root.Find("body_type"); body != nullptr) {
+    if (body->is_string() && body->text() == "8BITMIME") {
+      env.body_8bitmime = true;
+    } else if (!body->is_string() || body->text() != "7BIT") {
+      return Bad("body_type", "is not \"7BIT\" or \"8BITMIME\"");
+    }
+  }
+  if (const core::JsonValue* client = root.Find("client"); client != nullptr) {
+    if (!client->is_object()) return Bad("client", "is not an object");
+    RINGMX_RETURN_IF_ERROR(ReadString(*client, "address", /*null_ok=*/false, env.client_address));
+  }
+  RINGMX_RETURN_IF_ERROR(ReadDsn(root, env));
+  env.rcpt_dsn.resize(env.rcpt_to.size());
+  if (const core::JsonValue* list = root.Find("rcpt_dsn"); list != nullptr && !list->is_null()) {
+    if (!list->is_array()) return Bad("rcpt_dsn", "is not an array");
+    if (list->elements().size() != env.rcpt_to.size()) {
+      return Bad("rcpt_dsn", "is not as long as rcpt_to");
+    }
+    for (size_t i = 0; i < env.rcpt_to.size(); ++i) {
+      RINGMX_RETURN_IF_ERROR(ReadRcptDsn(list->elements()[i], env.rcpt_dsn[i]));
+    }
+  }
+  return env;
 }
 
 }  // namespace ringmx::smtp

@@ -13,6 +13,11 @@ namespace ringmx::smtp {
 // never buffers more than this of one command line, whatever the client sends.
 inline constexpr size_t kMaxCommandLineOctets = 512;
 
+// MAIL and RCPT lines may be longer: RFC 5321 section 4.5.3.1.4 lets extensions raise the limit,
+// and RFC 3461 does (an ORCPT value alone may be 500 characters, an ENVID 100 decoded ones, up to
+// 300 as xtext). 2048 is Postfix's line_length_limit, which covers all of them at once.
+inline constexpr size_t kMaxMailRcptLineOctets = 2048;
+
 // RFC 5321 section 4.5.3.1.6: a text line is at most 1000 octets including the CRLF, so 998 octets
 // of content (counted after dot-unstuffing, as stored).
 inline constexpr size_t kMaxTextLineOctets = 998;

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +13,7 @@
 #include "core/strings.h"
 #include "smtp/command.h"
 #include "smtp/data_decoder.h"
+#include "smtp/dsn_params.h"
 #include "smtp/envelope.h"
 #include "smtp/internal/bounded_string.h"
 #include "smtp/internal/session_state.h"
@@ -525,7 +528,8 @@ void Session::DoHello(bool ehlo, std::string_view args, Output& out) {
                   policy::OfferStartTls(*snapshot_, facts_) ? "250-STARTTLS\r\n" : "",
                   // RFC 4954: AUTH only once TLS protects the credentials.
                   facts_.listener->auth && facts_.tls ? "250-AUTH PLAIN LOGIN\r\n" : "",
-                  "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
+                  // RFC 3461: DSN (NOTIFY, RET, ENVID, ORCPT; docs/dsn.md).
+                  "250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250-DSN\r\n"
                   "250-SMTPUTF8\r\n250 CHUNKING\r\n");
 }
 
@@ -582,10 +586,18 @@ void Session::DoMail(std::string_view args, Output& out) {
   bool seen_size = false;
   bool seen_body = false;
   uint64_t declared_size = 0;
+  DsnMailParams dsn;
   ParamReader reader(path->rest);
   Param p;
   while (reader.Next(p)) {
-    if (EqualsIgnoreCase(p.keyword, "SIZE")) {  // RFC 1870
+    if (IsDsnMailParam(p.keyword)) {  // RFC 3461 RET, ENVID
+      const std::optional<std::string_view> value =
+          p.has_value ? std::optional<std::string_view>(p.value) : std::nullopt;
+      if (std::optional<DsnParamError> error = ApplyDsnMailParam(p.keyword, value, dsn)) {
+        ReplyError(out, error->reply);
+        return;
+      }
+    } else if (EqualsIgnoreCase(p.keyword, "SIZE")) {  // RFC 1870
       if (seen_size || !p.has_value || !AllDigits(p.value)) {
         ReplyError(out, "501 5.5.4 Bad message size syntax");
         return;
@@ -633,6 +645,7 @@ void Session::DoMail(std::string_view args, Output& out) {
   s.envelope.mail_from.assign(path->mailbox);
   s.envelope.smtputf8 = smtputf8;
   s.envelope.body_8bitmime = body_8bit;
+  s.envelope.dsn = std::move(dsn);
   reader = ParamReader(path->rest);
   while (reader.Next(p)) {
     MailParam& mp = s.envelope.mail_params.emplace_back();
@@ -661,13 +674,23 @@ void Session::DoRcpt(std::string_view args, Output& out) {
     ReplyError(out, "501 5.1.3 Bad recipient address syntax");
     return;
   }
+  // RFC 3461 NOTIFY and ORCPT are the only RCPT parameters offered.
+  DsnRcptParams dsn;
   ParamReader reader(path->rest);
   Param p;
-  if (reader.Next(p)) {  // no RCPT parameters are offered (no DSN)
-    std::string reply = "555 5.5.4 Unsupported option: ";
-    AppendPrintable(reply, p.keyword);
-    ReplyError(out, reply);
-    return;
+  while (reader.Next(p)) {
+    if (!IsDsnRcptParam(p.keyword)) {
+      std::string reply = "555 5.5.4 Unsupported option: ";
+      AppendPrintable(reply, p.keyword);
+      ReplyError(out, reply);
+      return;
+    }
+    const std::optional<std::string_view> value =
+        p.has_value ? std::optional<std::string_view>(p.value) : std::nullopt;
+    if (std::optional<DsnParamError> error = ApplyDsnRcptParam(p.keyword, value, dsn)) {
+      ReplyError(out, error->reply);
+      return;
+    }
   }
   if (path->non_ascii && !s.envelope.smtputf8) {
     Reply(out, "553 5.6.7 Error: non-ASCII address requires SMTPUTF8");
@@ -710,6 +733,9 @@ void Session::DoRcpt(std::string_view args, Output& out) {
       return;
   }
   s.envelope.rcpt_to.emplace_back(path->mailbox);
+  // Kept the same length as rcpt_to (Envelope's invariant): entry i is recipient i's.
+  s.envelope.rcpt_dsn.resize(s.envelope.rcpt_to.size() - 1);
+  s.envelope.rcpt_dsn.push_back(std::move(dsn));
   Reply(out, "250 2.1.5 Ok");
 }
 

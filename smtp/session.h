@@ -255,7 +255,8 @@ class Session {
   // Ends the SASL exchange (sasl_active off, the exchange's memory freed).
   void EndSasl();
   // The octet limit of the command line being read: kMaxSaslLineBytes for a SASL response and an
-  // AUTH command, kMaxCommandLineOctets for everything else.
+  // AUTH command, kMaxMailRcptLineOctets for MAIL and RCPT, kMaxCommandLineOctets for everything
+  // else.
   size_t LineLimit(std::string_view input) const;
   void DoMail(std::string_view args, Output& out);
   void DoRcpt(std::string_view args, Output& out);

@@ -21,14 +21,19 @@ size_t Session::LineLimit(std::string_view input) const {
   const State& s = *state_;
   if (s.discarding_line) return kMaxCommandLineOctets;  // too long already, whatever it is
   if (s.sasl_active) return kMaxSaslLineBytes;
-  // The first five octets of the line: "AUTH " (any case) allows the longer limit. They are all in
-  // `line` once it holds five, else partly in `input`.
+  // The first five octets of the line: "AUTH ", "MAIL " and "RCPT " (any case) allow longer
+  // limits. They are all in `line` once it holds five, else partly in `input`.
   char head[5];
   size_t n = 0;
   for (; n < 5 && n < s.line.size(); ++n) head[n] = s.line[n];
   for (size_t i = 0; n < 5 && i < input.size(); ++i) head[n++] = input[i];
-  return n == 5 && StartsWithIgnoreCase(std::string_view(head, 5), "AUTH ") ? kMaxSaslLineBytes
-                                                                            : kMaxCommandLineOctets;
+  if (n < 5) return kMaxCommandLineOctets;
+  const std::string_view verb(head, 5);
+  if (StartsWithIgnoreCase(verb, "AUTH ")) return kMaxSaslLineBytes;
+  if (StartsWithIgnoreCase(verb, "MAIL ") || StartsWithIgnoreCase(verb, "RCPT ")) {
+    return kMaxMailRcptLineOctets;  // RFC 3461 parameters
+  }
+  return kMaxCommandLineOctets;
 }
 
 void Session::DoAuth(std::string_view args, Output& out) {

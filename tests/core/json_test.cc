@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -109,6 +110,103 @@ TEST(JsonWriterTest, AppendsToExistingText) {
   std::string out = "prefix ";
   JsonWriter(out).BeginObject().Key("k").String("v").EndObject();
   EXPECT_EQ(out, R"(prefix {"k":"v"})");
+}
+
+TEST(JsonReaderTest, ReadsEveryKindOfValue) {
+  const absl::StatusOr<JsonValue> v = ParseJson(
+      " {\"a\": [1, -2.5e+3, true, false, null], \"s\": "
+      "\"x\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\","
+      "  \"o\": {}, \"e\": [], \"a\": 7}\r\n");
+  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_TRUE(v->is_object());
+  ASSERT_EQ(v->members().size(), 5u);  // duplicates kept
+  EXPECT_EQ(v->members()[0].first, "a");
+  const JsonValue& a = v->members()[0].second;
+  ASSERT_TRUE(a.is_array());
+  ASSERT_EQ(a.elements().size(), 5u);
+  EXPECT_EQ(a.elements()[0].AsUint64(), 1u);
+  EXPECT_EQ(a.elements()[1].text(), "-2.5e+3");
+  EXPECT_EQ(a.elements()[1].AsInt64(), std::nullopt);
+  EXPECT_TRUE(a.elements()[2].is_bool() && a.elements()[2].bool_value());
+  EXPECT_TRUE(a.elements()[3].is_bool() && !a.elements()[3].bool_value());
+  EXPECT_TRUE(a.elements()[4].is_null());
+  EXPECT_EQ(v->Find("s")->text(), "x\"\\/\b\f\n\r\t\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_TRUE(v->Find("o")->is_object());
+  EXPECT_TRUE(v->Find("e")->is_array());
+  // The last of equal names wins.
+  EXPECT_EQ(v->Find("a")->AsUint64(), 7u);
+  EXPECT_EQ(v->Find("missing"), nullptr);
+}
+
+TEST(JsonReaderTest, Integers) {
+  EXPECT_EQ(ParseJson("18446744073709551615")->AsUint64(), UINT64_MAX);
+  EXPECT_EQ(ParseJson("18446744073709551616")->AsUint64(), std::nullopt);
+  EXPECT_EQ(ParseJson("-9223372036854775808")->AsInt64(), INT64_MIN);
+  EXPECT_EQ(ParseJson("-1")->AsUint64(), std::nullopt);
+  EXPECT_EQ(ParseJson("0")->AsInt64(), 0);
+  EXPECT_EQ(ParseJson("1.0")->AsUint64(), std::nullopt);
+}
+
+TEST(JsonReaderTest, ReadsWhatTheWriterWrites) {
+  std::string out;
+  JsonWriter w(out);
+  const std::string text("a\0b\x01\x7f\"\\\xff\xc3\xa9", 10);
+  w.BeginObject().Key("k").String(text).Key("n").Int(-42).Key("l").BeginArray().Null().EndArray();
+  w.EndObject();
+  const absl::StatusOr<JsonValue> v = ParseJson(out);
+  ASSERT_TRUE(v.ok()) << v.status() << out;
+  EXPECT_EQ(v->Find("k")->text(), std::string("a\0b\x01\x7f\"\\\xef\xbf\xbd\xc3\xa9", 12));
+  EXPECT_EQ(v->Find("n")->AsInt64(), -42);
+  EXPECT_TRUE(v->Find("l")->elements()[0].is_null());
+}
+
+TEST(JsonReaderTest, RefusesWhatRfc8259Refuses) {
+  const std::vector<std::string> bad = {
+      "",
+      " ",
+      "{",
+      "}",
+      "[1,]",
+      "{\"a\":1,}",
+      "{\"a\" 1}",
+      "{a:1}",
+      "[1 2]",
+      "01",
+      "-",
+      "1.",
+      ".5",
+      "1e",
+      "+1",
+      "NaN",
+      "tru",
+      "nulll",
+      "\"abc",
+      "\"a\nb\"",
+      "\"\\x\"",
+      "\"\\u12\"",
+      "\"\\ud800\"",
+      "\"\\udc00\"",
+      "\"\\ud800\\u0041\"",
+      "\"\xff\"",
+      "\"\xc3\"",
+      "\"\xed\xa0\x80\"",
+      "1 2",
+      "{} {}",
+      "[1]\x01",
+      std::string("\"a\0\"", 4),
+      "'a'",
+  };
+  for (const std::string& text : bad) EXPECT_FALSE(ParseJson(text).ok()) << text;
+}
+
+TEST(JsonReaderTest, NestingIsBounded) {
+  const std::string ok = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_TRUE(ParseJson(ok).ok());
+  const std::string deep =
+      std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']');
+  EXPECT_FALSE(ParseJson(deep).ok());
+  // Far deeper input fails the same way, without using the stack for it.
+  EXPECT_FALSE(ParseJson(std::string(100000, '[')).ok());
 }
 
 }  // namespace

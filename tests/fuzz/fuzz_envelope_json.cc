@@ -1,15 +1,23 @@
 // Fuzz target: the spool envelope (smtp/envelope.h, core/json.h). An envelope is built from fuzzed
 // facts (addresses, parameters, HELO, TLS and certificate facts, all arbitrary bytes including
-// invalid UTF-8 and control characters); its JSON must be accepted by an independent parser
-// (nlohmann::json, which also checks UTF-8), and every field must read back as what went in, or as
-// its documented escaping (invalid UTF-8 becomes U+FFFD). The Received header built from the same
-// facts must stay a well-formed, folded header when the facts are within what the session allows.
+// invalid UTF-8 and control characters; with flag 32, RFC 3461 parameters as the session could
+// have accepted them); its JSON must be accepted by an independent parser (nlohmann::json, which
+// also checks UTF-8), and every field must read back as what went in, or as its documented
+// escaping (invalid UTF-8 becomes U+FFFD). ParseStoredEnvelope must read the same JSON back: the
+// DSN parameters exactly, the texts as escaped. The Received header built from the same facts
+// must stay a well-formed, folded header when the facts are within what the session allows.
+//
+// Input: [flags][listener][cert mode][client][local][tls facts if flag 2][auth][mail_from]
+// [n params][params][id][helo length (2)][helo][micros (6)][size (8)]
+// [if flag 32: ret byte, envid, n (byte % 8), n x (notify byte, addr_type, address)]
+// [recipients, NUL-separated].
 #include <stddef.h>
 #include <stdint.h>
 
 #include <map>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -19,6 +27,7 @@
 #include "core/ip.h"
 #include "core/tls_facts.h"
 #include "policy/policy.h"
+#include "smtp/dsn_params.h"
 #include "smtp/envelope.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -107,7 +116,7 @@ std::string ExpectedProtocol(bool ehlo, bool utf8, bool tls, bool auth) {
 void CheckJson(const std::string& text, const smtp::Envelope& env, const smtp::TraceContext& ctx) {
   const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   RINGMX_CHECK(!j.is_discarded() && j.is_object());
-  RINGMX_CHECK(j.size() == 15);
+  RINGMX_CHECK(j.size() == 17);
   CheckString(j, "id", ctx.id);
   CheckString(j, "received_at", smtp::FormatRfc3339Micros(ctx.received_at));
   CheckString(j, "mail_from", env.mail_from);
@@ -178,6 +187,91 @@ void CheckJson(const std::string& text, const smtp::Envelope& env, const smtp::T
     CheckStringOrNull(cert, "verify_error", c.verify_error, presented && !c.verify_error.empty());
   }
   CheckStringOrNull(j, "auth", facts.auth_identity, !facts.auth_identity.empty());
+
+  const Json& dsn = Field(j, "dsn");
+  RINGMX_CHECK(dsn.is_object() && dsn.size() == 2);
+  CheckStringOrNull(dsn, "ret", env.dsn.ret == smtp::DsnRet::kFull ? "FULL" : "HDRS",
+                    env.dsn.ret != smtp::DsnRet::kUnspecified);
+  CheckStringOrNull(dsn, "envid", env.dsn.envid.value_or(""), env.dsn.envid.has_value());
+  const Json& rcpt_dsn = Field(j, "rcpt_dsn");
+  RINGMX_CHECK(rcpt_dsn.is_array() && rcpt_dsn.size() == env.rcpt_to.size());
+  for (size_t i = 0; i < env.rcpt_to.size(); ++i) {
+    const smtp::DsnRcptParams p = i < env.rcpt_dsn.size() ? env.rcpt_dsn[i] : smtp::DsnRcptParams{};
+    const Json& item = rcpt_dsn[i];
+    RINGMX_CHECK(item.is_object() && item.size() == 2);
+    const Json& notify = Field(item, "notify");
+    if (!p.notify.given) {
+      RINGMX_CHECK(notify.is_null());
+    } else {
+      std::string joined;
+      for (const Json& word : notify) {
+        RINGMX_CHECK(word.is_string());
+        if (!joined.empty()) joined += ",";
+        joined += word.get_ref<const std::string&>();
+      }
+      RINGMX_CHECK(notify.is_array() && joined == p.notify.ToParameterValue());
+    }
+    const Json& orcpt = Field(item, "orcpt");
+    if (!p.orcpt) {
+      RINGMX_CHECK(orcpt.is_null());
+    } else {
+      RINGMX_CHECK(orcpt.is_object() && orcpt.size() == 2);
+      CheckString(orcpt, "addr_type", p.orcpt->addr_type);
+      CheckString(orcpt, "address", p.orcpt->address);
+    }
+  }
+}
+
+// The same JSON through our own reader: what the delivery driver will see.
+void CheckStored(const std::string& text, const smtp::Envelope& env,
+                 const smtp::TraceContext& ctx) {
+  const absl::StatusOr<smtp::StoredEnvelope> s = smtp::ParseStoredEnvelope(text);
+  RINGMX_CHECK(s.ok());
+  RINGMX_CHECK(s->id == Expected(ctx.id));
+  RINGMX_CHECK(s->mail_from == Expected(env.mail_from));
+  RINGMX_CHECK(s->rcpt_to.size() == env.rcpt_to.size());
+  for (size_t i = 0; i < env.rcpt_to.size(); ++i) {
+    RINGMX_CHECK(s->rcpt_to[i] == Expected(env.rcpt_to[i]));
+  }
+  RINGMX_CHECK(s->smtputf8 == env.smtputf8);
+  RINGMX_CHECK(s->body_8bitmime == env.body_8bitmime);
+  RINGMX_CHECK(s->helo == Expected(ctx.helo));
+  RINGMX_CHECK(s->client_address == ctx.facts->client.address.ToString());
+  RINGMX_CHECK(s->ret == env.dsn.ret);
+  RINGMX_CHECK(s->envid == env.dsn.envid.value_or(""));
+  RINGMX_CHECK(s->rcpt_dsn.size() == env.rcpt_to.size());
+  for (size_t i = 0; i < env.rcpt_to.size(); ++i) {
+    const smtp::DsnRcptParams want =
+        i < env.rcpt_dsn.size() ? env.rcpt_dsn[i] : smtp::DsnRcptParams{};
+    RINGMX_CHECK(s->rcpt_dsn[i] == want);
+  }
+}
+
+// DSN parameters as the session could have accepted them: values the dsn_params parsers take.
+void MakeDsn(FuzzInput& in, smtp::Envelope& env) {
+  env.dsn.ret = static_cast<smtp::DsnRet>(in.Byte() % 3);
+  const std::string envid(in.ShortString());
+  if (std::holds_alternative<std::string>(smtp::ParseEnvid(smtp::EncodeXtext(envid)))) {
+    env.dsn.envid = envid;
+  }
+  const int n = in.Byte() % 8;
+  for (int i = 0; i < n; ++i) {
+    smtp::DsnRcptParams p;
+    const uint8_t b = in.Byte();
+    p.notify.given = (b & 1) != 0;
+    if (p.notify.given) {
+      p.notify.never = (b & 2) != 0;
+      p.notify.flags = p.notify.never ? 0 : (b >> 2) & 7;
+      if (!p.notify.never && p.notify.flags == 0) p.notify.flags = smtp::DsnNotify::kFailure;
+    }
+    smtp::DsnOrcpt orcpt{std::string(in.ShortString()), std::string(in.ShortString())};
+    const auto parsed = smtp::ParseOrcpt(orcpt.ToParameterValue());
+    if (std::holds_alternative<smtp::DsnOrcpt>(parsed)) {
+      RINGMX_CHECK(std::get<smtp::DsnOrcpt>(parsed) == orcpt);
+      p.orcpt = std::move(orcpt);
+    }
+    env.rcpt_dsn.push_back(std::move(p));
+  }
 }
 
 // Within what the session lets through (a HELO argument from a 512-octet command line, paths of
@@ -248,6 +342,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int i = 0; i < 3; ++i) micros = (micros << 16) | in.U16();  // up to 2^48 us: 1970-1978
   uint64_t message_size = 0;
   for (int i = 0; i < 4; ++i) message_size = (message_size << 16) | in.U16();
+  if ((flags & 32) != 0) MakeDsn(in, env);
   // The rest: recipients, one per 0-byte-terminated piece.
   const std::string_view rest = in.Rest();
   size_t pos = 0;
@@ -267,7 +362,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ctx.facts = &facts;
   ctx.size = message_size;
 
-  CheckJson(smtp::BuildEnvelopeJson(env, ctx), env, ctx);
+  const std::string json = smtp::BuildEnvelopeJson(env, ctx);
+  CheckJson(json, env, ctx);
+  CheckStored(json, env, ctx);
 
   const std::string header = smtp::BuildReceivedHeader(env, ctx);
   bool session_like = SessionLike(helo, 510) && SessionLike(id, 64);

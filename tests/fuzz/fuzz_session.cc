@@ -38,6 +38,7 @@
 #include "core/spool_record.h"
 #include "core/tls_facts.h"
 #include "policy/policy.h"
+#include "smtp/envelope.h"
 #include "smtp/limits.h"
 #include "smtp/sasl.h"
 #include "smtp/session.h"
@@ -242,6 +243,12 @@ void CheckRecord(const core::SpoolRecord& record, const smtp::Session& session,
   RINGMX_CHECK(tls != j.end() && tls->is_null() == !session.facts().tls);
   const auto helo = j.find("helo");
   RINGMX_CHECK(helo != j.end() && helo->is_string() && !helo->get<std::string>().empty());
+  // What the delivery driver will read: every envelope the session writes is readable, with one
+  // set of DSN parameters per recipient (whatever NOTIFY/ORCPT/RET/ENVID the client sent).
+  const absl::StatusOr<smtp::StoredEnvelope> stored =
+      smtp::ParseStoredEnvelope(record.envelope_json);
+  RINGMX_CHECK(stored.ok() && stored->rcpt_to.size() == record.recipients.size() &&
+               stored->rcpt_dsn.size() == record.recipients.size());
 }
 
 // Everything a run produced, compared between the two runs.

@@ -73,6 +73,14 @@ MESSAGE = crlf(
 )
 session("plain-message", 0, MESSAGE)
 session("plain-message-bytewise", 0, MESSAGE, ev(BYTEWISE, 15) * 12 + ev(FEED_REST))
+session("dsn-message", 0, crlf(
+    "EHLO client.example.org",
+    "MAIL FROM:<alice@example.org> RET=HDRS ENVID=QQ314159+2Bx",
+    "RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob+2Bsales@example.test",
+    "RCPT TO:<carol@example.test> NOTIFY=NEVER,DELAY",
+    "RCPT TO:<carol@example.test> NOTIFY=NEVER",
+    "RCPT TO:<dan@example.test> ORCPT=utf-8;d+5Cx{E9}@example.test ORCPT=rfc822;x",
+    "DATA", "Subject: dsn", "", "body", ".", "QUIT"))
 session("pipelined-two-messages", 0, crlf(
     "EHLO c.example.org",
     "MAIL FROM:<> ",
@@ -286,6 +294,58 @@ envelope("not-verified-odd-bytes", 0x17, tls=TLS12_BAD, auth=b"user@example.org"
                                                      b"", b"\"q u\"@[192.0.2.1]"),
          mail_from=b"\xf4\x90\x80\x80@x.example")
 envelope("null-sender-helo", 0x00, mail_from=b"", helo=b"", rcpts=(b"Postmaster",))
+
+
+def dsn_tail(ret, envid, rcpts):
+    """Flag 32's DSN block: ret byte, envid, then (notify byte, addr_type, address) per rcpt."""
+    out = bytes([ret]) + short(envid) + bytes([len(rcpts)])
+    for notify, addr_type, address in rcpts:
+        out += bytes([notify]) + short(addr_type) + short(address)
+    return out
+
+
+def envelope_dsn(name, flags, dsn, rcpts):
+    out = bytes([flags | 32]) + short(b"mx") + bytes([1])
+    for _ in range(2):
+        out += b"\x00" + bytes([192, 0, 2, 7]) + u16(40000)
+    out += short(b"") + short(b"alice@example.org") + bytes([1]) + short(b"RET") + b"\x01"
+    out += short(b"HDRS") + short(b"0123456789ABCDEFGHIJ") + u16(6) + b"client"
+    out += u16(0x0006) + u16(0x0A6A) + u16(0x1234) + u16(0) + u16(0) + u16(0) + u16(99)
+    out += dsn + b"\x00".join(rcpts)
+    write("envelope_json", name, out)
+
+
+# notify byte: bit 0 given, bit 1 NEVER, bits 2-4 SUCCESS/FAILURE/DELAY.
+envelope_dsn("dsn-all", 0x11,
+             dsn_tail(2, b"QQ 314159=", [(1 | 4 | 8, b"rfc822", b"bob+sales@example.test"),
+                                         (0, b"", b""), (1 | 2, b"RFC822", b"c;d@example.test")]),
+             (b"bob@example.test", b"x@example.test", b"c@example.test"))
+envelope_dsn("dsn-bad-values-dropped", 0x00,
+             dsn_tail(1, b"\x01" + b"e" * 120, [(1 | 16, b"rfc 822", b"a@b"),
+                                              (1, b"utf-8", b"\xc3\xa9@b")]),
+             (b"a@example.test",))
+
+
+# --- stored_envelope: the JSON text itself --------------------------------------------------------
+STORED_HEAD = ('{"id":"Q1","received_at":"2023-11-14T22:13:20.000005Z","mail_from":"a@example.org",'
+               '"mail_params":{"RET":"HDRS"},"rcpt_to":["b@example.test","c@example.test"],'
+               '"client":{"address":"192.0.2.7","port":2525},'
+               '"local":{"address":"2001:db8::25","port":25},"listener":"mx","helo":"h\\u0001",'
+               '"protocol":"ESMTPS","smtputf8":false,"body_type":"8BITMIME","size":18446744073709551615,'
+               '"tls":{"version":"TLSv1.3","cipher":"X","cipher_bits":256,"sni":null,'
+               '"sni_fallback":false,"ktls":true,"implicit":false,"client_cert":{"result":"none",'
+               '"subject":null,"issuer":null,"sha256":null,"verify_error":null}},"auth":null')
+write("stored_envelope", "old", STORED_HEAD + "}")
+write("stored_envelope", "dsn",
+      STORED_HEAD + ',"dsn":{"ret":"HDRS","envid":"QQ 314159+x"},"rcpt_dsn":['
+      '{"notify":["SUCCESS","FAILURE","DELAY"],"orcpt":{"addr_type":"rfc822","address":"b@x"}},'
+      '{"notify":["NEVER"],"orcpt":null}]}')
+write("stored_envelope", "dsn-bad",
+      STORED_HEAD + ',"dsn":{"ret":"ALL","envid":""},"rcpt_dsn":[{"notify":["NEVER","DELAY"]},'
+      '{"orcpt":{"addr_type":"rfc 822","address":"\\u00e9"}}]}')
+write("stored_envelope", "json-corners",
+      ' [1, -0.5e-7, 1E+2, "\\ud83d\\ude00\\u0000\\/", {"a":{"a":[[],{}]},"a":null}, true] ')
+write("stored_envelope", "deep", "[" * 70 + "]" * 70)
 
 
 # --- ktls_records: [version selector] then [type][length][payload]... -----------------------------

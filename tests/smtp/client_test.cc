@@ -540,6 +540,87 @@ TEST(ClientTest, ProbeAsksRcptThenResets) {
   EXPECT_EQ(RunAllSplits(Lmtp(), {probe}, steps), "");
 }
 
+// A message with every RFC 3461 parameter: RET, an ENVID that needs xtext, and per recipient
+// NOTIFY and ORCPT (one recipient with none).
+OutboundMessage DsnMessage() {
+  OutboundMessage m = Message({"a@x.test", "b@x.test", "c@x.test"});
+  m.ret = DsnRet::kHdrs;
+  m.envid = "Q 1+2=3";
+  m.rcpt_dsn.resize(3);
+  m.rcpt_dsn[0].notify.given = true;
+  m.rcpt_dsn[0].notify.flags = DsnNotify::kSuccess | DsnNotify::kFailure;
+  m.rcpt_dsn[0].orcpt = DsnOrcpt{"rfc822", "bob+sales@x.test"};
+  m.rcpt_dsn[2].notify.given = true;
+  m.rcpt_dsn[2].notify.never = true;
+  return m;
+}
+
+TEST(ClientTest, PassesDsnParametersToAHopThatOffersDsn) {
+  const std::vector<Step> steps = {
+      Hop(kGreeting, kEhlo),
+      Hop("250-hop.example.test\r\n250-PIPELINING\r\n250 DSN\r\n", ""),
+      Msg(kMail + " RET=HDRS ENVID=Q+201+2B2+3D3\r\n"
+                  "RCPT TO:<a@x.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob+2Bsales@x.test\r\n"
+                  "RCPT TO:<b@x.test>\r\n"
+                  "RCPT TO:<c@x.test> NOTIFY=NEVER\r\n"
+                  "DATA\r\n"),
+      Hop("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", kData),
+      Hop("250 2.0.0 ok\r\n", "", "rcpt0=sent:250 rcpt1=sent:250 rcpt2=sent:250 done"),
+      Quit("QUIT\r\n"),
+      Hop("221 bye\r\n", "", "close"),
+  };
+  EXPECT_EQ(RunAllSplits(Smtp(), {DsnMessage()}, steps), "");
+}
+
+TEST(ClientTest, LmtpHopThatOffersDsnGetsTheParametersToo) {
+  OutboundMessage m = DsnMessage();
+  m.ret = DsnRet::kFull;
+  m.envid.clear();
+  m.rcpt_dsn.resize(1);  // shorter than the recipients: the rest send nothing
+  const std::vector<Step> steps = {
+      Hop(kGreeting, "LHLO mx.example.test\r\n"),
+      Hop("250-dovecot\r\n250-DSN\r\n250 8BITMIME\r\n", ""),
+      Msg(kMail + " RET=FULL\r\n"
+                  "RCPT TO:<a@x.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bob+2Bsales@x.test\r\n"
+                  "RCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\nDATA\r\n"),
+      Hop("250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", kData),
+      Hop("250 ok\r\n250 ok\r\n452 full\r\n", "",
+          "rcpt0=sent:250 rcpt1=sent:250 rcpt2=deferred:452 done"),
+  };
+  EXPECT_EQ(RunAllSplits(Lmtp(), {m}, steps), "");
+}
+
+TEST(ClientTest, HopWithoutDsnGetsNoDsnParameters) {
+  const std::vector<Step> steps = {
+      Hop(kGreeting, kEhlo),
+      Msg(""),
+      // No DSN in the reply (SIZE is offered, so MAIL carries SIZE and nothing of RFC 3461).
+      Hop(kEhloPlain, kMail + " SIZE=39\r\n"),
+      Hop("250 2.1.0 Ok\r\n", "RCPT TO:<a@x.test>\r\n"),
+      Hop("250 2.1.5 Ok\r\n", "RCPT TO:<b@x.test>\r\n"),
+      Hop("250 2.1.5 Ok\r\n", "RCPT TO:<c@x.test>\r\n"),
+      Hop("250 2.1.5 Ok\r\n", "DATA\r\n"),
+      Hop("354 go\r\n", kData),
+      Hop("250 2.0.0 ok\r\n", "", "rcpt0=sent:250 rcpt1=sent:250 rcpt2=sent:250 done"),
+  };
+  EXPECT_EQ(RunAllSplits(Smtp(), {DsnMessage()}, steps), "");
+}
+
+TEST(ClientTest, ProbeSendsNoDsnParametersEvenWhenOffered) {
+  OutboundMessage probe = DsnMessage();
+  probe.sender.clear();
+  probe.probe = true;
+  const std::vector<Step> steps = {
+      Hop(kGreeting, "LHLO mx.example.test\r\n"),
+      Hop("250-dovecot\r\n250 DSN\r\n", ""),
+      Msg("MAIL FROM:<>\r\nRCPT TO:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\n"),
+      Hop("250 ok\r\n250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n", "RSET\r\n",
+          "rcpt2=bounced:550 rcpt0=sent:250 rcpt1=sent:250 done"),
+      Hop("250 ok\r\n", ""),
+  };
+  EXPECT_EQ(RunAllSplits(Lmtp(), {probe}, steps), "");
+}
+
 TEST(ClientTest, LearnsTheHopsExtensions) {
   Client client(Smtp());
   ClientOutput out;

@@ -2,6 +2,7 @@
 #include "smtp/envelope.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -105,7 +106,8 @@ TEST(EnvelopeTest, JsonEscapesClientText) {
             R"("rcpt_to":["a@example.test"],"client":{"address":"192.0.2.7","port":2525},)"
             R"("local":{"address":"2001:db8::25","port":25},"listener":null,)"
             R"("helo":"h\u0001\ufffd","protocol":"SMTP","smtputf8":false,"body_type":"7BIT",)"
-            R"("size":3,"tls":null,"auth":null})");
+            R"("size":3,"tls":null,"auth":null,"dsn":{"ret":null,"envid":null},)"
+            R"("rcpt_dsn":[{"notify":null,"orcpt":null}]})");
   EXPECT_NE(BuildReceivedHeader(env, ctx).find("from h?? ([192.0.2.7])"), std::string::npos);
 }
 
@@ -150,6 +152,128 @@ TEST(EnvelopeTest, TlsTokensCannotForgeStructure) {
   EXPECT_NE(
       BuildReceivedHeader(env, ctx).find("\t(using TLS?v1??? with cipher A?B?C? (0/0 bits))\r\n"),
       std::string::npos);
+}
+
+// BuildEnvelopeJson -> ParseStoredEnvelope gives back what the driver needs.
+TEST(StoredEnvelopeTest, RoundTrip) {
+  policy::ConnectionFacts facts = Facts("192.0.2.7:2525");
+  facts.tls = true;
+  facts.tls_facts.emplace();
+  facts.tls_facts->version = "TLSv1.3";
+  Envelope env;
+  env.mail_from = "s@remote.test";
+  env.rcpt_to = {"a@example.test", "b@example.test", "c@example.test"};
+  env.smtputf8 = true;
+  env.body_8bitmime = true;
+  env.mail_params.push_back({"RET", "FULL", true});
+  env.dsn.ret = DsnRet::kFull;
+  env.dsn.envid = "id \"1\"\\";
+  env.rcpt_dsn.resize(2);  // the third recipient has no entry: defaults
+  env.rcpt_dsn[0].notify.given = true;
+  env.rcpt_dsn[0].notify.flags = DsnNotify::kDelay | DsnNotify::kSuccess;
+  env.rcpt_dsn[0].orcpt = DsnOrcpt{"rfc822", "x;y@z"};
+  env.rcpt_dsn[1].notify.given = true;
+  env.rcpt_dsn[1].notify.never = true;
+  TraceContext ctx;
+  ctx.id = "Q1";
+  ctx.received_at = absl::FromUnixSeconds(1700000000);
+  ctx.helo = "client.example";
+  ctx.ehlo = true;
+  ctx.facts = &facts;
+  const std::string json = BuildEnvelopeJson(env, ctx);
+  const absl::StatusOr<StoredEnvelope> s = ParseStoredEnvelope(json);
+  ASSERT_TRUE(s.ok()) << s.status() << "\n" << json;
+  EXPECT_EQ(s->id, "Q1");
+  EXPECT_EQ(s->mail_from, env.mail_from);
+  EXPECT_EQ(s->rcpt_to, env.rcpt_to);
+  EXPECT_TRUE(s->smtputf8);
+  EXPECT_TRUE(s->body_8bitmime);
+  EXPECT_EQ(s->client_address, "192.0.2.7");
+  EXPECT_EQ(s->helo, "client.example");
+  EXPECT_EQ(s->protocol, "UTF8SMTPS");
+  EXPECT_EQ(s->ret, DsnRet::kFull);
+  EXPECT_EQ(s->envid, *env.dsn.envid);
+  ASSERT_EQ(s->rcpt_dsn.size(), 3u);
+  EXPECT_EQ(s->rcpt_dsn[0].notify, env.rcpt_dsn[0].notify);
+  EXPECT_EQ(s->rcpt_dsn[0].orcpt, env.rcpt_dsn[0].orcpt);
+  EXPECT_EQ(s->rcpt_dsn[1].notify, env.rcpt_dsn[1].notify);
+  EXPECT_FALSE(s->rcpt_dsn[1].orcpt.has_value());
+  EXPECT_FALSE(s->rcpt_dsn[2].notify.given);
+  EXPECT_FALSE(s->rcpt_dsn[2].orcpt.has_value());
+}
+
+// An envelope written before ringmx accepted DSN parameters (the JSON of JsonEscapesClientText
+// before the change) reads with defaults.
+TEST(StoredEnvelopeTest, OldEnvelopesReadWithDefaults) {
+  const absl::StatusOr<StoredEnvelope> s = ParseStoredEnvelope(
+      R"({"id":"X","received_at":"2023-11-14T22:13:20.000005Z",)"
+      R"("mail_from":"\"we\\\"ird\"@remote.test","mail_params":{"SIZE":"3"},)"
+      R"("rcpt_to":["a@example.test","b@example.test"],)"
+      R"("client":{"address":"192.0.2.7","port":2525},)"
+      R"("local":{"address":"2001:db8::25","port":25},"listener":null,)"
+      R"("helo":"h\u0001\ufffd","protocol":"SMTP","smtputf8":false,"body_type":"7BIT",)"
+      R"("size":3,"tls":null,"auth":null})");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->mail_from, "\"we\\\"ird\"@remote.test");
+  EXPECT_EQ(s->helo, "h\x01\xef\xbf\xbd");
+  EXPECT_EQ(s->ret, DsnRet::kUnspecified);
+  EXPECT_EQ(s->envid, "");
+  ASSERT_EQ(s->rcpt_dsn.size(), 2u);
+  EXPECT_EQ(s->rcpt_dsn[0], DsnRcptParams{});
+  EXPECT_EQ(s->rcpt_dsn[1], DsnRcptParams{});
+  // The least an envelope can be.
+  const absl::StatusOr<StoredEnvelope> least =
+      ParseStoredEnvelope(R"( {"mail_from":"","rcpt_to":[]} )");
+  ASSERT_TRUE(least.ok()) << least.status();
+  EXPECT_TRUE(least->rcpt_to.empty());
+}
+
+TEST(StoredEnvelopeTest, RefusesWhatBuildEnvelopeJsonNeverWrites) {
+  const std::string head = R"({"mail_from":"s@r.test","rcpt_to":["a@e.test"],)";
+  const std::vector<std::string> bad = {
+      "",
+      "[]",
+      R"({"mail_from":"s@r.test"})",
+      R"({"rcpt_to":[]})",
+      R"({"mail_from":1,"rcpt_to":[]})",
+      R"({"mail_from":"","rcpt_to":[1]})",
+      R"({"mail_from":"","rcpt_to":[]} x)",
+      head + R"("smtputf8":"yes"})",
+      head + R"("body_type":"BINARYMIME"})",
+      head + R"("client":[]})",
+      head + R"("helo":null})",
+      head + R"("dsn":[]})",
+      head + R"("dsn":{"ret":"ALL"}})",
+      head + R"("dsn":{"ret":1}})",
+      head + R"("dsn":{"envid":""}})",
+      head + R"("dsn":{"envid":"a\nb"}})",
+      head + absl::StrCat(R"("dsn":{"envid":")", std::string(101, 'x'), R"("}})"),
+      head + R"("rcpt_dsn":[]})",
+      head + R"("rcpt_dsn":[null,null]})",
+      head + R"("rcpt_dsn":{}})",
+      head + R"("rcpt_dsn":[1]})",
+      head + R"("rcpt_dsn":[{"notify":[]}]})",
+      head + R"("rcpt_dsn":[{"notify":"NEVER"}]})",
+      head + R"("rcpt_dsn":[{"notify":["NEVER","FAILURE"]}]})",
+      head + R"("rcpt_dsn":[{"notify":["SUCCESS,FAILURE"]}]})",
+      head + R"("rcpt_dsn":[{"notify":["ALWAYS"]}]})",
+      head + R"("rcpt_dsn":[{"notify":[""]}]})",
+      head + R"("rcpt_dsn":[{"orcpt":"rfc822;a@b"}]})",
+      head + R"("rcpt_dsn":[{"orcpt":{"addr_type":"rfc822"}}]})",
+      head + R"("rcpt_dsn":[{"orcpt":{"addr_type":"rfc 822","address":"a@b"}}]})",
+      head + R"("rcpt_dsn":[{"orcpt":{"addr_type":"rfc822","address":""}}]})",
+      head + R"("rcpt_dsn":[{"orcpt":{"addr_type":"rfc822","address":"\u00e9@b"}}]})",
+  };
+  for (const std::string& text : bad) {
+    EXPECT_FALSE(ParseStoredEnvelope(text).ok()) << text;
+  }
+  // And the same head with good values is taken (the cases above fail for their field).
+  const absl::StatusOr<StoredEnvelope> good =
+      ParseStoredEnvelope(head + R"("dsn":{"ret":"HDRS","envid":null},)"
+                                 R"("rcpt_dsn":[{"notify":["DELAY","FAILURE"],"orcpt":null}]})");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->ret, DsnRet::kHdrs);
+  EXPECT_EQ(good->rcpt_dsn[0].notify.ToParameterValue(), "FAILURE,DELAY");
 }
 
 }  // namespace

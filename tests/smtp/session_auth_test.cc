@@ -67,7 +67,7 @@ std::string EhloWithAuth() {
   return absl::StrCat("250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE ",
                       testing::kMaxMessageSize,
                       "\r\n250-AUTH PLAIN LOGIN\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n"
-                      "250-SMTPUTF8\r\n250 CHUNKING\r\n");
+                      "250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n");
 }
 
 bool LogHas(const Transcript& t, std::string_view needle) {

@@ -102,7 +102,8 @@ TEST(SessionDataTest, DeliversAMessageWithExactRecord) {
           R"("client":{"address":"203.0.113.5","port":40000},)",
           R"("local":{"address":"192.0.2.10","port":25},"listener":"mx",)",
           R"("helo":"client.example","protocol":"ESMTP","smtputf8":false,)",
-          R"("body_type":"7BIT","size":22,"tls":null,"auth":null})"));
+          R"("body_type":"7BIT","size":22,"tls":null,"auth":null,)",
+          R"("dsn":{"ret":null,"envid":null},"rcpt_dsn":[{"notify":null,"orcpt":null}]})"));
   EXPECT_TRUE(t.closed);
   EXPECT_EQ(t.end_reason, "quit");
   EXPECT_EQ(t.stats.messages_accepted, 1u);
@@ -134,7 +135,9 @@ TEST(SessionDataTest, EnvelopeCarriesParametersRecipientsAndUtf8) {
                    R"("client":{"address":"203.0.113.5","port":40000},)",
                    R"("local":{"address":"192.0.2.10","port":25},"listener":"mx",)",
                    R"("helo":"client.example","protocol":"UTF8SMTPSA","smtputf8":true,)",
-                   R"("body_type":"8BITMIME","size":4,"tls":null,"auth":"alice"})"));
+                   R"("body_type":"8BITMIME","size":4,"tls":null,"auth":"alice",)",
+                   R"("dsn":{"ret":null,"envid":null},"rcpt_dsn":[{"notify":null,"orcpt":null},)",
+                   R"({"notify":null,"orcpt":null},{"notify":null,"orcpt":null}]})"));
 }
 
 TEST(SessionDataTest, ProtocolWordFollowsHeloTlsAndAuth) {

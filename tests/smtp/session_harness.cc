@@ -256,7 +256,7 @@ std::string Greeting() { return absl::StrCat("220 ", kHostname, " ESMTP ringmx\r
 
 std::string EhloReply() {
   return Lines({"250-mx.example.test", "250-PIPELINING", "250-SIZE 10000", "250-8BITMIME",
-                "250-ENHANCEDSTATUSCODES", "250-SMTPUTF8", "250 CHUNKING"});
+                "250-ENHANCEDSTATUSCODES", "250-DSN", "250-SMTPUTF8", "250 CHUNKING"});
 }
 
 }  // namespace ringmx::smtp::testing

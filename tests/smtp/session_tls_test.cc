@@ -62,7 +62,8 @@ core::Config ImplicitConfig() {
 
 std::string EhloWithStartTls() {
   return Lines({"250-mx.example.test", "250-PIPELINING", "250-SIZE 10000", "250-STARTTLS",
-                "250-8BITMIME", "250-ENHANCEDSTATUSCODES", "250-SMTPUTF8", "250 CHUNKING"});
+                "250-8BITMIME", "250-ENHANCEDSTATUSCODES", "250-DSN", "250-SMTPUTF8",
+                "250 CHUNKING"});
 }
 
 core::TlsFacts Tls13() {

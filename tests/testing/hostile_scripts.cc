@@ -14,11 +14,11 @@ constexpr const char* kBadUtf8[] = {"\x80",         "\xC3\x28",         "\xC0\xA
 
 // MAIL parameters that are malformed or not offered.
 constexpr const char* kBadMailParams[] = {
-    "SIZE=abc", "SIZE=", "SIZE=1 SIZE=2", "BODY=9BIT",        "BODY", "SMTPUTF8=yes",
-    "FOO=bar",  "=x",    "AUTH=<>",       "RET=HDRS ENVID=x",
+    "SIZE=abc", "SIZE=", "SIZE=1 SIZE=2", "BODY=9BIT",       "BODY", "SMTPUTF8=yes",
+    "FOO=bar",  "=x",    "AUTH=<>",       "RET=ALL ENVID=x",
 };
-// RCPT parameters (none is offered).
-constexpr const char* kBadRcptParams[] = {"NOTIFY=NEVER", "ORCPT=rfc822;x@y.test", "=", "X"};
+// RCPT parameters that are malformed (RFC 3461 NOTIFY and ORCPT are offered) or not offered.
+constexpr const char* kBadRcptParams[] = {"NOTIFY=NEVER,SUCCESS", "ORCPT=rfc822", "=", "X"};
 
 }  // namespace
 
