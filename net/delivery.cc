@@ -17,6 +17,7 @@
 #include "core/spool_record.h"
 #include "core/strings.h"
 #include "smtp/dsn.h"
+#include "smtp/envelope.h"
 
 namespace ringmx::net {
 namespace {
@@ -47,11 +48,6 @@ void Sub(std::atomic<uint64_t>& counter, uint64_t n) {
 std::string_view DomainOf(std::string_view address) {
   const size_t at = address.rfind('@');
   return at == std::string_view::npos ? std::string_view() : address.substr(at + 1);
-}
-
-// The facts of the stored envelope the delivery needs (its JSON is ours: smtp/envelope.h).
-bool JsonHas(std::string_view json, std::string_view needle) {
-  return json.find(needle) != std::string_view::npos;
 }
 
 smtp::ClientTls ClientTlsFor(core::RouteTls tls) {
@@ -122,7 +118,11 @@ struct Deliverer::Message {
   std::string_view envelope_json;
   bool body_8bit = false;
   bool smtputf8 = false;
-  bool read = false;  // record and body are here
+  // RFC 3461 parameters from the stored envelope (defaults when it has none).
+  smtp::DsnRet ret = smtp::DsnRet::kUnspecified;
+  std::string envid;
+  std::vector<smtp::DsnRcptParams> rcpt_dsn;  // one per recipient
+  bool read = false;                          // record and body are here
   std::vector<std::unique_ptr<Job>> jobs;
   size_t jobs_open = 0;
   size_t writes = 0;  // state records not yet durable
@@ -134,6 +134,15 @@ struct Deliverer::Message {
     bool expired = false;
   };
   std::vector<Failure> failures;
+  // Delivered recipients that asked for NOTIFY=SUCCESS from a hop that cannot pass it on (LMTP,
+  // an SMTP hop without DSN): `expired` unused; `hop` set.
+  struct Success {
+    uint32_t rcpt = 0;
+    smtp::RecipientResult result;
+    std::string hop;
+    bool final_hop = false;  // LMTP: "delivered"; SMTP without DSN: "relayed"
+  };
+  std::vector<Success> successes;
   int64_t next_due_us = kNever;
 };
 
@@ -319,8 +328,21 @@ void Deliverer::OnRead(std::vector<RelocationRead> reads, bool /*failed*/) {
     }
     message.trace_headers = view->header.trace_headers;
     message.envelope_json = view->header.envelope_json;
-    message.body_8bit = JsonHas(message.envelope_json, "\"body_type\":\"8BITMIME\"");
-    message.smtputf8 = JsonHas(message.envelope_json, "\"smtputf8\":true");
+    if (absl::StatusOr<smtp::StoredEnvelope> envelope =
+            smtp::ParseStoredEnvelope(message.envelope_json);
+        envelope.ok()) {
+      message.body_8bit = envelope->body_8bitmime;
+      message.smtputf8 = envelope->smtputf8;
+      message.ret = envelope->ret;
+      message.envid = std::move(envelope->envid);
+      message.rcpt_dsn = std::move(envelope->rcpt_dsn);
+    } else {
+      // Delivered as 7-bit ASCII with no DSN parameters; the hop judges the bytes.
+      core::LogWarning(absl::StrCat("delivery shard=", shard_, " id=", message.id,
+                                    " envelope unreadable, delivering without its parameters: ",
+                                    envelope.status().message()));
+    }
+    message.rcpt_dsn.resize(message.recipients.size());
     message.read = true;
     if (draining_) {
       const std::string id = message.id;
@@ -369,7 +391,7 @@ void Deliverer::Dispatch(Message& message, absl::Time now) {
       smtp::RecipientResult copy = failure.result;
       Job none;
       none.message = &message;
-      Record(message, none, i, copy, now);
+      Record(message, none, nullptr, i, copy, now);
       continue;
     }
     group_for(static_cast<size_t>(route - routes.routes().data())).push_back(i);
@@ -419,7 +441,12 @@ void Deliverer::StartJob(Message& message, size_t route, size_t hop_index,
   job->hop_index = hop_index;
   job->started = now;
   job->out.sender = message.sender;
-  for (uint32_t r : rcpts) job->out.recipients.push_back(message.recipients[r]);
+  for (uint32_t r : rcpts) {
+    job->out.recipients.push_back(message.recipients[r]);
+    job->out.rcpt_dsn.push_back(message.rcpt_dsn[r]);
+  }
+  job->out.ret = message.ret;
+  job->out.envid = message.envid;
   job->rcpts = std::move(rcpts);
   job->out.body_8bit = message.body_8bit;
   job->out.smtputf8 = message.smtputf8;
@@ -554,7 +581,7 @@ void Deliverer::OnResults(OutboundConnection& connection,
     if (result.reply.code == 421) {
       down_.MarkDown(connection.hop_name(), now, now + message.snapshot->config.delivery.hop_down);
     }
-    Record(message, job, rcpt, result, now);
+    Record(message, job, &connection, rcpt, result, now);
   }
   if (!done) return;
   running_.erase(it);
@@ -586,7 +613,9 @@ void Deliverer::JobDone(Job& job, OutboundConnection& connection, absl::Time now
       for (auto& [rcpt, result] : job.failover) rcpts.push_back(rcpt);
       StartJob(message, job.route, next, std::move(rcpts), now);
     } else {
-      for (auto& [rcpt, result] : job.failover) Record(message, job, rcpt, result, now);
+      for (auto& [rcpt, result] : job.failover) {
+        Record(message, job, &connection, rcpt, result, now);
+      }
     }
     job.failover.clear();
   }
@@ -594,8 +623,8 @@ void Deliverer::JobDone(Job& job, OutboundConnection& connection, absl::Time now
   MaybeFinishMessage(message, now);
 }
 
-void Deliverer::Record(Message& message, Job& job, uint32_t rcpt,
-                       const smtp::RecipientResult& result, absl::Time now) {
+void Deliverer::Record(Message& message, Job& job, const OutboundConnection* connection,
+                       uint32_t rcpt, const smtp::RecipientResult& result, absl::Time now) {
   const q::RecipientStatus& before = message.states[rcpt];
   const uint32_t attempts = before.attempts + 1;
   const std::string hop = job.pool == nullptr ? std::string("none") : std::string(job.pool->name);
@@ -614,6 +643,14 @@ void Deliverer::Record(Message& message, Job& job, uint32_t rcpt,
       status.state = q::RecipientState::kDelivered;
       Add(counters_.sent, 1);
       if (job.pool != nullptr) down_.MarkUp(job.pool->name);
+      // NOTIFY=SUCCESS: an SMTP hop that offers DSN got the parameter and reports itself;
+      // otherwise the report is ours ("delivered" by an LMTP hop, "relayed" to an SMTP one).
+      if (connection != nullptr && message.rcpt_dsn[rcpt].notify.WantsSuccess()) {
+        const bool lmtp = connection->hop().protocol == core::HopProtocol::kLmtp;
+        if (lmtp || !connection->extensions().dsn) {
+          message.successes.push_back({rcpt, result, hop, lmtp});
+        }
+      }
       break;
     case smtp::RecipientResult::Status::kDeferred: {
       policy::RetryDecision decision =
@@ -673,8 +710,9 @@ void Deliverer::WriteState(Message& message, uint32_t rcpt, q::RecipientStatus s
 void Deliverer::MaybeFinishMessage(Message& message, absl::Time now) {
   if (message.jobs_open > 0 || message.finishing) return;
   message.finishing = true;
+  if (!message.successes.empty()) QueueDsn(message, smtp::DsnKind::kSuccess, now);
   if (!message.failures.empty()) {
-    QueueDsn(message, now);
+    QueueDsn(message, smtp::DsnKind::kFailure, now);
     for (const Message::Failure& f : message.failures) {
       q::RecipientStatus status;
       status.state = q::RecipientState::kFailed;
@@ -689,10 +727,12 @@ void Deliverer::MaybeFinishMessage(Message& message, absl::Time now) {
   if (message.writes == 0) Forget(message);
 }
 
-void Deliverer::QueueDsn(Message& message, absl::Time now) {
+void Deliverer::QueueDsn(Message& message, smtp::DsnKind kind, absl::Time now) {
   if (message.bounce) {
-    core::LogWarning(absl::StrCat("delivery shard=", shard_, " id=", message.id,
-                                  " a DSN failed; no DSN is sent about a DSN"));
+    if (kind == smtp::DsnKind::kFailure) {
+      core::LogWarning(absl::StrCat("delivery shard=", shard_, " id=", message.id,
+                                    " a DSN failed; no DSN is sent about a DSN"));
+    }
     return;
   }
   if (message.sender.empty()) return;  // the null sender gets no DSN (no loops)
@@ -704,30 +744,46 @@ void Deliverer::QueueDsn(Message& message, absl::Time now) {
   original.append(message.trace_headers);
   original.append(message.body);
   smtp::DsnRequest request;
-  request.kind = smtp::DsnKind::kFailure;
+  request.kind = kind;
   request.hostname = config.hostname;
   request.dsn_id = dsn_id;
   request.original_id = message.id;
   request.sender = message.sender;
+  if (!message.envid.empty()) request.envid = message.envid;
+  request.ret = message.ret;
   request.arrival = absl::FromUnixMicros(message.received_us);
   request.now = now;
   request.message = original;
-  for (const Message::Failure& f : message.failures) {
+  auto add = [&](uint32_t rcpt, smtp::DsnAction action, const smtp::RecipientResult& result,
+                 const std::string& hop) {
     smtp::DsnRecipient r;
-    r.address = message.recipients[f.rcpt];
-    r.action = smtp::DsnAction::kFailed;
-    r.status = f.result.reply.enhanced;
-    r.remote_mta = f.hop;
-    r.diagnostic = f.result.local ? f.result.reply.Text() : f.result.reply.OneLine();
-    r.diagnostic_is_smtp = !f.result.local;
-    if (f.expired) {
-      r.diagnostic =
-          absl::StrCat("message expired after ", absl::FormatDuration(config.delivery.max_lifetime),
-                       "; last reply: ", f.result.reply.OneLine());
-      r.diagnostic_is_smtp = false;
-    }
+    r.address = message.recipients[rcpt];
+    r.notify = message.rcpt_dsn[rcpt].notify;
+    r.orcpt = message.rcpt_dsn[rcpt].orcpt;
+    r.action = action;
+    r.status = result.reply.enhanced;
+    r.remote_mta = hop;
+    r.diagnostic = result.local ? result.reply.Text() : result.reply.OneLine();
+    r.diagnostic_is_smtp = !result.local;
     r.last_attempt = now;
     request.recipients.push_back(std::move(r));
+  };
+  if (kind == smtp::DsnKind::kSuccess) {
+    for (const Message::Success& s : message.successes) {
+      add(s.rcpt, s.final_hop ? smtp::DsnAction::kDelivered : smtp::DsnAction::kRelayed, s.result,
+          s.hop);
+    }
+  } else {
+    for (const Message::Failure& f : message.failures) {
+      add(f.rcpt, smtp::DsnAction::kFailed, f.result, f.hop);
+      if (f.expired) {
+        smtp::DsnRecipient& r = request.recipients.back();
+        r.diagnostic = absl::StrCat("message expired after ",
+                                    absl::FormatDuration(config.delivery.max_lifetime),
+                                    "; last reply: ", f.result.reply.OneLine());
+        r.diagnostic_is_smtp = false;
+      }
+    }
   }
   std::optional<smtp::DsnMessage> dsn = smtp::BuildDsn(request);
   if (!dsn) return;
@@ -758,8 +814,9 @@ void Deliverer::QueueDsn(Message& message, absl::Time now) {
       .String(message.id)
       .EndObject();
   Add(counters_.dsns, 1);
-  core::LogInfo(absl::StrCat("delivery shard=", shard_, " id=", message.id, " dsn id=", dsn_id,
-                             " to=<", dsn->rcpt_to, "> failed=", dsn->reported.size()));
+  core::LogInfo(absl::StrCat(
+      "delivery shard=", shard_, " id=", message.id, " dsn id=", dsn_id, " to=<", dsn->rcpt_to,
+      "> ", kind == smtp::DsnKind::kSuccess ? "delivered=" : "failed=", dsn->reported.size()));
   queue_.Submit(std::move(record),
                 new DsnWaiter(absl::StrCat("shard=", shard_), dsn_id, message.id));
 }

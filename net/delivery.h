@@ -35,6 +35,7 @@
 #include "net/runtime.h"
 #include "policy/retry.h"
 #include "policy/verify_cache.h"
+#include "smtp/dsn.h"
 #include "smtp/session.h"
 #include "tls/client_context.h"
 
@@ -120,13 +121,16 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   // Gives waiting jobs to free connections of `pool`, opening new ones up to its limit.
   void Pump(Pool& pool, absl::Time now);
   // Records one recipient's result (or keeps a failure for the DSN) and logs it.
-  void Record(Message& message, Job& job, uint32_t rcpt, const smtp::RecipientResult& result,
-              absl::Time now);
+  // `connection`: the one that carried the attempt (nullptr for our own refusal).
+  void Record(Message& message, Job& job, const OutboundConnection* connection, uint32_t rcpt,
+              const smtp::RecipientResult& result, absl::Time now);
   void JobDone(Job& job, OutboundConnection& connection, absl::Time now);
   // Every job of `message` is done: queues its DSN and the failed states, then forgets it once
   // its records are applied.
   void MaybeFinishMessage(Message& message, absl::Time now);
-  void QueueDsn(Message& message, absl::Time now);
+  // Queues the DSN of `kind` for the message's failures or successes (the recipients whose
+  // NOTIFY asks for it), from <> to the sender, delivered through bounce_next_hop.
+  void QueueDsn(Message& message, smtp::DsnKind kind, absl::Time now);
   void WriteState(Message& message, uint32_t rcpt, core::queue::RecipientStatus status);
   void Forget(Message& message);
   void CloseIdle(absl::Time now);

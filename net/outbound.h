@@ -91,6 +91,8 @@ class OutboundConnection {
   // Why the connection failed ("" if it did not), for the log and the hop-down tracker.
   const std::string& error() const { return error_; }
   bool tls_active() const { return client_.tls_active(); }
+  // What the hop offered in its EHLO/LHLO reply.
+  const smtp::HopExtensions& extensions() const { return client_.extensions(); }
   // How many messages this connection has carried.
   uint64_t messages() const { return messages_; }
 

@@ -732,11 +732,74 @@ void Session::DoRcpt(std::string_view args, Output& out) {
                       ">: Relay access denied\r\n");
       return;
   }
-  s.envelope.rcpt_to.emplace_back(path->mailbox);
+  // Once delivery is configured, mail we could never pass on is refused now rather than bounced
+  // later; and a route that verifies recipients asks its next hop first (docs/delivery.md).
+  if (!snapshot_->routes.empty()) {
+    const core::RouteConfig* route = snapshot_->routes.Lookup(path->domain);
+    if (route == nullptr) {
+      absl::StrAppend(&out.replies, "550 5.4.4 <", core::Av(path->mailbox),
+                      ">: Recipient address rejected: no route to its domain\r\n");
+      return;
+    }
+    if (route->verify_recipients && decision.rule != policy::RecipientRule::kPostmaster) {
+      CheckRequest check;
+      check.token = ++s.next_token;
+      check.kind = CheckRequest::Kind::kRecipient;
+      check.address = path->mailbox;
+      s.check_token = check.token;
+      s.check_kind = check.kind;
+      s.check_rcpt = path->mailbox;
+      s.check_rcpt_dsn = std::move(dsn);
+      out.check = std::move(check);
+      return;
+    }
+  }
+  AddRecipient(path->mailbox, std::move(dsn), out);
+}
+
+void Session::AddRecipient(std::string_view mailbox, DsnRcptParams dsn, Output& out) {
+  State& s = *state_;
+  s.envelope.rcpt_to.emplace_back(mailbox);
   // Kept the same length as rcpt_to (Envelope's invariant): entry i is recipient i's.
   s.envelope.rcpt_dsn.resize(s.envelope.rcpt_to.size() - 1);
   s.envelope.rcpt_dsn.push_back(std::move(dsn));
   Reply(out, "250 2.1.5 Ok");
+}
+
+void Session::FinishRcptCheck(const CheckAnswer& answer, Output& out) {
+  State& s = *state_;
+  std::string mailbox = std::move(s.check_rcpt);
+  s.check_rcpt.clear();
+  std::string_view result;
+  switch (answer.decision) {
+    case CheckAnswer::Decision::kAccept:
+      result = "known";
+      // The transaction may have ended meanwhile only through input, which waited: it is open.
+      AddRecipient(mailbox, std::move(s.check_rcpt_dsn), out);
+      break;
+    case CheckAnswer::Decision::kReject:
+      result = "unknown";
+      Reply(out, answer.reply.empty() ? absl::StrCat("550 5.1.1 <", mailbox,
+                                                     ">: Recipient address rejected: User unknown")
+                                      : answer.reply);
+      break;
+    case CheckAnswer::Decision::kTempFail:
+      result = "tempfail";
+      Reply(out, answer.reply.empty()
+                     ? absl::StrCat("450 4.4.1 <", mailbox,
+                                    ">: Recipient address verification failed, try later")
+                     : answer.reply);
+      break;
+    case CheckAnswer::Decision::kRefuse:
+      result = "refused";
+      Reply(out, answer.reply.empty() ? "421 4.7.0 Closing connection" : answer.reply);
+      Close(out, "verify-refused");
+      break;
+  }
+  s.check_rcpt_dsn = DsnRcptParams();
+  std::string& log = out.log.emplace_back("rcpt=<");
+  policy::AppendLogSafe(log, mailbox);
+  absl::StrAppend(&log, "> verify=", core::Av(result));
 }
 
 void Session::ResetTransaction(Output& out) {

@@ -22,6 +22,7 @@
 #include "core/spool_record.h"
 #include "core/tls_facts.h"
 #include "policy/policy.h"
+#include "smtp/dsn_params.h"
 #include "smtp/sasl.h"
 
 namespace ringmx::smtp {
@@ -260,6 +261,10 @@ class Session {
   size_t LineLimit(std::string_view input) const;
   void DoMail(std::string_view args, Output& out);
   void DoRcpt(std::string_view args, Output& out);
+  // Appends an accepted recipient to the envelope and says 250.
+  void AddRecipient(std::string_view mailbox, DsnRcptParams dsn, Output& out);
+  // The answer to a RCPT's recipient verification (CheckRequest::Kind::kRecipient).
+  void FinishRcptCheck(const CheckAnswer& answer, Output& out);
   void DoData(std::string_view args, absl::Time now, Output& out);
   void DoBdat(std::string_view args, absl::Time now, Output& out);
   void CompleteChunk(absl::Time now, Output& out);

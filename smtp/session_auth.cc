@@ -111,6 +111,14 @@ void Session::OnCheckAnswer(uint64_t token, const CheckAnswer& answer, absl::Tim
   State& s = *state_;
   if (closed_ || token == 0 || token != s.check_token) return;
   s.check_token = 0;
+  if (s.check_kind == CheckRequest::Kind::kRecipient) {
+    FinishRcptCheck(answer, out);
+    if (closed_) return;
+    deadline_ = now + snapshot_->config.timeouts.idle;
+    ResumeInput(now, out);
+    MaybeCloseForShutdown(out);
+    return;
+  }
   const std::string& host = snapshot_->config.hostname;
   std::string_view result;
   switch (answer.decision) {

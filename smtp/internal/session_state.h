@@ -91,6 +91,9 @@ struct Session::State {
   CheckRequest::Kind check_kind = CheckRequest::Kind::kCredentials;
   std::string check_user;       // kCredentials: the user being verified
   std::string check_mechanism;  // kCredentials: its SASL mechanism
+  // kRecipient: the RCPT waiting for its verification, and its DSN parameters.
+  std::string check_rcpt;
+  DsnRcptParams check_rcpt_dsn;
 
   // The transaction. `in_mail` is true from an accepted MAIL to its end (delivery, refusal,
   // RSET, EHLO/HELO).
