@@ -24,9 +24,9 @@ namespace {
 // A message whose bytes are easy to get wrong: trailing spaces, a line that needs dot stuffing,
 // 8-bit octets, a long line, an empty last line.
 std::string TrickyMessage(const std::string& subject) {
-  std::string m = absl::StrCat("From: Sender <sender@remote.test>\r\nTo: alice@example.test\r\n",
-                               "Subject: ", subject, "\r\nMessage-ID: <", subject,
-                               "@remote.test>\r\n\r\n");
+  std::string m =
+      absl::StrCat("From: Sender <sender@remote.test>\r\nTo: alice@example.test\r\n",
+                   "Subject: ", subject, "\r\nMessage-ID: <", subject, "@remote.test>\r\n\r\n");
   for (int i = 0; i < 200; ++i) absl::StrAppend(&m, "line ", i, " trailing   \r\n");
   m += ".a line that starts with a dot\r\n";
   m += "8-bit: \xc3\xa9\xe2\x82\xac\r\n";
@@ -54,11 +54,12 @@ class DeliveryHopsTest : public ServerTest {
                      const std::string& delivery_extra = "") {
     capture_ = CaptureSmtp::Start(dir_ / "capture", &error_);
     EXPECT_NE(capture_, nullptr) << error_;
-    return BasicConfig(dir_, "", absl::StrCat(
-                                     "[[route]]\ndomains = [\"example.test\"]\nnext_hop = [", next_hop,
-                                     "]\n", route_extra, "\n[delivery]\nbounce_next_hop = \"smtp:[127.0.0.1]:",
-                                     capture_ ? capture_->port() : 1, "\"\nretry_first_s = 1\nretry_max_s = 2\n",
-                                     "hop_down_s = 1\n", delivery_extra));
+    return BasicConfig(
+        dir_, "",
+        absl::StrCat(
+            "[[route]]\ndomains = [\"example.test\"]\nnext_hop = [", next_hop, "]\n", route_extra,
+            "\n[delivery]\nbounce_next_hop = \"smtp:[127.0.0.1]:", capture_ ? capture_->port() : 1,
+            "\"\nretry_first_s = 1\nretry_max_s = 2\n", "hop_down_s = 1\n", delivery_extra));
   }
 
   // Sends one message, expects 250; returns the queue id.
