@@ -3,6 +3,8 @@
 // refuses connections while stopped and serves again after a restart on the same port and socket;
 // Postfix delivers into its maildir and answers the replies the test sets (450 then 250, 550); the
 // capture server keeps envelope and data. Runs as root (Dovecot and Postfix private instances).
+#include "tests/testing/next_hops.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -15,7 +17,6 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
-#include "tests/testing/next_hops.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/smtp_client.h"
 #include "tests/testing/temp_dir.h"
@@ -162,8 +163,8 @@ TEST_F(NextHopsTest, DovecotRefusesAnUnknownUserAtRcpt) {
   ASSERT_NE(client, nullptr);
   ASSERT_EQ(client->ReadReply().code, 220);
   std::vector<SmtpReply> replies =
-      LmtpTransaction(*client, "sender@remote.test",
-                      {"nobody@example.test", "alice@example.test"}, TestMessage("unknown"));
+      LmtpTransaction(*client, "sender@remote.test", {"nobody@example.test", "alice@example.test"},
+                      TestMessage("unknown"));
   ASSERT_EQ(replies.size(), 3u);
   EXPECT_EQ(replies[0].code, 550) << replies[0].text;
   EXPECT_EQ(replies[0].Enhanced(), "5.1.1") << replies[0].text;

@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
@@ -243,27 +244,44 @@ std::unique_ptr<DovecotLmtp> DovecotLmtp::Start(const std::string& dir,
   // A private instance: its own base_dir, state_dir and log, LMTP only, no SSL. The userdb drops
   // the domain (%n) and gives every user the mail uid; mail is saved with CRLF so that it is
   // byte-exact, and LMTP adds no Received or Delivered-To header (only Return-Path).
-  const std::string config = absl::StrCat(
-      "instance_name = ringmx-test-", getpid(), "-", hop->port_, "\n",  //
-      "base_dir = ", d, "/run\n",                                        //
-      "state_dir = ", d, "/state\n",                                     //
-      "log_path = ", d, "/dovecot.log\n",                                //
-      "protocols = lmtp\n"
-      "listen = 127.0.0.1\n"
-      "ssl = no\n"
-      "default_internal_user = dovecot\n"
-      "default_login_user = dovenull\n"
-      "mail_location = maildir:",
-      d, "/mail/%n\n",
-      "mail_save_crlf = yes\n"
-      "lmtp_add_received_header = no\n"
-      "lmtp_hdr_delivery_address = none\n"
-      "passdb {\n  driver = passwd-file\n  args = username_format=%n ",
-      d, "/users\n}\n",
-      "userdb {\n  driver = passwd-file\n  args = username_format=%n ", d, "/users\n",
-      "  default_fields = uid=", kMailUid, " gid=", kMailGid, " home=", d, "/mail/%n\n}\n",
-      "service lmtp {\n  inet_listener lmtp {\n    address = 127.0.0.1\n    port = ", hop->port_,
-      "\n  }\n  unix_listener ", hop->socket_path_, " {\n    mode = 0666\n  }\n}\n");
+  const std::string config = absl::StrReplaceAll(
+      R"(instance_name = ringmx-test-$PORT
+base_dir = $DIR/run
+state_dir = $DIR/state
+log_path = $DIR/dovecot.log
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+default_internal_user = dovecot
+default_login_user = dovenull
+mail_location = maildir:$DIR/mail/%n
+mail_save_crlf = yes
+lmtp_add_received_header = no
+lmtp_hdr_delivery_address = none
+passdb {
+  driver = passwd-file
+  args = username_format=%n $DIR/users
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%n $DIR/users
+  default_fields = uid=$UID gid=$GID home=$DIR/mail/%n
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $PORT
+  }
+  unix_listener $SOCKET {
+    mode = 0666
+  }
+}
+)",
+      {{"$DIR", d},
+       {"$PORT", absl::StrCat(hop->port_)},
+       {"$SOCKET", hop->socket_path_},
+       {"$UID", absl::StrCat(kMailUid)},
+       {"$GID", absl::StrCat(kMailGid)}});
   if (hop->port_ == 0 || !WriteFileAtomic(d + "/users", passwd) ||
       !WriteFileAtomic(hop->config_path_, config)) {
     if (error) *error = "cannot write Dovecot's files or find a free port";
@@ -360,51 +378,51 @@ std::unique_ptr<PostfixHop> PostfixHop::Start(const std::string& dir, const std:
   hop->port_ = FreeLoopbackPort();
   std::string mailboxes;
   for (const std::string& user : users) {
-    absl::StrAppend(&mailboxes, absl::AsciiStrToLower(user), "@", hop->domain_, " ",
-                    hop->domain_, "/", user, "/\n");
+    absl::StrAppend(&mailboxes, absl::AsciiStrToLower(user), "@", hop->domain_, " ", hop->domain_,
+                    "/", user, "/\n");
   }
   // Only what a private, self-contained next hop needs; see the class comment.
-  const std::string main_cf = absl::StrCat(
-      "compatibility_level = 3.6\n"
-      "queue_directory = ",
-      d, "/queue\ndata_directory = ", d,
-      "/data\n"
-      "mail_owner = postfix\n"
-      "setgid_group = postdrop\n"
-      "myhostname = hop.postfix.test\n"
-      "mydomain = postfix.test\n"
-      "myorigin = $myhostname\n"
-      "inet_interfaces = 127.0.0.1\n"
-      "inet_protocols = ipv4\n"
-      "mynetworks = 127.0.0.0/8\n"
-      "mydestination =\n"
-      "relay_domains =\n"
-      "relayhost =\n"
-      "local_recipient_maps =\n"
-      "alias_maps =\n"
-      "alias_database =\n"
-      "biff = no\n"
-      "# mail from 127.0.0.1 is not rewritten: no Message-Id, Date or From added\n"
-      "local_header_rewrite_clients =\n"
-      "virtual_mailbox_domains = ",
-      hop->domain_, "\nvirtual_mailbox_base = ", d,
-      "/mail\n"
-      "virtual_mailbox_maps = texthash:",
-      d, "/etc/vmailbox\nvirtual_uid_maps = static:", kMailUid,
-      "\nvirtual_gid_maps = static:", kMailGid,
-      "\n"
-      "# nothing leaves the machine: every other transport is the error transport\n"
-      "default_transport = error:this test hop delivers nothing off the machine\n"
-      "local_transport = error:this test hop has no local delivery\n"
-      "relay_transport = error:this test hop relays nothing\n"
-      "smtpd_relay_restrictions = reject_unauth_destination\n"
-      "smtpd_recipient_restrictions = check_recipient_access texthash:",
-      d,
-      "/etc/recipient_access\n"
-      "smtpd_peername_lookup = no\n"
-      "smtp_dns_support_level = disabled\n"
-      "maillog_file = ",
-      d, "/maillog\nmaillog_file_prefixes = ", d, "\n");
+  const std::string main_cf = absl::StrReplaceAll(
+      R"(compatibility_level = 3.6
+queue_directory = $DIR/queue
+data_directory = $DIR/data
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = hop.postfix.test
+mydomain = postfix.test
+myorigin = $myhostname
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+relay_domains =
+relayhost =
+local_recipient_maps =
+alias_maps =
+alias_database =
+biff = no
+# mail from 127.0.0.1 is not rewritten: no Message-Id, Date or From added
+local_header_rewrite_clients =
+virtual_mailbox_domains = $DOMAIN
+virtual_mailbox_base = $DIR/mail
+virtual_mailbox_maps = texthash:$DIR/etc/vmailbox
+virtual_uid_maps = static:$UID
+virtual_gid_maps = static:$GID
+# nothing leaves the machine: every other transport is the error transport
+default_transport = error:this test hop delivers nothing off the machine
+local_transport = error:this test hop has no local delivery
+relay_transport = error:this test hop relays nothing
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_recipient_restrictions = check_recipient_access texthash:$DIR/etc/recipient_access
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+maillog_file = $DIR/maillog
+maillog_file_prefixes = $DIR
+)",
+      {{"$DIR", d},
+       {"$DOMAIN", hop->domain_},
+       {"$UID", absl::StrCat(kMailUid)},
+       {"$GID", absl::StrCat(kMailGid)}});
   // No port 25, no pickup, no local(8), no SMTP client; chroot off.
   const std::string master_cf = absl::StrCat("127.0.0.1:", hop->port_,
                                              " inet n - n - - smtpd\n"
@@ -460,8 +478,7 @@ bool PostfixHop::WriteAccessTable(std::string* error) const {
   return false;
 }
 
-bool PostfixHop::ReloadAndProbe(const std::string& address, int want_code,
-                                absl::Duration timeout) {
+bool PostfixHop::ReloadAndProbe(const std::string& address, int want_code, absl::Duration timeout) {
   if (!WriteAccessTable(nullptr)) return false;
   CommandResult reload = RunCommand({kPostfix, "-c", dir_ + "/etc", "reload"}, timeout);
   if (reload.exit_code != 0) return false;

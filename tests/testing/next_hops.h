@@ -152,10 +152,10 @@ class PostfixHop {
 
 // One message stored by CaptureSmtp.
 struct CapturedMessage {
-  std::string mail_command;               // "MAIL FROM:<> RET=HDRS", as sent
+  std::string mail_command;                // "MAIL FROM:<> RET=HDRS", as sent
   std::vector<std::string> rcpt_commands;  // each accepted "RCPT TO:<...> ...", as sent
-  std::string sender;                     // the reverse-path without <>; "" for the null sender
-  std::vector<std::string> recipients;    // the forward-paths without <>
+  std::string sender;                      // the reverse-path without <>; "" for the null sender
+  std::vector<std::string> recipients;     // the forward-paths without <>
   std::string data;  // the message as received: dot-unstuffed, CRLF kept, without ".\r\n"
 };
 
