@@ -16,6 +16,10 @@ packages=(
   libcrypt-dev  # libxcrypt: crypt_rn() and crypt_checksalt() for AUTH (yescrypt, sha512-crypt, bcrypt)
   nlohmann-json3-dev  # the independent JSON parser of the fuzz targets (their corpora replay in ctest)
   swaks libnet-ssleay-perl  # AUTH interop in tests/e2e/auth_e2e_test (swaks needs Net::SSLeay for --tls)
+  # The real next hops of the delivery tests (tests/testing/next_hops.h), each started by the test
+  # as a private instance on 127.0.0.1: Dovecot's LMTP server, and Postfix as an SMTP hop (also
+  # bench/compare.sh's Postfix and smtp-sink).
+  dovecot-core dovecot-lmtpd postfix
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -26,6 +30,31 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-deps: missing ${missing[*]}; run as root (or install sudo) to install them"
     exit 1
   fi
+  # "No configuration": Postfix's system instance is left unconfigured and does not start.
+  if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  fi
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+# The system instances of Dovecot and Postfix stay off (the tests never use them; a running
+# Dovecot would hold /run/dovecot and ports 143/993 for nothing). Where the package's postinst
+# started them (systemd, no policy-rc.d denying it), stop them and keep them from starting at boot.
+for service in dovecot postfix; do
+  [ -e "/etc/init.d/$service" ] || [ -e "/lib/systemd/system/$service.service" ] || continue
+  if [ -d /run/systemd/system ]; then
+    if systemctl is-enabled --quiet "$service" 2>/dev/null ||
+        systemctl is-active --quiet "$service" 2>/dev/null; then
+      $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || true
+    fi
+  else
+    $SUDO update-rc.d "$service" disable >/dev/null 2>&1 || true
+    case $service in
+      dovecot) pidfile=/run/dovecot/master.pid ;;
+      postfix) pidfile=/var/spool/postfix/pid/master.pid ;;
+    esac
+    if [ -r "$pidfile" ] && kill -0 "$(tr -dc '0-9' <"$pidfile")" 2>/dev/null; then
+      $SUDO "/etc/init.d/$service" stop >/dev/null 2>&1 || true
+    fi
+  fi
+done
