@@ -34,6 +34,8 @@ constexpr size_t kMaxReadBatch = 64;
 constexpr absl::Duration kReadRetry = absl::Seconds(60);
 // An idle cached connection is closed after this long (Postfix: smtp_connection_cache_time_limit).
 constexpr absl::Duration kIdleLimit = absl::Seconds(5);
+// A connection takes no new message after this long (Postfix: smtp_connection_reuse_time_limit).
+constexpr absl::Duration kReuseLimit = absl::Seconds(300);
 
 int64_t ToUs(absl::Time t) { return absl::ToUnixMicros(t); }
 
@@ -93,6 +95,9 @@ struct Deliverer::Job {
   Pool* pool = nullptr;
   absl::Time started = absl::InfinitePast();
   bool done = false;
+  // The hop deferred a recipient (4xx): its connection is not reused, so that the next attempt
+  // meets a fresh session (a hop's tables, greylisting and limits are per session).
+  bool hop_deferred = false;
   // Recipients whose connection failed before the hop greeted: tried on the next hop.
   std::vector<std::pair<uint32_t, smtp::RecipientResult>> failover;
   // A recipient probe (message == nullptr): the route it verifies (in `snapshot`) and the key
@@ -507,10 +512,13 @@ void Deliverer::Pump(Pool& pool, absl::Time now) {
   while (!pool.waiting.empty() && !draining_) {
     OutboundConnection* free = nullptr;
     for (auto& c : pool.connections) {
-      if (!c->closed() && c->can_send() && !running_.contains(c.get())) {
-        free = c.get();
-        break;
+      if (c->closed() || !c->can_send() || running_.contains(c.get())) continue;
+      if (now - c->started_at() >= kReuseLimit) {
+        c->Quit(now);  // old enough: the next message gets a new connection
+        continue;
       }
+      free = c.get();
+      break;
     }
     if (free == nullptr) {
       if (pool.connections.size() >= static_cast<size_t>(pool.max_connections)) break;
@@ -573,6 +581,9 @@ void Deliverer::OnResults(OutboundConnection& connection,
       job.route == kBounceRoute ? 1 : message.snapshot->routes.routes()[job.route].next_hop.size();
   for (smtp::RecipientResult& result : results) {
     const uint32_t rcpt = job.rcpts[result.index];
+    if (result.status == smtp::RecipientResult::Status::kDeferred && !result.local) {
+      job.hop_deferred = true;
+    }
     if (result.status == smtp::RecipientResult::Status::kDeferred && result.local &&
         !connection.was_ready() && job.hop_index + 1 < hops) {
       job.failover.emplace_back(rcpt, std::move(result));
@@ -619,6 +630,7 @@ void Deliverer::JobDone(Job& job, OutboundConnection& connection, absl::Time now
     }
     job.failover.clear();
   }
+  if (job.hop_deferred && !connection.closed()) connection.Quit(now);
   --message.jobs_open;
   MaybeFinishMessage(message, now);
 }

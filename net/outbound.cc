@@ -51,7 +51,7 @@ OutboundConnection::~OutboundConnection() {
 }
 
 void OutboundConnection::Start(absl::Time now) {
-  now_ = phase_start_ = now;
+  now_ = phase_start_ = started_at_ = now;
   address_ = std::make_unique<Address>();
   int family = AF_UNIX;
   if (options_.hop.is_unix) {

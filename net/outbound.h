@@ -84,6 +84,8 @@ class OutboundConnection {
   bool was_ready() const { return was_ready_; }
   bool closed() const { return state_ == State::kClosed; }
   bool finished() const { return state_ == State::kClosed && ops_in_flight_ == 0; }
+  // When Start() was called.
+  absl::Time started_at() const { return started_at_; }
   // When it last became idle (for the connection cache's idle limit).
   absl::Time idle_since() const { return idle_since_; }
   const core::NextHop& hop() const { return options_.hop; }
@@ -158,6 +160,7 @@ class OutboundConnection {
   absl::Time now_ = absl::InfinitePast();
   absl::Time phase_start_ = absl::InfinitePast();
   absl::Time idle_since_ = absl::InfinitePast();
+  absl::Time started_at_ = absl::InfinitePast();
   smtp::Client::Waiting last_waiting_ = smtp::Client::Waiting::kGreeting;
   // sockaddr for CONNECT (read by the kernel while the op is in flight).
   struct Address;

@@ -56,10 +56,11 @@ class DeliveryHopsTest : public ServerTest {
     EXPECT_NE(capture_, nullptr) << error_;
     return BasicConfig(
         dir_, "",
-        absl::StrCat(
-            "[[route]]\ndomains = [\"example.test\"]\nnext_hop = [", next_hop, "]\n", route_extra,
-            "\n[delivery]\nbounce_next_hop = \"smtp:[127.0.0.1]:", capture_ ? capture_->port() : 1,
-            "\"\nretry_first_s = 1\nretry_max_s = 2\n", "hop_down_s = 1\n", delivery_extra));
+        absl::StrCat("[[route]]\ndomains = [\"example.test\"]\nnext_hop = [", next_hop, "]\n",
+                     route_extra, "\n[delivery]\nbounce_next_hop = \"smtp:[127.0.0.1]:",
+                     capture_ ? capture_->port() : 1, "\"\nretry_first_s = 1\nretry_max_s = 2\n",
+                     absl::StrContains(delivery_extra, "hop_down_s") ? "" : "hop_down_s = 1\n",
+                     delivery_extra));
   }
 
   // Sends one message, expects 250; returns the queue id.
@@ -150,6 +151,48 @@ TEST_F(DeliveryHopsTest, DovecotOverUnixSocketAndUnknownUserBounces) {
       << dsn.data;
   EXPECT_EQ(dsn.data.find("Final-Recipient: rfc822; alice@example.test"), std::string::npos);
   EXPECT_TRUE(WaitQueueEmpty()) << server_->Log();
+}
+
+TEST_F(DeliveryHopsTest, UnknownUserIsRefusedAtRcptThroughVerification) {
+  auto dovecot = DovecotLmtp::Start(dir_ / "dovecot", {"alice", "bob"}, &error_);
+  ASSERT_NE(dovecot, nullptr) << error_;
+  StartServer(Config(absl::StrCat("\"lmtp:127.0.0.1:", dovecot->port(), "\""),
+                     "verify_recipients = true", "hop_down_s = 30\n"));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_EQ(client->Command("EHLO client.remote.test").code, 250);
+  ASSERT_EQ(client->Command("MAIL FROM:<sender@remote.test>").code, 250);
+  SmtpReply ghost = client->Command("RCPT TO:<ghost@example.test>");
+  EXPECT_EQ(ghost.code, 550) << ghost.text;
+  EXPECT_EQ(ghost.Enhanced(), "5.1.1") << ghost.text;
+  EXPECT_EQ(client->Command("RCPT TO:<alice@example.test>").code, 250);
+  // Pipelined: both wait for their probes and answer in order.
+  ASSERT_TRUE(client->Send("RCPT TO:<nobody@example.test>\r\nRCPT TO:<bob@example.test>\r\n"));
+  EXPECT_EQ(client->ReadReply().code, 550);
+  EXPECT_EQ(client->ReadReply().code, 250);
+  ASSERT_EQ(client->Command("DATA").code, 354);
+  const std::string m = TrickyMessage("verified");
+  SmtpReply done = client->Command(DotStuff(m) + ".");
+  EXPECT_EQ(done.code, 250) << done.text;
+  client->Command("QUIT");
+  ASSERT_TRUE(dovecot->WaitForMessages("alice", 1)) << server_->Log();
+  ASSERT_TRUE(dovecot->WaitForMessages("bob", 1)) << server_->Log();
+  EXPECT_TRUE(server_->WaitForLog("result=unknown")) << server_->Log();
+  // Dovecot away: a known recipient is still accepted from the cache, an unknown one still
+  // refused, an uncached one gets 450 4.4.1.
+  ASSERT_TRUE(dovecot->Stop());
+  client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_EQ(client->Command("EHLO client.remote.test").code, 250);
+  ASSERT_EQ(client->Command("MAIL FROM:<sender@remote.test>").code, 250);
+  EXPECT_EQ(client->Command("RCPT TO:<alice@example.test>").code, 250);
+  EXPECT_EQ(client->Command("RCPT TO:<ghost@example.test>").code, 550);
+  SmtpReply carol = client->Command("RCPT TO:<carol@example.test>", absl::Seconds(40));
+  EXPECT_EQ(carol.code, 450) << carol.text;
+  EXPECT_EQ(carol.Enhanced(), "4.4.1") << carol.text;
+  client->Command("QUIT");
+  // Nothing was bounced: unknown users never got into the queue.
+  EXPECT_TRUE(capture_->Messages().empty());
 }
 
 TEST_F(DeliveryHopsTest, DovecotStoppedMidLoadDefersThenDeliversEverything) {
