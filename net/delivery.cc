@@ -130,8 +130,9 @@ struct Deliverer::Message {
   bool read = false;                          // record and body are here
   std::vector<std::unique_ptr<Job>> jobs;
   size_t jobs_open = 0;
-  size_t writes = 0;  // state records not yet durable
-  bool finishing = false;
+  size_t writes = 0;           // state records not yet durable
+  bool finishing = false;      // every job is done; the last state records are being written
+  bool writes_closed = false;  // ... and all of them are queued: the last one's answer forgets it
   struct Failure {
     uint32_t rcpt = 0;
     smtp::RecipientResult result;
@@ -715,7 +716,7 @@ void Deliverer::WriteState(Message& message, uint32_t rcpt, q::RecipientStatus s
         if (it == active_.end()) return;
         Message& m = *it->second;
         --m.writes;
-        if (m.writes == 0 && m.finishing) Forget(m);
+        if (m.writes == 0 && m.writes_closed) Forget(m);
       });
 }
 
@@ -736,6 +737,8 @@ void Deliverer::MaybeFinishMessage(Message& message, absl::Time now) {
       WriteState(message, f.rcpt, std::move(status));
     }
   }
+  // Only now may an answer forget the message (one can come from inside WriteState()).
+  message.writes_closed = true;
   if (message.writes == 0) Forget(message);
 }
 
@@ -834,8 +837,9 @@ void Deliverer::QueueDsn(Message& message, smtp::DsnKind kind, absl::Time now) {
 }
 
 void Deliverer::Forget(Message& message) {
-  if (message.next_due_us != kNever) Schedule(message.next_due_us, message.id);
-  active_.erase(message.id);
+  std::string id = message.id;  // the key outlives the entry it names
+  if (message.next_due_us != kNever) Schedule(message.next_due_us, id);
+  active_.erase(id);
 }
 
 void Deliverer::Tick(absl::Time now) {
