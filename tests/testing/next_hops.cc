@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -92,7 +93,8 @@ bool MakeMailDir(const std::string& dir, std::string* error) {
 }
 
 // fork + execv with stdin from /dev/null and stdout/stderr appended to `log_path`; no other
-// descriptor of the test leaks into the child. The child's PID, or -1.
+// descriptor of the test leaks into the child (a daemon it starts would keep the test's sockets
+// open). The child gets SIGTERM if the test dies first. The child's PID, or -1.
 pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -106,11 +108,25 @@ pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_p
     dup2(log_fd, 1);
     dup2(log_fd, 2);
     close_range(3, ~0U, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     execv(args[0], args.data());
     _exit(127);
   }
   close(log_fd);
   return pid;
+}
+
+// Runs `argv` to its end (SpawnLogged, so that a daemon it starts inherits nothing of the test);
+// its exit code, or -1 if it did not end within `timeout` (then it is killed).
+int RunLogged(const std::vector<std::string>& argv, const std::string& log_path,
+              absl::Duration timeout) {
+  const pid_t pid = SpawnLogged(argv, log_path);
+  if (pid < 0) return -1;
+  std::optional<int> code = WaitPid(pid, absl::Now() + timeout);
+  if (code.has_value()) return *code;
+  kill(pid, SIGKILL);
+  WaitPid(pid, absl::InfiniteFuture());
+  return -1;
 }
 
 // True once `pid` no longer exists or is a zombie (a process that is not our child, like
@@ -451,12 +467,11 @@ maillog_file_prefixes = $DIR
     if (error && error->empty()) *error = "cannot write Postfix's files or find a free port";
     return nullptr;
   }
-  CommandResult start = RunCommand({kPostfix, "-c", d + "/etc", "start"}, timeout);
-  WriteFileAtomic(d + "/control.log", start.output);
+  const int start = RunLogged({kPostfix, "-c", d + "/etc", "start"}, d + "/control.log", timeout);
   int master = -1;
   absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(d + "/queue/pid/master.pid")), &master);
-  if (start.exit_code != 0 || master <= 0) {
-    if (error) *error = absl::StrCat("postfix start failed (", start.exit_code, "):\n", hop->Log());
+  if (start != 0 || master <= 0) {
+    if (error) *error = absl::StrCat("postfix start failed (", start, "):\n", hop->Log());
     if (master > 0) hop->pid_ = master;
     return nullptr;  // the destructor stops what did start
   }
@@ -480,8 +495,9 @@ bool PostfixHop::WriteAccessTable(std::string* error) const {
 
 bool PostfixHop::ReloadAndProbe(const std::string& address, int want_code, absl::Duration timeout) {
   if (!WriteAccessTable(nullptr)) return false;
-  CommandResult reload = RunCommand({kPostfix, "-c", dir_ + "/etc", "reload"}, timeout);
-  if (reload.exit_code != 0) return false;
+  if (RunLogged({kPostfix, "-c", dir_ + "/etc", "reload"}, dir_ + "/control.log", timeout) != 0) {
+    return false;
+  }
   // The reload is asynchronous: smtpd processes that read the old table exit when they are next
   // idle. Probe until a new session answers with the new code.
   const absl::Time deadline = absl::Now() + timeout;
@@ -545,7 +561,7 @@ bool PostfixHop::Stop(absl::Duration timeout) {
   if (pid_ <= 0) return true;
   const pid_t master = pid_;
   pid_ = -1;
-  RunCommand({kPostfix, "-c", dir_ + "/etc", "stop"}, timeout);
+  RunLogged({kPostfix, "-c", dir_ + "/etc", "stop"}, dir_ + "/control.log", timeout);
   const absl::Time deadline = absl::Now() + timeout;
   while (!ProcessGone(master)) {
     if (absl::Now() >= deadline) {

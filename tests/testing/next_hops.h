@@ -11,7 +11,10 @@
 // 65534 (nobody/nogroup: Dovecot refuses to deliver as root). Start() gives the directory's parent
 // directories o+x so that those users can reach it. Every wait is bounded. Test-only.
 //
-// Thread affinity: none of these classes is thread-safe; use each from one thread.
+// Thread affinity: none of these classes is thread-safe; use each from one thread, and start
+// Dovecot and the capture server from a thread that outlives them (the test's main thread): they
+// get SIGTERM when the thread that started them exits (PR_SET_PDEATHSIG, so that a test that dies
+// leaves no server behind; Postfix daemonizes and is only stopped by Stop() or the destructor).
 #pragma once
 
 #include <sys/types.h>
@@ -20,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
