@@ -953,6 +953,9 @@ void Deliverer::OnProbeResult(Job& job, OutboundConnection& connection,
     case smtp::RecipientResult::Status::kSent:
       outcome = "known";
       verify_cache_.Put(address, true, result.reply.OneLine(), now, route.verify_positive_ttl);
+      if (on_learned_ && route.verify_positive_ttl > absl::ZeroDuration()) {
+        on_learned_(address, {true, result.reply.OneLine(), now + route.verify_positive_ttl});
+      }
       answer.decision = smtp::CheckAnswer::Decision::kAccept;
       break;
     case smtp::RecipientResult::Status::kBounced:
@@ -963,6 +966,9 @@ void Deliverer::OnProbeResult(Job& job, OutboundConnection& connection,
             "550 5.1.1 <", address,
             ">: Recipient address rejected: the next hop said: ", result.reply.OneLine());
         verify_cache_.Put(address, false, answer.reply, now, route.verify_negative_ttl);
+        if (on_learned_ && route.verify_negative_ttl > absl::ZeroDuration()) {
+          on_learned_(address, {false, answer.reply, now + route.verify_negative_ttl});
+        }
         break;
       }
       [[fallthrough]];
@@ -997,6 +1003,10 @@ void Deliverer::OnProbeResult(Job& job, OutboundConnection& connection,
                              "> hop=", connection.hop_name(), " result=", outcome, " reply=\"",
                              result.reply.OneLine(), "\""));
   AnswerProbe(job.probe_key, answer);
+}
+
+void Deliverer::Learn(const std::string& address, policy::VerifyCache::Entry entry) {
+  verify_cache_.PutEntry(address, std::move(entry), clock_.Now());
 }
 
 void Deliverer::AnswerProbe(const std::string& key, const smtp::CheckAnswer& answer) {

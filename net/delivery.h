@@ -85,6 +85,14 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   using VerifyDone = std::function<void(smtp::CheckAnswer)>;
   void Verify(std::string address, VerifyDone done);
   const policy::VerifyCache& verify_cache() const { return verify_cache_; }
+  // Told of every answer a probe of this shard learnt, so that the shard can tell the others:
+  // a client's next session may land on any shard, and a known recipient must stay known there
+  // while the hop is down.
+  using Learned =
+      std::function<void(const std::string& address, const policy::VerifyCache::Entry&)>;
+  void set_on_learned(Learned on_learned) { on_learned_ = std::move(on_learned); }
+  // An answer another shard learnt.
+  void Learn(const std::string& address, policy::VerifyCache::Entry entry);
 
   // QueueObserver.
   void OnMessageReady(std::string_view id) override;
@@ -176,6 +184,7 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   policy::VerifyCache verify_cache_;
   absl::flat_hash_map<std::string, std::vector<VerifyDone>> probing_;
   std::vector<std::unique_ptr<Job>> probes_;
+  Learned on_learned_;
 };
 
 }  // namespace ringmx::net

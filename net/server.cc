@@ -181,6 +181,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
                                                       static_cast<uint32_t>(workers)));
     server->shards_.back()->set_check_workers(server->check_workers_.get());
   }
+  for (auto& shard : server->shards_) {
+    std::vector<Shard*> peers;
+    for (auto& other : server->shards_) {
+      if (other != shard) peers.push_back(other.get());
+    }
+    shard->set_peers(std::move(peers));
+  }
   for (int s = 0; s < workers; ++s) {
     auto promise = std::make_shared<std::promise<absl::Status>>();
     ready.push_back(promise->get_future());

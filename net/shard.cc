@@ -148,6 +148,16 @@ absl::Status Shard::Init() {
     spool_ = std::move(log);
     deliverer_ = std::make_unique<Deliverer>(index_, *reactor_, *queue_log_, clock_, ids_,
                                              delivery_counters_, runtime_);
+    deliverer_->set_on_learned(
+        [this](const std::string& address, const policy::VerifyCache::Entry& entry) {
+          for (Shard* peer : peers_) {
+            ShardMessage message;
+            message.kind = ShardMessage::Kind::kVerifyLearned;
+            message.verify_address = address;
+            message.verify_entry = entry;
+            peer->mailbox().Post(std::move(message));
+          }
+        });
     PublishQueueCounters();  // what replay found, before the first batch
   }
   for (auto& acceptor : acceptors_) ArmAccept(*acceptor);
@@ -372,6 +382,11 @@ void Shard::OnMailbox() {
         break;
       case ShardMessage::Kind::kCheckAnswer:
         OnCheckAnswer(message.check_id, std::move(message.answer), BatchNow());
+        break;
+      case ShardMessage::Kind::kVerifyLearned:
+        if (deliverer_ != nullptr) {
+          deliverer_->Learn(message.verify_address, std::move(message.verify_entry));
+        }
         break;
       case ShardMessage::Kind::kTickForTest: {
         // This batch may have read the clock before the test moved it: read it again (taking the

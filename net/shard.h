@@ -26,6 +26,7 @@
 #include "net/runtime.h"
 #include "policy/auth_throttle.h"
 #include "policy/connection_limits.h"
+#include "policy/verify_cache.h"
 #include "smtp/session.h"
 
 namespace ringmx::net {
@@ -44,13 +45,16 @@ struct ShardMessage {
   // thread with its queue log (nullptr in discard mode) and answers through what it captured.
   // kCheckAnswer: a check that ran off the shard (CheckWorkers) answers the connection that
   // asked for it (`check_id`, from Shard::StartCheck); dropped if that connection has gone.
-  enum class Kind { kSnapshot, kDrain, kTickForTest, kQueueTask, kCheckAnswer };
+  // kVerifyLearned: another shard's recipient probe learnt `verify_entry` for `verify_address`.
+  enum class Kind { kSnapshot, kDrain, kTickForTest, kQueueTask, kCheckAnswer, kVerifyLearned };
   Kind kind = Kind::kSnapshot;
   Runtime runtime;                            // kSnapshot only
   std::function<void()> done;                 // kTickForTest only
   std::function<void(QueueLog*)> queue_task;  // kQueueTask only
   uint64_t check_id = 0;                      // kCheckAnswer only
   smtp::CheckAnswer answer;                   // kCheckAnswer only
+  std::string verify_address;                 // kVerifyLearned only
+  policy::VerifyCache::Entry verify_entry;    // kVerifyLearned only
 
   static ShardMessage Drain() {
     ShardMessage message;
@@ -141,6 +145,9 @@ class Shard {
   // it must outlive the shard's connections (the Server destroys it before the shards, after
   // their threads have ended). Without it such checks answer "temporary failure".
   void set_check_workers(CheckWorkers* workers) { check_workers_ = workers; }
+  // The other shards, told of what this shard's recipient probes learn. Set before Run(); they
+  // must outlive this shard's thread (the Server owns them all).
+  void set_peers(std::vector<Shard*> peers) { peers_ = std::move(peers); }
   const ShardCounters& counters() const { return counters_; }
   const DeliveryCounters& delivery_counters() const { return delivery_counters_; }
   uint32_t index() const { return index_; }
@@ -238,6 +245,7 @@ class Shard {
   absl::flat_hash_map<uint64_t, PendingCheck> checks_;
   uint64_t next_check_id_ = 0;
   CheckWorkers* check_workers_ = nullptr;
+  std::vector<Shard*> peers_;
   // AUTH failures per client address (this shard's share; DESIGN.md section 1: nothing shared).
   policy::AuthThrottle auth_throttle_;
   // Failure answers held back by the throttle: delivered at `due` (the shard's tick).

@@ -17,7 +17,12 @@ std::optional<VerifyCache::Entry> VerifyCache::Find(std::string_view address,
 
 void VerifyCache::Put(std::string_view address, bool known, std::string reply, absl::Time now,
                       absl::Duration ttl) {
-  if (ttl <= absl::ZeroDuration() || max_entries_ == 0) return;
+  if (ttl <= absl::ZeroDuration()) return;
+  PutEntry(address, Entry{known, std::move(reply), now + ttl}, now);
+}
+
+void VerifyCache::PutEntry(std::string_view address, Entry entry, absl::Time now) {
+  if (entry.expires <= now || max_entries_ == 0) return;
   std::string key(address);
   absl::AsciiStrToLower(&key);
   if (!entries_.contains(key) && entries_.size() >= max_entries_) {
@@ -32,7 +37,7 @@ void VerifyCache::Put(std::string_view address, bool known, std::string reply, a
     }
     entries_.erase(victim);
   }
-  entries_[key] = Entry{known, std::move(reply), now + ttl};
+  entries_[key] = std::move(entry);
 }
 
 }  // namespace ringmx::policy

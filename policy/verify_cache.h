@@ -34,6 +34,8 @@ class VerifyCache {
   // Records an answer valid until `now + ttl` (a ttl <= 0 records nothing).
   void Put(std::string_view address, bool known, std::string reply, absl::Time now,
            absl::Duration ttl);
+  // Records an entry learnt elsewhere (another shard's probe), valid until `entry.expires`.
+  void PutEntry(std::string_view address, Entry entry, absl::Time now);
   void Clear() { entries_.clear(); }
   size_t size() const { return entries_.size(); }
 

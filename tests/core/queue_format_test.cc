@@ -506,8 +506,14 @@ TEST(QueuePayloadTest, MessageShapes) {
   relocated.flags = kMessageFlagRelocated;
   ASSERT_TRUE(ParseMessage(MessagePayload(relocated)).ok());
 
+  MessageFields bounce;  // a DSN ringmx made
+  bounce.flags = kMessageFlagBounce;
+  ASSERT_TRUE(ParseMessage(MessagePayload(bounce)).ok());
+  bounce.flags = kMessageFlagBounce | kMessageFlagRelocated;
+  ASSERT_TRUE(ParseMessage(MessagePayload(bounce)).ok());
+
   MessageFields f;
-  f.flags = 2;
+  f.flags = 4;
   ExpectDataLoss(ParseMessage(MessagePayload(f)).status(), "unknown flags");
   f = {};
   f.recipient_count = 0xffffffff;

@@ -33,6 +33,15 @@ TEST(VerifyCacheTest, LaterAnswerReplacesEarlier) {
   EXPECT_EQ(cache.size(), 1u);
 }
 
+TEST(VerifyCacheTest, EntryLearntElsewhereKeepsItsExpiry) {
+  VerifyCache cache;
+  cache.PutEntry("U@example.test", {true, "250 ok", kT0 + absl::Hours(2)}, kT0);
+  EXPECT_TRUE(cache.Find("u@example.test", kT0 + absl::Hours(1)).has_value());
+  EXPECT_FALSE(cache.Find("u@example.test", kT0 + absl::Hours(2)).has_value());
+  cache.PutEntry("old@example.test", {false, "550", kT0}, kT0);  // already expired: not kept
+  EXPECT_EQ(cache.size(), 1u);
+}
+
 TEST(VerifyCacheTest, ZeroTtlRecordsNothing) {
   VerifyCache cache;
   cache.Put("u@example.test", true, "250 ok", kT0, absl::ZeroDuration());
