@@ -76,13 +76,15 @@ std::optional<core::IpAddress> ParseV1Inet4(std::string_view text) {
   return core::IpAddress::V4(bytes);
 }
 
-// Spec section 2.1: groups of hex digits and colons with at most one "::" (RFC 4291 text; the
-// embedded dotted-quad form is not the spec's and is refused). 128 bits, checked by core's parser.
+// Spec section 2.1: groups of hex digits and colons with at most one "::" (RFC 4291 text), 128
+// bits, checked by core's parser. The embedded dotted-quad form ("::ffff:192.0.2.1") is taken as
+// well: HAProxy prints addresses with inet_ntop, which writes IPv4-mapped and IPv4-compatible
+// addresses that way, and parses them with inet_pton. No zone ("%eth0"), no brackets.
 std::optional<core::IpAddress> ParseV1Inet6(std::string_view text) {
   if (text.find(':') == std::string_view::npos) return std::nullopt;
   for (char c : text) {
     const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-    if (!hex && c != ':') return std::nullopt;
+    if (!hex && c != ':' && c != '.') return std::nullopt;
   }
   return core::IpAddress::Parse(text);
 }

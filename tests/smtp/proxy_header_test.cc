@@ -170,6 +170,18 @@ TEST(ProxyHeaderV1Test, ParsesTcp6InShortAndFullForms) {
   EXPECT_EQ(b.header->destination->port, 0);
 }
 
+TEST(ProxyHeaderV1Test, TakesTheDottedFormsInetNtopWritesForTcp6) {
+  // HAProxy prints v1 addresses with inet_ntop: an IPv4-mapped client comes as ::ffff:a.b.c.d
+  // (and becomes IPv4, core/ip.h), an IPv4-compatible one as ::a.b.c.d.
+  const Outcome out =
+      ParseEverySplit(ProxyVersions::kV1, "PROXY TCP6 ::ffff:192.0.2.1 ::0.29.0.1 1 2\r\n");
+  ASSERT_EQ(out.state, ProxyParseState::kDone);
+  EXPECT_EQ(out.header->family, ProxyFamily::kTcp6);
+  EXPECT_EQ(out.header->source->address, Ip("192.0.2.1"));
+  EXPECT_TRUE(out.header->source->address.is_v4());
+  EXPECT_EQ(out.header->destination->address, Ip("::1d:1"));
+}
+
 TEST(ProxyHeaderV1Test, UnknownKeepsNoAddressesAndIgnoresTheRestOfTheLine) {
   const Outcome a = ParseEverySplit(ProxyVersions::kV1, "PROXY UNKNOWN\r\n");
   ASSERT_EQ(a.state, ProxyParseState::kDone);
@@ -224,7 +236,8 @@ TEST(ProxyHeaderV1Test, RefusesEachMalformedShape) {
       {"PROXY TCP4 192.0.2.1.5 192.0.2.2 1 2\r\n", ProxyError::kV1BadAddress},
       {"PROXY TCP4 2001:db8::1 192.0.2.2 1 2\r\n", ProxyError::kV1BadAddress},
       {"PROXY TCP6 192.0.2.1 ::1 1 2\r\n", ProxyError::kV1BadAddress},
-      {"PROXY TCP6 ::ffff:192.0.2.1 ::1 1 2\r\n", ProxyError::kV1BadAddress},
+      {"PROXY TCP6 ::ffff:192.0.2.256 ::1 1 2\r\n", ProxyError::kV1BadAddress},
+      {"PROXY TCP6 [2001:db8::1] ::1 1 2\r\n", ProxyError::kV1BadAddress},
       {"PROXY TCP6 2001:db8:::1 ::1 1 2\r\n", ProxyError::kV1BadAddress},
       {"PROXY TCP6 2001:db8::1%eth0 ::1 1 2\r\n", ProxyError::kV1BadAddress},
       {"PROXY TCP4 192.0.2.1 192.0.2.2 65536 2\r\n", ProxyError::kV1BadPort},
