@@ -56,9 +56,9 @@ struct TableSchema {
 constexpr std::string_view kRootKeys[] = {
     "hostname", "workers",  "pin_threads", "listener", "tls",    "policy", "auth",
     "spool",    "timeouts", "control",     "log",      "limits", "route",  "delivery"};
-constexpr std::string_view kListenerKeys[] = {"name",         "address",      "tls",
-                                              "tls_required", "min_tls",      "client_certs",
-                                              "sni_strict",   "no_tls_hosts", "auth"};
+constexpr std::string_view kListenerKeys[] = {
+    "name",       "address",      "tls",  "tls_required",   "min_tls",      "client_certs",
+    "sni_strict", "no_tls_hosts", "auth", "proxy_protocol", "proxy_trusted"};
 constexpr std::string_view kTlsKeys[] = {"cert",         "key", "client_ca", "ciphers",
                                          "ciphersuites", "sni", "ktls"};
 constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
@@ -70,7 +70,7 @@ constexpr std::string_view kAuthKeys[] = {"passwd", "slow_after", "refuse_after"
                                           "failure_window_s"};
 constexpr std::string_view kSpoolKeys[] = {"path", "mode", "segment_size"};
 constexpr std::string_view kTimeoutsKeys[] = {"idle_s", "data_s", "greet_pause_ms",
-                                              "shutdown_grace_s"};
+                                              "shutdown_grace_s", "proxy_s"};
 constexpr std::string_view kControlKeys[] = {"socket"};
 constexpr std::string_view kLogKeys[] = {"file"};
 constexpr std::string_view kLimitsKeys[] = {"max_sessions", "max_sessions_per_client",
@@ -649,6 +649,33 @@ void Loader::LoadListener(const toml::table& table, const std::string& path, Lis
   if (auto v = Bool(table, path, "sni_strict")) out.sni_strict = *v;
   out.no_tls_hosts = Cidrs(table, path, "no_tls_hosts");
   if (auto v = Bool(table, path, "auth")) out.auth = *v;
+  std::optional<ProxyProtocol> proxy = Enum<ProxyProtocol>(table, path, "proxy_protocol",
+                                                           {{"none", ProxyProtocol::kNone},
+                                                            {"v1", ProxyProtocol::kV1},
+                                                            {"v2", ProxyProtocol::kV2},
+                                                            {"any", ProxyProtocol::kAny}});
+  if (proxy) out.proxy_protocol = *proxy;
+  const toml::node* trusted = table.get("proxy_trusted");
+  out.proxy_trusted = Cidrs(table, path, "proxy_trusted");
+  // doc/proxy-protocol.txt section 2: the header is taken from trusted balancers only; a proxy
+  // listener open to everyone would let any client claim any address.
+  if (proxy && *proxy != ProxyProtocol::kNone) {
+    if (trusted == nullptr) {
+      Report(Kind::kMissing, line, path,
+             "missing required key \"proxy_trusted\" (the balancers' networks, needed when "
+             "proxy_protocol is not \"none\")");
+    } else if (trusted->is_array() && trusted->as_array()->empty()) {
+      ReportAt(Kind::kValue, SubPath(path, "proxy_trusted"),
+               "must list at least one network when proxy_protocol is not \"none\"");
+    }
+  } else if (trusted != nullptr && !table.contains("proxy_protocol")) {
+    ReportAt(Kind::kValue, SubPath(path, "proxy_trusted"),
+             "proxy_trusted needs proxy_protocol = \"v1\", \"v2\" or \"any\" on this listener");
+  } else if (trusted != nullptr && proxy) {  // proxy_protocol = "none"
+    ReportAt(Kind::kValue, SubPath(path, "proxy_trusted"),
+             "proxy_trusted needs proxy_protocol = \"v1\", \"v2\" or \"any\" on this listener "
+             "(it has \"none\")");
+  }
 }
 
 void Loader::LoadTls(const toml::table& root, TlsConfig& out) {
@@ -868,6 +895,7 @@ void Loader::LoadSimpleSections(const toml::table& root, Config& config) {
     if (auto v = Int(*t, "timeouts", "shutdown_grace_s", 0, kMax)) {
       out.shutdown_grace = absl::Seconds(*v);
     }
+    if (auto v = Int(*t, "timeouts", "proxy_s", 1, 3600)) out.proxy = absl::Seconds(*v);
   }
 
   if (const toml::table* control = Section(root, kControlSchema)) {

@@ -21,6 +21,10 @@ namespace ringmx::core {
 enum class TlsMode { kNone, kStartTls, kImplicit };
 enum class ClientCertMode { kNone, kOptional, kRequired };
 enum class SpoolMode { kDurable, kDiscard };
+// `proxy_protocol` of a [[listener]] (docs/proxy.md): which PROXY protocol header (HAProxy's
+// doc/proxy-protocol.txt) every connection must start with. kNone: no header, the socket's peer
+// is the client.
+enum class ProxyProtocol { kNone, kV1, kV2, kAny };
 
 struct ListenerConfig {
   std::string name;                                     // `name`, unique among listeners
@@ -32,6 +36,13 @@ struct ListenerConfig {
   bool sni_strict = false;                              // `sni_strict`
   std::vector<Cidr> no_tls_hosts;                       // `no_tls_hosts`
   bool auth = false;                                    // `auth`
+  // `proxy_protocol`: on any value but "none" each connection must open with a PROXY header, read
+  // before the greeting (and before a TLS ClientHello); the client it names is the client for
+  // policy, limits, logs and the envelope. Never guessed: a connection without it is closed.
+  ProxyProtocol proxy_protocol = ProxyProtocol::kNone;
+  // `proxy_trusted`: the balancers allowed to send the header; a connection from anywhere else is
+  // closed at once. Required and non-empty when proxy_protocol is not "none", refused otherwise.
+  std::vector<Cidr> proxy_trusted;
 };
 
 // One certificate chain and its private key, both PEM files, paths resolved. The chain file holds
@@ -122,6 +133,9 @@ struct TimeoutsConfig {
   absl::Duration data = absl::Seconds(600);           // `data_s`: whole DATA/BDAT phase
   absl::Duration greet_pause = absl::ZeroDuration();  // `greet_pause_ms`: wait before 220
   absl::Duration shutdown_grace = absl::Seconds(30);  // `shutdown_grace_s`
+  // `proxy_s`: how long a connection on a proxy_protocol listener may take to send its PROXY
+  // header (HAProxy's spec: "at least 3 seconds to cover a TCP retransmit").
+  absl::Duration proxy = absl::Seconds(5);
 };
 
 struct ControlConfig {
@@ -234,6 +248,9 @@ struct Config {
 // tls.cert and tls.key; client_certs "optional" or "required" needs tls.client_ca; tls_required and
 // client_certs need a TLS listener; `auth = true` needs a TLS listener and [auth] passwd (the
 // file itself is loaded with the Snapshot: core/passwd_file.h).
+//
+// A listener with proxy_protocol other than "none" needs a non-empty proxy_trusted; proxy_trusted
+// on a listener with proxy_protocol = "none" (or left out) is an error too.
 //
 // [policy]: `recipients` is a path like the others (resolved, not opened); `relay_client_certs`
 // are normalised to lower-case hex. A listener with tls_required = true and a non-empty

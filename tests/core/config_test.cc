@@ -128,6 +128,11 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   ASSERT_EQ(v6.no_tls_hosts.size(), 2u);
   EXPECT_EQ(v6.no_tls_hosts[0].ToString(), "192.0.2.0/24");
   EXPECT_EQ(v6.no_tls_hosts[1].ToString(), "2001:db8::/32");
+  EXPECT_EQ(mx.proxy_protocol, ProxyProtocol::kNone);
+  EXPECT_EQ(v6.proxy_protocol, ProxyProtocol::kV2);
+  ASSERT_EQ(v6.proxy_trusted.size(), 2u);
+  EXPECT_EQ(v6.proxy_trusted[0].ToString(), "::1/128");
+  EXPECT_EQ(v6.proxy_trusted[1].ToString(), "10.1.0.0/16");
 
   EXPECT_EQ(c.tls.cert, "/etc/ringmx/certs/mx.fullchain.pem");
   EXPECT_EQ(c.tls.key, "/etc/ssl/private/mx.key");
@@ -169,6 +174,7 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(c.timeouts.data, absl::Seconds(120));
   EXPECT_EQ(c.timeouts.greet_pause, absl::Milliseconds(250));
   EXPECT_EQ(c.timeouts.shutdown_grace, absl::ZeroDuration());
+  EXPECT_EQ(c.timeouts.proxy, absl::Seconds(7));
   EXPECT_EQ(c.control.socket, "/etc/ringmx/run/control.sock");
   EXPECT_EQ(c.log.file, "/var/log/ringmx.log");
 }

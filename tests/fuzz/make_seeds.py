@@ -603,3 +603,50 @@ write("dsn_params", "dsn-success-collision",
 write("dsn_params", "dsn-null-sender",
       bytes([2, 0, 0, 1]) + short(b"") + short(b"") + dsn_recipient(0, 0, b"b@example.test")
       + DSN_MESSAGE)
+
+
+# --- proxy_header: [versions mod 3: v1, v2, any][piece size, 0 whole][connection bytes] ---------
+PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def pp2(ver_cmd, family, payload):
+    return PP2_SIG + bytes([ver_cmd, family]) + struct.pack(">H", len(payload)) + payload
+
+
+def pp2_tlv(kind, value):
+    return bytes([kind]) + struct.pack(">H", len(value)) + value
+
+
+PP2_INET4 = bytes([192, 0, 2, 1, 198, 51, 100, 7]) + struct.pack(">HH", 56324, 25)
+PP2_INET6 = (bytes.fromhex("20010db8000000000000000000000001")
+             + bytes.fromhex("20010db8000000000000000000000025") + struct.pack(">HH", 1234, 25))
+SMTP_AFTER = b"EHLO client.example.org\r\n"
+PROXY_SEEDS = {
+    "v1-tcp4": (0, 0, b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n" + SMTP_AFTER),
+    "v1-tcp4-bytewise": (2, 1, b"PROXY TCP4 192.0.2.1 192.0.2.2 1 65535\r\n"),
+    "v1-tcp6": (0, 7, b"PROXY TCP6 2001:db8::1 ::1 1234 25\r\n" + SMTP_AFTER),
+    "v1-unknown": (0, 0, b"PROXY UNKNOWN\r\n"),
+    "v1-unknown-longest": (2, 13, b"PROXY UNKNOWN " + b":".join([b"ffff"] * 8) + b" "
+                           + b":".join([b"ffff"] * 8) + b" 65535 65535\r\n"),
+    "v1-bad-port": (0, 0, b"PROXY TCP4 192.0.2.1 192.0.2.2 025 2\r\n"),
+    "v1-bare-lf": (2, 0, b"PROXY TCP4 192.0.2.1 192.0.2.2 1 2\n"),
+    "v2-tcp4": (1, 0, pp2(0x21, 0x11, PP2_INET4) + SMTP_AFTER),
+    "v2-tcp4-split": (2, 5, pp2(0x21, 0x11, PP2_INET4) + b"\x16\x03\x01\x00\x05hello"),
+    "v2-tcp6": (1, 3, pp2(0x21, 0x21, PP2_INET6)),
+    "v2-local": (1, 0, pp2(0x20, 0x00, b"") + SMTP_AFTER),
+    "v2-local-addresses": (2, 0, pp2(0x20, 0x11, PP2_INET4)),
+    "v2-unspec": (1, 0, pp2(0x21, 0x00, b"ignored")),
+    "v2-unix": (1, 0, pp2(0x21, 0x31, b"/run/a".ljust(108, b"\x00") + b"/run/b".ljust(108, b"\x00"))),
+    "v2-udp6": (1, 0, pp2(0x21, 0x22, PP2_INET6)),
+    "v2-tlvs": (2, 2, pp2(0x21, 0x11, PP2_INET4 + pp2_tlv(0x03, b"\x12\x34\x56\x78")
+                          + pp2_tlv(0x20, b"\x05\x00\x00\x00\x00" + pp2_tlv(0x21, b"TLSv1.3"))
+                          + pp2_tlv(0x04, b"") + pp2_tlv(0x05, b"conn-42"))),
+    "v2-tlv-cut": (1, 0, pp2(0x21, 0x11, PP2_INET4 + b"\x05\x00\x09xy")),
+    "v2-truncated": (1, 0, pp2(0x21, 0x21, PP2_INET4)),
+    "v2-bad-family": (1, 0, pp2(0x21, 0x41, PP2_INET4)),
+    "v2-bad-command": (1, 0, pp2(0x23, 0x11, PP2_INET4)),
+    "v2-too-long": (1, 0, PP2_SIG + b"\x21\x11\xff\xff" + PP2_INET4),
+    "plain-smtp": (2, 0, SMTP_AFTER),
+}
+for name, (versions, piece, data) in PROXY_SEEDS.items():
+    write("proxy_header", name, bytes([versions, piece]) + data)
