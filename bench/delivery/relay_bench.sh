@@ -10,15 +10,19 @@
 # and the peak queue; bench/delivery/relay_report.py renders the table and ringmx / Postfix.
 #
 # usage: bash bench/delivery/relay_bench.sh [BUILD_DIR] [--total N] [--concurrency C] [--mpc M]
-#            [--size BYTES] [--servers ringmx,postfix] [--out FILE] [--drain-cap S]
+#            [--size BYTES] [--rate R] [--max-connections N] [--servers ringmx,postfix]
+#            [--out FILE] [--drain-cap S]
 #   BUILD_DIR      a release build with tools/ringmx and bench/load/ringmx-bench (build/rel);
 #                  configured (-DRINGMX_BUILD_BENCH=ON) and built (ninja -j2) if they are missing
 #   --total        messages per server (default 20000: 200 connections x 20 messages, 5 rounds)
 #   --concurrency  generator connections (200); --mpc messages per connection (20)
 #   --size         generated message size (1024)
+#   --rate         open loop instead: R new sessions per second (--concurrency caps the open ones)
+#   --max-connections  ringmx's route max_connections, per shard (default: the default, 20)
 #   --servers      which servers, in this order (ringmx,postfix)
 #   --out          where the Markdown report goes besides stdout (/tmp/ringmx-relay-latest.md)
 #   --drain-cap    seconds to wait for the queue to drain after the generator (180)
+#   --keep         keep the work directory (samples, logs, configs) and print its path
 #   (relative paths are taken from the repository root)
 #
 # Loopback only; every wait is bounded. Needs root (cgroup, Postfix, smtp-sink -u nobody);
@@ -36,16 +40,22 @@ mpc=20
 size=1024
 servers='ringmx,postfix'
 drain_cap=180
-usage() { sed -n '12,22p' "$0" | sed 's/^# \{0,1\}//'; }
+rate=''
+max_conns=''
+keep=0
+usage() { sed -n '12,26p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --total) total=${2:?}; shift ;;
     --concurrency) conns=${2:?}; shift ;;
     --mpc) mpc=${2:?}; shift ;;
     --size) size=${2:?}; shift ;;
+    --rate) rate=${2:?}; shift ;;
+    --max-connections) max_conns=${2:?}; shift ;;
     --servers) servers=${2:?}; shift ;;
     --out) out=${2:?}; shift ;;
     --drain-cap) drain_cap=${2:?}; shift ;;
+    --keep) keep=1 ;;
     -h|--help) usage; exit 0 ;;
     -*) echo "relay_bench.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     *) build=$1 ;;
@@ -53,7 +63,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case $out in /*) ;; *) out=$repo/$out ;; esac
-for v in "$total" "$conns" "$mpc" "$size" "$drain_cap"; do
+for v in "$total" "$conns" "$mpc" "$size" "$drain_cap" $rate $max_conns; do
   [[ $v =~ ^[1-9][0-9]{0,7}$ ]] || { echo "relay_bench.sh: bad number $v" >&2; exit 2; }
 done
 IFS=, read -r -a server_list <<<"$servers"
@@ -142,7 +152,7 @@ cleanup() {
   if [ -n "${sampler_pid:-}" ]; then kill "$sampler_pid" 2>/dev/null || true; fi
   for n in ringmx postfix sink; do stop_unit "$n"; done
   if [ -n "$cg_root" ]; then rmdir "$cg_root" 2>/dev/null || true; fi
-  rm -rf "$work"
+  if [ "$keep" = 1 ]; then echo "relay_bench.sh: kept $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -213,6 +223,7 @@ file = "$d/ringmx.log"
 domains = ["*"]
 next_hop = ["smtp:[127.0.0.1]:$sink_port"]
 tls = "none"
+$([ -n "$max_conns" ] && echo "max_connections = $max_conns")
 [delivery]
 bounce_next_hop = "smtp:[127.0.0.1]:$sink_port"
 TOML
@@ -352,6 +363,7 @@ run_server() {  # SERVER
   local -a cmd=("$bench" --target "127.0.0.1:$srv_port" --threads 1 --concurrency "$conns"
     --messages-per-connection "$mpc" --total-messages "$total" --duration "$gen_cap"
     --size "$size" --json)
+  if [ -n "$rate" ]; then cmd+=(--rate "$rate"); fi
   gen_cmd="ringmx-bench ${cmd[*]:1}"
   t0=$(date +%s%N)
   rm -f "$work/runs/$s.stop"
@@ -384,6 +396,7 @@ run_server() {  # SERVER
     ringmx)
       stats_json=$(ringmx_stats)
       echo "$stats_json" >"$work/runs/ringmx.stats.json"
+      note="${note:+$note; }log status=sent: $(grep -c ' status=sent ' "${u_dir[ringmx]}/ringmx.log" || true)"
       ;;
     postfix)
       sent=$(postfix_sent)
@@ -425,9 +438,9 @@ elapsed_s=$(($(date +%s) - started_s))
   echo "- Linux $(uname -r); $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "- load average before / after (the machine is shared): $load_before / $load_after"
   echo "- spool and Postfix queue: $(findmnt -n -o FSTYPE,SOURCE -T "$work" | awk '{print $1 " on " $2}')"
-  echo "- ringmx: $provenance; workers = 0 ($(nproc) shards), durable queue log, one route \"*\" to the sink, tls = \"none\", max_connections 20 per shard (default)"
+  echo "- ringmx: $provenance; workers = 0 ($(nproc) shards), durable queue log, one route \"*\" to the sink, tls = \"none\", max_connections ${max_conns:-20} per shard"
   echo "- Postfix $(postconf -d mail_version 2>/dev/null | sed 's/.*= //') (Debian package) relaying with relayhost = [127.0.0.1]:SINK; smtp-sink from the same package as the next hop of both"
-  echo "- generator: \`$gen_cmd\` (1 thread, closed loop, PIPELINING, 1 recipient)"
+  echo "- generator: \`$gen_cmd\` (1 thread, $([ -n "$rate" ] && echo "open loop, $rate sessions/s" || echo "closed loop"), PIPELINING, 1 recipient)"
   echo "- server CPU: $cpu_method; read before the generator starts and after the queue drained"
 } >"$work/machine.md"
 mkdir -p "$(dirname "$out")"

@@ -179,8 +179,10 @@ def render(workdir, out):
             continue
         s = r["samples"]
         step = max(1, len(s) // 12)
-        pts = ", ".join(f"{t / 1000:.1f}s:{q}" for t, q, _ in s[::step])
-        lines.append(f"- {LABELS.get(r['server'])} queue over time (s:queued): {pts}")
+        sink0 = s[0][2]
+        pts = ", ".join(f"{t / 1000:.1f}s:{q}/{k - sink0}" for t, q, k in s[::step])
+        lines.append(f"- {LABELS.get(r['server'])} over time (seconds: queued / at the sink): "
+                     f"{pts}")
     lines.append("")
     for r in runs:
         if r.get("breakdown"):
