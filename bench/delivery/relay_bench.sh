@@ -11,7 +11,7 @@
 #
 # usage: bash bench/delivery/relay_bench.sh [BUILD_DIR] [--total N] [--concurrency C] [--mpc M]
 #            [--size BYTES] [--rate R] [--max-connections N] [--servers ringmx,postfix]
-#            [--out FILE] [--drain-cap S]
+#            [--postfix-concurrency N] [--out FILE] [--drain-cap S] [--keep]
 #   BUILD_DIR      a release build with tools/ringmx and bench/load/ringmx-bench (build/rel);
 #                  configured (-DRINGMX_BUILD_BENCH=ON) and built (ninja -j2) if they are missing
 #   --total        messages per server (default 20000: 200 connections x 20 messages, 5 rounds)
@@ -19,6 +19,7 @@
 #   --size         generated message size (1024)
 #   --rate         open loop instead: R new sessions per second (--concurrency caps the open ones)
 #   --max-connections  ringmx's route max_connections, per shard (default: the default, 20)
+#   --postfix-concurrency  Postfix's smtp_destination_concurrency_limit (default: its default, 20)
 #   --servers      which servers, in this order (ringmx,postfix)
 #   --out          where the Markdown report goes besides stdout (/tmp/ringmx-relay-latest.md)
 #   --drain-cap    seconds to wait for the queue to drain after the generator (180)
@@ -42,8 +43,9 @@ servers='ringmx,postfix'
 drain_cap=180
 rate=''
 max_conns=''
+pf_conc=''
 keep=0
-usage() { sed -n '12,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '12,27p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --total) total=${2:?}; shift ;;
@@ -52,6 +54,7 @@ while [ $# -gt 0 ]; do
     --size) size=${2:?}; shift ;;
     --rate) rate=${2:?}; shift ;;
     --max-connections) max_conns=${2:?}; shift ;;
+    --postfix-concurrency) pf_conc=${2:?}; shift ;;
     --servers) servers=${2:?}; shift ;;
     --out) out=${2:?}; shift ;;
     --drain-cap) drain_cap=${2:?}; shift ;;
@@ -63,7 +66,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 case $out in /*) ;; *) out=$repo/$out ;; esac
-for v in "$total" "$conns" "$mpc" "$size" "$drain_cap" $rate $max_conns; do
+for v in "$total" "$conns" "$mpc" "$size" "$drain_cap" $rate $max_conns $pf_conc; do
   [[ $v =~ ^[1-9][0-9]{0,7}$ ]] || { echo "relay_bench.sh: bad number $v" >&2; exit 2; }
 done
 IFS=, read -r -a server_list <<<"$servers"
@@ -289,6 +292,7 @@ smtp_tls_security_level = none
 # logging into a file of this instance (postlogd); counts the deliveries
 maillog_file = $d/maillog
 maillog_file_prefixes = $d
+$([ -n "$pf_conc" ] && echo "smtp_destination_concurrency_limit = $pf_conc")
 CF
   cat >"$d/etc/master.cf" <<CF
 127.0.0.1:$srv_port inet n - n - - smtpd
@@ -439,7 +443,7 @@ elapsed_s=$(($(date +%s) - started_s))
   echo "- load average before / after (the machine is shared): $load_before / $load_after"
   echo "- spool and Postfix queue: $(findmnt -n -o FSTYPE,SOURCE -T "$work" | awk '{print $1 " on " $2}')"
   echo "- ringmx: $provenance; workers = 0 ($(nproc) shards), durable queue log, one route \"*\" to the sink, tls = \"none\", max_connections ${max_conns:-20} per shard"
-  echo "- Postfix $(postconf -d mail_version 2>/dev/null | sed 's/.*= //') (Debian package) relaying with relayhost = [127.0.0.1]:SINK; smtp-sink from the same package as the next hop of both"
+  echo "- Postfix $(postconf -d mail_version 2>/dev/null | sed 's/.*= //') (Debian package) relaying with relayhost = [127.0.0.1]:SINK, smtp_destination_concurrency_limit ${pf_conc:-20}; smtp-sink from the same package as the next hop of both"
   echo "- generator: \`$gen_cmd\` (1 thread, $([ -n "$rate" ] && echo "open loop, $rate sessions/s" || echo "closed loop"), PIPELINING, 1 recipient)"
   echo "- server CPU: $cpu_method; read before the generator starts and after the queue drained"
 } >"$work/machine.md"
