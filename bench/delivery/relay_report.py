@@ -185,6 +185,16 @@ def render(workdir, out):
                      f"{pts}")
     lines.append("")
     for r in runs:
+        st = r.get("stats")
+        if st and r.get("accepted"):
+            lines.append(
+                f"- {LABELS.get(r['server'])}: {st.get('queue_groups', 0)} queue log group commits "
+                f"(one fdatasync each) for {st.get('queue_records', 0)} records, "
+                f"{st.get('queue_groups', 0) / r['accepted']:.2f} per message; "
+                f"{st.get('outbound_connections_total', 0)} outbound connections opened; "
+                f"{st.get('connections_total', 0)} inbound sessions")
+    lines.append("")
+    for r in runs:
         if r.get("breakdown"):
             lines.append(f"{LABELS.get(r['server'])} CPU by thread/process name at the end "
                          "(name, tasks, ms; live tasks only):")
