@@ -104,6 +104,10 @@ struct QueueLog::Entry {
   q::RecipientStatus status;               // kRecipientState: its new status
   // A kMessageOp or kRecipientState counted in `unapplied_updates_` until answered.
   bool counts_update = false;
+  // A recipient state record that may wait up to QueueLogOptions::state_wait for a group that
+  // other records start (see Flush()); when it was queued.
+  bool lazy = false;
+  absl::Time queued_at = absl::InfinitePast();
   // A relocated message (compaction): `header` views `relocated_record` (the old kMessage record
   // read back), the records' tails view `relocated_body`. Counted in `relocations_unapplied_`.
   bool relocation = false;
@@ -383,6 +387,10 @@ void QueueLog::UpdateRecipient(std::string_view id, uint32_t recipient, q::Recip
                                q::RecordType::kRecipientState);
   entry->status = std::move(status);
   entry->counts_update = true;
+  if (options_.state_wait > absl::ZeroDuration()) {
+    entry->lazy = true;
+    entry->queued_at = clock_.Now();
+  }
   ++unapplied_updates_[entry->id];
   queue_.push_back(std::move(entry));
   ++unanswered_;
@@ -397,6 +405,19 @@ size_t QueueLog::FlushDeferred(int64_t now_us) {
 void QueueLog::Flush() {
   MaybeCompact();
   if (group_active_ || rotation_op_->in_flight || queue_.empty()) return;
+  if (options_.state_wait > absl::ZeroDuration()) {
+    // Only state records waiting, the oldest for less than state_wait: they wait for a group
+    // that other records (a message) start, rather than cost a sync of their own.
+    absl::Time oldest = absl::InfiniteFuture();
+    for (const auto& entry : queue_) {
+      if (!entry->lazy) {
+        oldest = absl::InfinitePast();
+        break;
+      }
+      oldest = std::min(oldest, entry->queued_at);
+    }
+    if (clock_.Now() < oldest + options_.state_wait) return;
+  }
   if (active_fd_ < 0 || active_broken_ || active_size_ >= options_.segment_size) {
     StartRotation();
     return;

@@ -47,6 +47,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 #include "core/clock.h"
 #include "core/queue/index.h"
@@ -80,6 +81,11 @@ struct QueueLogOptions {
   uint64_t segment_size = uint64_t{64} << 20;
   // Names the log in log lines and error messages ("shard=3").
   std::string name = "queue";
+  // How long recipient state records (UpdateRecipient()) may wait for a group started by other
+  // records before they get one of their own; 0: never wait. Delivery is at least once (a lost
+  // "delivered" record means the message is sent again), so the shard lets them ride with the
+  // next incoming message's group instead of paying a sync each.
+  absl::Duration state_wait = absl::ZeroDuration();
 };
 
 // Running totals for `stats`. Only successful groups count.

@@ -36,6 +36,8 @@ constexpr uint16_t kBufferGroup = 1;
 constexpr uint32_t kBufferCount = 512;        // power of two
 constexpr uint32_t kBufferBytes = 16 * 1024;  // per receive buffer
 constexpr absl::Duration kTickInterval = absl::Milliseconds(100);
+// Delivery results wait this long for a group that incoming mail starts (QueueLogOptions).
+constexpr absl::Duration kStateRecordWait = absl::Milliseconds(20);
 
 }  // namespace
 
@@ -141,9 +143,10 @@ absl::Status Shard::Init() {
     // Replays this shard's queue before it serves (blocking I/O is fine here).
     RINGMX_ASSIGN_OR_RETURN(
         std::unique_ptr<QueueLog> log,
-        QueueLog::Open(
-            ShardQueueDirectory(spool.path, index_), *reactor_, clock_,
-            {.segment_size = spool.segment_size, .name = absl::StrCat("shard=", index_)}));
+        QueueLog::Open(ShardQueueDirectory(spool.path, index_), *reactor_, clock_,
+                       {.segment_size = spool.segment_size,
+                        .name = absl::StrCat("shard=", index_),
+                        .state_wait = kStateRecordWait}));
     queue_log_ = log.get();
     spool_ = std::move(log);
     deliverer_ = std::make_unique<Deliverer>(index_, *reactor_, *queue_log_, clock_, ids_,

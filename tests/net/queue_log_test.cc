@@ -945,5 +945,41 @@ TEST_F(QueueLogStateTest, CompactionCarriesTheRecipientsStates) {
   EXPECT_EQ(log->index().Find(id)->recipients[1].status.attempts, 5u);
 }
 
+// QueueLogOptions::state_wait: state records alone wait for a group that a message starts; past
+// the wait they get their own.
+TEST_F(QueueLogStateTest, StateRecordsWaitForAMessageGroupUpToStateWait) {
+  core::OffsetClock clock;
+  absl::StatusOr<std::unique_ptr<QueueLog>> opened =
+      QueueLog::Open(dir_, *reactor_, clock,
+                     {.name = "test", .state_wait = absl::Hours(1)});  // never by time here
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  QueueLog& log = **opened;
+  StoreBatch(log, 0, 2);
+  const uint64_t groups = log.counters().groups;
+  std::optional<absl::Status> first;
+  log.UpdateRecipient(MakeRecord(0).id, 0, Deferred(1), [&](absl::Status s) { first = s; });
+  log.Flush();
+  EXPECT_FALSE(log.group_in_flight()) << "a state record alone waits";
+  EXPECT_EQ(log.counters().groups, groups);
+  // A message arrives: one group carries both.
+  StoreBatch(log, 2, 1);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_TRUE(first->ok()) << *first;
+  EXPECT_EQ(log.counters().groups, groups + 1);
+  EXPECT_EQ(log.counters().last_group_records, 2u);
+  // Alone again, and the wait passes: it gets its own group.
+  std::optional<absl::Status> second;
+  log.UpdateRecipient(MakeRecord(1).id, 0, Deferred(1), [&](absl::Status s) { second = s; });
+  log.Flush();
+  EXPECT_FALSE(log.group_in_flight());
+  clock.AdvanceForTest(absl::Hours(2));
+  log.Flush();
+  EXPECT_TRUE(log.group_in_flight());
+  ASSERT_TRUE(DriveIdle(log));
+  ASSERT_TRUE(second.has_value());
+  EXPECT_TRUE(second->ok()) << *second;
+  EXPECT_EQ(log.index().Find(MakeRecord(1).id)->recipients[0].status.attempts, 1u);
+}
+
 }  // namespace
 }  // namespace ringmx::net
