@@ -54,13 +54,11 @@ struct TableSchema {
 };
 
 constexpr std::string_view kRootKeys[] = {
-    "hostname", "workers",  "pin_threads", "listener", "tls",    "policy", "auth",
-    "spool",    "timeouts", "control",     "log",      "limits", "route",  "delivery",
-    "milter"};
-constexpr std::string_view kListenerKeys[] = {"name",         "address",      "tls",
-                                              "tls_required", "min_tls",      "client_certs",
-                                              "sni_strict",   "no_tls_hosts", "auth",
-                                              "milters",      "milters_skip"};
+    "hostname", "workers", "pin_threads", "listener", "tls",   "policy",   "auth",  "spool",
+    "timeouts", "control", "log",         "limits",   "route", "delivery", "milter"};
+constexpr std::string_view kListenerKeys[] = {
+    "name",       "address",      "tls",  "tls_required", "min_tls",     "client_certs",
+    "sni_strict", "no_tls_hosts", "auth", "milters",      "milters_skip"};
 constexpr std::string_view kTlsKeys[] = {"cert",         "key", "client_ca", "ciphers",
                                          "ciphersuites", "sni", "ktls"};
 constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
@@ -93,12 +91,9 @@ constexpr std::string_view kDeliveryKeys[] = {
     "bounce_next_hop", "retry_first_s",     "retry_max_s",       "max_lifetime_s",
     "hop_down_s",      "connect_timeout_s", "command_timeout_s", "data_timeout_s"};
 
-constexpr std::string_view kMilterKeys[] = {"name",
-                                            "address",
-                                            "connect_timeout_s",
-                                            "command_timeout_s",
-                                            "content_timeout_s",
-                                            "default_action"};
+constexpr std::string_view kMilterKeys[] = {
+    "name",          "address", "connect_timeout_s", "command_timeout_s", "content_timeout_s",
+    "default_action"};
 
 constexpr TableSchema kRootSchema{"", "", kRootKeys};
 constexpr TableSchema kListenerSchema{"listener", "[[listener]]", kListenerKeys};
@@ -117,8 +112,8 @@ constexpr TableSchema kDeliverySchema{"delivery", "[delivery]", kDeliveryKeys};
 constexpr TableSchema kMilterSchema{"milter", "[[milter]]", kMilterKeys};
 
 constexpr const TableSchema* kAllSchemas[] = {
-    &kRootSchema,   &kListenerSchema, &kTlsSchema,      &kSniSchema,     &kPolicySchema,
-    &kAuthSchema,   &kSpoolSchema,    &kTimeoutsSchema, &kControlSchema, &kLogSchema,
+    &kRootSchema,   &kListenerSchema, &kTlsSchema,      &kSniSchema,      &kPolicySchema,
+    &kAuthSchema,   &kSpoolSchema,    &kTimeoutsSchema, &kControlSchema,  &kLogSchema,
     &kLimitsSchema, &kTlsFloorSchema, &kRouteSchema,    &kDeliverySchema, &kMilterSchema};
 
 // Upper bound for `workers`: far above any machine we run on, far below the 32768 shard indices a
@@ -1314,7 +1309,8 @@ void Loader::LoadMilter(const toml::table& table, const std::string& path, Milte
                               "\"inet:[::1]:11332\"): ",
                               endpoint.status().message()));
       } else if (endpoint->port == 0) {
-        ReportAt(Kind::kValue, key, absl::StrCat("port 0 in ", Quote(text), ": give the milter's port"));
+        ReportAt(Kind::kValue, key,
+                 absl::StrCat("port 0 in ", Quote(text), ": give the milter's port"));
       } else {
         out.inet = *endpoint;
       }
@@ -1351,9 +1347,8 @@ void Loader::CheckListenerMilters(const Config& config) {
     if (!config.milters[i].name.empty()) known.emplace(config.milters[i].name, i);
   }
   // A bad [[milter]] name is reported already; its references would only repeat it.
-  const bool milters_ok =
-      std::none_of(config.milters.begin(), config.milters.end(),
-                   [](const MilterConfig& m) { return m.name.empty(); });
+  const bool milters_ok = std::none_of(config.milters.begin(), config.milters.end(),
+                                       [](const MilterConfig& m) { return m.name.empty(); });
   for (size_t l = 0; l < config.listeners.size(); ++l) {
     const std::vector<std::string>& names = config.listeners[l].milters;
     const std::string list_path = SubPath(IndexPath("listener", l), "milters");

@@ -207,8 +207,8 @@ struct MilterConfig {
   // `address`: "inet:127.0.0.1:11332", "inet:[::1]:11332" (port required, not 0) or
   // "unix:/path" (a relative path is resolved against the config file's directory).
   bool is_unix = false;
-  Endpoint inet;          // when !is_unix
-  std::string unix_path;  // when is_unix
+  Endpoint inet;                                        // when !is_unix
+  std::string unix_path;                                // when is_unix
   absl::Duration connect_timeout = absl::Seconds(30);   // `connect_timeout_s`
   absl::Duration command_timeout = absl::Seconds(30);   // `command_timeout_s`: each reply
   absl::Duration content_timeout = absl::Seconds(300);  // `content_timeout_s`: header..EOB
@@ -250,8 +250,8 @@ struct Config {
   ControlConfig control;
   LogConfig log;
   LimitsConfig limits;
-  std::vector<RouteConfig> routes;  // `[[route]]`, in file order
-  DeliveryConfig delivery;          // `[delivery]`
+  std::vector<RouteConfig> routes;    // `[[route]]`, in file order
+  DeliveryConfig delivery;            // `[delivery]`
   std::vector<MilterConfig> milters;  // `[[milter]]`, in file order
 };
 

@@ -361,8 +361,7 @@ absl::StatusOr<std::optional<MilterReply>> ReplyDecoder::Next(std::string_view& 
   buffer_.append(input.substr(0, take));
   input.remove_prefix(take);
   if (buffer_.size() < want) return std::nullopt;
-  absl::StatusOr<MilterReply> reply =
-      DecodeReply(buffer_[4], std::string_view(buffer_).substr(5));
+  absl::StatusOr<MilterReply> reply = DecodeReply(buffer_[4], std::string_view(buffer_).substr(5));
   buffer_.clear();
   if (!reply.ok()) {
     error_ = reply.status();

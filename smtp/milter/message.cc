@@ -259,7 +259,8 @@ ModifiedMessage ApplyModifications(std::string_view stored, std::span<const Modi
   if (!received.empty() && !received.ends_with("\n")) out.append("\r\n");
   for (const Field& f : fields) out.append(f.raw);
   // The separator as it was (the empty line, or nothing when a non-field line started the body).
-  const std::string_view separator = client.substr(split.header_end, split.body_offset - split.header_end);
+  const std::string_view separator =
+      client.substr(split.header_end, split.body_offset - split.header_end);
   if (new_body) {
     // A new body always follows an empty line.
     out.append("\r\n");

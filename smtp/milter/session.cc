@@ -261,8 +261,8 @@ void Session::OnOptNeg(const OptNegReply& reply, Output& out) {
     for (size_t i = 0; i < kMacroStages; ++i) {
       macro_lists_[i].clear();
       if (reply.macros[i]) {
-        macro_lists_[i] = absl::StrSplit(*reply.macros[i], absl::ByAnyChar(" ,\t"),
-                                         absl::SkipEmpty());
+        macro_lists_[i] =
+            absl::StrSplit(*reply.macros[i], absl::ByAnyChar(" ,\t"), absl::SkipEmpty());
       }
     }
   }
@@ -323,8 +323,8 @@ void Session::RejectedRcpt(std::string_view path, std::span<const std::string> a
     if (it != macros_.end()) saved[i] = it->second;
   }
   SetMacro("rcpt_mailer", "error");
-  SetMacro("rcpt_host", our_reply.enhanced.empty() ? absl::StrCat(our_reply.code)
-                                                    : our_reply.enhanced);
+  SetMacro("rcpt_host",
+           our_reply.enhanced.empty() ? absl::StrCat(our_reply.code) : our_reply.enhanced);
   SetMacro("rcpt_addr", our_reply.Text());
   Rcpt(path, args, out);
   for (size_t i = 0; i < 3; ++i) {
@@ -367,9 +367,8 @@ void Session::AdvanceContent(Output& out) {
         }
         const HeaderField& h = headers_[header_index_++];
         const std::string value = MilterHeaderValue(h.raw_value, header_leading_space());
-        if (Event(Stage::kContent, cmd::kHeader, std::nullopt, proto::kNoHeaders,
-                  proto::kNrHeader, out,
-                  [&](std::string& s) { AppendHeader(h.name, value, s); })) {
+        if (Event(Stage::kContent, cmd::kHeader, std::nullopt, proto::kNoHeaders, proto::kNrHeader,
+                  out, [&](std::string& s) { AppendHeader(h.name, value, s); })) {
           return;
         }
         break;
@@ -501,10 +500,9 @@ void Session::OnReply(const MilterReply& reply, Output& out) {
       }
       const Modification& m = reply.modification;
       if (m.kind == Modification::Kind::kReplaceBody) {
-        const auto it = std::find_if(modifications_.begin(), modifications_.end(),
-                                     [](const Modification& x) {
-                                       return x.kind == Modification::Kind::kReplaceBody;
-                                     });
+        const auto it = std::find_if(
+            modifications_.begin(), modifications_.end(),
+            [](const Modification& x) { return x.kind == Modification::Kind::kReplaceBody; });
         if (it != modifications_.end()) {
           it->value.append(m.value);
           return;

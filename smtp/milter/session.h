@@ -161,13 +161,13 @@ class Session {
 
  private:
   enum class State : uint8_t {
-    kNew,                // Connect() not called
-    kNegotiating,        // OPTNEG sent
-    kReady,              // events go to the milter
-    kAcceptedConnection, // 'a' at CONNECT/HELO: nothing more is sent
-    kRejectedConnection, // a refusal at CONNECT/HELO: every event gets `sticky_`
-    kFailed,             // default_action for every event
-    kClosed,             // after Quit()
+    kNew,                 // Connect() not called
+    kNegotiating,         // OPTNEG sent
+    kReady,               // events go to the milter
+    kAcceptedConnection,  // 'a' at CONNECT/HELO: nothing more is sent
+    kRejectedConnection,  // a refusal at CONNECT/HELO: every event gets `sticky_`
+    kFailed,              // default_action for every event
+    kClosed,              // after Quit()
   };
   // What the engine waits for.
   enum class Pending : uint8_t { kNone, kOptNeg, kReply };
@@ -202,7 +202,7 @@ class Session {
   OptNegReply optneg_;
   uint32_t actions_ = 0;   // negotiated SMFIF_* actions
   uint32_t protocol_ = 0;  // negotiated SMFIP_* flags (kMaxDataSizeBits cleared)
-  std::vector<std::string> macro_lists_[kMacroStages];  // names per MacroStage
+  std::vector<std::string> macro_lists_[kMacroStages];    // names per MacroStage
   absl::flat_hash_map<std::string, std::string> macros_;  // name without braces -> value
   std::optional<ConnectInfo> connect_;  // kept from Connect() until OPTNEG is answered
   Verdict sticky_;                      // kRejectedConnection: the answer to every event

@@ -41,23 +41,23 @@ std::string ErrorOf(std::string_view text) {
 }
 
 TEST(MilterConfigTest, DefaultsAndEveryKey) {
-  absl::StatusOr<Config> config = Parse(With(
-      "milters = [\"rspamd\", \"dkim\"]\n"
-      "milters_skip = \"authenticated\"\n"
-      "[[milter]]\n"
-      "name = \"rspamd\"\n"
-      "address = \"inet:127.0.0.1:11332\"\n"
-      "[[milter]]\n"
-      "name = \"dkim\"\n"
-      "address = \"unix:run/opendkim.sock\"\n"
-      "connect_timeout_s = 5\n"
-      "command_timeout_s = 10\n"
-      "content_timeout_s = 60\n"
-      "default_action = \"accept\"\n"
-      "[[milter]]\n"
-      "name = \"v6\"\n"
-      "address = \"inet:[::1]:8891\"\n"
-      "default_action = \"reject\"\n"));
+  absl::StatusOr<Config> config =
+      Parse(With("milters = [\"rspamd\", \"dkim\"]\n"
+                 "milters_skip = \"authenticated\"\n"
+                 "[[milter]]\n"
+                 "name = \"rspamd\"\n"
+                 "address = \"inet:127.0.0.1:11332\"\n"
+                 "[[milter]]\n"
+                 "name = \"dkim\"\n"
+                 "address = \"unix:run/opendkim.sock\"\n"
+                 "connect_timeout_s = 5\n"
+                 "command_timeout_s = 10\n"
+                 "content_timeout_s = 60\n"
+                 "default_action = \"accept\"\n"
+                 "[[milter]]\n"
+                 "name = \"v6\"\n"
+                 "address = \"inet:[::1]:8891\"\n"
+                 "default_action = \"reject\"\n"));
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_THAT(config->listeners[0].milters, ElementsAre("rspamd", "dkim"));
   EXPECT_EQ(config->listeners[0].milters_skip, MiltersSkip::kAuthenticated);
@@ -91,11 +91,11 @@ TEST(MilterConfigTest, NoMiltersByDefault) {
 }
 
 TEST(MilterConfigTest, MiltersSkipValues) {
-  const std::pair<std::string_view, MiltersSkip> cases[] = {{"none", MiltersSkip::kNone},
-                                                            {"authenticated",
-                                                             MiltersSkip::kAuthenticated},
-                                                            {"relay", MiltersSkip::kRelay},
-                                                            {"both", MiltersSkip::kBoth}};
+  const std::pair<std::string_view, MiltersSkip> cases[] = {
+      {"none", MiltersSkip::kNone},
+      {"authenticated", MiltersSkip::kAuthenticated},
+      {"relay", MiltersSkip::kRelay},
+      {"both", MiltersSkip::kBoth}};
   for (const auto& [text, want] : cases) {
     absl::StatusOr<Config> config =
         Parse(With(absl::StrCat("milters_skip = \"", Av(text), "\"\n")));
@@ -146,10 +146,10 @@ TEST(MilterConfigTest, MilterErrorsNameTheKeyAndLine) {
   EXPECT_EQ(ErrorOf(With(head + "name = \"m\"\naddress = \"unix:\"\n")),
             "ringmx.toml:7: milter[0].address: expected \"inet:ADDRESS:PORT\" or \"unix:PATH\" "
             "(IP addresses only, no host names), got \"unix:\"");
-  EXPECT_THAT(ErrorOf(With(head + "name = \"m\"\naddress = \"unix:/" + std::string(120, 'x') +
-                           "\"\n")),
-              HasSubstr("ringmx.toml:7: milter[0].address: a Unix socket path may have at most "
-                        "107 bytes"));
+  EXPECT_THAT(
+      ErrorOf(With(head + "name = \"m\"\naddress = \"unix:/" + std::string(120, 'x') + "\"\n")),
+      HasSubstr("ringmx.toml:7: milter[0].address: a Unix socket path may have at most "
+                "107 bytes"));
   EXPECT_EQ(ErrorOf(With(head + "name = \"m\"\naddress = \"inet:127.0.0.1:1\"\n"
                                 "command_timeout_s = 0\n")),
             "ringmx.toml:8: milter[0].command_timeout_s: must be between 1 and 3600, got 0");

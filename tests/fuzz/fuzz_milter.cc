@@ -102,7 +102,8 @@ void FuzzSession(uint8_t flags, std::string_view bytes, size_t stride) {
       owed = false;
       const Verdict& v = *out.verdict;
       if (v.kind == Verdict::Kind::kReject) RINGMX_CHECK(v.reply.code >= 500);
-      if (v.kind == Verdict::Kind::kTempfail) RINGMX_CHECK(v.reply.code >= 400 && v.reply.code < 500);
+      if (v.kind == Verdict::Kind::kTempfail)
+        RINGMX_CHECK(v.reply.code >= 400 && v.reply.code < 500);
       if (v.kind == Verdict::Kind::kShutdown) RINGMX_CHECK(v.reply.code == 421);
       if (v.stage != Stage::kContent) RINGMX_CHECK(v.modifications.empty());
       if (!v.modifications.empty()) {

@@ -240,6 +240,11 @@ write("config", "route-errors.toml", 'hostname = "mx.example.test"\n[[listener]]
       'address = "127.0.0.1:25"\n[[route]]\ndomains = ["*", "*."]\n'
       'next_hop = ["smtp:relay.example.test", "lmtp:127.0.0.1"]\ntls = "verify"\n'
       '[[route]]\ndomains = ["*"]\nnext_hop = []\n[delivery]\nretry_first_s = 5000\n')
+write("config", "milters.toml", 'hostname = "mx.example.test"\n[[listener]]\nname = "mx"\n'
+      'address = "127.0.0.1:25"\nmilters = ["rspamd", "dkim", "rspamd", "nope"]\n'
+      'milters_skip = "both"\n[[milter]]\nname = "rspamd"\naddress = "inet:127.0.0.1:11332"\n'
+      'default_action = "accept"\n[[milter]]\nname = "dkim"\naddress = "unix:run/dkim.sock"\n'
+      'content_timeout_s = 60\n[[milter]]\nname = "v6"\naddress = "inet:[::1]:0"\n')
 write("config", "syntax.toml", 'hostname = "mx.example.test\n[[listener]\na = [1, "x", {b = 2}]\n'
       'c = 1979-05-27T07:32:00Z\nd = 0x7FFFFFFFFFFFFFFF\ne = inf\n')
 

@@ -1,12 +1,12 @@
 // Tests of smtp/milter/codec.h: exact packets for every command, the reply decoder split at every
 // offset, each reply type and each malformed shape.
-#include "smtp/milter/codec.h"
-
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "gtest/gtest.h"
+
+#include "smtp/milter/codec.h"
 
 namespace ringmx::smtp::milter {
 namespace {
@@ -37,10 +37,16 @@ TEST(MilterCodecTest, EncodesMacros) {
 TEST(MilterCodecTest, EncodesConnectForEachFamily) {
   std::string out;
   AppendConnect("client.example.org", Family::kInet, 54321, "192.0.2.1", out);
-  EXPECT_EQ(out, Pkt('C', "client.example.org\0" "4\xd4\x31" "192.0.2.1\0"s));
+  EXPECT_EQ(out, Pkt('C',
+                     "client.example.org\0"
+                     "4\xd4\x31"
+                     "192.0.2.1\0"s));
   out.clear();
   AppendConnect("[2001:db8::1]", Family::kInet6, 25, "2001:db8::1", out);
-  EXPECT_EQ(out, Pkt('C', "[2001:db8::1]\0" "6\0\x19" "2001:db8::1\0"s));
+  EXPECT_EQ(out, Pkt('C',
+                     "[2001:db8::1]\0"
+                     "6\0\x19"
+                     "2001:db8::1\0"s));
   out.clear();
   AppendConnect("localhost", Family::kUnix, 999, "/run/s", out);
   EXPECT_EQ(out, Pkt('C', "localhost\0L\0\0/run/s\0"s));
@@ -73,8 +79,8 @@ TEST(MilterCodecTest, EncodesEmptyCommands) {
   AppendAbort(out);
   AppendQuit(out);
   AppendQuitNc(out);
-  EXPECT_EQ(out, Pkt('T', "") + Pkt('N', "") + Pkt('E', "") + Pkt('A', "") + Pkt('Q', "") +
-                     Pkt('K', ""));
+  EXPECT_EQ(
+      out, Pkt('T', "") + Pkt('N', "") + Pkt('E', "") + Pkt('A', "") + Pkt('Q', "") + Pkt('K', ""));
 }
 
 TEST(MilterCodecTest, EncodesHeaderBodyAndUnknown) {
@@ -124,8 +130,7 @@ absl::StatusOr<std::vector<MilterReply>> DecodeAll(std::string_view wire, size_t
 
 TEST(MilterCodecTest, DecodesAStreamSplitAtEveryOffset) {
   const std::string wire = Pkt('O', "\0\0\0\x06\0\0\0\x03\0\x1f\0\0\0\0\0\0{client_addr} i\0"s) +
-                           Pkt('c', "") + Pkt('p', "") +
-                           Pkt('h', "X-Spam\0yes\0"s) +
+                           Pkt('c', "") + Pkt('p', "") + Pkt('h', "X-Spam\0yes\0"s) +
                            Pkt('y', "554 5.7.1 Gtube pattern\0"s) + Pkt('a', "");
   for (size_t cut = 0; cut < wire.size(); ++cut) {
     SCOPED_TRACE(cut);
@@ -153,10 +158,10 @@ TEST(MilterCodecTest, DecodesAStreamSplitAtEveryOffset) {
 
 TEST(MilterCodecTest, DecodesSimpleReplies) {
   const std::pair<char, MilterReply::Kind> cases[] = {
-      {'a', MilterReply::Kind::kAccept},   {'c', MilterReply::Kind::kContinue},
-      {'r', MilterReply::Kind::kReject},   {'t', MilterReply::Kind::kTempfail},
-      {'d', MilterReply::Kind::kDiscard},  {'p', MilterReply::Kind::kProgress},
-      {'s', MilterReply::Kind::kSkip},     {'4', MilterReply::Kind::kShutdown},
+      {'a', MilterReply::Kind::kAccept},  {'c', MilterReply::Kind::kContinue},
+      {'r', MilterReply::Kind::kReject},  {'t', MilterReply::Kind::kTempfail},
+      {'d', MilterReply::Kind::kDiscard}, {'p', MilterReply::Kind::kProgress},
+      {'s', MilterReply::Kind::kSkip},    {'4', MilterReply::Kind::kShutdown},
   };
   for (const auto& [c, kind] : cases) {
     absl::StatusOr<MilterReply> r = DecodeReply(c, "");
@@ -178,9 +183,8 @@ TEST(MilterCodecTest, DecodesReplyCodes) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->reply.lines, (std::vector<std::string>{"5.7.1 first", "5.7.1 second"}));
 
-  for (const std::string& bad :
-       {"250 2.0.0 ok\0"s, "55 x\0"s, "\0"s, "550 x"s, "550 x\0junk"s, "550-a\n550 b\0"s,
-        "550-a\r\n551 b\0"s, "550 a\r\n\0"s}) {
+  for (const std::string& bad : {"250 2.0.0 ok\0"s, "55 x\0"s, "\0"s, "550 x"s, "550 x\0junk"s,
+                                 "550-a\n550 b\0"s, "550-a\r\n551 b\0"s, "550 a\r\n\0"s}) {
     EXPECT_EQ(DecodeReply('y', bad).status().code(), absl::StatusCode::kInvalidArgument)
         << testing::PrintToString(bad);
   }
@@ -198,10 +202,12 @@ TEST(MilterCodecTest, DecodesModifications) {
       {'i', "\0\0\0\x02X-B\0w\0"s, {Kind::kInsertHeader, 2, "X-B", "w"}},
       {'m', "\0\0\0\x01Subject\0\0"s, {Kind::kChangeHeader, 1, "Subject", ""}},
       {'e', "<new@example.org>\0"s, {Kind::kChangeSender, 0, "<new@example.org>", ""}},
-      {'e', "<new@example.org>\0SIZE=1\0"s,
+      {'e',
+       "<new@example.org>\0SIZE=1\0"s,
        {Kind::kChangeSender, 0, "<new@example.org>", "SIZE=1"}},
       {'+', "<c@example.test>\0"s, {Kind::kAddRecipient, 0, "<c@example.test>", ""}},
-      {'2', "<c@example.test>\0NOTIFY=NEVER\0"s,
+      {'2',
+       "<c@example.test>\0NOTIFY=NEVER\0"s,
        {Kind::kAddRecipient, 0, "<c@example.test>", "NOTIFY=NEVER"}},
       {'-', "<b@example.test>\0"s, {Kind::kDeleteRecipient, 0, "<b@example.test>", ""}},
       {'b', "new body\r\n\0x"s, {Kind::kReplaceBody, 0, "", "new body\r\n\0x"s}},
@@ -217,25 +223,25 @@ TEST(MilterCodecTest, DecodesModifications) {
 
 TEST(MilterCodecTest, RefusesMalformedReplies) {
   const std::pair<char, std::string> cases[] = {
-      {'h', "X-A\0v"s},           // value without NUL
-      {'h', "X-A"s},              // name without NUL
-      {'h', "\0v\0"s},            // empty name
-      {'h', "X A\0v\0"s},         // space in name
-      {'h', "X:A\0v\0"s},         // colon in name
-      {'h', "X-A\0v\0extra"s},    // trailing data
-      {'i', "\0\0\0"s},           // short index
-      {'m', "\0\0\0\x01"s},       // index only
-      {'e', ""s},                 // no address
-      {'e', "\0"s},               // empty address
-      {'e', "<a>\0args"s},        // args without NUL
-      {'+', "<a>\0X=1\0"s},       // args on '+'
-      {'-', "<a>"s},              // no NUL
-      {'q', "why"s},              // no NUL
-      {'O', "\0\0\0\x06\0\0"s},   // short OPTNEG
+      {'h', "X-A\0v"s},                                 // value without NUL
+      {'h', "X-A"s},                                    // name without NUL
+      {'h', "\0v\0"s},                                  // empty name
+      {'h', "X A\0v\0"s},                               // space in name
+      {'h', "X:A\0v\0"s},                               // colon in name
+      {'h', "X-A\0v\0extra"s},                          // trailing data
+      {'i', "\0\0\0"s},                                 // short index
+      {'m', "\0\0\0\x01"s},                             // index only
+      {'e', ""s},                                       // no address
+      {'e', "\0"s},                                     // empty address
+      {'e', "<a>\0args"s},                              // args without NUL
+      {'+', "<a>\0X=1\0"s},                             // args on '+'
+      {'-', "<a>"s},                                    // no NUL
+      {'q', "why"s},                                    // no NUL
+      {'O', "\0\0\0\x06\0\0"s},                         // short OPTNEG
       {'O', "\0\0\0\x06\0\0\0\0\0\0\0\0\0\0"s},         // truncated stage
       {'O', "\0\0\0\x06\0\0\0\0\0\0\0\0\0\0\0\0abc"s},  // list without NUL
-      {'Z', ""s},                 // unknown command
-      {'f', ""s},                 // connection failure: not a reply we take
+      {'Z', ""s},                                       // unknown command
+      {'f', ""s},                                       // connection failure: not a reply we take
   };
   for (const auto& [c, data] : cases) {
     absl::StatusOr<MilterReply> r = DecodeReply(c, data);
@@ -276,8 +282,8 @@ TEST(MilterCodecTest, DecoderRefusesZeroAndOversizedLengthsAndStaysFailed) {
   {
     // The largest packet is taken.
     ReplyDecoder d;
-    const std::string wire = Len(kMaxReplyPacketBytes) + "b" +
-                             std::string(kMaxReplyPacketBytes - 1, 'x');
+    const std::string wire =
+        Len(kMaxReplyPacketBytes) + "b" + std::string(kMaxReplyPacketBytes - 1, 'x');
     std::string_view in = wire;
     absl::StatusOr<std::optional<MilterReply>> r = d.Next(in);
     ASSERT_TRUE(r.ok()) << r.status();

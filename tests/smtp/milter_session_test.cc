@@ -1,7 +1,5 @@
 // Tests of smtp/milter/session.h and smtp/milter/message.h: negotiation, every stage, the reply
 // rules, failures, header splitting and applying the changes, as byte transcripts.
-#include "smtp/milter/session.h"
-
 #include <string>
 #include <string_view>
 #include <utility>
@@ -11,6 +9,7 @@
 
 #include "smtp/milter/codec.h"
 #include "smtp/milter/message.h"
+#include "smtp/milter/session.h"
 
 namespace ringmx::smtp::milter {
 namespace {
@@ -45,15 +44,16 @@ std::vector<std::string> Packets(std::string_view wire) {
   return out;
 }
 
-constexpr uint32_t kRspamdProtocol = proto::kSkip | proto::kNrConnect | proto::kNrHelo |
-                                     proto::kNrMail | proto::kNrRcpt | proto::kNrData |
-                                     proto::kNrUnknown | proto::kNrHeader | proto::kNrEoh |
-                                     proto::kNrBody;
+constexpr uint32_t kRspamdProtocol =
+    proto::kSkip | proto::kNrConnect | proto::kNrHelo | proto::kNrMail | proto::kNrRcpt |
+    proto::kNrData | proto::kNrUnknown | proto::kNrHeader | proto::kNrEoh | proto::kNrBody;
 constexpr uint32_t kRspamdActions = action::kAddHeaders | action::kChangeHeaders |
                                     action::kAddRcpt | action::kDeleteRcpt | action::kChangeFrom |
                                     action::kChangeBody | action::kQuarantine;
 
-ConnectInfo Client() { return ConnectInfo{"client.example.org", Family::kInet, 40000, "192.0.2.1"}; }
+ConnectInfo Client() {
+  return ConnectInfo{"client.example.org", Family::kInet, 40000, "192.0.2.1"};
+}
 
 class MilterSessionTest : public testing::Test {
  protected:
@@ -90,9 +90,13 @@ class MilterSessionTest : public testing::Test {
   Output out_;
 };
 
-const std::string kConnectPacket = "C:client.example.org\0" "4\x9c\x40" "192.0.2.1\0"s;
+const std::string kConnectPacket =
+    "C:client.example.org\0"
+    "4\x9c\x40"
+    "192.0.2.1\0"s;
 const std::string kConnectMacros =
-    "D:Cj\0mx.example.test\0{daemon_name}\0ringmx\0{client_addr}\0" "192.0.2.1\0"s;
+    "D:Cj\0mx.example.test\0{daemon_name}\0ringmx\0{client_addr}\0"
+    "192.0.2.1\0"s;
 
 TEST_F(MilterSessionTest, RspamdNoReplyFlagsNeverWait) {
   EXPECT_EQ(Negotiate(OptNeg(kRspamdActions, kRspamdProtocol)),
@@ -114,11 +118,10 @@ TEST_F(MilterSessionTest, RspamdNoReplyFlagsNeverWait) {
   session_.Data(out_);
   EXPECT_EQ(TakeVerdict().kind, Verdict::Kind::kContinue);
   EXPECT_EQ(Packets(Take()),
-            (std::vector<std::string>{"H:client.example.org\0"s,
-                                      "D:Mi\0Q1\0{mail_addr}\0a@example.org\0"s,
-                                      "M:<a@example.org>\0SIZE=40\0"s,
-                                      "D:Ri\0Q1\0{rcpt_addr}\0b@example.test\0"s,
-                                      "R:<b@example.test>\0"s, "D:Ti\0Q1\0"s, "T:"}));
+            (std::vector<std::string>{
+                "H:client.example.org\0"s, "D:Mi\0Q1\0{mail_addr}\0a@example.org\0"s,
+                "M:<a@example.org>\0SIZE=40\0"s, "D:Ri\0Q1\0{rcpt_addr}\0b@example.test\0"s,
+                "R:<b@example.test>\0"s, "D:Ti\0Q1\0"s, "T:"}));
 
   session_.Content("Subject: hi\r\nX-Long: a\r\n b\r\n\r\nbody\r\n", out_);
   EXPECT_FALSE(out_.verdict.has_value());
@@ -126,9 +129,8 @@ TEST_F(MilterSessionTest, RspamdNoReplyFlagsNeverWait) {
   EXPECT_EQ(Packets(Take()),
             (std::vector<std::string>{"L:Subject\0hi\0"s, "L:X-Long\0a\n b\0"s, "D:Ni\0Q1\0"s,
                                       "N:", "B:body\r\n", "D:Ei\0Q1\0"s, "E:"}));
-  session_.OnInput(Pkt('h', "X-Spam\0Yes\0"s) + Pkt('p', "") +
-                       Pkt('y', "554 5.7.1 Gtube pattern\0"s),
-                   out_);
+  session_.OnInput(
+      Pkt('h', "X-Spam\0Yes\0"s) + Pkt('p', "") + Pkt('y', "554 5.7.1 Gtube pattern\0"s), out_);
   EXPECT_TRUE(out_.progress);
   v = TakeVerdict();
   EXPECT_EQ(v.stage, Stage::kContent);
@@ -188,9 +190,11 @@ TEST_F(MilterSessionTest, WholeTransactionWithRepliesByteByByte) {
   Take();
 
   session_.Content("A: 1\r\nB: 2\r\n\r\nx\r\n", out_);
-  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"L:A\0" "1\0"s});
+  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"L:A\0"
+                                                      "1\0"s});
   feed(Pkt('c', ""));
-  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"L:B\0" "2\0"s});
+  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"L:B\0"
+                                                      "2\0"s});
   feed(Pkt('c', ""));
   EXPECT_EQ(Packets(Take()), std::vector<std::string>{"N:"});
   feed(Pkt('c', ""));
@@ -198,10 +202,11 @@ TEST_F(MilterSessionTest, WholeTransactionWithRepliesByteByByte) {
   feed(Pkt('c', ""));
   EXPECT_EQ(Packets(Take()), std::vector<std::string>{"E:"});
   EXPECT_FALSE(out_.verdict.has_value());
-  feed(Pkt('i', U32(0) + "X-First\0" "1\0"s) + Pkt('m', U32(1) + "B\0\0"s) +
-       Pkt('b', "new\r\n") + Pkt('b', "body\r\n") + Pkt('2', "<d@example.test>\0N=1\0"s) +
-       Pkt('-', "<c@example.test>\0"s) + Pkt('e', "<s@example.org>\0"s) +
-       Pkt('q', "held\0"s) + Pkt('a', ""));
+  feed(Pkt('i', U32(0) + "X-First\0"
+                         "1\0"s) +
+       Pkt('m', U32(1) + "B\0\0"s) + Pkt('b', "new\r\n") + Pkt('b', "body\r\n") +
+       Pkt('2', "<d@example.test>\0N=1\0"s) + Pkt('-', "<c@example.test>\0"s) +
+       Pkt('e', "<s@example.org>\0"s) + Pkt('q', "held\0"s) + Pkt('a', ""));
   v = TakeVerdict();
   EXPECT_EQ(v.kind, Verdict::Kind::kAccept);
   ASSERT_EQ(v.modifications.size(), 7u);
@@ -307,9 +312,9 @@ TEST_F(MilterSessionTest, MilterMacroListsReplaceOurs) {
             std::vector<std::string>{kConnectPacket});
   TakeVerdict();
   session_.Mail("<a@b>", {}, out_);
-  EXPECT_EQ(Packets(Take()),
-            (std::vector<std::string>{"D:M{mail_addr}\0a@b\0{client_addr}\0" "192.0.2.1\0"s,
-                                      "M:<a@b>\0"s}));
+  EXPECT_EQ(Packets(Take()), (std::vector<std::string>{"D:M{mail_addr}\0a@b\0{client_addr}\0"
+                                                       "192.0.2.1\0"s,
+                                                       "M:<a@b>\0"s}));
 }
 
 TEST_F(MilterSessionTest, SkipStopsTheBody) {
@@ -389,12 +394,12 @@ TEST(MilterSessionFailTest, EachDefaultAction) {
 
 TEST(MilterSessionFailTest, BadNegotiations) {
   const std::string cases[] = {
-      Pkt('O', U32(7) + U32(0) + U32(0)),          // version above ours
-      Pkt('O', U32(1) + U32(0) + U32(0)),          // version below 2
-      Pkt('O', U32(6) + U32(0x200) + U32(0)),      // action not offered
-      Pkt('c', ""),                                // not an OPTNEG
-      Pkt('O', U32(6)),                            // malformed
-      Len(200000) + "O",                           // oversized
+      Pkt('O', U32(7) + U32(0) + U32(0)),      // version above ours
+      Pkt('O', U32(1) + U32(0) + U32(0)),      // version below 2
+      Pkt('O', U32(6) + U32(0x200) + U32(0)),  // action not offered
+      Pkt('c', ""),                            // not an OPTNEG
+      Pkt('O', U32(6)),                        // malformed
+      Len(200000) + "O",                       // oversized
   };
   for (const std::string& wire : cases) {
     Session s(SessionConfig{"m", DefaultAction::kTempfail});
@@ -458,9 +463,9 @@ TEST(MilterSessionFailTest, RejectedRecipientsWhenAsked) {
   ours.lines = {"5.1.1 No such user"};
   s.RejectedRcpt("<x@y>", {}, ours, out);
   EXPECT_EQ(Packets(out.send),
-            (std::vector<std::string>{
-                "D:R{rcpt_addr}\0No such user\0{rcpt_host}\0" "5.1.1\0{rcpt_mailer}\0error\0"s,
-                "R:<x@y>\0"s}));
+            (std::vector<std::string>{"D:R{rcpt_addr}\0No such user\0{rcpt_host}\0"
+                                      "5.1.1\0{rcpt_mailer}\0error\0"s,
+                                      "R:<x@y>\0"s}));
   out.Clear();
   s.Rcpt("<z@y>", {}, out);
   EXPECT_EQ(Packets(out.send), (std::vector<std::string>{"D:R{rcpt_addr}\0kept\0"s, "R:<z@y>\0"s}));
