@@ -54,11 +54,12 @@ struct TableSchema {
 };
 
 constexpr std::string_view kRootKeys[] = {
-    "hostname", "workers",  "pin_threads", "listener", "tls",    "policy", "auth",
-    "spool",    "timeouts", "control",     "log",      "limits", "route",  "delivery"};
+    "hostname", "workers", "pin_threads", "listener", "tls",   "policy",   "auth",  "spool",
+    "timeouts", "control", "log",         "limits",   "route", "delivery", "milter"};
 constexpr std::string_view kListenerKeys[] = {
-    "name",       "address",      "tls",  "tls_required",   "min_tls",      "client_certs",
-    "sni_strict", "no_tls_hosts", "auth", "proxy_protocol", "proxy_trusted"};
+    "name",          "address",    "tls",          "tls_required", "min_tls",
+    "client_certs",  "sni_strict", "no_tls_hosts", "auth",         "proxy_protocol",
+    "proxy_trusted", "milters",    "milters_skip"};
 constexpr std::string_view kTlsKeys[] = {"cert",         "key", "client_ca", "ciphers",
                                          "ciphersuites", "sni", "ktls"};
 constexpr std::string_view kSniKeys[] = {"names", "cert", "key"};
@@ -91,6 +92,10 @@ constexpr std::string_view kDeliveryKeys[] = {
     "bounce_next_hop", "retry_first_s",     "retry_max_s",       "max_lifetime_s",
     "hop_down_s",      "connect_timeout_s", "command_timeout_s", "data_timeout_s"};
 
+constexpr std::string_view kMilterKeys[] = {
+    "name",          "address", "connect_timeout_s", "command_timeout_s", "content_timeout_s",
+    "default_action"};
+
 constexpr TableSchema kRootSchema{"", "", kRootKeys};
 constexpr TableSchema kListenerSchema{"listener", "[[listener]]", kListenerKeys};
 constexpr TableSchema kTlsSchema{"tls", "[tls]", kTlsKeys};
@@ -105,11 +110,12 @@ constexpr TableSchema kLogSchema{"log", "[log]", kLogKeys};
 constexpr TableSchema kLimitsSchema{"limits", "[limits]", kLimitsKeys};
 constexpr TableSchema kRouteSchema{"route", "[[route]]", kRouteKeys};
 constexpr TableSchema kDeliverySchema{"delivery", "[delivery]", kDeliveryKeys};
+constexpr TableSchema kMilterSchema{"milter", "[[milter]]", kMilterKeys};
 
 constexpr const TableSchema* kAllSchemas[] = {
-    &kRootSchema,   &kListenerSchema, &kTlsSchema,      &kSniSchema,     &kPolicySchema,
-    &kAuthSchema,   &kSpoolSchema,    &kTimeoutsSchema, &kControlSchema, &kLogSchema,
-    &kLimitsSchema, &kTlsFloorSchema, &kRouteSchema,    &kDeliverySchema};
+    &kRootSchema,   &kListenerSchema, &kTlsSchema,      &kSniSchema,      &kPolicySchema,
+    &kAuthSchema,   &kSpoolSchema,    &kTimeoutsSchema, &kControlSchema,  &kLogSchema,
+    &kLimitsSchema, &kTlsFloorSchema, &kRouteSchema,    &kDeliverySchema, &kMilterSchema};
 
 // Upper bound for `workers`: far above any machine we run on, far below the 32768 shard indices a
 // queue id can hold (core/queue_id.h).
@@ -330,6 +336,12 @@ class Loader {
   void LoadDelivery(const toml::table& root, Config& config);
   // The rules that join [[route]], [delivery] and [policy] local_domains.
   void CheckRoutes(const Config& config);
+  // `[[milter]]`, then the listeners' `milters` against them.
+  void LoadMilters(const toml::table& root, Config& config);
+  void LoadMilter(const toml::table& table, const std::string& path, MilterConfig& out);
+  void CheckListenerMilters(const Config& config);
+  // `name` of a [[listener]] or [[milter]]: 1-64 letters, digits, '-', '_' or '.'.
+  std::optional<std::string> Name(const toml::table& table, const std::string& path);
 
   std::string_view source_name_;
   std::string_view base_dir_;
@@ -605,18 +617,8 @@ std::vector<const toml::table*> Loader::TableArray(const toml::table& parent,
 
 void Loader::LoadListener(const toml::table& table, const std::string& path, ListenerConfig& out) {
   const uint32_t line = lines_[path];
-  if (std::optional<std::string> name = String(table, path, "name")) {
-    const bool valid =
-        !name->empty() && name->size() <= 64 && std::all_of(name->begin(), name->end(), [](char c) {
-          return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.';
-        });
-    if (valid) {
-      out.name = *name;
-    } else {
-      ReportAt(Kind::kValue, SubPath(path, "name"),
-               absl::StrCat("expected 1-64 characters of letters, digits, '-', '_' or '.', got ",
-                            Quote(*name)));
-    }
+  if (std::optional<std::string> name = Name(table, path)) {
+    out.name = *name;
   } else if (!table.contains("name")) {
     Missing(line, path, "name");
   }
@@ -676,6 +678,36 @@ void Loader::LoadListener(const toml::table& table, const std::string& path, Lis
              "proxy_trusted needs proxy_protocol = \"v1\", \"v2\" or \"any\" on this listener "
              "(it has \"none\")");
   }
+  if (std::optional<std::vector<Item>> milters = StringArray(table, path, "milters")) {
+    // Checked against [[milter]] once those are loaded (CheckListenerMilters).
+    for (const Item& item : *milters) {
+      lines_[item.path] = item.line;
+      out.milters.push_back(item.value);
+    }
+  }
+  if (auto v = Enum<MiltersSkip>(table, path, "milters_skip",
+                                 {{"none", MiltersSkip::kNone},
+                                  {"authenticated", MiltersSkip::kAuthenticated},
+                                  {"relay", MiltersSkip::kRelay},
+                                  {"both", MiltersSkip::kBoth}})) {
+    out.milters_skip = *v;
+  }
+}
+
+std::optional<std::string> Loader::Name(const toml::table& table, const std::string& path) {
+  std::optional<std::string> name = String(table, path, "name");
+  if (!name) return std::nullopt;
+  const bool valid =
+      !name->empty() && name->size() <= 64 && std::all_of(name->begin(), name->end(), [](char c) {
+        return absl::ascii_isalnum(c) || c == '-' || c == '_' || c == '.';
+      });
+  if (!valid) {
+    ReportAt(Kind::kValue, SubPath(path, "name"),
+             absl::StrCat("expected 1-64 characters of letters, digits, '-', '_' or '.', got ",
+                          Quote(*name)));
+    return std::nullopt;
+  }
+  return name;
 }
 
 void Loader::LoadTls(const toml::table& root, TlsConfig& out) {
@@ -1260,6 +1292,112 @@ void Loader::CheckRoutes(const Config& config) {
   }
 }
 
+void Loader::LoadMilters(const toml::table& root, Config& config) {
+  const std::vector<const toml::table*> milters = TableArray(root, "", "milter", kMilterSchema);
+  absl::flat_hash_map<std::string, std::string> seen;  // name -> path of its first use
+  for (size_t i = 0; i < milters.size(); ++i) {
+    MilterConfig milter;
+    const std::string path = IndexPath("milter", i);
+    if (milters[i] != nullptr) LoadMilter(*milters[i], path, milter);
+    if (!milter.name.empty()) {
+      if (auto [it, inserted] = seen.try_emplace(milter.name, path); !inserted) {
+        ReportAt(Kind::kValue, SubPath(path, "name"),
+                 absl::StrCat("duplicate milter name ", Quote(milter.name), " (also ", it->second,
+                              ", line ", lines_[SubPath(it->second, "name")], ")"));
+      }
+    }
+    config.milters.push_back(std::move(milter));
+  }
+  CheckListenerMilters(config);
+}
+
+void Loader::LoadMilter(const toml::table& table, const std::string& path, MilterConfig& out) {
+  const uint32_t line = lines_[path];
+  if (std::optional<std::string> name = Name(table, path)) {
+    out.name = *name;
+  } else if (!table.contains("name")) {
+    Missing(line, path, "name");
+  }
+  if (std::optional<std::string> address = String(table, path, "address")) {
+    const std::string key = SubPath(path, "address");
+    const std::string_view text = *address;
+    if (text.starts_with("unix:") && text.size() > 5) {
+      out.is_unix = true;
+      out.unix_path = ResolvePath(base_dir_, text.substr(5));
+      if (out.unix_path.size() > kMaxUnixSocketPath) {
+        ReportAt(Kind::kValue, key,
+                 absl::StrCat("a Unix socket path may have at most ", kMaxUnixSocketPath,
+                              " bytes, this one has ", out.unix_path.size(), ": ",
+                              Quote(out.unix_path)));
+      }
+    } else if (text.starts_with("inet:")) {
+      absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(text.substr(5));
+      if (!endpoint.ok()) {
+        ReportAt(Kind::kValue, key,
+                 absl::StrCat("expected \"inet:ADDRESS:PORT\" (\"inet:127.0.0.1:11332\", "
+                              "\"inet:[::1]:11332\"): ",
+                              endpoint.status().message()));
+      } else if (endpoint->port == 0) {
+        ReportAt(Kind::kValue, key,
+                 absl::StrCat("port 0 in ", Quote(text), ": give the milter's port"));
+      } else {
+        out.inet = *endpoint;
+      }
+    } else {
+      ReportAt(Kind::kValue, key,
+               absl::StrCat("expected \"inet:ADDRESS:PORT\" or \"unix:PATH\" (IP addresses only, "
+                            "no host names), got ",
+                            Quote(text)));
+    }
+  } else if (!table.contains("address")) {
+    Missing(line, path, "address");
+  }
+  constexpr int64_t kHour = 3600;
+  if (auto v = Int(table, path, "connect_timeout_s", 1, kHour)) {
+    out.connect_timeout = absl::Seconds(*v);
+  }
+  if (auto v = Int(table, path, "command_timeout_s", 1, kHour)) {
+    out.command_timeout = absl::Seconds(*v);
+  }
+  if (auto v = Int(table, path, "content_timeout_s", 1, kHour)) {
+    out.content_timeout = absl::Seconds(*v);
+  }
+  if (auto v = Enum<MilterDefaultAction>(table, path, "default_action",
+                                         {{"tempfail", MilterDefaultAction::kTempfail},
+                                          {"accept", MilterDefaultAction::kAccept},
+                                          {"reject", MilterDefaultAction::kReject}})) {
+    out.default_action = *v;
+  }
+}
+
+void Loader::CheckListenerMilters(const Config& config) {
+  absl::flat_hash_map<std::string_view, size_t> known;
+  for (size_t i = 0; i < config.milters.size(); ++i) {
+    if (!config.milters[i].name.empty()) known.emplace(config.milters[i].name, i);
+  }
+  // A bad [[milter]] name is reported already; its references would only repeat it.
+  const bool milters_ok = std::none_of(config.milters.begin(), config.milters.end(),
+                                       [](const MilterConfig& m) { return m.name.empty(); });
+  for (size_t l = 0; l < config.listeners.size(); ++l) {
+    const std::vector<std::string>& names = config.listeners[l].milters;
+    const std::string list_path = SubPath(IndexPath("listener", l), "milters");
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string item_path = IndexPath(list_path, i);
+      if (std::find(names.begin(), names.begin() + static_cast<ptrdiff_t>(i), names[i]) !=
+          names.begin() + static_cast<ptrdiff_t>(i)) {
+        ReportAt(Kind::kValue, item_path,
+                 absl::StrCat(Quote(names[i]), " is listed twice: a milter is called once"));
+        continue;
+      }
+      if (milters_ok && !known.contains(names[i])) {
+        ReportAt(Kind::kValue, item_path,
+                 absl::StrCat("no [[milter]] named ", Quote(names[i]),
+                              known.empty() ? " (there is no [[milter]] table)" : ""));
+      }
+    }
+  }
+}
+
 absl::StatusOr<Config> Loader::Load(const toml::table& root) {
   Config config;
   CheckKeys(root, "", kRootSchema);
@@ -1309,11 +1447,17 @@ absl::StatusOr<Config> Loader::Load(const toml::table& root) {
   LoadRoutes(root, config);
   LoadDelivery(root, config);
   CheckRoutes(config);
+  LoadMilters(root, config);
   RINGMX_RETURN_IF_ERROR(Finish());
   return config;
 }
 
 }  // namespace
+
+std::string MilterConfig::AddressString() const {
+  if (is_unix) return absl::StrCat("unix:", unix_path);
+  return absl::StrCat("inet:", inet.ToString());
+}
 
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view source_name,
                                    std::string_view base_dir) {

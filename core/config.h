@@ -25,6 +25,13 @@ enum class SpoolMode { kDurable, kDiscard };
 // doc/proxy-protocol.txt) every connection must start with. kNone: no header, the socket's peer
 // is the client.
 enum class ProxyProtocol { kNone, kV1, kV2, kAny };
+// `milters_skip` of a [[listener]] (docs/milter.md): which sessions are not shown to its milters.
+enum class MiltersSkip {
+  kNone,           // every session goes through the milters
+  kAuthenticated,  // sessions that authenticated (AUTH) skip them
+  kRelay,          // clients in policy.relay_networks skip them
+  kBoth,           // either: authenticated sessions and relay_networks clients skip them
+};
 
 struct ListenerConfig {
   std::string name;                                     // `name`, unique among listeners
@@ -43,6 +50,10 @@ struct ListenerConfig {
   // `proxy_trusted`: the balancers allowed to send the header; a connection from anywhere else is
   // closed at once. Required and non-empty when proxy_protocol is not "none", refused otherwise.
   std::vector<Cidr> proxy_trusted;
+  // `milters`: names of [[milter]] tables, called in this order for every session; each names a
+  // [[milter]], at most once.
+  std::vector<std::string> milters;
+  MiltersSkip milters_skip = MiltersSkip::kNone;  // `milters_skip`
 };
 
 // One certificate chain and its private key, both PEM files, paths resolved. The chain file holds
@@ -199,6 +210,29 @@ struct RouteConfig {
   VerifyUnreachable verify_unreachable = VerifyUnreachable::kTempfail;  // `verify_unreachable`
 };
 
+// `default_action` of a [[milter]]: the answer while the milter is down, too slow or broken.
+enum class MilterDefaultAction { kTempfail, kAccept, kReject };
+
+// One `[[milter]]` (docs/milter.md): a content filter speaking the milter protocol (rspamd,
+// OpenDKIM, ...), called by the listeners that name it. Configured and validated; the calls
+// from the SMTP session land with issue 13's next part.
+struct MilterConfig {
+  std::string name;  // `name`: unique among milters; 1-64 letters, digits, '-', '_', '.'
+  // `address`: "inet:127.0.0.1:11332", "inet:[::1]:11332" (port required, not 0) or
+  // "unix:/path" (a relative path is resolved against the config file's directory).
+  bool is_unix = false;
+  Endpoint inet;                                        // when !is_unix
+  std::string unix_path;                                // when is_unix
+  absl::Duration connect_timeout = absl::Seconds(30);   // `connect_timeout_s`
+  absl::Duration command_timeout = absl::Seconds(30);   // `command_timeout_s`: each reply
+  absl::Duration content_timeout = absl::Seconds(300);  // `content_timeout_s`: header..EOB
+  MilterDefaultAction default_action = MilterDefaultAction::kTempfail;  // `default_action`
+
+  // The address as configured, canonical: "inet:127.0.0.1:11332", "inet:[::1]:11332",
+  // "unix:/run/rspamd/milter.sock".
+  std::string AddressString() const;
+};
+
 // `[delivery]` (docs/delivery.md), Postfix-like defaults.
 struct DeliveryConfig {
   // `bounce_next_hop`: where DSNs (RFC 3464) to senders go; required as soon as a [[route]]
@@ -230,8 +264,9 @@ struct Config {
   ControlConfig control;
   LogConfig log;
   LimitsConfig limits;
-  std::vector<RouteConfig> routes;  // `[[route]]`, in file order
-  DeliveryConfig delivery;          // `[delivery]`
+  std::vector<RouteConfig> routes;    // `[[route]]`, in file order
+  DeliveryConfig delivery;            // `[delivery]`
+  std::vector<MilterConfig> milters;  // `[[milter]]`, in file order
 };
 
 // Parses and validates TOML text. `source_name` (usually the file path) prefixes error messages.
@@ -262,6 +297,9 @@ struct Config {
 // retry_max_s. As soon as one route exists, [delivery] bounce_next_hop is required and every
 // policy.local_domains entry must have a route (its own, a wildcard or the default): mail accepted
 // for a domain no route covers could never leave.
+//
+// [[milter]] (docs/milter.md): names are unique; every name in a listener's `milters` must be a
+// [[milter]]'s, listed once.
 absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view source_name,
                                    std::string_view base_dir = "");
 

@@ -240,6 +240,11 @@ write("config", "route-errors.toml", 'hostname = "mx.example.test"\n[[listener]]
       'address = "127.0.0.1:25"\n[[route]]\ndomains = ["*", "*."]\n'
       'next_hop = ["smtp:relay.example.test", "lmtp:127.0.0.1"]\ntls = "verify"\n'
       '[[route]]\ndomains = ["*"]\nnext_hop = []\n[delivery]\nretry_first_s = 5000\n')
+write("config", "milters.toml", 'hostname = "mx.example.test"\n[[listener]]\nname = "mx"\n'
+      'address = "127.0.0.1:25"\nmilters = ["rspamd", "dkim", "rspamd", "nope"]\n'
+      'milters_skip = "both"\n[[milter]]\nname = "rspamd"\naddress = "inet:127.0.0.1:11332"\n'
+      'default_action = "accept"\n[[milter]]\nname = "dkim"\naddress = "unix:run/dkim.sock"\n'
+      'content_timeout_s = 60\n[[milter]]\nname = "v6"\naddress = "inet:[::1]:0"\n')
 write("config", "syntax.toml", 'hostname = "mx.example.test\n[[listener]\na = [1, "x", {b = 2}]\n'
       'c = 1979-05-27T07:32:00Z\nd = 0x7FFFFFFFFFFFFFFF\ne = inf\n')
 
@@ -650,3 +655,40 @@ PROXY_SEEDS = {
 }
 for name, (versions, piece, data) in PROXY_SEEDS.items():
     write("proxy_header", name, bytes([versions, piece]) + data)
+# --- milter: [flags][stride][the milter's bytes] (see fuzz_milter.cc) ------------------------------
+# flags bits 0-1: default_action (0 tempfail, 1 accept, 2 reject); bit 2: a large body.
+def mpkt(command, data=b""):
+    return struct.pack(">I", len(data) + 1) + command + data
+
+
+def moptneg(actions, protocol, tail=b""):
+    return mpkt(b"O", struct.pack(">III", 6, actions, protocol) + tail)
+
+
+RSPAMD_PROTOCOL = 0x400 | 0x1000 | 0x2000 | 0x4000 | 0x8000 | 0x10000 | 0x20000 | 0x80 | 0x40000 \
+    | 0x80000
+ALL_ACTIONS = 0x1FF
+CONTINUE = mpkt(b"c")
+EOB_CHANGES = (mpkt(b"h", b"X-Spam\0yes\0") + mpkt(b"i", struct.pack(">I", 0) + b"X-First\0v\0")
+               + mpkt(b"m", struct.pack(">I", 1) + b"Subject\0new\n\tfold\0")
+               + mpkt(b"m", struct.pack(">I", 1) + b"From\0\0") + mpkt(b"e", b"<s@example.org>\0")
+               + mpkt(b"2", b"<d@example.test>\0NOTIFY=NEVER\0") + mpkt(b"-", b"<b@example.test>\0")
+               + mpkt(b"b", b"new body\n") + mpkt(b"q", b"held\0") + mpkt(b"p"))
+write("milter", "rspamd-gtube", bytes([0, 63]) + moptneg(0x37, RSPAMD_PROTOCOL)
+      + mpkt(b"h", b"X-Spam\0Yes\0") + mpkt(b"y", b"554 5.7.1 Gtube pattern\0"))
+write("milter", "rspamd-bytewise", bytes([0, 0]) + moptneg(0x37, RSPAMD_PROTOCOL)
+      + mpkt(b"a"))
+# connect, helo, mail, rcpt, data, 2 headers, eoh, body, then the changes and accept at EOB;
+# unknown, mail, mail.
+write("milter", "every-stage", bytes([1, 7]) + moptneg(ALL_ACTIONS, 0x800) + CONTINUE * 4
+      + CONTINUE * 5 + EOB_CHANGES + mpkt(b"a") + CONTINUE * 3)
+write("milter", "symlists", bytes([2, 13]) + moptneg(ALL_ACTIONS, 0x1000, struct.pack(">I", 2)
+      + b"{mail_addr} i\0" + struct.pack(">I", 5) + b"i\0") + mpkt(b"c") + mpkt(b"y", b"451-4.7.1 a\r\n451 4.7.1 100%% b\0"))
+write("milter", "skip-large-body", bytes([4, 31]) + moptneg(ALL_ACTIONS, 0x400 | 0x1000 | 0x20 | 0x40)
+      + CONTINUE * 3 + mpkt(b"s") + mpkt(b"b", b"x" * 100) + mpkt(b"d"))
+write("milter", "reject-at-connect", bytes([0, 5]) + moptneg(0, 0) + mpkt(b"r"))
+write("milter", "shutdown", bytes([0, 5]) + moptneg(0, 0) + CONTINUE + mpkt(b"4"))
+write("milter", "change-too-early", bytes([2, 9]) + moptneg(ALL_ACTIONS, 0) + mpkt(b"h", b"X\0y\0"))
+write("milter", "oversized", bytes([1, 64]) + moptneg(0, 0x1000) + struct.pack(">I", 131071) + b"b")
+write("milter", "zero-length", bytes([0, 1]) + struct.pack(">I", 0))
+write("milter", "bad-reply-code", bytes([0, 3]) + moptneg(0, 0) + mpkt(b"y", b"250 ok\0"))
