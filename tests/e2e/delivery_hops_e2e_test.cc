@@ -312,6 +312,63 @@ TEST_F(DeliveryHopsTest, NoDsnForTheNullSender) {
   EXPECT_TRUE(capture_->Messages().empty());
 }
 
+TEST_F(DeliveryHopsTest, DsnParametersPassOnToAHopThatOffersDsn) {
+  // The hop: a capture server offering DSN (as an SMTP relay would).
+  auto hop = CaptureSmtp::Start(dir_ / "hop", &error_, {"PIPELINING", "8BITMIME", "DSN"});
+  ASSERT_NE(hop, nullptr) << error_;
+  StartServer(Config(absl::StrCat("\"smtp:[127.0.0.1]:", hop->port(), "\""), "tls = \"none\""));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_EQ(client->Command("EHLO client.remote.test").code, 250);
+  ASSERT_EQ(client->Command("MAIL FROM:<sender@remote.test> RET=HDRS ENVID=QQ314159").code, 250);
+  ASSERT_EQ(client
+                ->Command("RCPT TO:<alice@example.test> NOTIFY=SUCCESS,FAILURE "
+                          "ORCPT=rfc822;alice+2Bx@example.test")
+                .code,
+            250);
+  ASSERT_EQ(client->Command("DATA").code, 354);
+  ASSERT_EQ(client->Command(DotStuff(TrickyMessage("dsn-params")) + ".").code, 250);
+  client->Command("QUIT");
+  ASSERT_TRUE(hop->WaitForMessages(1)) << server_->Log();
+  const CapturedMessage m = hop->Messages()[0];
+  EXPECT_EQ(m.mail_command.find("MAIL FROM:<sender@remote.test>"), 0u) << m.mail_command;
+  EXPECT_NE(m.mail_command.find(" RET=HDRS"), std::string::npos) << m.mail_command;
+  EXPECT_NE(m.mail_command.find(" ENVID=QQ314159"), std::string::npos) << m.mail_command;
+  ASSERT_EQ(m.rcpt_commands.size(), 1u);
+  EXPECT_NE(m.rcpt_commands[0].find(" NOTIFY=SUCCESS,FAILURE"), std::string::npos)
+      << m.rcpt_commands[0];
+  EXPECT_NE(m.rcpt_commands[0].find(" ORCPT=rfc822;alice+2Bx@example.test"), std::string::npos)
+      << m.rcpt_commands[0];
+  // The hop offers DSN: it reports success itself, ringmx sends nothing.
+  EXPECT_TRUE(WaitQueueEmpty()) << server_->Log();
+  EXPECT_TRUE(capture_->Messages().empty());
+}
+
+TEST_F(DeliveryHopsTest, NotifySuccessThroughLmtpGetsADeliveredDsn) {
+  auto dovecot = DovecotLmtp::Start(dir_ / "dovecot", {"alice", "bob"}, &error_);
+  ASSERT_NE(dovecot, nullptr) << error_;
+  StartServer(Config(absl::StrCat("\"lmtp:127.0.0.1:", dovecot->port(), "\"")));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_EQ(client->Command("EHLO client.remote.test").code, 250);
+  ASSERT_EQ(client->Command("MAIL FROM:<sender@remote.test> ENVID=env-1").code, 250);
+  ASSERT_EQ(client->Command("RCPT TO:<alice@example.test> NOTIFY=SUCCESS").code, 250);
+  ASSERT_EQ(client->Command("RCPT TO:<bob@example.test>").code, 250);  // default: failures only
+  ASSERT_EQ(client->Command("DATA").code, 354);
+  ASSERT_EQ(client->Command(DotStuff(TrickyMessage("notify-success")) + ".").code, 250);
+  client->Command("QUIT");
+  ASSERT_TRUE(dovecot->WaitForMessages("alice", 1)) << server_->Log();
+  ASSERT_TRUE(capture_->WaitForMessages(1)) << server_->Log();
+  const CapturedMessage dsn = capture_->Messages()[0];
+  EXPECT_EQ(dsn.sender, "");
+  EXPECT_EQ(dsn.recipients, std::vector<std::string>{"sender@remote.test"});
+  EXPECT_NE(dsn.data.find("Action: delivered"), std::string::npos) << dsn.data;
+  EXPECT_NE(dsn.data.find("Final-Recipient: rfc822; alice@example.test"), std::string::npos);
+  EXPECT_EQ(dsn.data.find("bob@example.test"), std::string::npos) << "bob did not ask";
+  EXPECT_NE(dsn.data.find("Original-Envelope-Id: env-1"), std::string::npos) << dsn.data;
+  EXPECT_TRUE(WaitQueueEmpty()) << server_->Log();
+}
+
 TEST_F(DeliveryHopsTest, KillDuringDeliveryLosesNothingAndLeavesNothingQueued) {
   auto dovecot = DovecotLmtp::Start(dir_ / "dovecot", {"alice"}, &error_);
   ASSERT_NE(dovecot, nullptr) << error_;
