@@ -187,8 +187,7 @@ enum class RouteTls {
 // route's hops cannot be asked.
 enum class VerifyUnreachable { kTempfail, kAccept };
 
-// One `[[route]]` (docs/delivery.md): where mail for some recipient domains goes. Configured and
-// validated; delivery itself (net/) lands with issue 12's next part.
+// One `[[route]]` (docs/delivery.md): where mail for some recipient domains goes (net/delivery.h).
 struct RouteConfig {
   // `domains`: exact names ("example.test"), wildcards ("*.example.test": every name below
   // example.test, at any depth, not example.test itself) or "*" (the default route, at most one

@@ -30,8 +30,7 @@ struct Snapshot {
   std::shared_ptr<const RecipientTable> recipients;
   // The table of config.auth.passwd (AUTH's users), loaded like `recipients`; nullptr if none.
   std::shared_ptr<const PasswdTable> passwd;
-  // config.routes by recipient domain (docs/delivery.md). Configured and validated; delivery
-  // itself (net/) lands with issue 12's next part.
+  // config.routes by recipient domain (docs/delivery.md), for the session (RCPT) and delivery.
   RouteTable routes;
   uint64_t generation = 0;
 

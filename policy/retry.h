@@ -1,6 +1,6 @@
 // Delivery retries (docs/delivery.md), pure: the backoff schedule of a deferred recipient and the
-// per-shard "hop down" tracker. Time is always passed in; nothing here reads a clock. Configured
-// and validated; delivery itself (net/) lands with issue 12's next part.
+// per-shard "hop down" tracker. Time is always passed in; nothing here reads a clock. Used by the
+// delivery driver (net/delivery.h).
 #pragma once
 
 #include <stddef.h>
