@@ -283,7 +283,6 @@ int64_t Deliverer::BackUpAt(const q::QueuedMessage& m, absl::Time now) const {
 void Deliverer::StartReads() {
   if (reader_.busy() || to_read_.empty()) return;
   std::vector<const q::QueuedMessage*> batch;
-  std::vector<std::string> ids;
   size_t taken = 0;
   for (; taken < to_read_.size() && batch.size() < kMaxReadBatch; ++taken) {
     const q::QueuedMessage* m = queue_.index().Find(to_read_[taken]);
@@ -309,7 +308,6 @@ void Deliverer::StartReads() {
       active_.erase(id);
       Schedule(ToUs(now + kReadRetry), id);
     }
-    (void)failed;
     OnRead(std::move(reads), failed);
   });
 }
@@ -351,8 +349,7 @@ void Deliverer::OnRead(std::vector<RelocationRead> reads, bool /*failed*/) {
     message.rcpt_dsn.resize(message.recipients.size());
     message.read = true;
     if (draining_) {
-      const std::string id = message.id;
-      active_.erase(it);
+      active_.erase(it);  // tried again after the restart
       continue;
     }
     Dispatch(message, now);
@@ -386,18 +383,17 @@ void Deliverer::Dispatch(Message& message, absl::Time now) {
     }
     const core::RouteConfig* route = routes.Lookup(DomainOf(message.recipients[i]));
     if (route == nullptr) {
-      Message::Failure failure;
-      failure.rcpt = i;
-      failure.result.status = smtp::RecipientResult::Status::kBounced;
-      failure.result.local = true;
-      failure.result.reply.code = 550;
-      failure.result.reply.enhanced = "5.4.4";
-      failure.result.reply.lines = {
+      // Accepted before the routes changed (a reload): nothing can deliver it.
+      smtp::RecipientResult result;
+      result.status = smtp::RecipientResult::Status::kBounced;
+      result.local = true;
+      result.reply.code = 550;
+      result.reply.enhanced = "5.4.4";
+      result.reply.lines = {
           absl::StrCat("5.4.4 no [[route]] for the domain of <", message.recipients[i], ">")};
-      smtp::RecipientResult copy = failure.result;
       Job none;
       none.message = &message;
-      Record(message, none, nullptr, i, copy, now);
+      Record(message, none, nullptr, i, result, now);
       continue;
     }
     group_for(static_cast<size_t>(route - routes.routes().data())).push_back(i);
