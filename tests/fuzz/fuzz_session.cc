@@ -33,6 +33,7 @@
 
 #include "core/check.h"
 #include "core/config.h"
+#include "core/next_hop.h"
 #include "core/queue_id.h"
 #include "core/snapshot.h"
 #include "core/spool_record.h"
@@ -65,7 +66,7 @@ enum Event : uint8_t {
   kShutdown = 10,
   kGreet = 11,
   kFeedBytewise = 12,  // arg + 1 bytes, one call each
-  kCheckAnswer = 13,   // answers the outstanding check (AUTH) with decision arg & 3
+  kCheckAnswer = 13,   // answers the outstanding check (AUTH, RCPT verification): decision arg & 3
   // 14-15: like kFeedSmall
 };
 
@@ -116,6 +117,16 @@ Setup MakeSetup(uint8_t bits) {
   config.policy.max_message_size = (bits & 4) != 0 ? 300 : 100000;
   config.timeouts.idle = absl::Seconds(300);
   config.timeouts.data = absl::Seconds(600);
+  if ((bits & 4) != 0) {
+    // Delivery configured: RCPTs for example.test wait for a verification check, example.org
+    // (no route) is refused at RCPT.
+    core::RouteConfig route;
+    route.domains = {"example.test"};
+    route.next_hop = {*core::NextHop::Parse("lmtp:127.0.0.1:24")};
+    route.tls = core::RouteTls::kNone;
+    route.verify_recipients = true;
+    config.routes.push_back(route);
+  }
   Setup setup;
   setup.snapshot = core::Snapshot::Build(std::move(config), 1);
   setup.facts.client = *core::Endpoint::Parse("203.0.113.5:40000");
@@ -330,10 +341,16 @@ class Driver {
     // delivery_outstanding() then stays true; OnDelivered() is ignored after close.)
     const core::Config& config = setup_.snapshot->config;
     if (out_.check) {
-      // One check at a time, only over TLS (AUTH), and the session waits for it.
+      // One check at a time, AUTH only over TLS, a recipient check only with routes, and the
+      // session waits for it.
       RINGMX_CHECK(check_token_ == 0 || answering_check_);
       RINGMX_CHECK(out_.check->token != 0 && session_.check_outstanding() == out_.check->token);
-      RINGMX_CHECK(session_.facts().tls && session_.input_blocked());
+      RINGMX_CHECK(session_.input_blocked());
+      if (out_.check->kind == smtp::CheckRequest::Kind::kCredentials) {
+        RINGMX_CHECK(session_.facts().tls);
+      } else {
+        RINGMX_CHECK(!config.routes.empty() && !out_.check->address.empty());
+      }
       RINGMX_CHECK(!out_.deliver && !out_.start_tls);
       check_token_ = out_.check->token;
     }
