@@ -1007,6 +1007,14 @@ void Connection::LogEnd(absl::Time now) {
   logged_ = true;
   // Admit() logged the one line of a refused connection, EndPreamble() that of a failed preamble.
   if (refused_ || preamble_failed_) return;
+  if (proxy_.has_value()) {
+    // The peer went away (or the connection was aborted) before its PROXY header: no session.
+    core::LogInfo(
+        absl::StrCat("proxy shard=", shard_.index(), " client=", session_.facts().client.ToString(),
+                     " listener=", session_.facts().listener->name,
+                     " ended before the header: ", end_reason_.empty() ? "closed" : end_reason_));
+    return;
+  }
   const smtp::SessionStats& stats = session_.stats();
   ShardCounters& counters = shard_.mutable_counters();
   ShardCounters::Add(counters.messages_accepted, stats.messages_accepted);

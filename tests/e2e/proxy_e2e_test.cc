@@ -234,6 +234,17 @@ TEST_F(ProxyTest, MalformedHeaderIsClosedWithoutGreeting) {
   EXPECT_TRUE(server_->WaitForLog("listener=smtps malformed")) << server_->Log();
 }
 
+TEST_F(ProxyTest, PeerLeavingBeforeTheHeaderIsNoSession) {
+  StartServer(Config());
+  {
+    auto client = ConnectWith("PROXY TCP4 192.0.2.77");  // half a header, then the FIN
+    ASSERT_NE(client, nullptr);
+  }
+  EXPECT_TRUE(server_->WaitForLog("listener=mx ended before the header: disconnect"))
+      << server_->Log();
+  EXPECT_EQ(server_->Log().find("session shard="), std::string::npos) << server_->Log();
+}
+
 TEST_F(ProxyTest, MissingHeaderTimesOut) {
   StartServer(Config());
   auto client = SmtpClient::Connect("127.0.0.1", server_->port());
