@@ -59,6 +59,20 @@ using tls::kAlertLevelWarning;
 using tls::kAlertNoRenegotiation;
 using tls::kHandshakeKeyUpdate;
 
+// The versions a listener's `proxy_protocol` takes (not kNone).
+smtp::ProxyVersions ProxyVersionsOf(core::ProxyProtocol protocol) {
+  switch (protocol) {
+    case core::ProxyProtocol::kV1:
+      return smtp::ProxyVersions::kV1;
+    case core::ProxyProtocol::kV2:
+      return smtp::ProxyVersions::kV2;
+    case core::ProxyProtocol::kAny:
+    case core::ProxyProtocol::kNone:
+      break;
+  }
+  return smtp::ProxyVersions::kAny;
+}
+
 }  // namespace
 
 // Only connections whose record layer is in the kernel have one.
@@ -93,6 +107,8 @@ Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t list
   recv_op_.on_complete = &Connection::OnRecv;
   send_op_.connection = this;
   send_op_.on_complete = &Connection::OnSend;
+  const core::ProxyProtocol proxy = session_.facts().listener->proxy_protocol;
+  if (proxy != core::ProxyProtocol::kNone) proxy_.emplace(ProxyVersionsOf(proxy));
 }
 
 Connection::~Connection() {
@@ -149,8 +165,84 @@ bool Connection::Admit(absl::Time now) {
 }
 
 void Connection::Start(absl::Time now) {
-  if (!Admit(now)) return;
+  if (!proxy_.has_value()) {
+    StartSession(now);
+    return;
+  }
+  // The socket's peer is the balancer: only the listener's proxy_trusted may speak for a client.
+  const core::IpAddress& peer = session_.facts().client.address;
+  bool trusted = false;
+  for (const core::Cidr& cidr : session_.facts().listener->proxy_trusted) {
+    if (cidr.Contains(peer)) {
+      trusted = true;
+      break;
+    }
+  }
+  if (!trusted) {
+    EndPreamble("untrusted", "");
+    return;
+  }
+  // Nothing is said and nothing is counted (limits) until the header names the client.
+  proxy_deadline_ = now + snapshot_->config.timeouts.proxy;
   ArmRecv();
+}
+
+void Connection::EndPreamble(std::string_view reason, std::string_view detail) {
+  const policy::ConnectionFacts& facts = session_.facts();
+  const std::string line =
+      absl::StrCat("proxy shard=", shard_.index(), " client=", facts.client.ToString(),
+                   " listener=", facts.listener->name, " ", core::Av(reason),
+                   detail.empty() ? "" : ": ", core::Av(detail), ", closed");
+  if (reason == "shutdown") {
+    core::LogInfo(line);
+  } else {
+    core::LogWarning(line);
+  }
+  proxy_.reset();
+  proxy_deadline_ = absl::InfiniteFuture();
+  preamble_failed_ = true;
+  if (end_reason_.empty()) end_reason_ = absl::StrCat("proxy-", core::Av(reason));
+  // No reply: the peer is a balancer (or pretends to be), not an SMTP client. The FIN goes out at
+  // once; an armed receive reads (and drops) what still comes during the linger.
+  closing_ = true;
+  MarkDirty();
+}
+
+void Connection::OnPreamble(std::string_view bytes, absl::Time now) {
+  const smtp::ProxyFeedResult result = proxy_->Feed(bytes);
+  switch (result.state) {
+    case smtp::ProxyParseState::kNeedMore:
+      return;
+    case smtp::ProxyParseState::kError:
+      EndPreamble("malformed", smtp::ProxyErrorText(proxy_->error()));
+      return;
+    case smtp::ProxyParseState::kDone:
+      break;
+  }
+  const smtp::ProxyHeader& header = proxy_->header();
+  // PROXY TCP4/TCP6 names the client; LOCAL (the balancer's health checks), UNKNOWN and the
+  // families we do not take keep the socket's own addresses (spec sections 2.1 and 2.2).
+  if (header.command == smtp::ProxyCommand::kProxy && header.source.has_value() &&
+      header.destination.has_value()) {
+    const core::Endpoint balancer = session_.facts().client;
+    session_.SetProxiedClient(*header.source, *header.destination, balancer);
+  }
+  proxy_.reset();
+  proxy_deadline_ = absl::InfiniteFuture();
+  StartSession(now);
+  // What came after the header in the same read is the client's: SMTP, or its ClientHello.
+  const std::string_view rest = bytes.substr(result.consumed);
+  if (rest.empty() || done_ || closing_) return;
+  if (transport_ == Transport::kPlain) {
+    DeliverInput(rest, now);
+  } else {
+    OnCiphertext(rest, now);
+  }
+}
+
+void Connection::StartSession(absl::Time now) {
+  if (!Admit(now)) return;
+  if (!recv_armed_) ArmRecv();
   if (session_.facts().listener->tls == core::TlsMode::kImplicit) {
     // RFC 8314: TLS from the first byte; the greeting comes once the handshake is done.
     BeginTls(now);
@@ -265,7 +357,9 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
       } else if (!done_) {
         const std::string_view bytes =
             shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
-        if (transport_ == Transport::kPlain) {
+        if (proxy_.has_value()) {
+          OnPreamble(bytes, shard_.BatchNow());
+        } else if (transport_ == Transport::kPlain) {
           DeliverInput(bytes, shard_.BatchNow());
         } else {
           OnCiphertext(bytes, shard_.BatchNow());
@@ -697,6 +791,15 @@ void Connection::Tick(absl::Time now) {
     }
     return;
   }
+  if (proxy_.has_value()) {
+    // Still waiting for the PROXY header: nothing else runs yet.
+    if (now >= proxy_deadline_) {
+      EndPreamble("timeout",
+                  absl::StrCat("no header within ",
+                               absl::ToInt64Seconds(snapshot_->config.timeouts.proxy), " s"));
+    }
+    return;
+  }
   if (closing_ && send_inflight_) {
     // The session has ended but its last replies cannot leave: the client does not read. Wait
     // as long as the linger after a FIN, then drop the connection.
@@ -724,6 +827,10 @@ void Connection::Tick(absl::Time now) {
 
 void Connection::Drain(absl::Time now) {
   if (done_ || closing_) return;
+  if (proxy_.has_value()) {
+    EndPreamble("shutdown", "before the header");
+    return;
+  }
   session_.OnShutdown(now, out_);
   AfterSession();
 }
@@ -898,7 +1005,16 @@ bool Connection::Finished() const {
 void Connection::LogEnd(absl::Time now) {
   if (logged_) return;
   logged_ = true;
-  if (refused_) return;  // Admit() logged the one line of a refused connection
+  // Admit() logged the one line of a refused connection, EndPreamble() that of a failed preamble.
+  if (refused_ || preamble_failed_) return;
+  if (proxy_.has_value()) {
+    // The peer went away (or the connection was aborted) before its PROXY header: no session.
+    core::LogInfo(
+        absl::StrCat("proxy shard=", shard_.index(), " client=", session_.facts().client.ToString(),
+                     " listener=", session_.facts().listener->name,
+                     " ended before the header: ", end_reason_.empty() ? "closed" : end_reason_));
+    return;
+  }
   const smtp::SessionStats& stats = session_.stats();
   ShardCounters& counters = shard_.mutable_counters();
   ShardCounters::Add(counters.messages_accepted, stats.messages_accepted);
@@ -910,6 +1026,8 @@ void Connection::LogEnd(absl::Time now) {
   const std::string_view helo = session_.helo();
   core::LogInfo(absl::StrCat(
       "session shard=", shard_.index(), " client=", session_.facts().client.ToString(),
+      session_.facts().proxied_by ? " proxied_by=" : "",
+      session_.facts().proxied_by ? session_.facts().proxied_by->address.ToString() : "",
       " listener=", session_.facts().listener->name, " helo=", helo.empty() ? "-" : core::Av(helo),
       " messages=", stats.messages_accepted, " rejected=", stats.messages_rejected,
       " bytes=", stats.bytes_accepted, " commands=", stats.commands, " result=", core::Av(result),

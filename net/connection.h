@@ -18,6 +18,7 @@
 #include "net/runtime.h"
 #include "net/spool.h"
 #include "policy/policy.h"
+#include "smtp/proxy_header.h"
 #include "smtp/session.h"
 #include "tls/engine.h"
 
@@ -36,14 +37,15 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Admits the client against the shard's connection limits (Admit), then arms the receive and
-  // either greets at once or sets the greet deadline (the configured greet pause from `now`),
-  // which Tick() checks: the greeting follows the shard's clock, one tick late at most.
+  // On a listener with `proxy_protocol` (docs/proxy.md): closes a peer outside `proxy_trusted`
+  // at once, without a word; otherwise arms the receive and waits (up to timeouts.proxy_s) for
+  // the PROXY header, and StartSession() runs once it is in. Elsewhere StartSession() at once.
   void Start(absl::Time now);
-  // Periodic check of the greet pause, the session deadline and the closing linger, against the
-  // shard's clock. Called by the shard's tick.
+  // Periodic check of the PROXY header's deadline, the greet pause, the session deadline and the
+  // closing linger, against the shard's clock. Called by the shard's tick.
   void Tick(absl::Time now);
-  // SIGTERM: the session answers 421 now or at its next command.
+  // SIGTERM: the session answers 421 now or at its next command. A connection still waiting for
+  // its PROXY header is simply closed.
   void Drain(absl::Time now);
   // Shutdown grace over: drop the connection without waiting for the client.
   void Abort();
@@ -75,9 +77,22 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   // Asks the shard's ConnectionLimiter whether the client may have a session (`[limits]`).
   // True: admitted (released in the destructor). False: refused and closing: a 421 (nothing on
   // implicit TLS, where plaintext means nothing to the client) goes out, then the FIN; nothing of
-  // the session is used. Called once the client's address is known (today at accept; a PROXY
-  // preamble would move it after the preamble).
+  // the session is used. Called once the client's address is known: at accept, or after the
+  // PROXY header on a listener with `proxy_protocol`.
   bool Admit(absl::Time now);
+  // What follows the preamble, once the client is known: Admit(), then the receive (if not armed
+  // yet) and either the TLS handshake (implicit TLS), the greeting at once, or the greet
+  // deadline (the configured greet pause from `now`), which Tick() checks: the greeting follows
+  // the shard's clock, one tick late at most.
+  void StartSession(absl::Time now);
+  // PROXY preamble: the first bytes of the connection go to `proxy_` until it has the header.
+  // Done: the header's client becomes the session's (smtp::Session::SetProxiedClient),
+  // StartSession() runs and the bytes after the header go on as client data. Malformed: logged
+  // and closed.
+  void OnPreamble(std::string_view bytes, absl::Time now);
+  // Ends a connection whose preamble failed (untrusted peer, malformed header, timeout,
+  // shutdown) with one log line and no reply; the session never started.
+  void EndPreamble(std::string_view reason, std::string_view detail);
   void OnRecv(const io_uring_cqe& cqe);
   void OnSend(const io_uring_cqe& cqe);
   void ArmRecv();
@@ -146,6 +161,13 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   // release in the destructor. `refused_`: Admit() said no (LogEnd logs nothing more).
   std::optional<core::IpAddress> admitted_;
   bool refused_ = false;
+  // Set while a listener with `proxy_protocol` waits for the connection's PROXY header; reset once
+  // the header is in (or the connection failed). Bytes read meanwhile go to OnPreamble().
+  std::optional<smtp::ProxyHeaderParser> proxy_;
+  // When a connection still waiting for its header is closed (timeouts.proxy_s after Start()).
+  absl::Time proxy_deadline_ = absl::InfiniteFuture();
+  // The preamble failed and logged its line (EndPreamble): LogEnd logs nothing more.
+  bool preamble_failed_ = false;
   // The TLS contexts this connection started with (a reload does not change them).
   std::shared_ptr<const tls::TlsContext> tls_context_;
   const size_t listener_index_;

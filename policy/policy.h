@@ -18,8 +18,14 @@ namespace ringmx::policy {
 // What is known about one connection. Filled by net/ at accept (and after TLS/AUTH later).
 // Shard-local; owned by the session.
 struct ConnectionFacts {
+  // The client and the address it connected to. On a listener with `proxy_protocol` these are
+  // the addresses the PROXY header named (smtp::Session::SetProxiedClient), not the socket's.
   core::Endpoint client;
   core::Endpoint local;
+  // The balancer's address (the socket's peer) when the client came through a PROXY header that
+  // named it; nullopt for a direct connection and for a header that keeps the socket's addresses
+  // (v2 LOCAL, v1 UNKNOWN: the balancer's own health checks).
+  std::optional<core::Endpoint> proxied_by;
   // The listener this connection came in on; points into the session's Snapshot.
   const core::ListenerConfig* listener = nullptr;
   // True once TLS is up (after STARTTLS, or from the start on an implicit listener), with what is

@@ -377,6 +377,15 @@ std::string BuildEnvelopeJson(const Envelope& envelope, const TraceContext& cont
   w.Key("address").String(facts.local.address.ToString());
   w.Key("port").Uint(facts.local.port);
   w.EndObject();
+  w.Key("proxied_by");
+  if (facts.proxied_by) {
+    w.BeginObject();
+    w.Key("address").String(facts.proxied_by->address.ToString());
+    w.Key("port").Uint(facts.proxied_by->port);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
   w.Key("listener");
   if (facts.listener != nullptr) {
     w.String(facts.listener->name);
@@ -439,6 +448,10 @@ absl::StatusOr<StoredEnvelope> ParseStoredEnvelope(std::string_view envelope_jso
   if (const core::JsonValue* client = root.Find("client"); client != nullptr) {
     if (!client->is_object()) return Bad("client", "is not an object");
     RINGMX_RETURN_IF_ERROR(ReadString(*client, "address", /*null_ok=*/false, env.client_address));
+  }
+  if (const core::JsonValue* by = root.Find("proxied_by"); by != nullptr && !by->is_null()) {
+    if (!by->is_object()) return Bad("proxied_by", "is not an object or null");
+    RINGMX_RETURN_IF_ERROR(ReadString(*by, "address", /*null_ok=*/false, env.proxied_by_address));
   }
   RINGMX_RETURN_IF_ERROR(ReadDsn(root, env));
   env.rcpt_dsn.resize(env.rcpt_to.size());

@@ -86,8 +86,9 @@ std::string BuildReceivedHeader(const Envelope& envelope, const TraceContext& co
 
 // The `<id>.json` envelope, one JSON object:
 //   id, received_at (RFC 3339 UTC, microseconds), mail_from, mail_params {KEYWORD: value or true},
-//   rcpt_to [..], client {address, port}, local {address, port}, listener, helo, protocol,
-//   smtputf8, body_type ("7BIT" | "8BITMIME"), size, tls, auth (null or the identity),
+//   rcpt_to [..], client {address, port}, local {address, port}, proxied_by (null, or the PROXY
+//   protocol balancer's {address, port} when the client came through one), listener, helo,
+//   protocol, smtputf8, body_type ("7BIT" | "8BITMIME"), size, tls, auth (null or the identity),
 //   dsn {ret ("FULL" | "HDRS" | null), envid (decoded, or null)},
 //   rcpt_dsn [one per rcpt_to: {notify (null when not given, ["NEVER"], or a non-empty subset of
 //             "SUCCESS", "FAILURE", "DELAY" in that order), orcpt (null or {addr_type, address},
@@ -110,6 +111,9 @@ struct StoredEnvelope {
   bool smtputf8 = false;
   bool body_8bitmime = false;
   std::string client_address;  // as written ("192.0.2.1", "2001:db8::1"); "" when absent
+  // The balancer's address when the client came through a PROXY header; "" when null or absent
+  // (envelopes written before ringmx took the PROXY protocol).
+  std::string proxied_by_address;
   std::string helo;
   std::string protocol;  // "ESMTPS" ...; "" when absent
   DsnRet ret = DsnRet::kUnspecified;

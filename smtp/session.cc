@@ -142,6 +142,14 @@ void Session::Close(Output& out, std::string_view reason) {
   std::string().swap(s.pending);
 }
 
+void Session::SetProxiedClient(const core::Endpoint& client, const core::Endpoint& local,
+                               const core::Endpoint& balancer) {
+  if (closed_ || state_->started || facts_.tls) return;
+  facts_.client = client;
+  facts_.local = local;
+  facts_.proxied_by = balancer;
+}
+
 void Session::Start(absl::Time now, Output& out) {
   State& s = *state_;
   if (closed_ || s.started) return;

@@ -132,6 +132,14 @@ class Session {
   Session& operator=(const Session&) = delete;
   ~Session();
 
+  // The PROXY header (smtp/proxy_header.h) named the client: from now on `client` is the client
+  // for everything (policy, limits, logs, the Received header, the envelope), `local` the address
+  // it connected to (the balancer's front end), and `balancer` (the socket's peer) is recorded as
+  // facts().proxied_by. Only before Start() and before any other call that takes input or TLS:
+  // the session derives nothing from the client until then. Ignored once started.
+  void SetProxiedClient(const core::Endpoint& client, const core::Endpoint& local,
+                        const core::Endpoint& balancer);
+
   // The greeting: "220 <hostname> ESMTP ringmx". The driver calls it once, after the optional
   // greet pause. Input received before Start() is early talk: 554 and close (OnInput handles it).
   // On an implicit-TLS listener (RFC 8314) the driver completes the handshake and calls

@@ -7,7 +7,8 @@
 // DSN parameters exactly, the texts as escaped. The Received header built from the same facts
 // must stay a well-formed, folded header when the facts are within what the session allows.
 //
-// Input: [flags][listener][cert mode][client][local][tls facts if flag 2][auth][mail_from]
+// Input: [flags][listener][cert mode][client][local][tls facts if flag 2][auth]
+// [balancer if flag 64][mail_from]
 // [n params][params][id][helo length (2)][helo][micros (6)][size (8)]
 // [if flag 32: ret byte, envid, n (byte % 8), n x (notify byte, addr_type, address)]
 // [recipients, NUL-separated].
@@ -116,7 +117,7 @@ std::string ExpectedProtocol(bool ehlo, bool utf8, bool tls, bool auth) {
 void CheckJson(const std::string& text, const smtp::Envelope& env, const smtp::TraceContext& ctx) {
   const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   RINGMX_CHECK(!j.is_discarded() && j.is_object());
-  RINGMX_CHECK(j.size() == 17);
+  RINGMX_CHECK(j.size() == 18);
   CheckString(j, "id", ctx.id);
   CheckString(j, "received_at", smtp::FormatRfc3339Micros(ctx.received_at));
   CheckString(j, "mail_from", env.mail_from);
@@ -149,6 +150,15 @@ void CheckJson(const std::string& text, const smtp::Envelope& env, const smtp::T
     RINGMX_CHECK(port.is_number_unsigned() && port.get<uint64_t>() == endpoint->port);
     // The address as printed is an address again.
     RINGMX_CHECK(core::IpAddress::Parse(endpoint->address.ToString()) == endpoint->address);
+  }
+  const Json& by = Field(j, "proxied_by");
+  if (!facts.proxied_by) {
+    RINGMX_CHECK(by.is_null());
+  } else {
+    RINGMX_CHECK(by.is_object() && by.size() == 2);
+    CheckString(by, "address", facts.proxied_by->address.ToString());
+    const Json& port = Field(by, "port");
+    RINGMX_CHECK(port.is_number_unsigned() && port.get<uint64_t>() == facts.proxied_by->port);
   }
   CheckStringOrNull(j, "listener", facts.listener ? facts.listener->name : "",
                     facts.listener != nullptr);
@@ -237,6 +247,8 @@ void CheckStored(const std::string& text, const smtp::Envelope& env,
   RINGMX_CHECK(s->body_8bitmime == env.body_8bitmime);
   RINGMX_CHECK(s->helo == Expected(ctx.helo));
   RINGMX_CHECK(s->client_address == ctx.facts->client.address.ToString());
+  RINGMX_CHECK(s->proxied_by_address ==
+               (ctx.facts->proxied_by ? ctx.facts->proxied_by->address.ToString() : ""));
   RINGMX_CHECK(s->ret == env.dsn.ret);
   RINGMX_CHECK(s->envid == env.dsn.envid.value_or(""));
   RINGMX_CHECK(s->rcpt_dsn.size() == env.rcpt_to.size());
@@ -322,6 +334,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     facts.tls_facts = MakeTlsFacts(in);
   }
   facts.auth_identity = std::string(in.ShortString());
+  if ((flags & 64) != 0) facts.proxied_by = MakeEndpoint(in);
 
   smtp::Envelope env;
   env.mail_from = std::string(in.ShortString());

@@ -262,7 +262,8 @@ def u16(v):
 
 
 def envelope(name, flags, tls=None, auth=b"", params=(), helo=b"client.example.org",
-             rcpts=(b"bob@example.test",), mail_from=b"alice@example.org", v6=False):
+             rcpts=(b"bob@example.test",), mail_from=b"alice@example.org", v6=False,
+             balancer=b""):
     out = bytes([flags]) + short(b"mx") + bytes([1])
     for _ in range(2):  # client, local
         if v6:
@@ -271,7 +272,10 @@ def envelope(name, flags, tls=None, auth=b"", params=(), helo=b"client.example.o
             out += b"\x00" + bytes([192, 0, 2, 7]) + u16(40000)
     if flags & 2:
         out += tls
-    out += short(auth) + short(mail_from)
+    out += short(auth)
+    if flags & 64:  # proxied_by: the balancer's endpoint
+        out += balancer
+    out += short(mail_from)
     out += bytes([len(params)])
     for key, value in params:
         out += short(key) + (b"\x01" + short(value) if value is not None else b"\x00")
@@ -299,6 +303,8 @@ envelope("not-verified-odd-bytes", 0x17, tls=TLS12_BAD, auth=b"user@example.org"
                                                      b"", b"\"q u\"@[192.0.2.1]"),
          mail_from=b"\xf4\x90\x80\x80@x.example")
 envelope("null-sender-helo", 0x00, mail_from=b"", helo=b"", rcpts=(b"Postmaster",))
+# A client that came through a PROXY header: proxied_by is the balancer (IPv6 here).
+envelope("proxied-by", 0x51, balancer=b"\x01" + bytes(range(16, 32)) + u16(51000))
 
 
 def dsn_tail(ret, envid, rcpts):

@@ -104,7 +104,7 @@ TEST(EnvelopeTest, JsonEscapesClientText) {
             R"({"id":"X","received_at":"2023-11-14T22:13:20.000005Z",)"
             R"("mail_from":"\"we\\\"ird\"@remote.test","mail_params":{"SIZE":"3"},)"
             R"("rcpt_to":["a@example.test"],"client":{"address":"192.0.2.7","port":2525},)"
-            R"("local":{"address":"2001:db8::25","port":25},"listener":null,)"
+            R"("local":{"address":"2001:db8::25","port":25},"proxied_by":null,"listener":null,)"
             R"("helo":"h\u0001\ufffd","protocol":"SMTP","smtputf8":false,"body_type":"7BIT",)"
             R"("size":3,"tls":null,"auth":null,"dsn":{"ret":null,"envid":null},)"
             R"("rcpt_dsn":[{"notify":null,"orcpt":null}]})");
@@ -202,6 +202,40 @@ TEST(StoredEnvelopeTest, RoundTrip) {
   EXPECT_FALSE(s->rcpt_dsn[2].orcpt.has_value());
 }
 
+// A client that came through a PROXY header: the envelope names it as the client and the
+// balancer as proxied_by; the reader gives the balancer's address back.
+TEST(EnvelopeTest, JsonRecordsTheBalancer) {
+  policy::ConnectionFacts facts = Facts("192.0.2.77:40000");
+  facts.proxied_by = *core::Endpoint::Parse("[2001:db8::10]:51000");
+  Envelope env;
+  env.mail_from = "s@remote.test";
+  env.rcpt_to = {"a@example.test"};
+  TraceContext ctx;
+  ctx.id = "P";
+  ctx.received_at = absl::FromUnixSeconds(1700000000);
+  ctx.hostname = "mx";
+  ctx.helo = "client.test";
+  ctx.ehlo = true;
+  ctx.facts = &facts;
+  const std::string json = BuildEnvelopeJson(env, ctx);
+  EXPECT_NE(json.find(R"("client":{"address":"192.0.2.77","port":40000},)"
+                      R"("local":{"address":"2001:db8::25","port":25},)"
+                      R"("proxied_by":{"address":"2001:db8::10","port":51000},)"),
+            std::string::npos)
+      << json;
+  EXPECT_NE(BuildReceivedHeader(env, ctx).find("from client.test ([192.0.2.77])"),
+            std::string::npos);
+  const absl::StatusOr<StoredEnvelope> s = ParseStoredEnvelope(json);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->client_address, "192.0.2.77");
+  EXPECT_EQ(s->proxied_by_address, "2001:db8::10");
+  // A direct connection: null, read as "".
+  facts.proxied_by.reset();
+  const absl::StatusOr<StoredEnvelope> direct = ParseStoredEnvelope(BuildEnvelopeJson(env, ctx));
+  ASSERT_TRUE(direct.ok()) << direct.status();
+  EXPECT_EQ(direct->proxied_by_address, "");
+}
+
 // An envelope written before ringmx accepted DSN parameters (the JSON of JsonEscapesClientText
 // before the change) reads with defaults.
 TEST(StoredEnvelopeTest, OldEnvelopesReadWithDefaults) {
@@ -241,6 +275,8 @@ TEST(StoredEnvelopeTest, RefusesWhatBuildEnvelopeJsonNeverWrites) {
       head + R"("smtputf8":"yes"})",
       head + R"("body_type":"BINARYMIME"})",
       head + R"("client":[]})",
+      head + R"("proxied_by":[]})",
+      head + R"("proxied_by":{"address":1}})",
       head + R"("helo":null})",
       head + R"("dsn":[]})",
       head + R"("dsn":{"ret":"ALL"}})",

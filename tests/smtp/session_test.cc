@@ -648,5 +648,40 @@ TEST(SessionTest, PipelinedCommandsAreAnsweredInOrderInOneCall) {
   EXPECT_EQ(session.stats().commands, 6u);
 }
 
+// The PROXY header's client replaces the socket's before Start(): policy (relay_networks) and
+// the stored message see it, and the balancer is recorded. After Start() it changes nothing.
+TEST(SessionTest, ProxiedClientIsTheClient) {
+  Env env;  // the socket's peer 203.0.113.5 is outside relay_networks (10.0.0.0/8)
+  core::QueueIdGenerator ids(0);
+  Session session(env.snapshot, env.facts, ids);
+  const core::Endpoint balancer = env.facts.client;
+  session.SetProxiedClient(*core::Endpoint::Parse("10.1.2.3:5000"),
+                           *core::Endpoint::Parse("198.51.100.25:25"), balancer);
+  EXPECT_EQ(session.facts().client.ToString(), "10.1.2.3:5000");
+  EXPECT_EQ(session.facts().local.ToString(), "198.51.100.25:25");
+  ASSERT_TRUE(session.facts().proxied_by.has_value());
+  EXPECT_EQ(session.facts().proxied_by->ToString(), balancer.ToString());
+  Output out;
+  session.Start(kT0, out);
+  session.OnInput("EHLO c.example\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<x@remote.test>\r\n", kT0,
+                  out);
+  EXPECT_THAT(out.replies, ::testing::EndsWith("250 2.1.5 Ok\r\n"));
+  EXPECT_THAT(out.log, ::testing::Contains("rcpt=<x@remote.test> decision=relay "
+                                           "reason=relay_networks:10.0.0.0/8"));
+  // Too late: the session has started with its client.
+  session.SetProxiedClient(*core::Endpoint::Parse("192.0.2.77:1"),
+                           *core::Endpoint::Parse("198.51.100.25:25"), balancer);
+  EXPECT_EQ(session.facts().client.ToString(), "10.1.2.3:5000");
+
+  // Without the header the same peer may not relay.
+  Session direct(env.snapshot, env.facts, ids);
+  Output direct_out;
+  direct.Start(kT0, direct_out);
+  direct.OnInput("EHLO c.example\r\nMAIL FROM:<s@remote.test>\r\nRCPT TO:<x@remote.test>\r\n", kT0,
+                 direct_out);
+  EXPECT_THAT(direct_out.replies, ::testing::HasSubstr("554 5.7.1"));
+  EXPECT_FALSE(direct.facts().proxied_by.has_value());
+}
+
 }  // namespace
 }  // namespace ringmx::smtp

@@ -32,7 +32,8 @@ std::string SmtpReply::Enhanced() const {
   return std::string(code);
 }
 
-std::unique_ptr<SmtpClient> SmtpClient::Connect(const std::string& host, uint16_t port) {
+std::unique_ptr<SmtpClient> SmtpClient::Connect(const std::string& host, uint16_t port,
+                                                const std::string& source) {
   sockaddr_storage storage;
   memset(&storage, 0, sizeof(storage));
   socklen_t len;
@@ -52,6 +53,24 @@ std::unique_ptr<SmtpClient> SmtpClient::Connect(const std::string& host, uint16_
   }
   int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return nullptr;
+  if (!source.empty()) {
+    sockaddr_storage from;
+    memset(&from, 0, sizeof(from));
+    auto* from4 = reinterpret_cast<sockaddr_in*>(&from);
+    auto* from6 = reinterpret_cast<sockaddr_in6*>(&from);
+    bool parsed = false;
+    if (family == AF_INET) {
+      from4->sin_family = AF_INET;
+      parsed = inet_pton(AF_INET, source.c_str(), &from4->sin_addr) == 1;
+    } else {
+      from6->sin6_family = AF_INET6;
+      parsed = inet_pton(AF_INET6, source.c_str(), &from6->sin6_addr) == 1;
+    }
+    if (!parsed || bind(fd, reinterpret_cast<sockaddr*>(&from), len) < 0) {
+      close(fd);
+      return nullptr;
+    }
+  }
   if (connect(fd, reinterpret_cast<sockaddr*>(&storage), len) < 0) {
     close(fd);
     return nullptr;

@@ -26,8 +26,10 @@ bool TakeReply(std::string& buffer, SmtpReply& reply);
 
 class SmtpClient {
  public:
-  // Connects to host (an IPv4 or IPv6 literal) and port. nullptr on failure.
-  static std::unique_ptr<SmtpClient> Connect(const std::string& host, uint16_t port);
+  // Connects to host (an IPv4 or IPv6 literal) and port, from `source` (a literal of the same
+  // family, e.g. "127.0.0.2") when not empty. nullptr on failure.
+  static std::unique_ptr<SmtpClient> Connect(const std::string& host, uint16_t port,
+                                             const std::string& source = "");
   ~SmtpClient();
 
   bool Send(std::string_view bytes);
