@@ -100,7 +100,7 @@ TEST(SessionDataTest, DeliversAMessageWithExactRecord) {
           R"(","received_at":"2023-11-14T22:13:20.000000Z","mail_from":"sender@remote.test",)",
           R"("mail_params":{},"rcpt_to":["user@example.test"],)",
           R"("client":{"address":"203.0.113.5","port":40000},)",
-          R"("local":{"address":"192.0.2.10","port":25},"listener":"mx",)",
+          R"("local":{"address":"192.0.2.10","port":25},"proxied_by":null,"listener":"mx",)",
           R"("helo":"client.example","protocol":"ESMTP","smtputf8":false,)",
           R"("body_type":"7BIT","size":22,"tls":null,"auth":null,)",
           R"("dsn":{"ret":null,"envid":null},"rcpt_dsn":[{"notify":null,"orcpt":null}]})"));
@@ -128,16 +128,16 @@ TEST(SessionDataTest, EnvelopeCarriesParametersRecipientsAndUtf8) {
                                           Id(1), ";\r\n\tTue, 14 Nov 2023 22:13:20 +0000\r\n"));
   EXPECT_EQ(
       r.envelope_json,
-      absl::StrCat(R"({"id":")", Id(1),
-                   R"(","received_at":"2023-11-14T22:13:20.000000Z","mail_from":"",)",
-                   R"("mail_params":{"SIZE":"30","BODY":"8bitmime","SMTPUTF8":true},)",
-                   "\"rcpt_to\":[\"j\xc3\xb6rg@example.test\",\"PostMaster\",\"x@remote.test\"],",
-                   R"("client":{"address":"203.0.113.5","port":40000},)",
-                   R"("local":{"address":"192.0.2.10","port":25},"listener":"mx",)",
-                   R"("helo":"client.example","protocol":"UTF8SMTPSA","smtputf8":true,)",
-                   R"("body_type":"8BITMIME","size":4,"tls":null,"auth":"alice",)",
-                   R"("dsn":{"ret":null,"envid":null},"rcpt_dsn":[{"notify":null,"orcpt":null},)",
-                   R"({"notify":null,"orcpt":null},{"notify":null,"orcpt":null}]})"));
+      absl::StrCat(
+          R"({"id":")", Id(1), R"(","received_at":"2023-11-14T22:13:20.000000Z","mail_from":"",)",
+          R"("mail_params":{"SIZE":"30","BODY":"8bitmime","SMTPUTF8":true},)",
+          "\"rcpt_to\":[\"j\xc3\xb6rg@example.test\",\"PostMaster\",\"x@remote.test\"],",
+          R"("client":{"address":"203.0.113.5","port":40000},)",
+          R"("local":{"address":"192.0.2.10","port":25},"proxied_by":null,"listener":"mx",)",
+          R"("helo":"client.example","protocol":"UTF8SMTPSA","smtputf8":true,)",
+          R"("body_type":"8BITMIME","size":4,"tls":null,"auth":"alice",)",
+          R"("dsn":{"ret":null,"envid":null},"rcpt_dsn":[{"notify":null,"orcpt":null},)",
+          R"({"notify":null,"orcpt":null},{"notify":null,"orcpt":null}]})"));
 }
 
 TEST(SessionDataTest, ProtocolWordFollowsHeloTlsAndAuth) {
