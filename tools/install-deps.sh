@@ -20,6 +20,9 @@ packages=(
   # as a private instance on 127.0.0.1: Dovecot's LMTP server, and Postfix as an SMTP hop (also
   # bench/compare.sh's Postfix and smtp-sink).
   dovecot-core dovecot-lmtpd postfix
+  # promtool (in Debian's prometheus package) checks the [metrics] endpoint's text in
+  # tests/e2e/ops_e2e_test; the Prometheus server it also brings stays off (below).
+  prometheus
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -37,10 +40,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-# The system instances of Dovecot and Postfix stay off (the tests never use them; a running
+# The system instances of Dovecot, Postfix and Prometheus stay off (the tests never use them; a running
 # Dovecot would hold /run/dovecot and ports 143/993 for nothing). Where the package's postinst
 # started them (systemd, no policy-rc.d denying it), stop them and keep them from starting at boot.
-for service in dovecot postfix; do
+for service in dovecot postfix prometheus; do
   [ -e "/etc/init.d/$service" ] || [ -e "/lib/systemd/system/$service.service" ] || continue
   if [ -d /run/systemd/system ]; then
     if systemctl is-enabled --quiet "$service" 2>/dev/null ||
@@ -52,6 +55,7 @@ for service in dovecot postfix; do
     case $service in
       dovecot) pidfile=/run/dovecot/master.pid ;;
       postfix) pidfile=/var/spool/postfix/pid/master.pid ;;
+      prometheus) pidfile=/run/prometheus/prometheus.pid ;;
     esac
     if [ -r "$pidfile" ] && kill -0 "$(tr -dc '0-9' <"$pidfile")" 2>/dev/null; then
       $SUDO "/etc/init.d/$service" stop >/dev/null 2>&1 || true

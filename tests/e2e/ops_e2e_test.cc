@@ -1,0 +1,165 @@
+// End-to-end, issue 15 (operations): the `[metrics]` Prometheus endpoint of the real server
+// (values move with traffic, only GET /metrics answers 200, `promtool check metrics` accepts the
+// text, `ringmx ctl metrics` prints the same metrics).
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/smtp_client.h"
+
+namespace ringmx::testing {
+namespace {
+
+constexpr char kMetrics[] = "[metrics]\naddress = \"127.0.0.1:0\"\n";
+
+class MetricsTest : public ServerTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(StartServer(BasicConfig(dir_, "", kMetrics)));
+    // "metrics listening address=127.0.0.1:40123 path=/metrics"
+    ASSERT_TRUE(server_->WaitForLog("metrics listening address=127.0.0.1:"));
+    const std::string log = server_->Log();
+    const std::string marker = "metrics listening address=127.0.0.1:";
+    const size_t at = log.find(marker) + marker.size();
+    const std::string port = log.substr(at, log.find(' ', at) - at);
+    ASSERT_TRUE(absl::SimpleAtoi(port, &metrics_port_)) << log;
+    ASSERT_NE(metrics_port_, 0);
+  }
+
+  // One HTTP request; the whole response ("" if the connection failed or stayed open).
+  std::string Http(const std::string& request) {
+    auto client = SmtpClient::Connect("127.0.0.1", static_cast<uint16_t>(metrics_port_));
+    if (client == nullptr) return "";
+    if (!client->Send(request)) return "";
+    std::string response;
+    if (!client->WaitClosed(absl::Seconds(10), &response)) return "";
+    return response;
+  }
+
+  // GET /metrics: the body of a 200 response, or "" (and a test failure).
+  std::string Scrape() {
+    const std::string response = Http("GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+    EXPECT_TRUE(absl::StartsWith(response, "HTTP/1.1 200 OK\r\n")) << response;
+    const size_t body = response.find("\r\n\r\n");
+    if (body == std::string::npos) return "";
+    return response.substr(body + 4);
+  }
+
+  // Sample "name{labels}" -> value, summed over shards under the bare name too.
+  static std::map<std::string, uint64_t> Samples(const std::string& text) {
+    std::map<std::string, uint64_t> out;
+    for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+      if (absl::StartsWith(line, "#")) continue;
+      const size_t space = line.rfind(' ');
+      uint64_t value = 0;
+      if (space == absl::string_view::npos || !absl::SimpleAtoi(line.substr(space + 1), &value)) {
+        ADD_FAILURE() << "not a sample: " << line;
+        continue;
+      }
+      const std::string series(line.substr(0, space));
+      out[series] = value;
+      const size_t brace = series.find('{');
+      if (brace != std::string::npos) out[series.substr(0, brace)] += value;
+    }
+    return out;
+  }
+
+  int metrics_port_ = 0;
+};
+
+TEST_F(MetricsTest, CountersMoveWithAMessage) {
+  const std::map<std::string, uint64_t> before = Samples(Scrape());
+  ASSERT_EQ(before.count("ringmx_messages_accepted_total"), 1u);
+  EXPECT_EQ(before.at("ringmx_messages_accepted_total"), 0u);
+  EXPECT_EQ(before.at("ringmx_shards"), 2u);
+  EXPECT_EQ(before.count("ringmx_messages_accepted_total{shard=\"0\"}"), 1u);
+  EXPECT_EQ(before.count("ringmx_messages_accepted_total{shard=\"1\"}"), 1u);
+
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  const std::string data = "Subject: metrics\r\n\r\nhello\r\n";
+  SmtpReply r = client->SendMail("a@remote.test", {"u@example.test"}, data);
+  ASSERT_EQ(r.code, 250) << r.text;
+
+  // While the session is open: it shows as open, and its message sits in the queue.
+  const std::map<std::string, uint64_t> during = Samples(Scrape());
+  EXPECT_EQ(during.at("ringmx_connections_open"), 1u);
+  EXPECT_EQ(during.at("ringmx_connections_total"), 1u);
+  EXPECT_EQ(during.at("ringmx_queue_messages"), 1u);
+
+  // A session adds its messages and bytes to the counters when it ends.
+  ASSERT_EQ(client->Command("QUIT").code, 221);
+  ASSERT_TRUE(client->WaitClosed(absl::Seconds(10)));
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::map<std::string, uint64_t> after = Samples(Scrape());
+  while (after.at("ringmx_connections_open") != 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+    after = Samples(Scrape());
+  }
+  EXPECT_EQ(after.at("ringmx_connections_open"), 0u);
+  EXPECT_EQ(after.at("ringmx_messages_accepted_total"), 1u);
+  EXPECT_GE(after.at("ringmx_message_bytes_accepted_total"), data.size());
+  EXPECT_EQ(after.at("ringmx_queue_messages"), 1u);
+  EXPECT_EQ(after.at("ringmx_config_generation"), 1u);
+
+  // The control command prints the same text (nothing moves any more).
+  const std::string scraped = Scrape();
+  const std::string ctl = server_->Control("metrics");
+  EXPECT_EQ(ctl, scraped);
+
+  // A reload moves the generation.
+  EXPECT_TRUE(absl::StartsWith(server_->Control("reload"), "ok generation=2"));
+  EXPECT_EQ(Samples(Scrape()).at("ringmx_config_generation"), 2u);
+}
+
+TEST_F(MetricsTest, OnlyGetOfMetricsIsServed) {
+  EXPECT_TRUE(absl::StartsWith(Http("GET / HTTP/1.1\r\n\r\n"), "HTTP/1.1 404 "));
+  EXPECT_TRUE(absl::StartsWith(Http("GET /metrics/x HTTP/1.0\r\n\r\n"), "HTTP/1.1 404 "));
+  const std::string post = Http("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_TRUE(absl::StartsWith(post, "HTTP/1.1 405 ")) << post;
+  EXPECT_TRUE(absl::StrContains(post, "\r\nAllow: GET\r\n")) << post;
+  EXPECT_TRUE(absl::StartsWith(Http("EHLO x\r\n\r\n"), "HTTP/1.1 400 "));
+  // A head that never ends is cut at its bound and answered 400 (not read forever). Exactly the
+  // bound, so that the server has read every byte when it closes (unread bytes would reset the
+  // connection and could take the answer with them).
+  const std::string line = "GET /metrics HTTP/1.1\r\n";
+  EXPECT_TRUE(absl::StartsWith(Http(line + std::string(8192 - line.size(), 'x')), "HTTP/1.1 400 "));
+  // Serving goes on.
+  EXPECT_FALSE(Scrape().empty());
+}
+
+TEST_F(MetricsTest, PromtoolAcceptsTheText) {
+  ASSERT_EQ(access("/usr/bin/promtool", X_OK), 0)
+      << "promtool is missing: tools/install-deps.sh installs it (Debian package prometheus)";
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_EQ(client->SendMail("a@remote.test", {"u@example.test"}, "Subject: x\r\n\r\nx\r\n").code,
+            250);
+  const std::string text = Scrape();
+  ASSERT_FALSE(text.empty());
+  const std::string path = dir_.path() + "/metrics.txt";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+  }
+  CommandResult check =
+      RunCommand({"/bin/sh", "-c", "promtool check metrics < \"$0\"", path}, absl::Seconds(60));
+  EXPECT_EQ(check.exit_code, 0) << check.output << "\n" << text;
+  EXPECT_EQ(check.output, "") << "promtool lint findings";
+}
+
+}  // namespace
+}  // namespace ringmx::testing
