@@ -36,6 +36,7 @@
 #include "net/queue_log.h"
 #include "net/shard.h"
 #include "net/spool.h"
+#include "net/systemd_notify.h"
 
 namespace ringmx::net {
 namespace {
@@ -275,6 +276,15 @@ absl::Status Server::OpenControlSocket() {
 }
 
 absl::Status Server::Run() {
+  {
+    const core::Config& cfg = runtime_.snapshot->config;
+    std::string status = absl::StrCat("serving: ", shards_.size(), " shards, generation ",
+                                      runtime_.snapshot->generation);
+    for (const core::ListenerConfig& listener : cfg.listeners) {
+      absl::StrAppend(&status, ", ", listener.name, " ", listener.address.ToString());
+    }
+    NotifyService(ServiceState::kReady, status);
+  }
   while (true) {
     pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {control_fd_, POLLIN, 0}};
     const int nfds = control_fd_ >= 0 ? 2 : 1;
@@ -361,6 +371,17 @@ void Server::HandleControlClient(int fd) {
 }
 
 std::string Server::Reload() {
+  NotifyService(ServiceState::kReloading, "reloading the config");
+  std::string reply = ReloadNow();
+  NotifyService(
+      ServiceState::kReady,
+      absl::StartsWith(reply, "ok ")
+          ? absl::StrCat("serving: ", shards_.size(), " shards, reloaded ", reply.substr(3))
+          : absl::StrCat("serving the previous config; reload failed: ", reply));
+  return reply;
+}
+
+std::string Server::ReloadNow() {
   absl::StatusOr<core::Config> config = core::LoadConfigFile(config_path_);
   if (!config.ok()) {
     core::LogError(
@@ -605,6 +626,7 @@ void Server::StopMetrics() {
 std::string Server::Drain() {
   if (!draining_.load(std::memory_order_relaxed)) {
     draining_.store(true, std::memory_order_relaxed);
+    NotifyService(ServiceState::kStopping, "draining: finishing the sessions in progress");
     for (auto& shard : shards_) shard->mailbox().Post(ShardMessage::Drain());
   }
   return "ok draining";

@@ -45,7 +45,9 @@ class Server {
   // until every shard has drained. Returns OK on a clean shutdown.
   absl::Status Run();
 
-  // Control commands, also used by the control socket. Each returns one reply line.
+  // Control commands, also used by the control socket. Each returns one reply line. Under
+  // systemd (NOTIFY_SOCKET), Run() says READY=1, Reload() RELOADING=1 then READY=1, and Drain()
+  // STOPPING=1, each with a STATUS= line (net/systemd_notify.h).
   std::string Reload();
   std::string Stats() const;
   // The counters of every shard (the snapshot `stats` and `metrics` are made from). Thread-safe.
@@ -60,6 +62,8 @@ class Server {
 
  private:
   Server() = default;
+  // Reload() without telling systemd: "ok generation=N" or "error ...".
+  std::string ReloadNow();
   absl::Status OpenControlSocket();
   void HandleControlClient(int fd);
   // `[metrics] address`: binds it and starts metrics_thread_, which serves one request per

@@ -23,6 +23,10 @@ packages=(
   # promtool (in Debian's prometheus package) checks the [metrics] endpoint's text in
   # tests/e2e/ops_e2e_test; the Prometheus server it also brings stays off (below).
   prometheus
+  libsystemd-dev  # sd_notify() for Type=notify under systemd (net/systemd_notify.cc)
+  # systemd-analyze checks dist/ringmx.service in tests/e2e/ops_e2e_test. Installing the package in
+  # a container is harmless: its postinst sets up files and starts nothing when systemd is not PID 1.
+  systemd
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,12 @@
 // End-to-end, issue 15 (operations): the `[metrics]` Prometheus endpoint of the real server
 // (values move with traffic, only GET /metrics answers 200, `promtool check metrics` accepts the
-// text, `ringmx ctl metrics` prints the same metrics).
+// text, `ringmx ctl metrics` prints the same metrics); the systemd side (the server's sd_notify
+// datagrams as systemd would receive them, and dist/ringmx.service through systemd-analyze).
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -12,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -159,6 +166,105 @@ TEST_F(MetricsTest, PromtoolAcceptsTheText) {
       RunCommand({"/bin/sh", "-c", "promtool check metrics < \"$0\"", path}, absl::Seconds(60));
   EXPECT_EQ(check.exit_code, 0) << check.output << "\n" << text;
   EXPECT_EQ(check.output, "") << "promtool lint findings";
+}
+
+// The server started with NOTIFY_SOCKET pointing at a datagram socket of the test, as systemd
+// starts a Type=notify service.
+class NotifyTest : public ServerTest {
+ protected:
+  void TearDown() override {
+    if (fd_ >= 0) close(fd_);
+  }
+  // The next datagram, or "" after 30 s.
+  std::string Next() {
+    char buf[1024];
+    const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+  }
+  int fd_ = -1;
+};
+
+TEST_F(NotifyTest, ReadyReloadingStopping) {
+  const std::string path = dir_.path() + "/notify";
+  fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd_, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  ASSERT_LT(path.size(), sizeof(addr.sun_path));
+  memcpy(addr.sun_path, path.data(), path.size());
+  ASSERT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv{30, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  // The child inherits it; the other tests of this binary run without it.
+  ASSERT_EQ(setenv("NOTIFY_SOCKET", path.c_str(), 1), 0);
+  StartServer(BasicConfig(dir_));
+  unsetenv("NOTIFY_SOCKET");
+  ASSERT_NE(server_, nullptr);
+
+  const std::string ready = Next();
+  EXPECT_TRUE(
+      absl::StartsWith(ready, "READY=1\nSTATUS=serving: 2 shards, generation 1, mx 127.0.0.1:"))
+      << ready;
+
+  EXPECT_TRUE(absl::StartsWith(server_->Control("reload"), "ok generation=2"));
+  const std::string reloading = Next();
+  EXPECT_TRUE(absl::StartsWith(reloading, "RELOADING=1\nMONOTONIC_USEC=")) << reloading;
+  const std::string reloaded = Next();
+  EXPECT_TRUE(
+      absl::StartsWith(reloaded, "READY=1\nSTATUS=serving: 2 shards, reloaded generation=2"))
+      << reloaded;
+
+  // A config the server refuses, through SIGHUP (`ringmx ctl -c` would stop at the broken file
+  // itself): READY=1 again (the old config serves on), and the status says why.
+  {
+    std::ofstream out(server_->config_path(), std::ios::app);
+    out << "\nbogus_key = 1\n";
+  }
+  server_->Signal(SIGHUP);
+  EXPECT_TRUE(absl::StartsWith(Next(), "RELOADING=1\n"));
+  const std::string refused = Next();
+  EXPECT_TRUE(absl::StartsWith(
+      refused, "READY=1\nSTATUS=serving the previous config; reload failed: error "))
+      << refused;
+  EXPECT_TRUE(absl::StrContains(refused, "bogus_key")) << refused;
+
+  server_->Signal(SIGTERM);
+  const std::string stopping = Next();
+  EXPECT_TRUE(absl::StartsWith(stopping, "STOPPING=1\nSTATUS=draining")) << stopping;
+  EXPECT_EQ(server_->WaitExit(absl::Seconds(30)), 0);
+}
+
+// The unit file as systemd reads it. systemd-analyze also checks that the commands exist, so
+// /usr/bin/ringmx becomes the binary just built (nothing else in the unit changes). Its warnings
+// (an unknown key, a bad value) leave the exit status at 0, so the output must be empty too.
+TEST(UnitFileTest, SystemdAnalyzeVerify) {
+  ASSERT_EQ(access("/usr/bin/systemd-analyze", X_OK), 0)
+      << "systemd-analyze is missing (Debian package systemd; tools/install-deps.sh)";
+  const std::string unit = ReadWholeFile(RINGMX_SOURCE_DIR "/dist/ringmx.service");
+  ASSERT_FALSE(unit.empty());
+  ASSERT_TRUE(absl::StrContains(unit, "\nType=notify\n"));
+  ASSERT_TRUE(absl::StrContains(unit, "\nExecStart=/usr/bin/ringmx serve -c "));
+  TempDir dir;
+  const std::string path = dir.path() + "/ringmx.service";
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << absl::StrReplaceAll(unit, {{"/usr/bin/ringmx", RingmxBinary()}});
+  }
+  CommandResult verify =
+      RunCommand({"/usr/bin/systemd-analyze", "verify", path}, absl::Seconds(60));
+  EXPECT_EQ(verify.exit_code, 0) << verify.output;
+  EXPECT_EQ(verify.output, "") << "systemd-analyze verify found problems";
+
+  // The test is able to fail: a misspelt key is reported.
+  const std::string bad = dir.path() + "/bad.service";
+  {
+    std::ofstream out(bad, std::ios::binary);
+    out << absl::StrReplaceAll(
+        unit, {{"/usr/bin/ringmx", RingmxBinary()}, {"ProtectSystem=", "ProtectSytem="}});
+  }
+  CommandResult bad_verify =
+      RunCommand({"/usr/bin/systemd-analyze", "verify", bad}, absl::Seconds(60));
+  EXPECT_TRUE(absl::StrContains(bad_verify.output, "ProtectSytem")) << bad_verify.output;
 }
 
 }  // namespace
