@@ -27,6 +27,9 @@ packages=(
   # systemd-analyze checks dist/ringmx.service in tests/e2e/ops_e2e_test. Installing the package in
   # a container is harmless: its postinst sets up files and starts nothing when systemd is not PID 1.
   systemd
+  # cpack -G DEB (dist/CMakeLists.txt) finds the binaries to hand to dpkg-shlibdeps (dpkg-dev, in
+  # build-essential) with file(1).
+  file
 )
 missing=()
 for p in "${packages[@]}"; do

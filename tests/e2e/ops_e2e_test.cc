@@ -267,5 +267,80 @@ TEST(UnitFileTest, SystemdAnalyzeVerify) {
   EXPECT_TRUE(absl::StrContains(bad_verify.output, "ProtectSytem")) << bad_verify.output;
 }
 
+// The Debian package (dist/CMakeLists.txt): built with cpack from this build tree into a
+// temporary directory and inspected with dpkg-deb, never installed on the host.
+TEST(DebianPackageTest, CpackBuildsTheDeb) {
+  TempDir out;
+  CommandResult cpack = RunCommand({RINGMX_CPACK, "-G", "DEB", "--config",
+                                    RINGMX_BINARY_DIR "/CPackConfig.cmake", "-B", out.path()},
+                                   absl::Seconds(300));
+  ASSERT_EQ(cpack.exit_code, 0) << cpack.output;
+  std::string deb;
+  for (const std::string& name : ListDir(out.path())) {
+    if (absl::EndsWith(name, ".deb")) deb = out.path() + "/" + name;
+  }
+  ASSERT_FALSE(deb.empty()) << cpack.output;
+  // ringmx_<version>_amd64.deb
+  EXPECT_TRUE(absl::EndsWith(deb, absl::StrCat("/ringmx_", RINGMX_VERSION, "_amd64.deb"))) << deb;
+
+  CommandResult info = RunCommand({"/usr/bin/dpkg-deb", "-I", deb}, absl::Seconds(60));
+  ASSERT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_TRUE(absl::StrContains(info.output, " Package: ringmx\n")) << info.output;
+  EXPECT_TRUE(absl::StrContains(info.output, absl::StrCat(" Version: ", RINGMX_VERSION, "\n")))
+      << info.output;
+  EXPECT_TRUE(absl::StrContains(info.output, " Architecture: amd64\n")) << info.output;
+  // Dependencies found by dpkg-shlibdeps from the binary's libraries, and adduser for postinst.
+  const size_t depends_at = info.output.find(" Depends: ");
+  ASSERT_NE(depends_at, std::string::npos) << info.output;
+  const std::string depends =
+      info.output.substr(depends_at, info.output.find('\n', depends_at) - depends_at);
+  for (const char* package : {"adduser", "libc6", "libssl3", "liburing2", "libsystemd0",
+                              "libtomlplusplus3", "libstdc++6"}) {
+    EXPECT_TRUE(absl::StrContains(depends, absl::StrCat(" ", package)))
+        << package << ": " << depends;
+  }
+  // The maintainer scripts and the conffile list.
+  for (const char* file : {"postinst", "prerm", "postrm", "conffiles"}) {
+    EXPECT_TRUE(absl::StrContains(info.output, file)) << file << "\n" << info.output;
+  }
+  CommandResult postinst =
+      RunCommand({"/bin/sh", "-c", "dpkg-deb --ctrl-tarfile \"$0\" | tar -xOf - ./postinst", deb},
+                 absl::Seconds(60));
+  EXPECT_TRUE(absl::StrContains(postinst.output, "adduser --system --group")) << postinst.output;
+  EXPECT_TRUE(absl::StrContains(postinst.output, "chown ringmx:ringmx /var/spool/ringmx"))
+      << postinst.output;
+  CommandResult conffiles =
+      RunCommand({"/bin/sh", "-c", "dpkg-deb --ctrl-tarfile \"$0\" | tar -xOf - ./conffiles", deb},
+                 absl::Seconds(60));
+  EXPECT_EQ(conffiles.output, "/etc/ringmx/ringmx.toml\n");
+
+  CommandResult contents = RunCommand({"/usr/bin/dpkg-deb", "-c", deb}, absl::Seconds(60));
+  ASSERT_EQ(contents.exit_code, 0) << contents.output;
+  for (const char* path :
+       {"./usr/bin/ringmx", "./usr/lib/systemd/system/ringmx.service", "./etc/ringmx/ringmx.toml",
+        "./var/spool/ringmx/", "./usr/share/doc/ringmx/operations.md"}) {
+    EXPECT_TRUE(absl::StrContains(contents.output, absl::StrCat(" ", path, "\n")))
+        << path << "\n"
+        << contents.output;
+  }
+
+  // What the package installs works together: its config passes `ringmx check` with its binary,
+  // and its unit is the one in dist/.
+  const std::string root = out.path() + "/root";
+  CommandResult extract = RunCommand({"/usr/bin/dpkg-deb", "-x", deb, root}, absl::Seconds(60));
+  ASSERT_EQ(extract.exit_code, 0) << extract.output;
+  CommandResult check =
+      RunCommand({root + "/usr/bin/ringmx", "check", "-c", root + "/etc/ringmx/ringmx.toml"},
+                 absl::Seconds(60));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  EXPECT_EQ(ReadWholeFile(root + "/usr/lib/systemd/system/ringmx.service"),
+            ReadWholeFile(RINGMX_SOURCE_DIR "/dist/ringmx.service"));
+  // The unit's reload reaches the server where the package's config puts the control socket.
+  EXPECT_TRUE(absl::StrContains(ReadWholeFile(root + "/etc/ringmx/ringmx.toml"),
+                                "socket = \"/run/ringmx/control.sock\""));
+  EXPECT_TRUE(absl::StrContains(ReadWholeFile(RINGMX_SOURCE_DIR "/dist/ringmx.service"),
+                                "ringmx ctl -s /run/ringmx/control.sock reload"));
+}
+
 }  // namespace
 }  // namespace ringmx::testing
