@@ -397,6 +397,14 @@ std::string Server::ReloadNow() {
   for (size_t i = 0; i < config->listeners.size(); ++i) {
     config->listeners[i].address = runtime_.snapshot->config.listeners[i].address;
   }
+  // The metrics socket is bound once, at start (docs/operations.md).
+  const auto metrics_text = [](const core::Config& c) {
+    return c.metrics.address ? c.metrics.address->ToString() : std::string("off");
+  };
+  if (metrics_text(*config) != metrics_text(runtime_.snapshot->config)) {
+    core::LogWarning(absl::StrCat("reload: metrics.address changed to ", metrics_text(*config),
+                                  "; it takes effect at the next restart"));
+  }
   absl::StatusOr<Runtime> runtime =
       BuildRuntime(*std::move(config), runtime_.snapshot->generation + 1);
   if (!runtime.ok()) {
