@@ -54,8 +54,8 @@ struct TableSchema {
 };
 
 constexpr std::string_view kRootKeys[] = {
-    "hostname", "workers", "pin_threads", "listener", "tls",   "policy",   "auth",  "spool",
-    "timeouts", "control", "log",         "limits",   "route", "delivery", "milter"};
+    "hostname", "workers", "pin_threads", "listener", "tls",   "policy",   "auth",   "spool",
+    "timeouts", "control", "log",         "limits",   "route", "delivery", "milter", "metrics"};
 constexpr std::string_view kListenerKeys[] = {
     "name",          "address",    "tls",          "tls_required", "min_tls",
     "client_certs",  "sni_strict", "no_tls_hosts", "auth",         "proxy_protocol",
@@ -74,6 +74,7 @@ constexpr std::string_view kTimeoutsKeys[] = {"idle_s", "data_s", "greet_pause_m
                                               "shutdown_grace_s", "proxy_s"};
 constexpr std::string_view kControlKeys[] = {"socket"};
 constexpr std::string_view kLogKeys[] = {"file"};
+constexpr std::string_view kMetricsKeys[] = {"address"};
 constexpr std::string_view kLimitsKeys[] = {"max_sessions", "max_sessions_per_client",
                                             "max_connection_rate_per_client", "max_errors",
                                             "exempt"};
@@ -107,15 +108,17 @@ constexpr TableSchema kSpoolSchema{"spool", "[spool]", kSpoolKeys};
 constexpr TableSchema kTimeoutsSchema{"timeouts", "[timeouts]", kTimeoutsKeys};
 constexpr TableSchema kControlSchema{"control", "[control]", kControlKeys};
 constexpr TableSchema kLogSchema{"log", "[log]", kLogKeys};
+constexpr TableSchema kMetricsSchema{"metrics", "[metrics]", kMetricsKeys};
 constexpr TableSchema kLimitsSchema{"limits", "[limits]", kLimitsKeys};
 constexpr TableSchema kRouteSchema{"route", "[[route]]", kRouteKeys};
 constexpr TableSchema kDeliverySchema{"delivery", "[delivery]", kDeliveryKeys};
 constexpr TableSchema kMilterSchema{"milter", "[[milter]]", kMilterKeys};
 
 constexpr const TableSchema* kAllSchemas[] = {
-    &kRootSchema,   &kListenerSchema, &kTlsSchema,      &kSniSchema,      &kPolicySchema,
-    &kAuthSchema,   &kSpoolSchema,    &kTimeoutsSchema, &kControlSchema,  &kLogSchema,
-    &kLimitsSchema, &kTlsFloorSchema, &kRouteSchema,    &kDeliverySchema, &kMilterSchema};
+    &kRootSchema,    &kListenerSchema, &kTlsSchema,    &kSniSchema,
+    &kPolicySchema,  &kAuthSchema,     &kSpoolSchema,  &kTimeoutsSchema,
+    &kControlSchema, &kLogSchema,      &kLimitsSchema, &kTlsFloorSchema,
+    &kRouteSchema,   &kDeliverySchema, &kMilterSchema, &kMetricsSchema};
 
 // Upper bound for `workers`: far above any machine we run on, far below the 32768 shard indices a
 // queue id can hold (core/queue_id.h).
@@ -944,6 +947,20 @@ void Loader::LoadSimpleSections(const toml::table& root, Config& config) {
 
   if (const toml::table* log = Section(root, kLogSchema)) {
     if (auto v = Path(*log, "log", "file")) config.log.file = *v;
+  }
+
+  if (const toml::table* metrics = Section(root, kMetricsSchema)) {
+    // "" (or no [metrics]) leaves the endpoint off; anything else is an address like a listener's.
+    if (std::optional<std::string> address = String(*metrics, "metrics", "address")) {
+      if (!address->empty()) {
+        absl::StatusOr<Endpoint> endpoint = Endpoint::Parse(*address);
+        if (endpoint.ok()) {
+          config.metrics.address = *endpoint;
+        } else {
+          ReportAt(Kind::kValue, "metrics.address", Sv(endpoint.status().message()));
+        }
+      }
+    }
   }
 }
 

@@ -153,6 +153,11 @@ struct ControlConfig {
   std::string socket;  // "" disables the control socket
 };
 
+// `[metrics]` (docs/operations.md): the Prometheus endpoint, plain HTTP `GET /metrics`.
+struct MetricsConfig {
+  std::optional<Endpoint> address;  // `address`, "ip:port" or "[ipv6]:port"; absent or "": off
+};
+
 struct LogConfig {
   std::string file;  // `file`: "" means stderr
 };
@@ -266,6 +271,7 @@ struct Config {
   std::vector<RouteConfig> routes;    // `[[route]]`, in file order
   DeliveryConfig delivery;            // `[delivery]`
   std::vector<MilterConfig> milters;  // `[[milter]]`, in file order
+  MetricsConfig metrics;              // `[metrics]`
 };
 
 // Parses and validates TOML text. `source_name` (usually the file path) prefixes error messages.

@@ -1,10 +1,12 @@
 #include "net/server.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,6 +36,7 @@
 #include "net/queue_log.h"
 #include "net/shard.h"
 #include "net/spool.h"
+#include "net/systemd_notify.h"
 
 namespace ringmx::net {
 namespace {
@@ -207,7 +210,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     server->threads_.clear();
     return start_status;
   }
+  server->generation_.store(server->runtime_.snapshot->generation, std::memory_order_relaxed);
   RINGMX_RETURN_IF_ERROR(server->OpenControlSocket());
+  RINGMX_RETURN_IF_ERROR(server->StartMetrics());
   for (size_t i = 0; i < cfg.listeners.size(); ++i) {
     core::LogInfo(absl::StrCat("listening name=", cfg.listeners[i].name, " address=",
                                cfg.listeners[i].address.ToString(), " shards=", workers));
@@ -234,6 +239,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
 }
 
 Server::~Server() {
+  StopMetrics();  // before the shards it reads go away
   if (!threads_.empty()) {
     for (auto& shard : shards_) shard->mailbox().Post(ShardMessage::Drain());
     for (auto& t : threads_) t.join();
@@ -270,6 +276,15 @@ absl::Status Server::OpenControlSocket() {
 }
 
 absl::Status Server::Run() {
+  {
+    const core::Config& cfg = runtime_.snapshot->config;
+    std::string status = absl::StrCat("serving: ", shards_.size(), " shards, generation ",
+                                      runtime_.snapshot->generation);
+    for (const core::ListenerConfig& listener : cfg.listeners) {
+      absl::StrAppend(&status, ", ", listener.name, " ", listener.address.ToString());
+    }
+    NotifyService(ServiceState::kReady, status);
+  }
   while (true) {
     pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {control_fd_, POLLIN, 0}};
     const int nfds = control_fd_ >= 0 ? 2 : 1;
@@ -294,7 +309,7 @@ absl::Status Server::Run() {
         close(client);
       }
     }
-    if (draining_) {
+    if (draining_.load(std::memory_order_relaxed)) {
       // Shards return from Run() once drained; join them as they finish.
       bool all_done = true;
       for (auto& shard : shards_) {
@@ -329,6 +344,8 @@ void Server::HandleControlClient(int fd) {
     reply = Reload();
   } else if (command == "stats") {
     reply = Stats();
+  } else if (command == "metrics") {
+    reply = Metrics();
   } else if (command == "drain") {
     reply = Drain();
   } else if (command == "queue" || absl::StartsWith(command, "queue ")) {
@@ -347,13 +364,24 @@ void Server::HandleControlClient(int fd) {
     }
   } else {
     reply = absl::StrCat("error unknown command \"", command,
-                         "\" (commands: reload, stats, drain, queue)");
+                         "\" (commands: reload, stats, metrics, drain, queue)");
   }
   if (reply.empty() || reply.back() != '\n') reply.push_back('\n');
   WriteAll(fd, reply);
 }
 
 std::string Server::Reload() {
+  NotifyService(ServiceState::kReloading, "reloading the config");
+  std::string reply = ReloadNow();
+  NotifyService(
+      ServiceState::kReady,
+      absl::StartsWith(reply, "ok ")
+          ? absl::StrCat("serving: ", shards_.size(), " shards, reloaded ", reply.substr(3))
+          : absl::StrCat("serving the previous config; reload failed: ", reply));
+  return reply;
+}
+
+std::string Server::ReloadNow() {
   absl::StatusOr<core::Config> config = core::LoadConfigFile(config_path_);
   if (!config.ok()) {
     core::LogError(
@@ -369,6 +397,14 @@ std::string Server::Reload() {
   for (size_t i = 0; i < config->listeners.size(); ++i) {
     config->listeners[i].address = runtime_.snapshot->config.listeners[i].address;
   }
+  // The metrics socket is bound once, at start (docs/operations.md).
+  const auto metrics_text = [](const core::Config& c) {
+    return c.metrics.address ? c.metrics.address->ToString() : std::string("off");
+  };
+  if (metrics_text(*config) != metrics_text(runtime_.snapshot->config)) {
+    core::LogWarning(absl::StrCat("reload: metrics.address changed to ", metrics_text(*config),
+                                  "; it takes effect at the next restart"));
+  }
   absl::StatusOr<Runtime> runtime =
       BuildRuntime(*std::move(config), runtime_.snapshot->generation + 1);
   if (!runtime.ok()) {
@@ -377,6 +413,7 @@ std::string Server::Reload() {
     return absl::StrCat("error ", runtime.status().message());
   }
   runtime_ = *std::move(runtime);
+  generation_.store(runtime_.snapshot->generation, std::memory_order_relaxed);
   for (auto& shard : shards_) {
     shard->mailbox().Post(ShardMessage::Snapshot(runtime_));
   }
@@ -384,91 +421,220 @@ std::string Server::Reload() {
   return absl::StrCat("ok generation=", runtime_.snapshot->generation);
 }
 
-std::string Server::Stats() const {
-  uint64_t open = 0, total = 0, refused = 0, accepted = 0, rejected = 0, bytes = 0,
-           store_errors = 0;
-  uint64_t queue_messages = 0, queue_groups = 0, queue_records = 0, queue_bytes = 0;
-  uint64_t largest_group = 0;  // the largest of the shards' latest groups
-  uint64_t d_attempts = 0, d_sent = 0, d_deferred = 0, d_bounced = 0, d_dsns = 0, d_conns = 0,
-           d_open = 0;
+core::StatsSnapshot Server::CollectStats() const {
+  core::StatsSnapshot stats;
+  stats.generation = generation_.load(std::memory_order_relaxed);
+  stats.draining = draining_.load(std::memory_order_relaxed);
+  stats.shards.reserve(shards_.size());
   for (const auto& shard : shards_) {
-    const DeliveryCounters& d = shard->delivery_counters();
-    d_attempts += d.attempts.load(std::memory_order_relaxed);
-    d_sent += d.sent.load(std::memory_order_relaxed);
-    d_deferred += d.deferred.load(std::memory_order_relaxed);
-    d_bounced += d.bounced.load(std::memory_order_relaxed);
-    d_dsns += d.dsns.load(std::memory_order_relaxed);
-    d_conns += d.connections.load(std::memory_order_relaxed);
-    d_open += d.connections_open.load(std::memory_order_relaxed);
+    core::ShardStats& out = stats.shards.emplace_back();
     const ShardCounters& c = shard->counters();
-    open += c.connections_open.load(std::memory_order_relaxed);
-    total += c.connections_total.load(std::memory_order_relaxed);
-    refused += c.connections_refused.load(std::memory_order_relaxed);
-    accepted += c.messages_accepted.load(std::memory_order_relaxed);
-    rejected += c.messages_rejected.load(std::memory_order_relaxed);
-    bytes += c.bytes_accepted.load(std::memory_order_relaxed);
-    store_errors += c.store_errors.load(std::memory_order_relaxed);
-    queue_messages += c.queue_messages.load(std::memory_order_relaxed);
-    queue_groups += c.queue_groups.load(std::memory_order_relaxed);
-    queue_records += c.queue_records.load(std::memory_order_relaxed);
-    queue_bytes += c.queue_bytes.load(std::memory_order_relaxed);
-    largest_group =
-        std::max(largest_group, c.queue_last_group_records.load(std::memory_order_relaxed));
+    out.connections_open = c.connections_open.load(std::memory_order_relaxed);
+    out.connections_total = c.connections_total.load(std::memory_order_relaxed);
+    out.connections_refused = c.connections_refused.load(std::memory_order_relaxed);
+    out.messages_accepted = c.messages_accepted.load(std::memory_order_relaxed);
+    out.messages_rejected = c.messages_rejected.load(std::memory_order_relaxed);
+    out.bytes_accepted = c.bytes_accepted.load(std::memory_order_relaxed);
+    out.store_errors = c.store_errors.load(std::memory_order_relaxed);
+    out.queue_messages = c.queue_messages.load(std::memory_order_relaxed);
+    out.queue_groups = c.queue_groups.load(std::memory_order_relaxed);
+    out.queue_records = c.queue_records.load(std::memory_order_relaxed);
+    out.queue_bytes = c.queue_bytes.load(std::memory_order_relaxed);
+    out.queue_last_group_records = c.queue_last_group_records.load(std::memory_order_relaxed);
+    const DeliveryCounters& d = shard->delivery_counters();
+    out.delivery_attempts = d.attempts.load(std::memory_order_relaxed);
+    out.delivery_sent = d.sent.load(std::memory_order_relaxed);
+    out.delivery_deferred = d.deferred.load(std::memory_order_relaxed);
+    out.delivery_bounced = d.bounced.load(std::memory_order_relaxed);
+    out.dsns_queued = d.dsns.load(std::memory_order_relaxed);
+    out.outbound_connections_total = d.connections.load(std::memory_order_relaxed);
+    out.outbound_connections_open = d.connections_open.load(std::memory_order_relaxed);
+  }
+  return stats;
+}
+
+std::string Server::Metrics() const { return core::RenderPrometheus(CollectStats()); }
+
+std::string Server::Stats() const {
+  const core::StatsSnapshot stats = CollectStats();
+  core::ShardStats sum;
+  for (const core::ShardStats& s : stats.shards) {
+    sum.connections_open += s.connections_open;
+    sum.connections_total += s.connections_total;
+    sum.connections_refused += s.connections_refused;
+    sum.messages_accepted += s.messages_accepted;
+    sum.messages_rejected += s.messages_rejected;
+    sum.bytes_accepted += s.bytes_accepted;
+    sum.store_errors += s.store_errors;
+    sum.queue_messages += s.queue_messages;
+    sum.queue_groups += s.queue_groups;
+    sum.queue_records += s.queue_records;
+    sum.queue_bytes += s.queue_bytes;
+    // The largest of the shards' latest groups.
+    sum.queue_last_group_records =
+        std::max(sum.queue_last_group_records, s.queue_last_group_records);
+    sum.delivery_attempts += s.delivery_attempts;
+    sum.delivery_sent += s.delivery_sent;
+    sum.delivery_deferred += s.delivery_deferred;
+    sum.delivery_bounced += s.delivery_bounced;
+    sum.dsns_queued += s.dsns_queued;
+    sum.outbound_connections_total += s.outbound_connections_total;
+    sum.outbound_connections_open += s.outbound_connections_open;
   }
   std::string out;
   core::JsonWriter json(out);
   json.BeginObject()
       .Key("generation")
-      .Uint(runtime_.snapshot->generation)
+      .Uint(stats.generation)
       .Key("shards")
-      .Uint(shards_.size())
+      .Uint(stats.shards.size())
       .Key("connections_open")
-      .Uint(open)
+      .Uint(sum.connections_open)
       .Key("connections_total")
-      .Uint(total)
+      .Uint(sum.connections_total)
       .Key("connections_refused")
-      .Uint(refused)
+      .Uint(sum.connections_refused)
       .Key("messages_accepted")
-      .Uint(accepted)
+      .Uint(sum.messages_accepted)
       .Key("messages_rejected")
-      .Uint(rejected)
+      .Uint(sum.messages_rejected)
       .Key("bytes_accepted")
-      .Uint(bytes)
+      .Uint(sum.bytes_accepted)
       .Key("store_errors")
-      .Uint(store_errors)
+      .Uint(sum.store_errors)
       .Key("queue_messages")
-      .Uint(queue_messages)
+      .Uint(sum.queue_messages)
       .Key("queue_groups")
-      .Uint(queue_groups)
+      .Uint(sum.queue_groups)
       .Key("queue_records")
-      .Uint(queue_records)
+      .Uint(sum.queue_records)
       .Key("queue_bytes")
-      .Uint(queue_bytes)
+      .Uint(sum.queue_bytes)
       .Key("queue_last_group_records")
-      .Uint(largest_group)
+      .Uint(sum.queue_last_group_records)
       .Key("delivery_attempts")
-      .Uint(d_attempts)
+      .Uint(sum.delivery_attempts)
       .Key("delivery_sent")
-      .Uint(d_sent)
+      .Uint(sum.delivery_sent)
       .Key("delivery_deferred")
-      .Uint(d_deferred)
+      .Uint(sum.delivery_deferred)
       .Key("delivery_bounced")
-      .Uint(d_bounced)
+      .Uint(sum.delivery_bounced)
       .Key("dsns_queued")
-      .Uint(d_dsns)
+      .Uint(sum.dsns_queued)
       .Key("outbound_connections_total")
-      .Uint(d_conns)
+      .Uint(sum.outbound_connections_total)
       .Key("outbound_connections_open")
-      .Uint(d_open)
+      .Uint(sum.outbound_connections_open)
       .Key("draining")
-      .Bool(draining_)
+      .Bool(stats.draining)
       .EndObject();
   return out;
 }
 
+absl::Status Server::StartMetrics() {
+  const std::optional<core::Endpoint>& address = runtime_.snapshot->config.metrics.address;
+  if (!address.has_value()) return absl::OkStatus();
+  sockaddr_storage storage;
+  const socklen_t len = ToSockaddr(*address, storage);
+  metrics_fd_ = socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (metrics_fd_ < 0) return core::ErrnoStatus(errno, "metrics socket");
+  const int one = 1;
+  setsockopt(metrics_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  const std::string where = address->ToString();
+  if (bind(metrics_fd_, reinterpret_cast<sockaddr*>(&storage), len) < 0) {
+    return core::ErrnoStatus(errno, absl::StrCat("metrics.address: bind ", where));
+  }
+  if (listen(metrics_fd_, 16) < 0) return core::ErrnoStatus(errno, "listen metrics socket");
+  // Port 0 (tests) asks the kernel for one: log the address actually bound.
+  core::Endpoint bound = *address;
+  sockaddr_storage local;
+  socklen_t local_len = sizeof(local);
+  if (getsockname(metrics_fd_, reinterpret_cast<sockaddr*>(&local), &local_len) == 0) {
+    EndpointFromSockaddr(&local, bound);
+  }
+  metrics_stop_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (metrics_stop_fd_ < 0) return core::ErrnoStatus(errno, "eventfd");
+  metrics_thread_ = std::thread([this] { ServeMetrics(); });
+  core::LogInfo(absl::StrCat("metrics listening address=", bound.ToString(), " path=/metrics"));
+  return absl::OkStatus();
+}
+
+void Server::ServeMetrics() {
+  while (true) {
+    pollfd fds[2] = {{metrics_stop_fd_, POLLIN, 0}, {metrics_fd_, POLLIN, 0}};
+    const int rc = poll(fds, 2, -1);
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      core::LogError(absl::StrCat("metrics: poll: ", strerror(errno), "; metrics off"));
+      return;
+    }
+    if (fds[0].revents & POLLIN) return;
+    if (fds[1].revents & POLLIN) {
+      const int client = accept4(metrics_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client >= 0) {
+        HandleMetricsClient(client);
+        close(client);
+      }
+    }
+  }
+}
+
+void Server::HandleMetricsClient(int fd) {
+  // A scraper sends a short head at once; a client that dawdles or sends too much gets at most
+  // 2 s of this thread (never the shards' or the control loop's).
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  std::string head;
+  char buf[1024];
+  while (head.size() < core::kMaxMetricsRequestHead && head.find("\r\n\r\n") == std::string::npos &&
+         head.find("\n\n") == std::string::npos) {
+    const ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    head.append(buf, static_cast<size_t>(n));
+  }
+  const bool complete =
+      head.find("\r\n\r\n") != std::string::npos || head.find("\n\n") != std::string::npos;
+  const core::MetricsRequest request =
+      complete ? core::ParseMetricsRequest(head) : core::MetricsRequest::kBadRequest;
+  std::string response;
+  switch (request) {
+    case core::MetricsRequest::kMetrics:
+      response = core::HttpResponse(200, Metrics());
+      break;
+    case core::MetricsRequest::kNotFound:
+      response = core::HttpResponse(404, "not found: the metrics are at /metrics\n");
+      break;
+    case core::MetricsRequest::kMethodNotAllowed:
+      response = core::HttpResponse(405, "only GET\n");
+      break;
+    case core::MetricsRequest::kBadRequest:
+      response = core::HttpResponse(400, "bad request\n");
+      break;
+  }
+  WriteAll(fd, response);
+  shutdown(fd, SHUT_WR);
+}
+
+void Server::StopMetrics() {
+  if (metrics_thread_.joinable()) {
+    const uint64_t one = 1;
+    if (write(metrics_stop_fd_, &one, sizeof(one)) != sizeof(one)) {
+      core::LogError("metrics: cannot stop the metrics thread");
+    }
+    metrics_thread_.join();
+  }
+  if (metrics_fd_ >= 0) close(metrics_fd_);
+  if (metrics_stop_fd_ >= 0) close(metrics_stop_fd_);
+  metrics_fd_ = metrics_stop_fd_ = -1;
+}
+
 std::string Server::Drain() {
-  if (!draining_) {
-    draining_ = true;
+  if (!draining_.load(std::memory_order_relaxed)) {
+    draining_.store(true, std::memory_order_relaxed);
+    NotifyService(ServiceState::kStopping, "draining: finishing the sessions in progress");
     for (auto& shard : shards_) shard->mailbox().Post(ShardMessage::Drain());
   }
   return "ok draining";
@@ -482,7 +648,7 @@ std::string Server::AdvanceClockForTest(absl::Duration by) {
   const std::string offset =
       absl::StrCat("offset_ms=", absl::ToInt64Milliseconds(test_clock_->offset()));
   core::LogInfo(absl::StrCat("test clock advanced by ", absl::FormatDuration(by), " ", offset));
-  if (draining_) {
+  if (draining_.load(std::memory_order_relaxed)) {
     // A draining shard no longer reads its mailbox; its next tick (within 100 ms) sees the time.
     return absl::StrCat("ok ", offset, " (draining: shards see it at their next tick)");
   }

@@ -3,6 +3,7 @@
 // new Snapshot to every shard's mailbox; nothing else crosses threads.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "absl/time/time.h"
 
 #include "core/clock.h"
+#include "core/metrics.h"
 #include "core/snapshot.h"
 #include "net/runtime.h"
 
@@ -29,7 +31,8 @@ struct ServerOptions {
   bool test_clock_for_test = false;
 };
 
-// Control-plane object; lives on the main thread. Not thread-safe.
+// Control-plane object; lives on the main thread. Not thread-safe, except CollectStats(), which
+// the metrics thread also calls (it reads only atomics and the fixed set of shards).
 class Server {
  public:
   // `config_path` is re-read on reload. The config must already be validated.
@@ -42,9 +45,15 @@ class Server {
   // until every shard has drained. Returns OK on a clean shutdown.
   absl::Status Run();
 
-  // Control commands, also used by the control socket. Each returns one reply line.
+  // Control commands, also used by the control socket. Each returns one reply line. Under
+  // systemd (NOTIFY_SOCKET), Run() says READY=1, Reload() RELOADING=1 then READY=1, and Drain()
+  // STOPPING=1, each with a STATUS= line (net/systemd_notify.h).
   std::string Reload();
   std::string Stats() const;
+  // The counters of every shard (the snapshot `stats` and `metrics` are made from). Thread-safe.
+  core::StatsSnapshot CollectStats() const;
+  // `ringmx ctl metrics`: the Prometheus text that GET /metrics serves.
+  std::string Metrics() const;
   std::string Drain();
   // Test clock only (ServerOptions::test_clock_for_test): moves the clock forward by `by`, then,
   // unless draining, has every shard check its deadlines against the new time and waits (bounded)
@@ -53,8 +62,16 @@ class Server {
 
  private:
   Server() = default;
+  // Reload() without telling systemd: "ok generation=N" or "error ...".
+  std::string ReloadNow();
   absl::Status OpenControlSocket();
   void HandleControlClient(int fd);
+  // `[metrics] address`: binds it and starts metrics_thread_, which serves one request per
+  // connection, one connection at a time, until metrics_stop_fd_ is written (~Server).
+  absl::Status StartMetrics();
+  void ServeMetrics();
+  void HandleMetricsClient(int fd);
+  void StopMetrics();
 
   std::string config_path_;
   // Set only with ServerOptions::test_clock_for_test; `clock_` points to it then.
@@ -70,7 +87,12 @@ class Server {
   int signal_fd_ = -1;
   int control_fd_ = -1;
   std::string control_path_;
-  bool draining_ = false;
+  // Atomic for the metrics thread; written only on the main thread.
+  std::atomic<bool> draining_{false};
+  std::atomic<uint64_t> generation_{0};
+  int metrics_fd_ = -1;
+  int metrics_stop_fd_ = -1;  // an eventfd
+  std::thread metrics_thread_;
 };
 
 // Client side of the control socket: sends `command` and returns the reply (one line, or several

@@ -23,6 +23,16 @@ packages=(
   # The L4 balancer of the PROXY protocol e2e test (tests/e2e/haproxy_e2e_test): several ringmx
   # nodes behind HAProxy (mode tcp, send-proxy-v2, option smtpchk), started by the test.
   haproxy
+  # promtool (in Debian's prometheus package) checks the [metrics] endpoint's text in
+  # tests/e2e/ops_e2e_test; the Prometheus server it also brings stays off (below).
+  prometheus
+  libsystemd-dev  # sd_notify() for Type=notify under systemd (net/systemd_notify.cc)
+  # systemd-analyze checks dist/ringmx.service in tests/e2e/ops_e2e_test. Installing the package in
+  # a container is harmless: its postinst sets up files and starts nothing when systemd is not PID 1.
+  systemd
+  # cpack -G DEB (dist/CMakeLists.txt) finds the binaries to hand to dpkg-shlibdeps (dpkg-dev, in
+  # build-essential) with file(1).
+  file
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -40,10 +50,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
-# The system instances of Dovecot, Postfix and HAProxy stay off (the tests never use them; a running
-# Dovecot would hold /run/dovecot and ports 143/993 for nothing). Where the package's postinst
-# started them (systemd, no policy-rc.d denying it), stop them and keep them from starting at boot.
-for service in dovecot postfix haproxy; do
+# The system instances of Dovecot, Postfix, HAProxy and Prometheus stay off (the tests never use
+# them; a running Dovecot would hold /run/dovecot and ports 143/993 for nothing). Where the
+# package's postinst started them (systemd, no policy-rc.d denying it), stop them and keep them
+# from starting at boot.
+for service in dovecot postfix haproxy prometheus; do
   [ -e "/etc/init.d/$service" ] || [ -e "/lib/systemd/system/$service.service" ] || continue
   if [ -d /run/systemd/system ]; then
     if systemctl is-enabled --quiet "$service" 2>/dev/null ||
@@ -56,6 +67,7 @@ for service in dovecot postfix haproxy; do
       dovecot) pidfile=/run/dovecot/master.pid ;;
       postfix) pidfile=/var/spool/postfix/pid/master.pid ;;
       haproxy) pidfile=/run/haproxy.pid ;;
+      prometheus) pidfile=/run/prometheus/prometheus.pid ;;
     esac
     if [ -r "$pidfile" ] && kill -0 "$(tr -dc '0-9' <"$pidfile")" 2>/dev/null; then
       $SUDO "/etc/init.d/$service" stop >/dev/null 2>&1 || true

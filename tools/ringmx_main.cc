@@ -1,7 +1,7 @@
 // ringmx: the server and its command-line tools.
 //   ringmx serve -c FILE          run the server
 //   ringmx check -c FILE          validate a config file and exit
-//   ringmx ctl [-c FILE | -s SOCKET] reload|stats|drain
+//   ringmx ctl [-c FILE | -s SOCKET] reload|stats|metrics|drain
 //   ringmx queue [-c FILE | -s SOCKET] list|show ID|export ID DIR|hold ID|release ID|delete
 //   ID|flush ringmx tlsa -c FILE           TLSA records (3 1 1, 2 1 1) of every configured chain
 //   ringmx tlsa --check HOST:PORT [--starttls] [--sni NAME] [-c FILE]
@@ -43,7 +43,7 @@ constexpr char kUsage[] =
     "usage:\n"
     "  ringmx serve -c FILE\n"
     "  ringmx check -c FILE\n"
-    "  ringmx ctl [-c FILE | -s SOCKET] reload|stats|drain\n"
+    "  ringmx ctl [-c FILE | -s SOCKET] reload|stats|metrics|drain\n"
     "  ringmx queue [-c FILE | -s SOCKET] list [--json] | show ID [--json] | export ID DIR\n"
     "  ringmx queue [-c FILE | -s SOCKET] hold ID | release ID | delete ID | flush\n"
     "  ringmx tlsa -c FILE\n"

@@ -176,6 +176,8 @@ TEST(ConfigTest, FullFileRoundTripsIntoTheStruct) {
   EXPECT_EQ(c.timeouts.shutdown_grace, absl::ZeroDuration());
   EXPECT_EQ(c.timeouts.proxy, absl::Seconds(7));
   EXPECT_EQ(c.control.socket, "/etc/ringmx/run/control.sock");
+  ASSERT_TRUE(c.metrics.address.has_value());
+  EXPECT_EQ(c.metrics.address->ToString(), "127.0.0.1:9325");
   EXPECT_EQ(c.log.file, "/var/log/ringmx.log");
 }
 
@@ -252,6 +254,7 @@ TEST(ConfigTest, DefaultsWhenSectionsAreAbsent) {
   EXPECT_EQ(c.timeouts.greet_pause, absl::ZeroDuration());
   EXPECT_EQ(c.timeouts.shutdown_grace, absl::Seconds(30));
   EXPECT_EQ(c.control.socket, "");
+  EXPECT_FALSE(c.metrics.address.has_value());
   EXPECT_EQ(c.log.file, "");
 }
 
@@ -829,6 +832,20 @@ TEST(ConfigErrorTest, ControlSocketPathMustFitSunPath) {
                       "/var/lib/ringmx"),
               StartsWith("ringmx.toml:6: control.socket: a Unix socket path may have at most 107 "
                          "bytes, this one has 116: "));
+}
+
+TEST(ConfigErrorTest, MetricsAddressIsAnIpAndPort) {
+  EXPECT_THAT(ErrorOf(WithMinimal("[metrics]\naddress = \"localhost:9325\"\n")),
+              StartsWith("ringmx.toml:6: metrics.address: "));
+  EXPECT_THAT(ErrorOf(WithMinimal("[metrics]\nport = 9325\n")),
+              StartsWith("ringmx.toml:6: metrics: unknown key \"port\""));
+  absl::StatusOr<Config> off = ParseConfig(WithMinimal("[metrics]\naddress = \"\"\n"), "x");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->metrics.address.has_value());
+  absl::StatusOr<Config> v6 = ParseConfig(WithMinimal("[metrics]\naddress = \"[::1]:0\"\n"), "x");
+  ASSERT_TRUE(v6.ok()) << v6.status();
+  ASSERT_TRUE(v6->metrics.address.has_value());
+  EXPECT_EQ(v6->metrics.address->ToString(), "[::1]:0");
 }
 
 TEST(ConfigErrorTest, ValuesInMessagesAreEscaped) {

@@ -698,3 +698,14 @@ write("milter", "change-too-early", bytes([2, 9]) + moptneg(ALL_ACTIONS, 0) + mp
 write("milter", "oversized", bytes([1, 64]) + moptneg(0, 0x1000) + struct.pack(">I", 131071) + b"b")
 write("milter", "zero-length", bytes([0, 1]) + struct.pack(">I", 0))
 write("milter", "bad-reply-code", bytes([0, 3]) + moptneg(0, 0) + mpkt(b"y", b"250 ok\0"))
+
+# --- metrics_request: the request head a client of the [metrics] endpoint sends -------------------
+write("metrics_request", "get-metrics", b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9325\r\n"
+      b"Accept: text/plain\r\n\r\n")
+write("metrics_request", "get-query", b"GET /metrics?name[]=x HTTP/1.0\r\n\r\n")
+write("metrics_request", "get-root", b"GET / HTTP/1.1\r\n\r\n")
+write("metrics_request", "post", b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+write("metrics_request", "bare-lf", b"GET /metrics HTTP/1.1\n\n")
+write("metrics_request", "no-version", b"GET /metrics\r\n")
+write("metrics_request", "smtp", b"EHLO client.example\r\n")
+write("metrics_request", "nul-in-target", b"GET /met\0rics HTTP/1.1\r\n\r\n")

@@ -1,0 +1,73 @@
+// The Prometheus side of the counters the control command `stats` shows (docs/operations.md): a
+// plain snapshot of them, its rendering in the Prometheus text exposition format (version 0.0.4),
+// and the few lines of HTTP/1.x that the `[metrics]` endpoint speaks. Pure: no sockets, no clock;
+// net/server.cc fills the snapshot from the shards' counters and serves the bytes.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ringmx::core {
+
+// One shard's counters at one moment (net::ShardCounters and net::DeliveryCounters, copied).
+// Counters only grow; the ones marked "gauge" go up and down.
+struct ShardStats {
+  uint64_t connections_open = 0;  // gauge
+  uint64_t connections_total = 0;
+  uint64_t connections_refused = 0;  // refused for a [limits] limit
+  uint64_t messages_accepted = 0;
+  uint64_t messages_rejected = 0;
+  uint64_t bytes_accepted = 0;
+  uint64_t store_errors = 0;
+  uint64_t queue_messages = 0;            // gauge: messages in the queue
+  uint64_t queue_groups = 0;              // group commits of the queue log
+  uint64_t queue_records = 0;             // records those groups held
+  uint64_t queue_bytes = 0;               // bytes those groups wrote
+  uint64_t queue_last_group_records = 0;  // gauge: records in the latest group
+  uint64_t delivery_attempts = 0;
+  uint64_t delivery_sent = 0;      // recipients
+  uint64_t delivery_deferred = 0;  // recipients
+  uint64_t delivery_bounced = 0;   // recipients
+  uint64_t dsns_queued = 0;
+  uint64_t outbound_connections_total = 0;
+  uint64_t outbound_connections_open = 0;  // gauge
+};
+
+// The whole server at one moment. Stack-local.
+struct StatsSnapshot {
+  uint64_t generation = 0;  // of the published config
+  bool draining = false;
+  std::vector<ShardStats> shards;  // index = shard number
+};
+
+// The snapshot in the Prometheus text format: for every metric a `# HELP` and a `# TYPE` line,
+// then one sample per shard labelled `shard="N"` (no totals: sum() gives them, and a total beside
+// its parts would be counted twice by any sum). Names follow Prometheus' conventions: a
+// `ringmx_` prefix, counters end in `_total`, units in the name (`_bytes`). Ends with "\n".
+std::string RenderPrometheus(const StatsSnapshot& stats);
+
+// What an HTTP request head asks of the metrics endpoint.
+enum class MetricsRequest {
+  kMetrics,           // GET /metrics (a query string is ignored)
+  kNotFound,          // GET of any other path: 404
+  kMethodNotAllowed,  // a well-formed request with another method: 405
+  kBadRequest,        // not an HTTP/1.x request line: 400
+};
+
+// Reads the request line of `head` (the bytes up to the blank line, or as many as arrived): only
+// the first line is looked at; headers are ignored.
+MetricsRequest ParseMetricsRequest(std::string_view head);
+
+// Upper bound on a request head; a client that sends more without a blank line gets a 400.
+inline constexpr size_t kMaxMetricsRequestHead = 8192;
+
+// A whole HTTP/1.1 response that closes the connection: status line, Content-Type (the
+// Prometheus text format for 200, text/plain otherwise), Content-Length, `Connection: close`, and
+// `body`; 405 also carries `Allow: GET`. `code` is 200, 400, 404 or 405.
+std::string HttpResponse(int code, std::string_view body);
+
+}  // namespace ringmx::core
