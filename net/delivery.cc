@@ -684,8 +684,11 @@ void Deliverer::Record(Message& message, Job& job, const OutboundConnection* con
   core::LogInfo(absl::StrCat(
       "delivery shard=", shard_, " id=", message.id, " to=<", message.recipients[rcpt],
       "> hop=", hop, " delay=", absl::StrFormat("%.3f", absl::ToDoubleSeconds(now - arrival)),
-      " attempt=", attempts, " status=", status_name, expired ? " expired=true" : "", " reply=\"",
-      core::Av(status.reply), "\""));
+      " attempt=", attempts, " status=", status_name, expired ? " expired=true" : "",
+      connection == nullptr      ? std::string()
+      : connection->tls_active() ? absl::StrCat(" tls=", connection->tls_version())
+                                 : std::string(" tls=none"),
+      " reply=\"", core::Av(status.reply), "\""));
   if (failed) {
     Add(counters_.bounced, 1);
     Message::Failure failure;
@@ -839,9 +842,13 @@ void Deliverer::Forget(Message& message) {
 }
 
 void Deliverer::Tick(absl::Time now) {
+  // A connection's Tick() may report it finished, which moves it out of its pool's list (into
+  // graveyard_, still alive): walk a copy.
+  std::vector<OutboundConnection*> connections;
   for (auto& [name, pool] : pools_) {
-    for (auto& c : pool->connections) c->Tick(now);
+    for (auto& c : pool->connections) connections.push_back(c.get());
   }
+  for (OutboundConnection* c : connections) c->Tick(now);
   CloseIdle(now);
 }
 

@@ -194,7 +194,9 @@ void OutboundConnection::AdvanceTls() {
   Process(out);
   // Application data that came with the server's last handshake flight.
   plain_.clear();
-  if (tls_->Decrypt(plain_).ok() && !plain_.empty()) {
+  const bool decrypted = tls_->Decrypt(plain_).ok();
+  QueueRaw(tls_->TakeCiphertext());
+  if (decrypted && !plain_.empty()) {
     smtp::ClientOutput more;
     client_.OnInput(plain_, more);
     Process(more);

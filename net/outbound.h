@@ -93,6 +93,11 @@ class OutboundConnection {
   // Why the connection failed ("" if it did not), for the log and the hop-down tracker.
   const std::string& error() const { return error_; }
   bool tls_active() const { return client_.tls_active(); }
+  // The TLS version in use ("TLSv1.3"), "" on a plaintext connection.
+  std::string tls_version() const {
+    return tls_ != nullptr && !tls_handshaking_ && client_.tls_active() ? tls_->facts().version
+                                                                        : std::string();
+  }
   // What the hop offered in its EHLO/LHLO reply.
   const smtp::HopExtensions& extensions() const { return client_.extensions(); }
   // How many messages this connection has carried.

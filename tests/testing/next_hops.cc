@@ -366,7 +366,9 @@ std::string DovecotLmtp::Log() const {
 
 std::unique_ptr<PostfixHop> PostfixHop::Start(const std::string& dir, const std::string& domain,
                                               const std::vector<std::string>& users,
-                                              std::string* error, absl::Duration timeout) {
+                                              std::string* error, absl::Duration timeout,
+                                              const std::string& tls_cert_chain,
+                                              const std::string& tls_key) {
   if (geteuid() != 0) {
     if (error) *error = "PostfixHop needs root (postfix start)";
     return nullptr;
@@ -434,8 +436,12 @@ smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 maillog_file = $DIR/maillog
 maillog_file_prefixes = $DIR
-)",
+$TLS)",
       {{"$DIR", d},
+       {"$TLS", tls_cert_chain.empty()
+                    ? std::string()
+                    : absl::StrCat("smtpd_tls_security_level = may\nsmtpd_tls_cert_file = ",
+                                   tls_cert_chain, "\nsmtpd_tls_key_file = ", tls_key, "\n")},
        {"$DOMAIN", hop->domain_},
        {"$UID", absl::StrCat(kMailUid)},
        {"$GID", absl::StrCat(kMailGid)}});
@@ -459,7 +465,8 @@ maillog_file_prefixes = $DIR
                                              "virtual    unix  - n n - - virtual\n"
                                              "anvil      unix  - - n - 1 anvil\n"
                                              "scache     unix  - - n - 1 scache\n"
-                                             "postlog    unix-dgram n - n - 1 postlogd\n");
+                                             "postlog    unix-dgram n - n - 1 postlogd\n"
+                                             "tlsmgr     unix  - - n 1000? 1 tlsmgr\n");
   if (hop->port_ == 0 || !WriteFileAtomic(d + "/etc/main.cf", main_cf) ||
       !WriteFileAtomic(d + "/etc/master.cf", master_cf) ||
       !WriteFileAtomic(d + "/etc/vmailbox", mailboxes) || !hop->WriteAccessTable(error) ||

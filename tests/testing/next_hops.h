@@ -108,10 +108,14 @@ class PostfixHop {
   // Creates `dir` (its parent must exist), writes main.cf/master.cf and runs `postfix -c DIR/etc
   // start`; ready when the port greets with 220 (bounded by `timeout`). nullptr and the reason
   // (with Postfix's log) in `error` on failure.
+  // With `tls_cert_chain` and `tls_key` (PEM files), smtpd offers STARTTLS with that certificate
+  // (smtpd_tls_security_level = may).
   static std::unique_ptr<PostfixHop> Start(const std::string& dir, const std::string& domain,
                                            const std::vector<std::string>& users,
                                            std::string* error = nullptr,
-                                           absl::Duration timeout = absl::Seconds(30));
+                                           absl::Duration timeout = absl::Seconds(30),
+                                           const std::string& tls_cert_chain = "",
+                                           const std::string& tls_key = "");
   ~PostfixHop();  // Stop()
 
   uint16_t port() const { return port_; }
