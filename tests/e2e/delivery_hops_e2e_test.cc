@@ -248,7 +248,7 @@ TEST_F(DeliveryHopsTest, PostfixNextHopDeliversAndRetriesA4xx) {
   ASSERT_TRUE(postfix->WaitForMessages("alice", 1)) << server_->Log() << postfix->Log();
   EXPECT_TRUE(absl::EndsWith(LfToCrlf(postfix->Messages("alice")[0]), m));
   ASSERT_TRUE(server_->WaitForLog("to=<bob@example.test>")) << server_->Log();
-  EXPECT_NE(server_->Log().find("status=deferred reply=\"450 4.2.1"), std::string::npos)
+  EXPECT_NE(server_->Log().find("status=deferred tls=none reply=\"450 4.2.1"), std::string::npos)
       << server_->Log();
   ASSERT_TRUE(postfix->ClearRecipientReply("bob@example.test"));
   server_->Control("queue flush");
