@@ -20,7 +20,8 @@ case "$seconds" in '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET]" >&2; exi
 build=${RINGMX_FUZZ_BUILD_DIR:-build/fuzz}
 jobs=${RINGMX_FUZZ_JOBS:-2}
 all_targets=(session command data_decoder config envelope_json ktls_records queue_record queue_scan
-  recipient_table sasl passwd_file reply dsn_params stored_envelope proxy_header milter)
+  recipient_table sasl passwd_file reply dsn_params stored_envelope proxy_header milter
+  metrics_request)
 read -r -a targets <<<"${RINGMX_FUZZ_TARGETS:-${all_targets[*]}}"
 start=$(date +%s)
 
