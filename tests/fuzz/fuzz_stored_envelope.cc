@@ -109,9 +109,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     RINGMX_CHECK(!nlohmann::json::parse(again, nullptr, false).is_discarded());
     const absl::StatusOr<core::JsonValue> reread = core::ParseJson(again);
     RINGMX_CHECK(reread.ok() && SameTree(*ours, *reread));
-  } else if (!theirs.is_discarded() && text.substr(0, 3) != "\xEF\xBB\xBF") {
+  } else if (!theirs.is_discarded() && text.substr(0, 3) != "\xEF\xBB\xBF" &&
+             text.find('\0') == std::string_view::npos) {
     // (nlohmann skips a leading byte order mark, which RFC 8259 section 8.1 lets a reader do;
-    // ours refuses it: we never write one.)
+    // ours refuses it: we never write one. nlohmann also stops reading at a NUL byte and judges
+    // only what came before it, so " 1\0junk" is a valid "1" to it; ours reads every byte.)
     RINGMX_CHECK(ours.status().message().find("nested too deeply") != absl::string_view::npos);
   }
 
