@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "core/strings.h"
+#include "tests/core/parse_test_util.h"
 
 namespace ringmx::core {
 namespace {
@@ -26,15 +27,7 @@ std::string WithAuth(std::string_view auth) {
       Av(auth));
 }
 
-std::string ErrorOf(std::string_view text) {
-  absl::StatusOr<Config> config = ParseConfig(text, "ringmx.toml", "/etc/ringmx");
-  if (config.ok()) {
-    ADD_FAILURE() << "parsed without error:\n" << text;
-    return "";
-  }
-  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
-  return std::string(Sv(config.status().message()));
-}
+using test_util::ErrorOf;
 
 TEST(AuthConfigTest, Defaults) {
   absl::StatusOr<Config> config = ParseConfig(WithAuth(""), "ringmx.toml");

@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "core/strings.h"
+#include "tests/core/parse_test_util.h"
 
 namespace ringmx::core {
 namespace {
@@ -26,19 +27,8 @@ constexpr std::string_view kBase =
 
 std::string With(std::string_view extra) { return absl::StrCat(Av(kBase), Av(extra)); }
 
-absl::StatusOr<Config> Parse(std::string_view text) {
-  return ParseConfig(text, "ringmx.toml", "/etc/ringmx");
-}
-
-std::string ErrorOf(std::string_view text) {
-  absl::StatusOr<Config> config = Parse(text);
-  if (config.ok()) {
-    ADD_FAILURE() << "parsed without error:\n" << text;
-    return "";
-  }
-  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
-  return std::string(Sv(config.status().message()));
-}
+using test_util::ErrorOf;
+using test_util::Parse;
 
 TEST(MilterConfigTest, DefaultsAndEveryKey) {
   absl::StatusOr<Config> config =

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 
 #include "core/strings.h"
+#include "tests/core/parse_test_util.h"
 #include "tests/testing/temp_dir.h"
 
 namespace ringmx::core {
@@ -53,13 +54,7 @@ PasswdTable ParseOk(std::string_view text) {
 }
 
 std::string ErrorOf(std::string_view text) {
-  absl::StatusOr<PasswdTable> table = PasswdTable::Parse(text, "passwd");
-  if (table.ok()) {
-    ADD_FAILURE() << "parsed without error:\n" << text;
-    return "";
-  }
-  EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument) << table.status();
-  return std::string(Sv(table.status().message()));
+  return test_util::ErrorMessage(PasswdTable::Parse(text, "passwd"), text);
 }
 
 std::string_view HashOf(const PasswdTable& table, std::string_view user) {

@@ -11,6 +11,7 @@
 
 #include "core/config.h"
 #include "core/strings.h"
+#include "tests/core/parse_test_util.h"
 
 namespace ringmx::core {
 namespace {
@@ -27,19 +28,8 @@ std::string WithListener(std::string_view listener_keys, std::string_view rest =
       Av(listener_keys), Av(rest));
 }
 
-absl::StatusOr<Config> Parse(std::string_view text) {
-  return ParseConfig(text, "ringmx.toml", "/etc/ringmx");
-}
-
-std::string ErrorOf(std::string_view text) {
-  absl::StatusOr<Config> config = Parse(text);
-  if (config.ok()) {
-    ADD_FAILURE() << "parsed without error:\n" << text;
-    return "";
-  }
-  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
-  return std::string(Sv(config.status().message()));
-}
+using test_util::ErrorOf;
+using test_util::Parse;
 
 TEST(ProxyConfigTest, DefaultsToNoHeaderAndFiveSeconds) {
   absl::StatusOr<Config> config = Parse(WithListener(""));

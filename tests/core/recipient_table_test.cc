@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 
 #include "core/strings.h"
+#include "tests/core/parse_test_util.h"
 #include "tests/testing/temp_dir.h"
 
 namespace ringmx::core {
@@ -29,13 +30,7 @@ RecipientTable MustParse(std::string_view text) {
 }
 
 std::string ErrorOf(std::string_view text) {
-  absl::StatusOr<RecipientTable> table = RecipientTable::Parse(text, "recipients");
-  if (table.ok()) {
-    ADD_FAILURE() << "parsed without error:\n" << text;
-    return "";
-  }
-  EXPECT_EQ(table.status().code(), absl::StatusCode::kInvalidArgument);
-  return std::string(Sv(table.status().message()));
+  return test_util::ErrorMessage(RecipientTable::Parse(text, "recipients"), text);
 }
 
 TEST(RecipientTableTest, ListedAddressesCatchAllsAndUnlistedDomains) {

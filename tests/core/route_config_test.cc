@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/next_hop.h"
 #include "core/strings.h"
+#include "tests/core/parse_test_util.h"
 
 namespace ringmx::core {
 namespace {
@@ -40,19 +41,8 @@ std::string Route(std::string_view keys) {
                    Av(keys)));
 }
 
-absl::StatusOr<Config> Parse(std::string_view text) {
-  return ParseConfig(text, "ringmx.toml", "/etc/ringmx");
-}
-
-std::string ErrorOf(std::string_view text) {
-  absl::StatusOr<Config> config = Parse(text);
-  if (config.ok()) {
-    ADD_FAILURE() << "parsed without error:\n" << text;
-    return "";
-  }
-  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
-  return std::string(Sv(config.status().message()));
-}
+using test_util::ErrorOf;
+using test_util::Parse;
 
 std::string HopError(std::string_view text) {
   absl::StatusOr<NextHop> hop = NextHop::Parse(text);
