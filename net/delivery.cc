@@ -93,8 +93,6 @@ struct Deliverer::Job {
   std::vector<uint32_t> rcpts;  // recipient numbers of the message, in OutboundMessage order
   smtp::OutboundMessage out;
   Pool* pool = nullptr;
-  absl::Time started = absl::InfinitePast();
-  bool done = false;
   // The hop deferred a recipient (4xx): its connection is not reused, so that the next attempt
   // meets a fresh session (a hop's tables, greylisting and limits are per session).
   bool hop_deferred = false;
@@ -127,7 +125,6 @@ struct Deliverer::Message {
   smtp::DsnRet ret = smtp::DsnRet::kUnspecified;
   std::string envid;
   std::vector<smtp::DsnRcptParams> rcpt_dsn;  // one per recipient
-  bool read = false;                          // record and body are here
   std::vector<std::unique_ptr<Job>> jobs;
   size_t jobs_open = 0;
   size_t writes = 0;           // state records not yet durable
@@ -298,7 +295,7 @@ void Deliverer::StartReads() {
   std::vector<std::string> batch_ids;
   for (const q::QueuedMessage* m : batch) batch_ids.push_back(m->id);
   reader_.Start(batch, [this, batch_ids = std::move(batch_ids)](std::vector<RelocationRead> reads,
-                                                                bool failed) {
+                                                                bool /*failed: logged*/) {
     absl::flat_hash_set<std::string> read_ids;
     for (const RelocationRead& r : reads) read_ids.insert(r.id);
     const absl::Time now = clock_.Now();
@@ -308,11 +305,11 @@ void Deliverer::StartReads() {
       active_.erase(id);
       Schedule(ToUs(now + kReadRetry), id);
     }
-    OnRead(std::move(reads), failed);
+    OnRead(std::move(reads));
   });
 }
 
-void Deliverer::OnRead(std::vector<RelocationRead> reads, bool /*failed*/) {
+void Deliverer::OnRead(std::vector<RelocationRead> reads) {
   const absl::Time now = clock_.Now();
   for (RelocationRead& read : reads) {
     auto it = active_.find(read.id);
@@ -347,7 +344,6 @@ void Deliverer::OnRead(std::vector<RelocationRead> reads, bool /*failed*/) {
                                     envelope.status().message()));
     }
     message.rcpt_dsn.resize(message.recipients.size());
-    message.read = true;
     if (draining_) {
       active_.erase(it);  // tried again after the restart
       continue;
@@ -426,13 +422,13 @@ void Deliverer::Dispatch(Message& message, absl::Time now) {
       message.next_due_us = std::min(message.next_due_us, at);
       continue;
     }
-    StartJob(message, route, hop_index, std::move(rcpts), now);
+    StartJob(message, route, hop_index, std::move(rcpts));
   }
   MaybeFinishMessage(message, now);
 }
 
 void Deliverer::StartJob(Message& message, size_t route, size_t hop_index,
-                         std::vector<uint32_t> rcpts, absl::Time now) {
+                         std::vector<uint32_t> rcpts) {
   const core::RouteConfig* config =
       route == kBounceRoute ? nullptr : &message.snapshot->routes.routes()[route];
   const core::NextHop& hop = config == nullptr ? *message.snapshot->config.delivery.bounce_next_hop
@@ -441,7 +437,6 @@ void Deliverer::StartJob(Message& message, size_t route, size_t hop_index,
   job->message = &message;
   job->route = route;
   job->hop_index = hop_index;
-  job->started = now;
   job->out.sender = message.sender;
   for (uint32_t r : rcpts) {
     job->out.recipients.push_back(message.recipients[r]);
@@ -598,7 +593,6 @@ void Deliverer::OnResults(OutboundConnection& connection,
 
 void Deliverer::JobDone(Job& job, OutboundConnection& connection, absl::Time now) {
   Message& message = *job.message;
-  job.done = true;
   const absl::Duration hop_down = message.snapshot->config.delivery.hop_down;
   if (!connection.was_ready() && !connection.error().empty()) {
     // Refused, timed out or broken before the greeting: leave the hop alone for a while.
@@ -619,7 +613,7 @@ void Deliverer::JobDone(Job& job, OutboundConnection& connection, absl::Time now
     if (next < hops.size()) {
       std::vector<uint32_t> rcpts;
       for (auto& [rcpt, result] : job.failover) rcpts.push_back(rcpt);
-      StartJob(message, job.route, next, std::move(rcpts), now);
+      StartJob(message, job.route, next, std::move(rcpts));
     } else {
       for (auto& [rcpt, result] : job.failover) {
         Record(message, job, &connection, rcpt, result, now);
@@ -905,7 +899,7 @@ void Deliverer::Verify(std::string address, VerifyDone done) {
   if (!first) return;  // a probe of this address is out: its answer serves this caller too
   for (size_t h = 0; h < route->next_hop.size(); ++h) {
     if (!down_.IsDown(route->next_hop[h].ToString(), now)) {
-      StartProbe(key, std::move(address), runtime_.snapshot, runtime_.client_tls, *route, h, now);
+      StartProbe(key, std::move(address), runtime_.snapshot, runtime_.client_tls, *route, h);
       return;
     }
   }
@@ -926,10 +920,9 @@ smtp::CheckAnswer Deliverer::Unreachable(const core::RouteConfig& route, std::st
 void Deliverer::StartProbe(const std::string& key, std::string address,
                            std::shared_ptr<const core::Snapshot> snapshot,
                            std::shared_ptr<const tls::ClientTlsContext> client_tls,
-                           const core::RouteConfig& route, size_t hop_index, absl::Time now) {
+                           const core::RouteConfig& route, size_t hop_index) {
   auto job = std::make_unique<Job>();
   job->hop_index = hop_index;
-  job->started = now;
   job->snapshot = std::move(snapshot);
   job->client_tls = std::move(client_tls);
   job->route_config = &route;
@@ -983,7 +976,7 @@ void Deliverer::OnProbeResult(Job& job, OutboundConnection& connection,
           if (!down_.IsDown(route.next_hop[h].ToString(), now)) {
             core::LogInfo(absl::StrCat("verify shard=", shard_, " to=<", address, "> hop=",
                                        connection.hop_name(), " unreachable, trying the next hop"));
-            StartProbe(job.probe_key, address, job.snapshot, job.client_tls, route, h, now);
+            StartProbe(job.probe_key, address, job.snapshot, job.client_tls, route, h);
             return;
           }
         }
@@ -1027,7 +1020,6 @@ void Deliverer::BeginDrain(absl::Time now) {
     while (!pool->waiting.empty()) {
       Job* job = pool->waiting.front();
       pool->waiting.pop_front();
-      job->done = true;
       --job->message->jobs_open;
       MaybeFinishMessage(*job->message, now);
     }
@@ -1036,7 +1028,6 @@ void Deliverer::BeginDrain(absl::Time now) {
 }
 
 void Deliverer::Abort() {
-  aborted_ = true;
   for (auto& [name, pool] : pools_) {
     for (auto& c : pool->connections) c->Abort("shutting down");
   }

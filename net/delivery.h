@@ -116,11 +116,10 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   // When a hop of one of `m`'s open recipients is up again (unix us): 0 if one is up now.
   int64_t BackUpAt(const core::queue::QueuedMessage& m, absl::Time now) const;
   void StartReads();
-  void OnRead(std::vector<RelocationRead> reads, bool failed);
+  void OnRead(std::vector<RelocationRead> reads);
   // Routes the due recipients of `message` and queues one job per route (or defers them).
   void Dispatch(Message& message, absl::Time now);
-  void StartJob(Message& message, size_t route, size_t hop_index, std::vector<uint32_t> rcpts,
-                absl::Time now);
+  void StartJob(Message& message, size_t route, size_t hop_index, std::vector<uint32_t> rcpts);
   // The pool of connections for `hop` of route number `route` of `snapshot` (kBounceRoute:
   // the bounce hop), made on first use with the route's TLS settings.
   Pool& PoolFor(const core::Snapshot& snapshot,
@@ -145,7 +144,7 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   void StartProbe(const std::string& key, std::string address,
                   std::shared_ptr<const core::Snapshot> snapshot,
                   std::shared_ptr<const tls::ClientTlsContext> client_tls,
-                  const core::RouteConfig& route, size_t hop_index, absl::Time now);
+                  const core::RouteConfig& route, size_t hop_index);
   void OnProbeResult(Job& job, OutboundConnection& connection, const smtp::RecipientResult& result,
                      absl::Time now);
   // Answers every caller waiting for `key` and forgets the probe.
@@ -163,7 +162,6 @@ class Deliverer final : public QueueObserver, public OutboundOwner {
   policy::HopDownTracker down_;
   QueueCompactor reader_;
   bool draining_ = false;
-  bool aborted_ = false;
   bool rescan_ = false;  // look at every message of the index again (start, flush, reload)
 
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> due_;

@@ -42,6 +42,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
+#include "core/json.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/testing/proc_stats.h"
 #include "tests/testing/server_process.h"
@@ -50,212 +51,6 @@
 
 namespace ringmx::testing {
 namespace {
-
-// ---- Small JSON reader: the envelope must parse with a parser that is not the server's writer.
-
-struct Json {
-  enum class Type { kNull, kBool, kNumber, kString, kArray, kObject };
-  Type type = Type::kNull;
-  bool boolean = false;
-  double number = 0;
-  std::string string;
-  std::vector<Json> array;
-  std::vector<std::pair<std::string, Json>> object;
-
-  const Json* Get(const std::string& key) const {
-    for (const auto& [k, v] : object) {
-      if (k == key) return &v;
-    }
-    return nullptr;
-  }
-};
-
-class JsonParser {
- public:
-  explicit JsonParser(const std::string& text) : s_(text) {}
-
-  // The whole text as one value (surrounding whitespace allowed); nullopt if it is not JSON.
-  std::optional<Json> ParseDocument() {
-    Json value;
-    if (!ParseValue(value, 0)) return std::nullopt;
-    SkipSpace();
-    if (pos_ != s_.size()) return std::nullopt;
-    return value;
-  }
-
- private:
-  void SkipSpace() {
-    while (pos_ < s_.size() &&
-           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) {
-      ++pos_;
-    }
-  }
-  bool Literal(const char* word) {
-    const size_t n = strlen(word);
-    if (s_.compare(pos_, n, word) != 0) return false;
-    pos_ += n;
-    return true;
-  }
-  bool ParseValue(Json& out, int depth) {
-    if (depth > 64) return false;
-    SkipSpace();
-    if (pos_ >= s_.size()) return false;
-    const char c = s_[pos_];
-    if (c == '{') return ParseObject(out, depth);
-    if (c == '[') return ParseArray(out, depth);
-    if (c == '"') {
-      out.type = Json::Type::kString;
-      return ParseString(out.string);
-    }
-    if (c == 't' || c == 'f') {
-      out.type = Json::Type::kBool;
-      out.boolean = c == 't';
-      return Literal(c == 't' ? "true" : "false");
-    }
-    if (c == 'n') {
-      out.type = Json::Type::kNull;
-      return Literal("null");
-    }
-    return ParseNumber(out);
-  }
-  bool ParseNumber(Json& out) {
-    const size_t start = pos_;
-    if (pos_ < s_.size() && s_[pos_] == '-') ++pos_;
-    auto digits = [&] {
-      const size_t from = pos_;
-      while (pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9') ++pos_;
-      return pos_ > from;
-    };
-    if (!digits()) return false;
-    if (pos_ < s_.size() && s_[pos_] == '.') {
-      ++pos_;
-      if (!digits()) return false;
-    }
-    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-      ++pos_;
-      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-      if (!digits()) return false;
-    }
-    out.type = Json::Type::kNumber;
-    return absl::SimpleAtod(s_.substr(start, pos_ - start), &out.number);
-  }
-  bool ParseString(std::string& out) {
-    if (s_[pos_] != '"') return false;
-    ++pos_;
-    while (pos_ < s_.size()) {
-      const unsigned char c = static_cast<unsigned char>(s_[pos_++]);
-      if (c == '"') return true;
-      if (c < 0x20) return false;
-      if (c != '\\') {
-        out.push_back(static_cast<char>(c));
-        continue;
-      }
-      if (pos_ >= s_.size()) return false;
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          out.push_back(e);
-          break;
-        case 'b':
-          out.push_back('\b');
-          break;
-        case 'f':
-          out.push_back('\f');
-          break;
-        case 'n':
-          out.push_back('\n');
-          break;
-        case 'r':
-          out.push_back('\r');
-          break;
-        case 't':
-          out.push_back('\t');
-          break;
-        case 'u': {
-          if (pos_ + 4 > s_.size()) return false;
-          unsigned value = 0;
-          for (int i = 0; i < 4; ++i) {
-            const char h = s_[pos_++];
-            value <<= 4;
-            if (h >= '0' && h <= '9') {
-              value |= static_cast<unsigned>(h - '0');
-            } else if (h >= 'a' && h <= 'f') {
-              value |= static_cast<unsigned>(h - 'a' + 10);
-            } else if (h >= 'A' && h <= 'F') {
-              value |= static_cast<unsigned>(h - 'A' + 10);
-            } else {
-              return false;
-            }
-          }
-          // Kept as a marker: the tests compare ASCII fields only.
-          out += absl::StrCat("\\u", value);
-          break;
-        }
-        default:
-          return false;
-      }
-    }
-    return false;
-  }
-  bool ParseArray(Json& out, int depth) {
-    out.type = Json::Type::kArray;
-    ++pos_;
-    SkipSpace();
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-      return true;
-    }
-    while (true) {
-      Json item;
-      if (!ParseValue(item, depth + 1)) return false;
-      out.array.push_back(std::move(item));
-      SkipSpace();
-      if (pos_ >= s_.size()) return false;
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] != ']') return false;
-      ++pos_;
-      return true;
-    }
-  }
-  bool ParseObject(Json& out, int depth) {
-    out.type = Json::Type::kObject;
-    ++pos_;
-    SkipSpace();
-    if (pos_ < s_.size() && s_[pos_] == '}') {
-      ++pos_;
-      return true;
-    }
-    while (true) {
-      SkipSpace();
-      if (pos_ >= s_.size()) return false;
-      std::string key;
-      if (!ParseString(key)) return false;
-      SkipSpace();
-      if (pos_ >= s_.size() || s_[pos_] != ':') return false;
-      ++pos_;
-      Json value;
-      if (!ParseValue(value, depth + 1)) return false;
-      out.object.emplace_back(std::move(key), std::move(value));
-      SkipSpace();
-      if (pos_ >= s_.size()) return false;
-      if (s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (s_[pos_] != '}') return false;
-      ++pos_;
-      return true;
-    }
-  }
-
-  const std::string& s_;
-  size_t pos_ = 0;
-};
 
 // ---- Processes, mounts and /proc --------------------------------------------------------------
 
@@ -505,29 +300,31 @@ std::string CheckMessage(const QueueContents& queue, const std::string& id,
     return absl::StrCat(id, ": not exactly our Received header before the body: [", header, "]");
   }
   const std::string& json_text = stored.json;
-  std::optional<Json> json = JsonParser(json_text).ParseDocument();
-  if (!json.has_value() || json->type != Json::Type::kObject) {
+  // Read with core::ParseJson, a reader independent of the server's JSON writer (and fuzzed
+  // against nlohmann's).
+  const absl::StatusOr<core::JsonValue> json = core::ParseJson(json_text);
+  if (!json.ok() || !json->is_object()) {
     return absl::StrCat(id, ": the envelope is not a JSON object: [", json_text, "]");
   }
-  const Json* json_id = json->Get("id");
-  const Json* from = json->Get("mail_from");
-  const Json* rcpts = json->Get("rcpt_to");
-  const Json* size = json->Get("size");
-  if (json_id == nullptr || json_id->string != id) return absl::StrCat(id, ": wrong id in JSON");
-  if (from == nullptr || from->string != expected.mail_from) {
-    return absl::StrCat(id, ": wrong mail_from");
-  }
-  if (size == nullptr || size->type != Json::Type::kNumber ||
-      size->number != static_cast<double>(expected.body.size())) {
+  auto text_of = [&json](std::string_view key) -> std::optional<std::string> {
+    const core::JsonValue* v = json->Find(key);
+    if (v == nullptr || !v->is_string()) return std::nullopt;
+    return v->text();
+  };
+  const core::JsonValue* rcpts = json->Find("rcpt_to");
+  const core::JsonValue* size = json->Find("size");
+  if (text_of("id") != id) return absl::StrCat(id, ": wrong id in JSON");
+  if (text_of("mail_from") != expected.mail_from) return absl::StrCat(id, ": wrong mail_from");
+  if (size == nullptr || size->AsUint64() != expected.body.size()) {
     return absl::StrCat(id, ": size is not ", expected.body.size());
   }
-  if (rcpts == nullptr || rcpts->type != Json::Type::kArray ||
-      rcpts->array.size() != expected.rcpts.size()) {
+  if (rcpts == nullptr || !rcpts->is_array() || rcpts->elements().size() != expected.rcpts.size()) {
     return absl::StrCat(id, ": rcpt_to does not name the ", expected.rcpts.size(),
                         " recipients: ", json_text);
   }
   for (size_t i = 0; i < expected.rcpts.size(); ++i) {
-    if (rcpts->array[i].string != expected.rcpts[i]) {
+    const core::JsonValue& r = rcpts->elements()[i];
+    if (!r.is_string() || r.text() != expected.rcpts[i]) {
       return absl::StrCat(id, ": rcpt_to[", i, "] is not ", expected.rcpts[i]);
     }
   }

@@ -171,6 +171,16 @@ std::string PathOf(const std::string& command) {
   return command.substr(open + 1, close - open - 1);
 }
 
+// Polls `done` every 20 ms until it holds (true) or `timeout` has passed (false).
+bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done()) {
+    if (absl::Now() >= deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return true;
+}
+
 }  // namespace
 
 uint16_t FreeLoopbackPort() {
@@ -350,12 +360,7 @@ std::vector<std::string> DovecotLmtp::Messages(const std::string& user) const {
 
 bool DovecotLmtp::WaitForMessages(const std::string& user, size_t count,
                                   absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (Messages(user).size() < count) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
+  return PollUntil([&] { return Messages(user).size() >= count; }, timeout);
 }
 
 std::string DovecotLmtp::Log() const {
@@ -552,12 +557,7 @@ std::vector<std::string> PostfixHop::Messages(const std::string& user) const {
 
 bool PostfixHop::WaitForMessages(const std::string& user, size_t count,
                                  absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (Messages(user).size() < count) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
+  return PollUntil([&] { return Messages(user).size() >= count; }, timeout);
 }
 
 std::string PostfixHop::Log() const {
@@ -662,12 +662,7 @@ std::vector<CapturedMessage> CaptureSmtp::Messages() const {
 }
 
 bool CaptureSmtp::WaitForMessages(size_t count, absl::Duration timeout) const {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (Messages().size() < count) {
-    if (absl::Now() >= deadline) return false;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return true;
+  return PollUntil([&] { return Messages().size() >= count; }, timeout);
 }
 
 std::string CaptureSmtp::Log() const { return ReadFile(dir_ + "/capture.log"); }
