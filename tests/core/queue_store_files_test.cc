@@ -176,6 +176,21 @@ TEST(QueueStoreFilesTest, EmptyDirectory) {
             absl::StatusCode::kNotFound);
 }
 
+// A running server reclaims segments while a reader walks the directory: one listed and gone
+// before it is opened (here a dangling link stands for it) is skipped, the rest is read.
+TEST(QueueStoreFilesTest, SegmentGoneBetweenListingAndOpeningIsSkipped) {
+  TempDir dir;
+  TwoSegments segments(dir.path());
+  fs::create_symlink(dir.path() + "/nowhere", dir.path() + "/" + SegmentFileName(3));
+  Index index;
+  auto report = ReplayDirectory(dir.path(), index);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->segments, 2u);
+  EXPECT_EQ(report->last_segment, 2u);
+  EXPECT_NE(index.Find("M1"), nullptr);
+  EXPECT_NE(index.Find("M2"), nullptr);
+}
+
 TEST(QueueStoreFilesTest, DeletedSegmentIsNotFound) {
   TempDir dir;
   TwoSegments segments(dir.path());

@@ -37,6 +37,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -586,7 +587,12 @@ TEST_F(DiskFullTest, FullDiskGives452AndMailFlowsAgainOnceSpaceIsBack) {
   reply = send(big);
   EXPECT_EQ(reply.code, 452) << reply.text;
   EXPECT_EQ(reply.Enhanced(), "4.3.1") << reply.text;
-  EXPECT_EQ(CommittedIds(spool).size(), 1u) << "the refused message is in the queue";
+  {
+    const QueueContents queue = ReadQueue(spool);
+    EXPECT_EQ(queue.messages.size(), 1u)
+        << "only the first message is in the queue; problems read: "
+        << absl::StrJoin(queue.problems, "; ");
+  }
   EXPECT_EQ(client->Command("NOOP").code, 250) << "the session did not go on after 452";
 
   reply = send(small);  // smaller mail still fits
