@@ -7,6 +7,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 #include "core/secret.h"
@@ -215,12 +216,18 @@ void Session::OnDelivered(const absl::Status& result, absl::Time now, Output& ou
     absl::StrAppend(&out.replies, "250 2.0.0 Ok: queued as ", s.outstanding_id, "\r\n");
     ++stats_.messages_accepted;
     stats_.bytes_accepted += s.outstanding_size;
+    out.log.push_back(
+        absl::StrCat("message id=", s.outstanding_id, " ", s.outstanding_log, " result=queued"));
   } else {
     Reply(out, "452 4.3.1 Insufficient system storage");
     ++stats_.messages_rejected;
+    out.log.push_back(absl::StrCat("message id=", s.outstanding_id, " ", s.outstanding_log,
+                                   " result=refused reply=452 store=\"",
+                                   absl::CEscape(result.message()), "\""));
   }
   s.outstanding_id.clear();
   s.outstanding_size = 0;
+  s.outstanding_log.clear();
   ResumeInput(now, out);
   // After a shutdown request the message just answered is not followed by an unsolicited 421:
   // the client may already be sending its next command, and closing under it could lose the

@@ -144,13 +144,8 @@ void Session::OnCheckAnswer(uint64_t token, const CheckAnswer& answer, absl::Tim
   }
   // The user name is the client's claim; it is logged (printable, bounded) as Postfix does with
   // sasl_username, the password never.
-  std::string user;
-  for (char c :
-       std::string_view(answer.decision == CheckAnswer::Decision::kAccept ? facts_.auth_identity
-                                                                          : s.check_user)
-           .substr(0, 256)) {
-    user.push_back(c > 0x20 && c < 0x7F && c != '"' && c != '\\' ? c : '?');
-  }
+  const std::string user = internal::PrintableForLog(
+      answer.decision == CheckAnswer::Decision::kAccept ? facts_.auth_identity : s.check_user);
   out.log.push_back(absl::StrCat("auth mechanism=", s.check_mechanism, " user=\"", user,
                                  "\" result=", core::Av(result)));
   s.check_user.clear();

@@ -23,6 +23,22 @@ using internal::ParseDecimalSaturating;
 
 namespace {
 
+// "from=<a@b> to=<c@d>,<e@f> nrcpt=2 size=1234 tls=TLSv1.3 auth=user" (auth=- when none): the
+// accepted-message log line after its id. Addresses cannot hold CR, LF or other controls (the
+// command parser refuses them), so the line cannot be split or forged.
+std::string MessageLogFields(const Envelope& envelope, uint64_t size,
+                             const policy::ConnectionFacts& facts) {
+  std::string line = absl::StrCat("from=<", envelope.mail_from, "> to=");
+  for (size_t i = 0; i < envelope.rcpt_to.size(); ++i) {
+    absl::StrAppend(&line, i == 0 ? "<" : ",<", envelope.rcpt_to[i], ">");
+  }
+  absl::StrAppend(
+      &line, " nrcpt=", envelope.rcpt_to.size(), " size=", size,
+      " tls=", facts.tls_facts.has_value() ? facts.tls_facts->version : "none",
+      " auth=", facts.auth_identity.empty() ? "-" : internal::PrintableForLog(facts.auth_identity));
+  return line;
+}
+
 std::string_view DecoderErrorReply(DataDecoder::Error error) {
   switch (error) {
     case DataDecoder::Error::kBareCrLf:
@@ -302,6 +318,7 @@ void Session::Deliver(absl::Time now, Output& out) {
   context.size = size;
   record.trace_headers = BuildReceivedHeader(s.envelope, context);
   record.envelope_json = BuildEnvelopeJson(s.envelope, context);
+  s.outstanding_log = MessageLogFields(s.envelope, size, facts_);
   record.sender = std::move(s.envelope.mail_from);  // the envelope is cleared below
   record.recipients = std::move(s.envelope.rcpt_to);
   record.received_unix_us = absl::ToUnixMicros(now);

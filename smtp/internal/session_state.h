@@ -42,6 +42,16 @@ inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 // Decimal digits to uint64_t, saturating at UINT64_MAX (a SIZE that large exceeds any limit).
+// `text` cut to 256 octets, every byte outside printable ASCII and every '"' and '\\' made '?':
+// a client's claim (an AUTH user name) safe inside a log line's quotes, as Postfix logs
+// sasl_username.
+inline std::string PrintableForLog(std::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, 256))
+    out.push_back(c > 0x20 && c < 0x7F && c != '"' && c != '\\' ? c : '?');
+  return out;
+}
+
 inline uint64_t ParseDecimalSaturating(std::string_view digits) {
   uint64_t v = 0;
   for (char c : digits) {
@@ -133,6 +143,9 @@ struct Session::State {
   // Id and size of the outstanding delivery; OnDelivered() answers with them.
   std::string outstanding_id;
   uint64_t outstanding_size = 0;
+  // Its log line's fields after the id (sender, recipients, size, TLS, AUTH identity): logged
+  // with the store's answer, so that the queue id leads from intake to the delivery lines.
+  std::string outstanding_log;
 };
 
 }  // namespace ringmx::smtp

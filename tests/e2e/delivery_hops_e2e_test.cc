@@ -112,7 +112,8 @@ TEST_F(DeliveryHopsTest, DovecotLmtpOverTcpGetsEveryMessageByteExact) {
   StartServer(Config(absl::StrCat("\"lmtp:127.0.0.1:", dovecot->port(), "\"")));
   const std::string m1 = TrickyMessage("first");
   const std::string m2 = TrickyMessage("second");
-  Send("sender@remote.test", {"alice@example.test", "bob@example.test"}, m1);
+  const std::string id1 =
+      Send("sender@remote.test", {"alice@example.test", "bob@example.test"}, m1);
   Send("sender@remote.test", {"alice@example.test"}, m2);
   ASSERT_TRUE(dovecot->WaitForMessages("alice", 2)) << server_->Log() << dovecot->Log();
   ASSERT_TRUE(dovecot->WaitForMessages("bob", 1)) << server_->Log();
@@ -128,6 +129,15 @@ TEST_F(DeliveryHopsTest, DovecotLmtpOverTcpGetsEveryMessageByteExact) {
   ExpectOurReceivedThenExactly(WithoutReturnPath(dovecot->Messages("bob")[0]), m1);
   EXPECT_TRUE(WaitQueueEmpty()) << server_->Log();
   EXPECT_TRUE(server_->WaitForLog("status=sent")) << server_->Log();
+  // One queue id leads from the intake line to each recipient's delivery line.
+  EXPECT_TRUE(server_->WaitForLog(absl::StrCat(
+      " message id=", id1,
+      " from=<sender@remote.test> to=<alice@example.test>,<bob@example.test> nrcpt=2 size=")))
+      << server_->Log();
+  for (const char* to : {"alice", "bob"}) {
+    EXPECT_TRUE(server_->WaitForLog(absl::StrCat(" id=", id1, " to=<", to, "@example.test>")))
+        << server_->Log();
+  }
   EXPECT_EQ(server_->Stat("delivery_sent"), 3);
   // Nothing failed, so nothing went to the bounce hop.
   EXPECT_TRUE(capture_->Messages().empty());

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
 
 #include "core/queue_id.h"
@@ -380,6 +381,30 @@ TEST(SessionDataTest, StoreFailureIs452AndEndsTheTransaction) {
   EXPECT_EQ(t.stats.messages_rejected, 1u);
   EXPECT_EQ(t.stats.messages_accepted, 1u);
   EXPECT_EQ(t.stats.bytes_accepted, 3u);
+}
+
+// One log line per message, with its queue id, once the store answered: the id leads from intake
+// to the delivery lines (docs/operations.md, "Logs").
+TEST(SessionDataTest, EachMessageGetsOneLogLineWithItsIdOnceTheStoreAnswered) {
+  Env env;
+  env.delivery_results = {absl::ResourceExhaustedError("disk full")};
+  Transcript t =
+      Check(env, absl::StrCat(kHead, "DATA\r\nx\r\n.\r\n",
+                              "MAIL FROM:<>\r\nRCPT TO:<user@example.test>\r\n",
+                              "RCPT TO:<postmaster@example.test>\r\nDATA\r\nyz\r\n.\r\n"));
+  std::vector<std::string> messages;
+  for (const std::string& line : t.log) {
+    if (line.starts_with("message ")) messages.push_back(line);
+  }
+  ASSERT_EQ(messages.size(), 2u) << absl::StrJoin(t.log, "\n");
+  EXPECT_EQ(messages[0], absl::StrCat("message id=", Id(1),
+                                      " from=<sender@remote.test> to=<user@example.test> nrcpt=1"
+                                      " size=3 tls=none auth=- result=refused reply=452"
+                                      " store=\"disk full\""));
+  EXPECT_EQ(messages[1],
+            absl::StrCat("message id=", Id(2),
+                         " from=<> to=<user@example.test>,<postmaster@example.test> nrcpt=2"
+                         " size=4 tls=none auth=- result=queued"));
 }
 
 TEST(SessionDataTest, PipelinedTransactionsAfterDataAreAnsweredInOrder) {
