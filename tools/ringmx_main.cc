@@ -34,6 +34,7 @@
 #include "net/tlsa_check.h"
 #include "tls/chain_probe.h"
 #include "tls/client_context.h"
+#include "tls/tls_context.h"
 
 namespace {
 
@@ -108,7 +109,7 @@ int Check(const Args& args) {
     fprintf(stderr, "ringmx: %s\n", std::string(config.status().message()).c_str());
     return 1;
   }
-  // The files the Snapshot is built from besides the config itself (certificates aside).
+  // The files the Snapshot is built from besides the config itself.
   std::vector<std::string> warnings;
   if (absl::Status recipients = ringmx::net::LoadRecipients(*config, &warnings).status();
       !recipients.ok()) {
@@ -120,7 +121,15 @@ int Check(const Args& args) {
     fprintf(stderr, "ringmx: %s: %s\n", args.config.c_str(), std::string(passwd.message()).c_str());
     return 1;
   }
-  // The routes' CA bundles (tls_ca), loaded as BuildRuntime loads them.
+  // The listeners' certificates and keys (a missing file, a key that does not match its
+  // certificate, a broken chain) and the routes' CA bundles (tls_ca), loaded as BuildRuntime
+  // loads them: `check` passes only a config that `serve` starts with.
+  if (absl::Status server_tls = ringmx::tls::TlsContext::Build(*config, &warnings).status();
+      !server_tls.ok()) {
+    fprintf(stderr, "ringmx: %s: %s\n", args.config.c_str(),
+            std::string(server_tls.message()).c_str());
+    return 1;
+  }
   if (absl::Status client_tls = ringmx::tls::ClientTlsContext::Build(*config).status();
       !client_tls.ok()) {
     fprintf(stderr, "ringmx: %s: %s\n", args.config.c_str(),
