@@ -63,6 +63,7 @@ const char* UsageText() {
          "  --from ADDR                  envelope sender (bench@bench.test)\n"
          "  --to DOMAIN                  recipient domain (example.test)\n"
          "  --helo NAME                  (bench.test)\n"
+         "  --proxy v1|v2                open each connection with a PROXY header (a balancer's)\n"
          "  --server-pid PID             report server CPU per 1000 messages and peak RSS\n"
          "  --accepted-ids FILE          append the queue id of each message answered 250\n"
          "                               (\"queued as <id>\"), one a line, as the replies arrive\n"
@@ -170,6 +171,14 @@ bool ParseOptions(const std::vector<std::string>& args, Options& opt, std::strin
       opt.to = value;
     } else if (name == "--helo") {
       opt.helo = value;
+    } else if (name == "--proxy") {
+      if (value == "v1") {
+        opt.proxy = 1;
+      } else if (value == "v2") {
+        opt.proxy = 2;
+      } else {
+        return bad();
+      }
     } else if (name == "--accepted-ids") {
       if (value.empty()) return bad();
       opt.accepted_ids = value;

@@ -30,6 +30,9 @@ struct Options {
   std::string from = "bench@bench.test";
   std::string to = "example.test";
   std::string helo = "bench.test";
+  // 0: none; 1 or 2: each connection opens with a PROXY protocol header of that version naming
+  // client 198.51.100.N (N from 1 to 254 by connection) and the target (bench/load/proxy_header.h).
+  int proxy = 0;
   bool json = false;
   int server_pid = 0;
   // Appends the queue id of every message answered 250 after its data, one per line, written as

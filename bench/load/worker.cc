@@ -13,6 +13,8 @@
 
 #include <openssl/err.h>
 
+#include "bench/load/proxy_header.h"
+
 namespace ringmx::bench {
 namespace {
 
@@ -110,6 +112,24 @@ void Conn::OnConnected(int res) {
   last_ns_ = NowNs();
   ArmRecv();
   expect_.push_back(Step::kBanner);
+  if (const int version = worker_->shared_->opt->proxy; version != 0) {
+    // The header goes first, in the clear (before the ClientHello on implicit TLS), as a balancer
+    // sends it; the client is 198.51.100.1-254, the front end the target (127.0.0.1 for IPv6).
+    const Shared& sh = *worker_->shared_;
+    uint32_t destination = 0x7f000001;
+    uint16_t port = 0;
+    if (sh.addr.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&sh.addr);
+      destination = ntohl(in->sin_addr.s_addr);
+      port = ntohs(in->sin_port);
+    } else {
+      port = ntohs(reinterpret_cast<const sockaddr_in6*>(&sh.addr)->sin6_port);
+    }
+    const uint32_t n = worker_->proxy_sessions_++;
+    out_.append(ProxyHeaderBytes(version, 0xC6336400u + 1 + n % 254,
+                                 static_cast<uint16_t>(1024 + n % 60000), destination, port));
+    KickSend();
+  }
   if (worker_->shared_->opt->tls == TlsMode::kImplicit) {
     StartTls();
     KickSend();

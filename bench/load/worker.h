@@ -180,6 +180,7 @@ class Worker {
   std::string mail_from_;
   std::vector<std::string> rcpt_lines_;
   std::string ehlo_;
+  uint32_t proxy_sessions_ = 0;  // --proxy: numbers the client address each header names
 };
 
 }  // namespace ringmx::bench

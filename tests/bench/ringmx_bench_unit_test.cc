@@ -7,6 +7,8 @@
 
 #include "bench/load/histogram.h"
 #include "bench/load/options.h"
+#include "bench/load/proxy_header.h"
+#include "smtp/proxy_header.h"
 
 namespace ringmx::bench {
 namespace {
@@ -126,6 +128,38 @@ TEST(BenchHistogramTest, PercentilesWithinThreePercent) {
   exact.Record(42);
   EXPECT_EQ(exact.Percentile(0.5), 42u);
   EXPECT_EQ(exact.Percentile(1.0), 42u);
+}
+
+// --proxy: the header the bench sends is one the server's own parser reads back exactly.
+TEST(BenchProxyHeaderTest, BothVersionsParseBackToTheAddressesGiven) {
+  for (int version : {1, 2}) {
+    const std::string bytes = ProxyHeaderBytes(version, 0xC6336407, 40001, 0x7f000001, 2525);
+    smtp::ProxyHeaderParser parser(smtp::ProxyVersions::kAny);
+    const smtp::ProxyFeedResult result = parser.Feed(bytes + "EHLO x\r\n");
+    ASSERT_EQ(result.state, smtp::ProxyParseState::kDone) << version;
+    EXPECT_EQ(result.consumed, bytes.size());
+    const smtp::ProxyHeader& header = parser.header();
+    EXPECT_EQ(header.version, version);
+    EXPECT_EQ(header.family, smtp::ProxyFamily::kTcp4);
+    ASSERT_TRUE(header.source.has_value());
+    ASSERT_TRUE(header.destination.has_value());
+    EXPECT_EQ(header.source->ToString(), "198.51.100.7:40001");
+    EXPECT_EQ(header.destination->ToString(), "127.0.0.1:2525");
+  }
+  EXPECT_EQ(ProxyHeaderBytes(1, 0xC6336407, 40001, 0x7f000001, 2525),
+            "PROXY TCP4 198.51.100.7 127.0.0.1 40001 2525\r\n");
+}
+
+TEST(BenchOptionsTest, ProxyTakesV1OrV2) {
+  Options opt;
+  std::string error;
+  ASSERT_TRUE(
+      Parse({"--target", "127.0.0.1:25", "--total-messages", "1", "--proxy", "v2"}, opt, error))
+      << error;
+  EXPECT_EQ(opt.proxy, 2);
+  EXPECT_FALSE(
+      Parse({"--target", "127.0.0.1:25", "--total-messages", "1", "--proxy", "v3"}, opt, error));
+  EXPECT_NE(error.find("--proxy"), std::string::npos) << error;
 }
 
 }  // namespace
