@@ -99,7 +99,7 @@ import json, sys
 mode, rnd, r = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 ok, failed = r["messages"], r["messages_failed"] + r["sessions_failed"]
 if failed or not ok:
-    sys.exit(f"proxy_bench.sh: {mode} round {rnd}: {ok} messages, {failed} failed")
+    sys.exit(f"proxy_bench.sh: {mode} round {rnd}: {ok} messages, {failed} failed: {sys.argv[3]}")
 cpu = r["server"]["cpu_s_per_1000_messages"]
 print(f"{mode}\t{rnd}\t{ok}\t{cpu}\t{r['messages_per_s']}")
 PY
