@@ -33,6 +33,9 @@ packages=(
   # cpack -G DEB (dist/CMakeLists.txt) finds the binaries to hand to dpkg-shlibdeps (dpkg-dev, in
   # build-essential) with file(1).
   file
+  # The Debian package's default config serves ssl-cert's snakeoil certificate; ops_e2e_test runs
+  # `ringmx check` (which loads certificates) on that config.
+  ssl-cert
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -49,6 +52,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   $SUDO apt-get update
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+# ssl-cert makes its snakeoil pair when it is installed; an image can have the package without the
+# files (made before, removed since). make-ssl-cert does nothing when they exist.
+if [ ! -s /etc/ssl/certs/ssl-cert-snakeoil.pem ] || ! $SUDO test -s /etc/ssl/private/ssl-cert-snakeoil.key; then
+  $SUDO make-ssl-cert generate-default-snakeoil --force-overwrite
 fi
 # The system instances of Dovecot, Postfix, HAProxy and Prometheus stay off (the tests never use
 # them; a running Dovecot would hold /run/dovecot and ports 143/993 for nothing). Where the

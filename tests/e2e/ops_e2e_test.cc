@@ -294,7 +294,7 @@ TEST(DebianPackageTest, CpackBuildsTheDeb) {
   ASSERT_NE(depends_at, std::string::npos) << info.output;
   const std::string depends =
       info.output.substr(depends_at, info.output.find('\n', depends_at) - depends_at);
-  for (const char* package : {"adduser", "libc6", "libssl3", "liburing2", "libsystemd0",
+  for (const char* package : {"adduser", "ssl-cert", "libc6", "libssl3", "liburing2", "libsystemd0",
                               "libtomlplusplus3", "libstdc++6"}) {
     EXPECT_TRUE(absl::StrContains(depends, absl::StrCat(" ", package)))
         << package << ": " << depends;
@@ -308,6 +308,8 @@ TEST(DebianPackageTest, CpackBuildsTheDeb) {
                  absl::Seconds(60));
   EXPECT_TRUE(absl::StrContains(postinst.output, "adduser --system --group")) << postinst.output;
   EXPECT_TRUE(absl::StrContains(postinst.output, "chown ringmx:ringmx /var/spool/ringmx"))
+      << postinst.output;
+  EXPECT_TRUE(absl::StrContains(postinst.output, "adduser --quiet ringmx ssl-cert"))
       << postinst.output;
   CommandResult conffiles =
       RunCommand({"/bin/sh", "-c", "dpkg-deb --ctrl-tarfile \"$0\" | tar -xOf - ./conffiles", deb},
