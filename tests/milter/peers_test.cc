@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <functional>
+#include <iostream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +34,13 @@
 #include "tests/testing/temp_dir.h"
 
 namespace ringmx::smtp::milter {
+
+// Readable failure messages (gtest finds these by argument-dependent lookup).
+void PrintTo(const Modification& m, std::ostream* os) {
+  *os << "{kind " << static_cast<int>(m.kind) << ", index " << m.index << ", name \"" << m.name
+      << "\", value \"" << m.value << "\"}";
+}
+
 namespace {
 
 using ::ringmx::testing::MilterEvent;
@@ -397,6 +406,8 @@ struct StageCase {
   bool custom;
 };
 
+void PrintTo(const StageCase& c, std::ostream* os) { *os << c.action << "-" << c.stage; }
+
 std::string PrintCase(const ::testing::TestParamInfo<StageCase>& info) {
   return info.param.action + "_" + info.param.stage;
 }
@@ -579,6 +590,8 @@ struct ChangeCase {
   std::vector<std::string> rcpts = {"<rcpt@example.org>"};
 };
 
+void PrintTo(const ChangeCase& c, std::ostream* os) { *os << c.token; }
+
 std::string PrintChange(const ::testing::TestParamInfo<ChangeCase>& info) {
   return info.param.token;
 }
@@ -661,8 +674,9 @@ INSTANTIATE_TEST_SUITE_P(
                    {},
                    {"<first@example.org>", "<second@example.org>"}},
         ChangeCase{"replbody",
-                   {Mod(ModKind::kReplaceBody, 0, "", "Replaced body line 1.\r\n"),
-                    Mod(ModKind::kReplaceBody, 0, "", "Replaced body line 2.\r\n")},
+                   // libmilter gathers the two smfi_replacebody() calls into one packet.
+                   {Mod(ModKind::kReplaceBody, 0, "",
+                        "Replaced body line 1.\r\nReplaced body line 2.\r\n")},
                    {"\r\n\r\nReplaced body line 1.\r\nReplaced body line 2.\r\n"},
                    {"Hello from the test."}},
         ChangeCase{"quarantine",
@@ -743,7 +757,7 @@ TEST_F(PythonMilterTest, SkipStopsTheBody) {
   t.subject = "skip-body";
   // Three BODY chunks of at most 65535 bytes.
   t.body.clear();
-  for (int i = 0; i < 3000; ++i) absl::StrAppend(&t.body, "line ", i, " of a long body....\r\n");
+  for (int i = 0; i < 5000; ++i) absl::StrAppend(&t.body, "line ", i, " of a long body....\r\n");
   ASSERT_GT(t.body.size(), 2 * kMaxBodyChunkBytes);
   std::vector<MilterEvent> events;
   Outcome o = Run(t, &events);
@@ -759,7 +773,7 @@ TEST_F(PythonMilterTest, BodyInChunks) {
   Transaction t;
   t.hostname = Host("");
   t.body.clear();
-  for (int i = 0; i < 3000; ++i) absl::StrAppend(&t.body, "line ", i, " of a long body....\r\n");
+  for (int i = 0; i < 5000; ++i) absl::StrAppend(&t.body, "line ", i, " of a long body....\r\n");
   std::vector<MilterEvent> events;
   Outcome o = Run(t, &events);
   EXPECT_EQ(o.content->kind, Kind::kContinue);
@@ -806,8 +820,9 @@ TEST_F(PythonMilterTest, RejectedRecipientAbortAndUnknown) {
   d.Run([&](Session& s2, Output& out) { s2.Quit(out); });
 
   const std::vector<MilterEvent> events = EventsOf(host);
+  // libmilter calls abort itself when QUIT ends an open transaction.
   EXPECT_THAT(Stages(events), ElementsAre("negotiate", "connect", "unknown", "mail", "rcpt",
-                                          "abort", "mail", "close"));
+                                          "abort", "mail", "abort", "close"));
   EXPECT_THAT(Find(events, "unknown")->args, ElementsAre("XFOO bar"));
   const MilterEvent* rcpt = Find(events, "rcpt");
   EXPECT_THAT(rcpt->args, ElementsAre("<nobody@example.org>"));
@@ -874,6 +889,11 @@ TEST(PythonMilterSymlistTest, OwnMacroListsReplaceOurs) {
 
 // ---- rspamd ------------------------------------------------------------------------------------
 
+// The end of a long log, for failure messages.
+std::string LogTail(const std::string& log) {
+  return log.size() <= 8000 ? log : log.substr(log.size() - 8000);
+}
+
 constexpr char kGtube[] = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X";
 
 class RspamdTest : public ::testing::Test {
@@ -925,12 +945,14 @@ TEST_F(RspamdTest, GtubeIsRefusedAtEndOfMessage) {
     EXPECT_EQ((*v)->kind, Kind::kContinue);
   }
   ASSERT_TRUE(o.content.has_value()) << rspamd_->Log();
-  EXPECT_EQ(o.content->kind, Kind::kReject) << o.content->reply.OneLine();
+  EXPECT_EQ(o.content->kind, Kind::kReject)
+      << o.content->reply.OneLine() << "\n" << LogTail(rspamd_->Log());
   EXPECT_FALSE(o.content->failed) << d.error();
   EXPECT_TRUE(o.content->custom);
   EXPECT_EQ(o.content->reply.code, 554);
   EXPECT_EQ(o.content->reply.enhanced, "5.7.1");
-  EXPECT_THAT(o.content->reply.OneLine(), HasSubstr("Spam message rejected"));
+  // rspamd's text for GTUBE (its reject_message is for scores above the reject threshold).
+  EXPECT_EQ(o.content->reply.ToWire(), "554 5.7.1 Gtube pattern\r\n");
   EXPECT_EQ(d.error(), "");
 }
 
@@ -952,6 +974,11 @@ TEST_F(RspamdTest, CleanMessageContinuesWithRspamdHeaders) {
       names.push_back(m.name);
     }
   }
+  std::cerr << "rspamd's changes:";
+  for (const Modification& m : o.content->modifications) {
+    std::cerr << " " << static_cast<int>(m.kind) << ":" << m.name << "=" << m.value.substr(0, 60);
+  }
+  std::cerr << "\n";
   EXPECT_THAT(names, ::testing::Contains("X-Spamd-Result")) << ::testing::PrintToString(names);
   EXPECT_THAT(names, ::testing::Contains("X-Rspamd-Action"));
   const std::string stored = "Received: x\r\n" + t.ClientMessage();

@@ -219,9 +219,11 @@ class TestMilter(Milter.Base):
         opts[2] = 0
         opts[3] = 0
         if ARGS.symlist:
-            self.setsymlist(Milter.M_CONNECT, "{client_addr}")
-            self.setsymlist(Milter.M_ENVFROM, "{mail_addr}", "i")
-            self.setsymlist(Milter.M_EOM, "{rcpt_addr}")
+            # Milter.Base.setsymlist hands the C module bytes, which wants str (python3-milter
+            # 1.0.5): call the context directly.
+            self._ctx.setsymlist(Milter.M_CONNECT, "{client_addr}")
+            self._ctx.setsymlist(Milter.M_ENVFROM, "{mail_addr} i")
+            self._ctx.setsymlist(Milter.M_EOM, "{rcpt_addr}")
         self.log_event("negotiate", [hex(v) for v in offered] + [hex(wanted)], "continue",
                        macros=False)
         return Milter.CONTINUE

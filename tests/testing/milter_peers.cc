@@ -303,7 +303,11 @@ logging {
 worker "rspamd_proxy" {
   bind_socket = "127.0.0.1:$PORT";
   milter = yes;
-  self_scan = yes;
+  # Scans in the proxy itself: the default upstream is the proxy's own scanner.
+  upstream "local" {
+    default = yes;
+    self_scan = yes;
+  }
   timeout = 120s;
   count = 1;
   spam_header = "X-Spam";

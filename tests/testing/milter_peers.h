@@ -114,8 +114,9 @@ class PythonMilter {
 // 0.1 s timeout, the URL suffix list is a handful of TLDs (Debian's full list costs 9 s of
 // startup), no local networks (local_addrs = []). milter_headers adds its headers to every
 // message (extended_spam_headers, skip_local and skip_authenticated off): X-Spamd-Result,
-// X-Rspamd-Server, X-Rspamd-Queue-Id, X-Rspamd-Action, X-Spam-Status, ... GTUBE is refused at
-// end of message with "554 5.7.1 Spam message rejected" (SMFIR_REPLYCODE). rspamd sets every
+// X-Rspamd-Server, X-Rspamd-Queue-Id, X-Rspamd-Action, ... GTUBE is refused at end of message
+// with "554 5.7.1 Gtube pattern" (SMFIR_REPLYCODE); a message above the reject score would get
+// "554 5.7.1 Spam message rejected". rspamd sets every
 // SMFIP_NR* flag: it answers only end of message (and OPTNEG).
 // Runs as `_rspamd` (nobody when that user does not exist): rspamd refuses root, so the
 // directory is handed to that user and its parents get o+x. Needs root (the test's user).
