@@ -59,11 +59,15 @@ constexpr absl::Duration kReplyTimeout = absl::Seconds(60);
 
 // Drives one Session over a blocking TCP connection to 127.0.0.1:port: sends what the engine
 // wants sent, feeds it what the milter answers, and turns a refused connection, a lost one or a
-// reply slower than `reply_timeout` into OnError(), as net/ will.
+// reply slower than its timeout (`command_timeout` or `content_timeout`, as waiting_for() says)
+// into OnError(), as net/ will.
 class Driver {
  public:
-  Driver(uint16_t port, SessionConfig config, absl::Duration reply_timeout = kReplyTimeout)
-      : session_(std::move(config)), reply_timeout_(reply_timeout) {
+  Driver(uint16_t port, SessionConfig config, absl::Duration content_timeout = kReplyTimeout,
+         absl::Duration command_timeout = kReplyTimeout)
+      : session_(std::move(config)),
+        command_timeout_(command_timeout),
+        content_timeout_(content_timeout) {
     fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -112,8 +116,11 @@ class Driver {
         session_.OnError("connection refused or closed", out);
         continue;
       }
+      const absl::Duration timeout = session_.waiting_for() == Session::Waiting::kContent
+                                         ? content_timeout_
+                                         : command_timeout_;
       pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(reply_timeout_))) <= 0) {
+      if (poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) <= 0) {
         session_.OnError("timeout", out);
         continue;
       }
@@ -140,7 +147,8 @@ class Driver {
   }
 
   Session session_;
-  absl::Duration reply_timeout_;
+  absl::Duration command_timeout_;
+  absl::Duration content_timeout_;
   int fd_ = -1;
   int progress_ = 0;
   std::string error_;
@@ -159,11 +167,11 @@ struct Transaction {
 
   std::string ClientMessage() const {
     if (!message.empty()) return message;
-    return absl::StrCat("From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\nSubject: ",
-                        subject,
-                        "\r\nX-Test-Change: original\r\nX-Test-Delete: to be deleted\r\n"
-                        "Message-ID: <1@example.org>\r\n\r\n",
-                        body);
+    return absl::StrCat(
+        "From: Sender <sender@example.org>\r\nTo: rcpt@example.org\r\nSubject: ", subject,
+        "\r\nX-Test-Change: original\r\nX-Test-Delete: to be deleted\r\n"
+        "Message-ID: <1@example.org>\r\n\r\n",
+        body);
   }
 };
 
@@ -235,7 +243,9 @@ class PythonMilterTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     std::string error;
-    milter_ = PythonMilter::Start(*dir_ / "milter", &error).release();
+    PythonMilter::Options options;
+    options.slow_seconds = 10;  // SlowMilterGetsItsDefaultAction waits 3 s for end of message
+    milter_ = PythonMilter::Start(*dir_ / "milter", &error, options).release();
     ASSERT_NE(milter_, nullptr) << error;
   }
   static void TearDownTestSuite() {
@@ -251,12 +261,13 @@ class PythonMilterTest : public ::testing::Test {
     return absl::StrCat(markers.empty() ? "" : markers + ".", "t", ++counter_, ".example");
   }
 
-  // Runs `t` (its hostname made unique) against the milter; the milter's events of that
-  // connection once it logged its close (or, with `wait_close` false, what it logged so far).
-  Outcome Run(Transaction& t, std::vector<MilterEvent>* events = nullptr,
-              SessionConfig config = Config(), absl::Duration timeout = kReplyTimeout,
+  // Runs `t` against the milter (replies to the content wait `content_timeout`); the milter's
+  // events of that connection once it logged its close (or, with `wait_close` false, what it
+  // logged so far).
+  Outcome Run(const Transaction& t, std::vector<MilterEvent>* events = nullptr,
+              SessionConfig config = Config(), absl::Duration content_timeout = kReplyTimeout,
               bool wait_close = true) {
-    Driver d(milter_->port(), std::move(config), timeout);
+    Driver d(milter_->port(), std::move(config), content_timeout);
     EXPECT_TRUE(d.connected());
     Outcome o = RunTransaction(d, t);
     last_error_ = d.error();
@@ -320,10 +331,9 @@ TEST_F(PythonMilterTest, ContinuesThroughEveryStageWithDefaultMacros) {
   EXPECT_THAT(o.content->modifications, IsEmpty());
   EXPECT_EQ(last_error_, "");
 
-  EXPECT_THAT(Stages(events),
-              ElementsAre("negotiate", "connect", "helo", "mail", "rcpt", "data", "header",
-                          "header", "header", "header", "header", "header", "eoh", "body", "eom",
-                          "close"));
+  EXPECT_THAT(Stages(events), ElementsAre("negotiate", "connect", "helo", "mail", "rcpt", "data",
+                                          "header", "header", "header", "header", "header",
+                                          "header", "eoh", "body", "eom", "close"));
   // Arguments as libmilter decoded them.
   const MilterEvent* connect = Find(events, "connect");
   ASSERT_NE(connect, nullptr);
@@ -336,23 +346,20 @@ TEST_F(PythonMilterTest, ContinuesThroughEveryStageWithDefaultMacros) {
   for (const MilterEvent& e : events) {
     if (e.stage == "header") headers.push_back(e.args);
   }
-  EXPECT_THAT(headers, ElementsAre(ElementsAre("From", "Sender <sender@example.org>"),
-                                   ElementsAre("To", "rcpt@example.org"),
-                                   ElementsAre("Subject", "hello"),
-                                   ElementsAre("X-Test-Change", "original"),
-                                   ElementsAre("X-Test-Delete", "to be deleted"),
-                                   ElementsAre("Message-ID", "<1@example.org>")));
+  EXPECT_THAT(headers,
+              ElementsAre(ElementsAre("From", "Sender <sender@example.org>"),
+                          ElementsAre("To", "rcpt@example.org"), ElementsAre("Subject", "hello"),
+                          ElementsAre("X-Test-Change", "original"),
+                          ElementsAre("X-Test-Delete", "to be deleted"),
+                          ElementsAre("Message-ID", "<1@example.org>")));
   EXPECT_THAT(Find(events, "body")->args, ElementsAre("Hello from the test.\r\n"));
 
   // Macros: Postfix's defaults per stage. libmilter also shows earlier stages' macros, so the
   // connect event's set is exact and later ones add to it.
   const std::map<std::string, std::string> at_connect = {
-      {"j", "mx.example.test"},
-      {"{daemon_name}", "ringmx"},
-      {"{daemon_addr}", "127.0.0.1"},
-      {"v", "ringmx test"},
-      {"_", t.hostname + " [127.0.0.1]"},
-      {"{client_addr}", "127.0.0.1"},
+      {"j", "mx.example.test"},           {"{daemon_name}", "ringmx"},
+      {"{daemon_addr}", "127.0.0.1"},     {"v", "ringmx test"},
+      {"_", t.hostname + " [127.0.0.1]"}, {"{client_addr}", "127.0.0.1"},
       {"{client_name}", t.hostname}};
   EXPECT_EQ(connect->macros, at_connect);
   std::map<std::string, std::string> at_helo = at_connect;
@@ -427,7 +434,7 @@ TEST_P(PythonMilterStageTest, RefusesAtThatStage) {
   }
   std::vector<MilterEvent> events;
   Outcome o = Run(t, &events);
-  const std::vector<std::optional<Verdict>*> by_stage = {&o.connect, &o.helo, &o.mail,
+  const std::vector<std::optional<Verdict>*> by_stage = {&o.connect,  &o.helo, &o.mail,
                                                          &o.rcpts[0], &o.data, &o.content};
   const std::vector<std::string> names = {"connect", "helo", "mail", "rcpt", "data", "content"};
   std::string verdict_stage = c.stage;
@@ -502,8 +509,7 @@ INSTANTIATE_TEST_SUITE_P(
         StageCase{"data", "custom", Kind::kReject, 554, "5.7.1", "Custom rejection", true},
         StageCase{"eom", "custom", Kind::kReject, 554, "5.7.1", "Custom rejection", true},
         StageCase{"eom", "customtemp", Kind::kTempfail, 451, "4.7.1", "Custom tempfail", true},
-        StageCase{"mail", "customtemp", Kind::kTempfail, 451, "4.7.1", "Custom tempfail",
-                  true}),
+        StageCase{"mail", "customtemp", Kind::kTempfail, 451, "4.7.1", "Custom tempfail", true}),
     PrintCase);
 
 TEST_F(PythonMilterTest, MultiLineCustomReply) {
@@ -585,8 +591,8 @@ TEST_F(PythonMilterTest, AcceptAtEndOfMessage) {
 struct ChangeCase {
   std::string token;
   std::vector<Modification> expected;
-  std::vector<std::string> stored_has;      // substrings of the changed stored message
-  std::vector<std::string> stored_lacks;    // substrings it must not have
+  std::vector<std::string> stored_has;    // substrings of the changed stored message
+  std::vector<std::string> stored_lacks;  // substrings it must not have
   std::vector<std::string> rcpts = {"<rcpt@example.org>"};
 };
 
@@ -623,8 +629,8 @@ TEST_P(PythonMilterChangeTest, DecodesAndApplies) {
   ASSERT_NE(eom, nullptr);
   EXPECT_FALSE(eom->mods.empty());
 
-  const std::string stored = "Received: from client.example by mx.example.test\r\n" +
-                             t.ClientMessage();
+  const std::string stored =
+      "Received: from client.example by mx.example.test\r\n" + t.ClientMessage();
   ModifiedMessage changed = ApplyModifications(stored, o.content->modifications);
   const std::string& bytes = changed.bytes_changed ? changed.bytes : stored;
   EXPECT_TRUE(bytes.starts_with("Received: from client.example by mx.example.test\r\n"));
@@ -640,8 +646,7 @@ INSTANTIATE_TEST_SUITE_P(
                    {"Message-ID: <1@example.org>\r\nX-Test-Added: added by test milter\r\n\r\n"},
                    {}},
         ChangeCase{"insheader",
-                   {Mod(ModKind::kInsertHeader, 0, "X-Test-Inserted",
-                        "inserted by test milter")},
+                   {Mod(ModKind::kInsertHeader, 0, "X-Test-Inserted", "inserted by test milter")},
                    {"mx.example.test\r\nX-Test-Inserted: inserted by test milter\r\nFrom: "},
                    {}},
         ChangeCase{"chgheader",
@@ -660,10 +665,8 @@ INSTANTIATE_TEST_SUITE_P(
                    {Mod(ModKind::kChangeSender, 0, "<changed-sender@example.org>", "RET=HDRS")},
                    {},
                    {}},
-        ChangeCase{"addrcpt",
-                   {Mod(ModKind::kAddRecipient, 0, "<added-rcpt@example.org>", "")},
-                   {},
-                   {}},
+        ChangeCase{
+            "addrcpt", {Mod(ModKind::kAddRecipient, 0, "<added-rcpt@example.org>", "")}, {}, {}},
         ChangeCase{"addrcptpar",
                    {Mod(ModKind::kAddRecipient, 0, "<added-par@example.org>", "NOTIFY=NEVER")},
                    {},
@@ -679,10 +682,8 @@ INSTANTIATE_TEST_SUITE_P(
                         "Replaced body line 1.\r\nReplaced body line 2.\r\n")},
                    {"\r\n\r\nReplaced body line 1.\r\nReplaced body line 2.\r\n"},
                    {"Hello from the test."}},
-        ChangeCase{"quarantine",
-                   {Mod(ModKind::kQuarantine, 0, "", "held by test milter")},
-                   {},
-                   {}}),
+        ChangeCase{
+            "quarantine", {Mod(ModKind::kQuarantine, 0, "", "held by test milter")}, {}, {}}),
     PrintChange);
 
 TEST_F(PythonMilterTest, EnvelopeChangesApplied) {
@@ -720,16 +721,16 @@ TEST_F(PythonMilterTest, SlowMilterGetsItsDefaultAction) {
     Transaction t;
     t.hostname = Host("");
     t.subject = "slow";
-    // The milter sleeps 3 s at end of message; we wait 1 s.
-    Outcome o = Run(t, nullptr, Config(action), absl::Seconds(1), /*wait_close=*/false);
+    // The milter sleeps 10 s at end of message; we wait 3 s for replies to the content (the
+    // other stages get the generous default).
+    Outcome o = Run(t, nullptr, Config(action), absl::Seconds(3), /*wait_close=*/false);
     ASSERT_TRUE(o.content.has_value());
     EXPECT_TRUE(o.content->failed);
     EXPECT_THAT(last_error_, HasSubstr("timeout"));
     switch (action) {
       case DefaultAction::kTempfail:
         EXPECT_EQ(o.content->kind, Kind::kTempfail);
-        EXPECT_EQ(o.content->reply.ToWire(),
-                  "451 4.7.1 Service unavailable - try again later\r\n");
+        EXPECT_EQ(o.content->reply.ToWire(), "451 4.7.1 Service unavailable - try again later\r\n");
         break;
       case DefaultAction::kReject:
         EXPECT_EQ(o.content->kind, Kind::kReject);
@@ -797,15 +798,14 @@ TEST_F(PythonMilterTest, RejectedRecipientAbortAndUnknown) {
   Session& s = d.session();
   SetSessionMacros(s, host);
   ConnectInfo info{host, Family::kInet, 5000, "127.0.0.1"};
-  EXPECT_EQ(d.Run([&](Session& s2, Output& out) { s2.Connect(info, out); })->kind,
-            Kind::kContinue);
+  EXPECT_EQ(d.Run([&](Session& s2, Output& out) { s2.Connect(info, out); })->kind, Kind::kContinue);
   EXPECT_EQ(d.Run([&](Session& s2, Output& out) { s2.Unknown("XFOO bar", out); })->kind,
             Kind::kContinue);
   s.SetMacro("i", "Q1");
   std::vector<std::string> no_args;
-  EXPECT_EQ(d.Run([&](Session& s2, Output& out) { s2.Mail("<a@example.org>", no_args, out); })
-                ->kind,
-            Kind::kContinue);
+  EXPECT_EQ(
+      d.Run([&](Session& s2, Output& out) { s2.Mail("<a@example.org>", no_args, out); })->kind,
+      Kind::kContinue);
   ASSERT_TRUE(s.wants_rejected_rcpts());
   Reply ours;
   ours.code = 550;
@@ -814,9 +814,9 @@ TEST_F(PythonMilterTest, RejectedRecipientAbortAndUnknown) {
   d.Run([&](Session& s2, Output& out) { s2.RejectedRcpt("<nobody@example.org>", {}, ours, out); });
   EXPECT_FALSE(d.Run([&](Session& s2, Output& out) { s2.Abort(out); }).has_value());
   // A new transaction after the abort.
-  EXPECT_EQ(d.Run([&](Session& s2, Output& out) { s2.Mail("<b@example.org>", no_args, out); })
-                ->kind,
-            Kind::kContinue);
+  EXPECT_EQ(
+      d.Run([&](Session& s2, Output& out) { s2.Mail("<b@example.org>", no_args, out); })->kind,
+      Kind::kContinue);
   d.Run([&](Session& s2, Output& out) { s2.Quit(out); });
 
   const std::vector<MilterEvent> events = EventsOf(host);
@@ -868,9 +868,8 @@ TEST(PythonMilterSymlistTest, OwnMacroListsReplaceOurs) {
   EXPECT_EQ(neg.macros[static_cast<size_t>(MacroStage::kEom)], "{rcpt_addr}");
   EXPECT_FALSE(neg.macros[static_cast<size_t>(MacroStage::kHelo)].has_value());
 
-  ASSERT_TRUE(milter
-                  ->WaitForEvent([](const MilterEvent& e) { return e.stage == "close"; })
-                  .has_value());
+  ASSERT_TRUE(
+      milter->WaitForEvent([](const MilterEvent& e) { return e.stage == "close"; }).has_value());
   const std::vector<MilterEvent> events = milter->EventsOf(1);
   std::map<std::string, std::map<std::string, std::string>> macros;
   for (const MilterEvent& e : events) macros[e.stage] = e.macros;
@@ -945,8 +944,8 @@ TEST_F(RspamdTest, GtubeIsRefusedAtEndOfMessage) {
     EXPECT_EQ((*v)->kind, Kind::kContinue);
   }
   ASSERT_TRUE(o.content.has_value()) << rspamd_->Log();
-  EXPECT_EQ(o.content->kind, Kind::kReject)
-      << o.content->reply.OneLine() << "\n" << LogTail(rspamd_->Log());
+  EXPECT_EQ(o.content->kind, Kind::kReject) << o.content->reply.OneLine() << "\n"
+                                            << LogTail(rspamd_->Log());
   EXPECT_FALSE(o.content->failed) << d.error();
   EXPECT_TRUE(o.content->custom);
   EXPECT_EQ(o.content->reply.code, 554);

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -71,8 +72,8 @@ bool OptNegAnswered(uint16_t port, absl::Duration timeout) {
     char buf[4096];
     while (!answered && absl::Now() < deadline) {
       pollfd p{fd, POLLIN, 0};
-      const int ms = static_cast<int>(
-          std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now())));
+      const int ms =
+          static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(deadline - absl::Now())));
       if (poll(&p, 1, ms) <= 0) break;
       const ssize_t n = recv(fd, buf, sizeof(buf), 0);
       if (n <= 0) break;
@@ -133,15 +134,14 @@ bool ChownTree(const std::string& path, uid_t uid, gid_t gid) {
 }  // namespace
 
 bool WaitForMilter(uint16_t port, absl::Duration timeout) {
-  return PollUntil(
-      [&] { return OptNegAnswered(port, std::min(absl::Seconds(10), timeout)); }, timeout);
+  return PollUntil([&] { return OptNegAnswered(port, std::min(absl::Seconds(10), timeout)); },
+                   timeout);
 }
 
 // ---- PythonMilter -------------------------------------------------------------------------------
 
 std::unique_ptr<PythonMilter> PythonMilter::Start(const std::string& dir, std::string* error,
-                                                  const Options& options,
-                                                  absl::Duration timeout) {
+                                                  const Options& options, absl::Duration timeout) {
   std::unique_ptr<PythonMilter> milter(new PythonMilter());
   milter->dir_ = std::filesystem::absolute(dir).string();
   milter->events_path_ = milter->dir_ + "/events.jsonl";
@@ -244,7 +244,11 @@ std::string PythonMilter::Log() const { return ReadText(dir_ + "/milter.log"); }
 
 bool PythonMilter::Stop(absl::Duration timeout) {
   if (pid_ <= 0) return true;
-  const bool in_time = StopChild(pid_, timeout);
+  // SIGKILL: libmilter notices SIGTERM only when its listener's 5-second poll ends, and the
+  // script has nothing to save (every log line is flushed as it is written).
+  kill(pid_, SIGKILL);
+  const bool in_time = WaitPid(pid_, absl::Now() + timeout).has_value();
+  if (!in_time) WaitPid(pid_, absl::InfiniteFuture());  // SIGKILL cannot be refused
   pid_ = -1;
   return in_time;
 }
@@ -320,11 +324,36 @@ worker "rspamd_proxy" {
   // Modules that need the network (DNS, HTTP maps) or redis: off. dkim (the C module) is left out
   // of options.filters instead.
   static constexpr const char* kOff[] = {
-      "rbl",     "fuzzy_check",   "spf",       "dmarc",       "asn",       "phishing",
-      "multimap", "whitelist",    "mime_types", "mid",        "rspamd_update", "hfilter",
-      "arc",     "emails",        "url_redirector", "reputation", "neural", "greylist",
-      "ratelimit", "replies",     "history_redis", "bimi",    "dcc",       "mx_check",
-      "once_received", "dkim_signing", "spamtrap", "metadata_exporter", "clickhouse", "elastic",
+      "rbl",
+      "fuzzy_check",
+      "spf",
+      "dmarc",
+      "asn",
+      "phishing",
+      "multimap",
+      "whitelist",
+      "mime_types",
+      "mid",
+      "rspamd_update",
+      "hfilter",
+      "arc",
+      "emails",
+      "url_redirector",
+      "reputation",
+      "neural",
+      "greylist",
+      "ratelimit",
+      "replies",
+      "history_redis",
+      "bimi",
+      "dcc",
+      "mx_check",
+      "once_received",
+      "dkim_signing",
+      "spamtrap",
+      "metadata_exporter",
+      "clickhouse",
+      "elastic",
   };
   bool written = rspamd->port_ != 0 && WriteFileAtomic(d + "/rspamd.conf", config) &&
                  WriteFileAtomic(d + "/tld.dat", "com\norg\nnet\ntest\nexample\n") &&
@@ -332,8 +361,8 @@ worker "rspamd_proxy" {
                                  "extended_spam_headers = true;\nskip_local = false;\n"
                                  "skip_authenticated = false;\n");
   for (const char* module : kOff) {
-    written = written && WriteFileAtomic(absl::StrCat(d, "/local.d/", module, ".conf"),
-                                         "enabled = false;\n");
+    written = written &&
+              WriteFileAtomic(absl::StrCat(d, "/local.d/", module, ".conf"), "enabled = false;\n");
   }
   if (!written) {
     if (error) *error = "cannot write rspamd's files or find a free port";
@@ -363,8 +392,8 @@ bool Rspamd::Launch(std::string* error, absl::Duration timeout) {
   }
   const absl::Time start = absl::Now();
   pid_ = SpawnLogged({kRspamd, "-f", "-u", user, "-g", group_name, "-c", dir_ + "/rspamd.conf",
-                      "--var", "LOCAL_CONFDIR=" + dir_, "--var", "DBDIR=" + dir_ + "/db",
-                      "--var", "RUNDIR=" + dir_ + "/run", "--var", "LOGDIR=" + dir_ + "/log"},
+                      "--var", "LOCAL_CONFDIR=" + dir_, "--var", "DBDIR=" + dir_ + "/db", "--var",
+                      "RUNDIR=" + dir_ + "/run", "--var", "LOGDIR=" + dir_ + "/log"},
                      dir_ + "/rspamd.out");
   if (pid_ < 0) {
     if (error) *error = "cannot start rspamd";

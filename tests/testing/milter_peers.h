@@ -94,7 +94,8 @@ class PythonMilter {
   std::string Log() const;
   const std::string& events_path() const { return events_path_; }
 
-  // SIGTERM, wait (then SIGKILL after `timeout`). True if it exited in time.
+  // SIGKILL (libmilter would take up to 5 s to act on SIGTERM; the log is flushed line by line)
+  // and reaps it. True if it was gone within `timeout`.
   bool Stop(absl::Duration timeout = absl::Seconds(10));
 
  private:
@@ -130,7 +131,7 @@ class Rspamd {
   ~Rspamd();  // Stop()
 
   uint16_t port() const { return port_; }
-  std::string address() const;  // "inet:127.0.0.1:PORT"
+  std::string address() const;        // "inet:127.0.0.1:PORT"
   pid_t pid() const { return pid_; }  // rspamd's main process; -1 while stopped
   // How long the last Start()/Restart() took until ready.
   absl::Duration startup_time() const { return startup_time_; }
