@@ -849,11 +849,13 @@ TEST_F(PythonMilterTest, MilterDownGetsDefaultAction) {
 
 // ---- the python milter with its own macro lists ------------------------------------------------
 
-TEST(PythonMilterSymlistTest, OwnMacroListsReplaceOurs) {
+// Also its session markers: "addheader" for every connection.
+TEST(PythonMilterOptionsTest, OwnMacroListsReplaceOursAndSessionMarkers) {
   TempDir dir;
   std::string error;
   PythonMilter::Options options;
   options.symlist = true;
+  options.session_markers = "addheader";
   std::unique_ptr<PythonMilter> milter = PythonMilter::Start(dir / "milter", &error, options);
   ASSERT_NE(milter, nullptr) << error;
   Transaction t;
@@ -862,6 +864,8 @@ TEST(PythonMilterSymlistTest, OwnMacroListsReplaceOurs) {
   ASSERT_TRUE(d.connected());
   Outcome o = RunTransaction(d, t);
   EXPECT_EQ(o.content->kind, Kind::kContinue);
+  EXPECT_THAT(o.content->modifications,
+              ElementsAre(Mod(ModKind::kAddHeader, 0, "X-Test-Added", "added by test milter")));
   const OptNegReply& neg = d.session().negotiated();
   EXPECT_EQ(neg.macros[static_cast<size_t>(MacroStage::kConnect)], "{client_addr}");
   EXPECT_EQ(neg.macros[static_cast<size_t>(MacroStage::kMail)], "{mail_addr} i");

@@ -4,6 +4,7 @@
 Run with Debian's interpreter (the module is Debian's python3-milter, not on PyPI's path):
 
     /usr/bin/python3 test_milter.py PORT LOG [--symlist] [--slow-seconds N]
+                                             [--session-markers "TOKEN TOKEN ..."]
 
 It listens on inet:PORT@127.0.0.1 and appends one JSON object per line to LOG for every callback
 (and for the negotiation): {"conn": N, "stage": ..., "args": [...], "macros": {...},
@@ -30,6 +31,9 @@ marker tokens written into what the MTA sends:
   - each RCPT address's local part, split at '+' (its rcpt-stage tokens hold for that RCPT only;
                                                   all of them hold for the rest of the message)
   - the Subject header's value, split at white space (hold for the message)
+  - --session-markers: tokens every connection starts with (for tests that cannot choose the
+    CONNECT host name, e.g. through the server, which sends the client's verified name or
+    "[address]": --session-markers "reject-connect")
 e.g. CONNECT host "reject-connect.example", sender "<user+tempfail-mail@example.org>",
 "Subject: addheader reject".
 
@@ -54,7 +58,8 @@ Change tokens (applied at end of message, in the order written, before the final
   addrcpt      addrcpt("<added-rcpt@example.org>")                          ('+')
   addrcptpar   addrcpt("<added-par@example.org>", "NOTIFY=NEVER")            ('2')
   delrcpt      delrcpt(the message's last recipient, as received)           ('-')
-  replbody     replacebody("Replaced body line 1.\r\n"), then ("Replaced body line 2.\r\n") ('b' x2)
+  replbody     replacebody("Replaced body line 1.\r\n"), then ("Replaced body line 2.\r\n")
+               (libmilter sends both in one 'b' packet)
   quarantine   quarantine("held by test milter")                            ('q')
 """
 
@@ -118,7 +123,7 @@ class TestMilter(Milter.Base):
         with CONN_LOCK:
             CONN_SEQ += 1
             self.conn = CONN_SEQ
-        self.session_tokens = []  # CONNECT host name, HELO name
+        self.session_tokens = ARGS.session_markers.split()  # then CONNECT host, HELO name
         self.mail_tokens = []     # MAIL's local part
         self.rcpt_tokens = []     # the current RCPT's local part
         self.rcpts_tokens = []    # every RCPT's local part so far
@@ -342,6 +347,8 @@ def main():
                         help="send our own macro lists in the OPTNEG reply")
     parser.add_argument("--slow-seconds", type=float, default=3.0,
                         help="how long the 'slow' marker sleeps (at most 30)")
+    parser.add_argument("--session-markers", default="",
+                        help="marker tokens every connection starts with (space-separated)")
     ARGS = parser.parse_args()
     LOG_FILE = open(ARGS.log, "a", encoding="utf-8")
     Milter.factory = TestMilter

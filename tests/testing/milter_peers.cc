@@ -167,6 +167,10 @@ std::unique_ptr<PythonMilter> PythonMilter::Start(const std::string& dir, std::s
                                      "--slow-seconds",
                                      absl::StrCat(options.slow_seconds)};
     if (options.symlist) argv.push_back("--symlist");
+    if (!options.session_markers.empty()) {
+      argv.push_back("--session-markers");
+      argv.push_back(options.session_markers);
+    }
     milter->pid_ = SpawnLogged(argv, milter->dir_ + "/milter.log");
     if (milter->pid_ < 0) {
       if (error) *error = "cannot start test_milter.py";

@@ -10,8 +10,9 @@
 // thread): they get SIGTERM when the thread that started them exits (PR_SET_PDEATHSIG).
 //
 // PythonMilter's markers (the full list is at the top of tests/milter/test_milter.py):
-// tokens taken from the CONNECT host name (split at '.'), the HELO name (split at '.'), the
-// local parts of MAIL and RCPT (split at '+') and the Subject header's words.
+// tokens taken from Options::session_markers, the CONNECT host name (split at '.'), the HELO
+// name (split at '.'), the local parts of MAIL and RCPT (split at '+') and the Subject header's
+// words.
 //   - Verdicts: ACTION or ACTION-STAGE, STAGE one of connect helo mail rcpt data header eoh body
 //     eom (default eom); ACTION one of accept reject tempfail discard, custom (554 5.7.1 "Custom
 //     rejection by test milter"), customtemp (451 4.7.1 "Custom tempfail by test milter"),
@@ -22,8 +23,8 @@
 //     (X-Test-Inserted at index 0), chgheader (X-Test-Change #1), delheader (X-Test-Delete #1),
 //     chgfrom / chgfromargs (<changed-sender@example.org>, "RET=HDRS"), addrcpt
 //     (<added-rcpt@example.org>), addrcptpar (<added-par@example.org> "NOTIFY=NEVER"), delrcpt
-//     (the last recipient, as received), replbody (two pieces: "Replaced body line 1.\r\n",
-//     "Replaced body line 2.\r\n"), quarantine ("held by test milter").
+//     (the last recipient, as received), replbody ("Replaced body line 1.\r\nReplaced body line
+//     2.\r\n", one 'b' packet), quarantine ("held by test milter").
 // It negotiates every stage and every reply (no SMFIP_NO*/NR*), SMFIP_RCPT_REJ, SKIP when
 // offered, no HDR_LEADSPC, every action offered; with Options::symlist it sends its own macro
 // lists: CONNECT "{client_addr}", MAIL "{mail_addr} i", end of message "{rcpt_addr}".
@@ -63,6 +64,10 @@ struct MilterEvent {
 struct PythonMilterOptions {
   bool symlist = false;       // send our own macro lists (see above)
   double slow_seconds = 3.0;  // how long "slow" sleeps (the script caps it at 30)
+  // Marker tokens every connection starts with, space-separated: for tests that cannot choose the
+  // CONNECT host name (through the server it is the client's verified name or "[127.0.0.1]"),
+  // e.g. "reject-connect" or "custom-helo".
+  std::string session_markers;
 };
 
 class PythonMilter {
