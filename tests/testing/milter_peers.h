@@ -141,8 +141,10 @@ class Rspamd {
   // How long the last Start()/Restart() took until ready.
   absl::Duration startup_time() const { return startup_time_; }
 
-  // SIGTERM to the main process (which ends its workers), waits for it (then SIGKILL after
-  // `timeout`). Afterwards the port refuses connections. True if it exited in time.
+  // SIGTERM to the main process (which ends its workers); after 3 s (or `timeout` if shorter)
+  // SIGKILL to rspamd's process group (the main process and its workers, run in a group of their
+  // own). Afterwards the port refuses connections. True if the main process was reaped within
+  // `timeout` of the SIGKILL.
   bool Stop(absl::Duration timeout = absl::Seconds(30));
   // Starts it again with the same configuration and port.
   bool Restart(std::string* error = nullptr, absl::Duration timeout = absl::Seconds(90));

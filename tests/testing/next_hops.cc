@@ -135,7 +135,8 @@ bool MakeReachableDir(const std::string& dir, std::string* error) {
   return true;
 }
 
-pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path) {
+pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path,
+                  bool own_process_group) {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -143,6 +144,7 @@ pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_p
   if (log_fd < 0) return -1;
   const pid_t pid = fork();
   if (pid == 0) {
+    if (own_process_group) setpgid(0, 0);
     const int null_fd = open("/dev/null", O_RDONLY);
     dup2(null_fd, 0);
     dup2(log_fd, 1);
@@ -152,6 +154,8 @@ pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_p
     execv(args[0], args.data());
     _exit(127);
   }
+  // Also here, so that the group exists before the caller may signal it.
+  if (pid > 0 && own_process_group) setpgid(pid, pid);
   close(log_fd);
   return pid;
 }

@@ -62,8 +62,11 @@ bool MakeReachableDir(const std::string& dir, std::string* error);
 
 // fork + execv with stdin from /dev/null and stdout/stderr appended to `log_path`; no other
 // descriptor of the test leaks into the child (a daemon it starts would keep the test's sockets
-// open). The child gets SIGTERM if the thread that started it dies first. The child's PID, or -1.
-pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path);
+// open). The child gets SIGTERM if the thread that started it dies first. With
+// `own_process_group` the child leads a new process group (its PID is the group's ID), so that
+// it and the workers it forks can be killed together. The child's PID, or -1.
+pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path,
+                  bool own_process_group = false);
 
 // SIGTERM to our child `pid`, reaps it; SIGKILL after `timeout`. True if it exited in time.
 bool StopChild(pid_t pid, absl::Duration timeout);
