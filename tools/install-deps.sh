@@ -36,6 +36,11 @@ packages=(
   # The Debian package's default config serves ssl-cert's snakeoil certificate; ops_e2e_test runs
   # `ringmx check` (which loads certificates) on that config.
   ssl-cert
+  # The real milters of the milter tests (tests/testing/milter_peers.h), each started by the test
+  # on 127.0.0.1: python3-milter (libmilter for Python, module Milter) runs
+  # tests/milter/test_milter.py; rspamd (3.4) runs as a private instance, its proxy worker in
+  # milter mode. The system rspamd the package enables stays off (below).
+  python3-milter rspamd
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -58,11 +63,11 @@ fi
 if [ ! -s /etc/ssl/certs/ssl-cert-snakeoil.pem ] || ! $SUDO test -s /etc/ssl/private/ssl-cert-snakeoil.key; then
   $SUDO make-ssl-cert generate-default-snakeoil --force-overwrite
 fi
-# The system instances of Dovecot, Postfix, HAProxy and Prometheus stay off (the tests never use
-# them; a running Dovecot would hold /run/dovecot and ports 143/993 for nothing). Where the
-# package's postinst started them (systemd, no policy-rc.d denying it), stop them and keep them
-# from starting at boot.
-for service in dovecot postfix haproxy prometheus; do
+# The system instances of Dovecot, Postfix, HAProxy, Prometheus and rspamd stay off (the tests
+# never use them; a running Dovecot would hold /run/dovecot and ports 143/993 for nothing, rspamd
+# ports 11332-11334). Where the package's postinst started them (systemd, no policy-rc.d denying
+# it), stop them and keep them from starting at boot.
+for service in dovecot postfix haproxy prometheus rspamd; do
   [ -e "/etc/init.d/$service" ] || [ -e "/lib/systemd/system/$service.service" ] || continue
   if [ -d /run/systemd/system ]; then
     if systemctl is-enabled --quiet "$service" 2>/dev/null ||
@@ -76,6 +81,7 @@ for service in dovecot postfix haproxy prometheus; do
       postfix) pidfile=/var/spool/postfix/pid/master.pid ;;
       haproxy) pidfile=/run/haproxy.pid ;;
       prometheus) pidfile=/run/prometheus/prometheus.pid ;;
+      rspamd) pidfile=/run/rspamd/rspamd.pid ;;
     esac
     if [ -r "$pidfile" ] && kill -0 "$(tr -dc '0-9' <"$pidfile")" 2>/dev/null; then
       $SUDO "/etc/init.d/$service" stop >/dev/null 2>&1 || true

@@ -49,39 +49,6 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-// Writes `content` to a temporary name beside `path`, then renames it: a reader sees the old or
-// the new file, never half of one.
-bool WriteFileAtomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    if (!out.flush()) return false;
-  }
-  return rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-// Creates `dir` (mode 0711) and gives every parent that lacks it the search bit for others, so
-// that the unprivileged users of Dovecot and Postfix can reach their files below it (TempDir is
-// 0700). Only adds o+x, never read or write.
-bool MakeReachableDir(const std::string& dir, std::string* error) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || chmod(dir.c_str(), 0711) != 0) {
-    if (error) *error = absl::StrCat("cannot create ", dir, ": ", ec.message());
-    return false;
-  }
-  std::filesystem::path p = std::filesystem::absolute(dir).parent_path();
-  for (int depth = 0; depth < 64 && !p.empty() && p != p.root_path(); ++depth) {
-    struct stat st;
-    if (stat(p.c_str(), &st) != 0) break;
-    if ((st.st_mode & S_IXOTH) != 0) break;  // this one and (normally) those above are reachable
-    chmod(p.c_str(), (st.st_mode & 07777) | S_IXOTH);
-    p = p.parent_path();
-  }
-  return true;
-}
-
 bool MakeMailDir(const std::string& dir, std::string* error) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -90,30 +57,6 @@ bool MakeMailDir(const std::string& dir, std::string* error) {
     return false;
   }
   return true;
-}
-
-// fork + execv with stdin from /dev/null and stdout/stderr appended to `log_path`; no other
-// descriptor of the test leaks into the child (a daemon it starts would keep the test's sockets
-// open). The child gets SIGTERM if the test dies first. The child's PID, or -1.
-pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return -1;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int null_fd = open("/dev/null", O_RDONLY);
-    dup2(null_fd, 0);
-    dup2(log_fd, 1);
-    dup2(log_fd, 2);
-    close_range(3, ~0U, 0);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  close(log_fd);
-  return pid;
 }
 
 // Runs `argv` to its end (SpawnLogged, so that a daemon it starts inherits nothing of the test);
@@ -136,15 +79,6 @@ bool ProcessGone(pid_t pid) {
   const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
   const size_t paren = stat.rfind(')');
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
-}
-
-// SIGTERM to our child `pid`, reaps it; SIGKILL after `timeout`. True if it exited in time.
-bool StopChild(pid_t pid, absl::Duration timeout) {
-  kill(pid, SIGTERM);
-  if (WaitPid(pid, absl::Now() + timeout).has_value()) return true;
-  kill(pid, SIGKILL);
-  WaitPid(pid, absl::InfiniteFuture());
-  return false;
 }
 
 // One attempt: connects and reads a whole reply; its code (-1 if none).
@@ -171,7 +105,69 @@ std::string PathOf(const std::string& command) {
   return command.substr(open + 1, close - open - 1);
 }
 
-// Polls `done` every 20 ms until it holds (true) or `timeout` has passed (false).
+}  // namespace
+
+bool WriteFileAtomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << content;
+    if (!out.flush()) return false;
+  }
+  return rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+bool MakeReachableDir(const std::string& dir, std::string* error) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || chmod(dir.c_str(), 0711) != 0) {
+    if (error) *error = absl::StrCat("cannot create ", dir, ": ", ec.message());
+    return false;
+  }
+  std::filesystem::path p = std::filesystem::absolute(dir).parent_path();
+  for (int depth = 0; depth < 64 && !p.empty() && p != p.root_path(); ++depth) {
+    struct stat st;
+    if (stat(p.c_str(), &st) != 0) break;
+    if ((st.st_mode & S_IXOTH) != 0) break;  // this one and (normally) those above are reachable
+    chmod(p.c_str(), (st.st_mode & 07777) | S_IXOTH);
+    p = p.parent_path();
+  }
+  return true;
+}
+
+pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path,
+                  bool own_process_group) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (own_process_group) setpgid(0, 0);
+    const int null_fd = open("/dev/null", O_RDONLY);
+    dup2(null_fd, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    close_range(3, ~0U, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  // Also here, so that the group exists before the caller may signal it.
+  if (pid > 0 && own_process_group) setpgid(pid, pid);
+  close(log_fd);
+  return pid;
+}
+
+bool StopChild(pid_t pid, absl::Duration timeout) {
+  kill(pid, SIGTERM);
+  if (WaitPid(pid, absl::Now() + timeout).has_value()) return true;
+  kill(pid, SIGKILL);
+  WaitPid(pid, absl::InfiniteFuture());
+  return false;
+}
+
 bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   while (!done()) {
@@ -180,8 +176,6 @@ bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
   }
   return true;
 }
-
-}  // namespace
 
 uint16_t FreeLoopbackPort() {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,6 +48,31 @@ std::string WithoutReturnPath(std::string_view stored);
 
 // The files of a maildir's new/ and cur/ (byte-exact), in file-name order; empty if none.
 std::vector<std::string> ReadMaildir(const std::string& maildir);
+
+// ---- Process and file helpers of the real peers (also tests/testing/milter_peers.h) ------------
+
+// Writes `content` to a temporary name beside `path`, then renames it: a reader sees the old or
+// the new file, never half of one.
+bool WriteFileAtomic(const std::string& path, const std::string& content);
+
+// Creates `dir` (mode 0711) and gives every parent that lacks it the search bit for others, so
+// that unprivileged users (Dovecot's, Postfix's, rspamd's) can reach their files below it (TempDir
+// is 0700). Only adds o+x, never read or write.
+bool MakeReachableDir(const std::string& dir, std::string* error);
+
+// fork + execv with stdin from /dev/null and stdout/stderr appended to `log_path`; no other
+// descriptor of the test leaks into the child (a daemon it starts would keep the test's sockets
+// open). The child gets SIGTERM if the thread that started it dies first. With
+// `own_process_group` the child leads a new process group (its PID is the group's ID), so that
+// it and the workers it forks can be killed together. The child's PID, or -1.
+pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path,
+                  bool own_process_group = false);
+
+// SIGTERM to our child `pid`, reaps it; SIGKILL after `timeout`. True if it exited in time.
+bool StopChild(pid_t pid, absl::Duration timeout);
+
+// Polls `done` every 20 ms until it holds (true) or `timeout` has passed (false).
+bool PollUntil(const std::function<bool()>& done, absl::Duration timeout);
 
 // Dovecot LMTP on 127.0.0.1:port() and on the unix socket socket_path(). Users are local parts
 // ("alice"): "alice" and "alice@<any domain>" are both that user (the userdb drops the domain);
