@@ -50,8 +50,9 @@ if [ "${1:-}" = --inside ]; then
   in_root "sed -e 's/0.0.0.0:25\"/127.0.0.1:2526\"/' \
     -e 's|/run/ringmx/control.sock|/var/spool/ringmx/control.sock|' /etc/ringmx/ringmx.toml \
     >/tmp/test.toml && chown ringmx /tmp/test.toml"
-  chroot "$root" "${chroot_env[@]}" runuser -u ringmx -- ringmx serve -c /tmp/test.toml \
-    2>"$work/serve.log" &
+  # setpriv execs the server itself (runuser would stay as its parent and answer SIGTERM itself).
+  chroot "$root" "${chroot_env[@]}" setpriv --reuid=ringmx --regid=ringmx --init-groups \
+    ringmx serve -c /tmp/test.toml 2>"$work/serve.log" &
   pid=$!
   answered=0
   for _ in $(seq 1 100); do
