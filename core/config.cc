@@ -1505,4 +1505,18 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   return ParseConfig(text, path, base_dir);
 }
 
+std::vector<std::string> ConfigSchemaKeys() {
+  std::vector<std::string> keys;
+  for (const TableSchema* schema : kAllSchemas) {
+    for (std::string_view key : schema->keys) {
+      std::string full = SubPath(schema->path, key);
+      // A key that is itself a table ("listener", "tls.sni") is not a leaf.
+      bool is_table = false;
+      for (const TableSchema* other : kAllSchemas) is_table = is_table || other->path == full;
+      if (!is_table) keys.push_back(std::move(full));
+    }
+  }
+  return keys;
+}
+
 }  // namespace ringmx::core

@@ -312,4 +312,10 @@ absl::StatusOr<Config> ParseConfig(std::string_view toml_text, std::string_view 
 // absolute, as `base_dir`. kNotFound (or another ErrnoStatus code) if the file cannot be read.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
+// Every key the loader accepts that holds a value (not a table), as "section.key" with array
+// indices dropped: "hostname", "listener.proxy_protocol", "tls.sni.names",
+// "policy.tls_floor.min_tls". In schema order; taken from the loader's own schema, so that the
+// reference (docs/configuration.md) and tests can be checked against it.
+std::vector<std::string> ConfigSchemaKeys();
+
 }  // namespace ringmx::core
