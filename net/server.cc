@@ -426,111 +426,13 @@ core::StatsSnapshot Server::CollectStats() const {
   stats.generation = generation_.load(std::memory_order_relaxed);
   stats.draining = draining_.load(std::memory_order_relaxed);
   stats.shards.reserve(shards_.size());
-  for (const auto& shard : shards_) {
-    core::ShardStats& out = stats.shards.emplace_back();
-    const ShardCounters& c = shard->counters();
-    out.connections_open = c.connections_open.load(std::memory_order_relaxed);
-    out.connections_total = c.connections_total.load(std::memory_order_relaxed);
-    out.connections_refused = c.connections_refused.load(std::memory_order_relaxed);
-    out.messages_accepted = c.messages_accepted.load(std::memory_order_relaxed);
-    out.messages_rejected = c.messages_rejected.load(std::memory_order_relaxed);
-    out.bytes_accepted = c.bytes_accepted.load(std::memory_order_relaxed);
-    out.store_errors = c.store_errors.load(std::memory_order_relaxed);
-    out.queue_messages = c.queue_messages.load(std::memory_order_relaxed);
-    out.queue_groups = c.queue_groups.load(std::memory_order_relaxed);
-    out.queue_records = c.queue_records.load(std::memory_order_relaxed);
-    out.queue_bytes = c.queue_bytes.load(std::memory_order_relaxed);
-    out.queue_last_group_records = c.queue_last_group_records.load(std::memory_order_relaxed);
-    const DeliveryCounters& d = shard->delivery_counters();
-    out.delivery_attempts = d.attempts.load(std::memory_order_relaxed);
-    out.delivery_sent = d.sent.load(std::memory_order_relaxed);
-    out.delivery_deferred = d.deferred.load(std::memory_order_relaxed);
-    out.delivery_bounced = d.bounced.load(std::memory_order_relaxed);
-    out.dsns_queued = d.dsns.load(std::memory_order_relaxed);
-    out.outbound_connections_total = d.connections.load(std::memory_order_relaxed);
-    out.outbound_connections_open = d.connections_open.load(std::memory_order_relaxed);
-  }
+  for (const auto& shard : shards_) stats.shards.push_back(ReadShardStats(*shard));
   return stats;
 }
 
 std::string Server::Metrics() const { return core::RenderPrometheus(CollectStats()); }
 
-std::string Server::Stats() const {
-  const core::StatsSnapshot stats = CollectStats();
-  core::ShardStats sum;
-  for (const core::ShardStats& s : stats.shards) {
-    sum.connections_open += s.connections_open;
-    sum.connections_total += s.connections_total;
-    sum.connections_refused += s.connections_refused;
-    sum.messages_accepted += s.messages_accepted;
-    sum.messages_rejected += s.messages_rejected;
-    sum.bytes_accepted += s.bytes_accepted;
-    sum.store_errors += s.store_errors;
-    sum.queue_messages += s.queue_messages;
-    sum.queue_groups += s.queue_groups;
-    sum.queue_records += s.queue_records;
-    sum.queue_bytes += s.queue_bytes;
-    // The largest of the shards' latest groups.
-    sum.queue_last_group_records =
-        std::max(sum.queue_last_group_records, s.queue_last_group_records);
-    sum.delivery_attempts += s.delivery_attempts;
-    sum.delivery_sent += s.delivery_sent;
-    sum.delivery_deferred += s.delivery_deferred;
-    sum.delivery_bounced += s.delivery_bounced;
-    sum.dsns_queued += s.dsns_queued;
-    sum.outbound_connections_total += s.outbound_connections_total;
-    sum.outbound_connections_open += s.outbound_connections_open;
-  }
-  std::string out;
-  core::JsonWriter json(out);
-  json.BeginObject()
-      .Key("generation")
-      .Uint(stats.generation)
-      .Key("shards")
-      .Uint(stats.shards.size())
-      .Key("connections_open")
-      .Uint(sum.connections_open)
-      .Key("connections_total")
-      .Uint(sum.connections_total)
-      .Key("connections_refused")
-      .Uint(sum.connections_refused)
-      .Key("messages_accepted")
-      .Uint(sum.messages_accepted)
-      .Key("messages_rejected")
-      .Uint(sum.messages_rejected)
-      .Key("bytes_accepted")
-      .Uint(sum.bytes_accepted)
-      .Key("store_errors")
-      .Uint(sum.store_errors)
-      .Key("queue_messages")
-      .Uint(sum.queue_messages)
-      .Key("queue_groups")
-      .Uint(sum.queue_groups)
-      .Key("queue_records")
-      .Uint(sum.queue_records)
-      .Key("queue_bytes")
-      .Uint(sum.queue_bytes)
-      .Key("queue_last_group_records")
-      .Uint(sum.queue_last_group_records)
-      .Key("delivery_attempts")
-      .Uint(sum.delivery_attempts)
-      .Key("delivery_sent")
-      .Uint(sum.delivery_sent)
-      .Key("delivery_deferred")
-      .Uint(sum.delivery_deferred)
-      .Key("delivery_bounced")
-      .Uint(sum.delivery_bounced)
-      .Key("dsns_queued")
-      .Uint(sum.dsns_queued)
-      .Key("outbound_connections_total")
-      .Uint(sum.outbound_connections_total)
-      .Key("outbound_connections_open")
-      .Uint(sum.outbound_connections_open)
-      .Key("draining")
-      .Bool(stats.draining)
-      .EndObject();
-  return out;
-}
+std::string Server::Stats() const { return core::RenderStatsJson(CollectStats()); }
 
 absl::Status Server::StartMetrics() {
   const std::optional<core::Endpoint>& address = runtime_.snapshot->config.metrics.address;
