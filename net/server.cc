@@ -30,6 +30,8 @@
 #include "core/status_macros.h"
 #include "core/strings.h"
 #include "net/check_workers.h"
+#include "net/control_commands.h"
+#include "net/control_socket.h"
 #include "net/ktls.h"
 #include "net/listener.h"
 #include "net/queue_control.h"
@@ -129,6 +131,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   server->signal_fd_ = signalfd(-1, &mask, SFD_CLOEXEC);
   if (server->signal_fd_ < 0) return core::ErrnoStatus(errno, "signalfd");
+  // The control socket before anything else that could clash with another server on this config
+  // (its checks refuse a socket another server answers on; net/control_socket.h).
+  server->control_path_ = config.control.socket;
+  RINGMX_RETURN_IF_ERROR(server->OpenControlSocket());
 
   // Listening sockets first: a bad address fails start-up before any thread exists.
   std::vector<std::vector<ShardListener>> per_shard(workers);
@@ -211,7 +217,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     return start_status;
   }
   server->generation_.store(server->runtime_.snapshot->generation, std::memory_order_relaxed);
-  RINGMX_RETURN_IF_ERROR(server->OpenControlSocket());
   RINGMX_RETURN_IF_ERROR(server->StartMetrics());
   for (size_t i = 0; i < cfg.listeners.size(); ++i) {
     core::LogInfo(absl::StrCat("listening name=", cfg.listeners[i].name, " address=",
@@ -252,26 +257,13 @@ Server::~Server() {
 }
 
 absl::Status Server::OpenControlSocket() {
-  control_path_ = runtime_.snapshot->config.control.socket;
   if (control_path_.empty()) return absl::OkStatus();
-  sockaddr_un addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  if (control_path_.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("control.socket: path too long (", control_path_.size(), " bytes)"));
+  absl::StatusOr<int> fd = ListenControlSocket(control_path_);
+  if (!fd.ok()) {
+    control_path_.clear();  // not ours: ~Server must not unlink it
+    return fd.status();
   }
-  memcpy(addr.sun_path, control_path_.data(), control_path_.size());
-  control_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (control_fd_ < 0) return core::ErrnoStatus(errno, "control socket");
-  unlink(control_path_.c_str());  // a stale socket from a previous run
-  // Owner only (DESIGN.md section 8): create it with a restrictive umask, then chmod to be sure.
-  const mode_t old_umask = umask(0177);
-  const int rc = bind(control_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  umask(old_umask);
-  if (rc < 0) return core::ErrnoStatus(errno, absl::StrCat("bind control socket ", control_path_));
-  chmod(control_path_.c_str(), 0600);
-  if (listen(control_fd_, 16) < 0) return core::ErrnoStatus(errno, "listen control socket");
+  control_fd_ = *fd;
   return absl::OkStatus();
 }
 
@@ -346,6 +338,10 @@ void Server::HandleControlClient(int fd) {
     reply = Stats();
   } else if (command == "metrics") {
     reply = Metrics();
+  } else if (command == "version") {
+    reply = VersionJson(VersionFacts::ForThisProcess(runtime_.snapshot->config.tls.ktls));
+  } else if (command == "certs") {
+    reply = CertsJson(runtime_, clock_->Now());
   } else if (command == "drain") {
     reply = Drain();
   } else if (command == "queue" || absl::StartsWith(command, "queue ")) {
@@ -364,7 +360,7 @@ void Server::HandleControlClient(int fd) {
     }
   } else {
     reply = absl::StrCat("error unknown command \"", command,
-                         "\" (commands: reload, stats, metrics, drain, queue)");
+                         "\" (commands: reload, stats, metrics, version, certs, drain, queue)");
   }
   if (reply.empty() || reply.back() != '\n') reply.push_back('\n');
   WriteAll(fd, reply);
