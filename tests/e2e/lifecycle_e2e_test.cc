@@ -396,7 +396,8 @@ TEST_F(LifecycleTest, ControlSocketStatsAndReload) {
   ASSERT_EQ(r.code, 250);
 
   CommandResult stats =
-      RunCommand({RingmxBinary(), "ctl", "-c", server_->config_path(), "stats"}, absl::Seconds(10));
+      RunCommand({RingmxBinary(), "ctl", "-c", server_->config_path(), "--json", "stats"},
+                 absl::Seconds(10));
   EXPECT_EQ(stats.exit_code, 0) << stats.output;
   EXPECT_NE(stats.output.find("\"messages_accepted\":"), std::string::npos) << stats.output;
 
