@@ -182,8 +182,28 @@ void AppendHistogram(JsonWriter& json, const HistogramData& data) {
       .EndObject();
 }
 
-// The fields added with issue 15: replies, TLS, latency.
-void AppendDetails(JsonWriter& json, const ShardStats& s) {
+// The fields added with issue 15: queue sizes (when known), replies, TLS, latency.
+void AppendDetails(JsonWriter& json, const ShardStats& s, bool queue_sizes) {
+  if (queue_sizes) {
+    json.Key("queue")
+        .BeginObject()
+        .Key("messages")
+        .Uint(s.queue_messages)
+        .Key("held")
+        .Uint(s.queue_held)
+        .Key("recipients")
+        .BeginObject()
+        .Key("pending")
+        .Uint(s.queue_recipients_pending)
+        .Key("deferred")
+        .Uint(s.queue_recipients_deferred)
+        .Key("delivered")
+        .Uint(s.queue_recipients_delivered)
+        .Key("failed")
+        .Uint(s.queue_recipients_failed)
+        .EndObject()
+        .EndObject();
+  }
   json.Key("replies")
       .BeginObject()
       .Key("2xx")
@@ -275,6 +295,11 @@ void ShardStats::Merge(const ShardStats& o) {
   tls_kernel += o.tls_kernel;
   tls_userspace += o.tls_userspace;
   AddMap(tls_failures, o.tls_failures);
+  queue_held += o.queue_held;
+  queue_recipients_pending += o.queue_recipients_pending;
+  queue_recipients_deferred += o.queue_recipients_deferred;
+  queue_recipients_delivered += o.queue_recipients_delivered;
+  queue_recipients_failed += o.queue_recipients_failed;
   store_latency.Merge(o.store_latency);
   handshake_time.Merge(o.handshake_time);
 }
@@ -307,12 +332,12 @@ std::string RenderStatsJson(const StatsSnapshot& stats) {
       .Uint(stats.shards.size());
   AppendFields(json, total);
   json.Key("draining").Bool(stats.draining);
-  AppendDetails(json, total);
+  AppendDetails(json, total, stats.queue_sizes);
   json.Key("per_shard").BeginArray();
   for (size_t i = 0; i < stats.shards.size(); ++i) {
     json.BeginObject().Key("shard").Uint(i);
     AppendFields(json, stats.shards[i]);
-    AppendDetails(json, stats.shards[i]);
+    AppendDetails(json, stats.shards[i], stats.queue_sizes);
     json.EndObject();
   }
   json.EndArray().EndObject();

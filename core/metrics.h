@@ -51,8 +51,15 @@ struct ShardStats {
   uint64_t tls_kernel = 0;
   uint64_t tls_userspace = 0;
   std::map<std::string, uint64_t> tls_failures;
-  HistogramData store_latency;   // end of data -> 250 (kStoreLatencyBounds)
-  HistogramData handshake_time;  // TLS handshake (kHandshakeBounds)
+  // The queue by state, counted on request by walking the shard's queue index (not kept as
+  // counters): held messages and recipients by state. Valid only when StatsSnapshot::queue_sizes.
+  uint64_t queue_held = 0;
+  uint64_t queue_recipients_pending = 0;
+  uint64_t queue_recipients_deferred = 0;
+  uint64_t queue_recipients_delivered = 0;  // of messages still queued for other recipients
+  uint64_t queue_recipients_failed = 0;     // likewise
+  HistogramData store_latency;              // end of data -> 250 (kStoreLatencyBounds)
+  HistogramData handshake_time;             // TLS handshake (kHandshakeBounds)
 
   // Adds `other` into this: counters and gauges sum, except queue_last_group_records, which
   // becomes the larger of the two. The one place that knows how shards add up.
@@ -63,6 +70,9 @@ struct ShardStats {
 struct StatsSnapshot {
   uint64_t generation = 0;  // of the published config
   bool draining = false;
+  // The queue_held and queue_recipients_* fields were filled (every shard answered; not while
+  // draining, nor in discard mode).
+  bool queue_sizes = false;
   std::vector<ShardStats> shards;  // index = shard number
 };
 

@@ -428,7 +428,12 @@ core::StatsSnapshot Server::CollectStats() const {
 
 std::string Server::Metrics() const { return core::RenderPrometheus(CollectStats()); }
 
-std::string Server::Stats() const { return core::RenderStatsJson(CollectStats()); }
+std::string Server::Stats() const {
+  core::StatsSnapshot stats = CollectStats();
+  // The queue by state comes from the shards' own threads; a draining shard no longer answers.
+  if (!stats.draining) CollectQueueSizes(shards_, absl::Seconds(5), stats);
+  return core::RenderStatsJson(stats);
+}
 
 absl::Status Server::StartMetrics() {
   const std::optional<core::Endpoint>& address = runtime_.snapshot->config.metrics.address;

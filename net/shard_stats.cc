@@ -1,5 +1,10 @@
 #include "net/shard_stats.h"
 
+#include <chrono>
+#include <future>
+
+#include "core/queue/index.h"
+#include "net/queue_log.h"
 #include "net/shard.h"
 
 namespace ringmx::net {
@@ -83,6 +88,55 @@ core::ShardStats ReadShardStats(const Shard& shard) {
   out.store_latency = t.store_latency.Read();
   out.handshake_time = t.handshake_time.Read();
   return out;
+}
+
+void CollectQueueSizes(const std::vector<std::unique_ptr<Shard>>& shards, absl::Duration wait,
+                       core::StatsSnapshot& stats) {
+  stats.queue_sizes = false;
+  if (shards.size() != stats.shards.size()) return;
+  struct Sizes {
+    bool has_queue = false;
+    uint64_t held = 0;
+    uint64_t by_state[4] = {};
+  };
+  std::vector<std::future<Sizes>> answers;
+  for (const auto& shard : shards) {
+    auto promise = std::make_shared<std::promise<Sizes>>();
+    answers.push_back(promise->get_future());
+    ShardMessage message;
+    message.kind = ShardMessage::Kind::kQueueTask;
+    message.queue_task = [promise](QueueLog* queue) {
+      Sizes sizes;
+      if (queue != nullptr) {
+        sizes.has_queue = true;
+        for (const core::queue::QueuedMessage* m : queue->index().List()) {
+          if (m->held) ++sizes.held;
+          for (const core::queue::QueuedRecipient& r : m->recipients) {
+            const size_t state = static_cast<size_t>(r.status.state);
+            if (state < 4) ++sizes.by_state[state];
+          }
+        }
+      }
+      promise->set_value(sizes);
+    };
+    shard->mailbox().Post(std::move(message));
+  }
+  for (size_t s = 0; s < answers.size(); ++s) {
+    if (answers[s].wait_for(absl::ToChronoMilliseconds(wait)) != std::future_status::ready) return;
+    const Sizes sizes = answers[s].get();
+    if (!sizes.has_queue) return;
+    core::ShardStats& out = stats.shards[s];
+    out.queue_held = sizes.held;
+    out.queue_recipients_pending =
+        sizes.by_state[static_cast<size_t>(core::queue::RecipientState::kPending)];
+    out.queue_recipients_deferred =
+        sizes.by_state[static_cast<size_t>(core::queue::RecipientState::kDeferred)];
+    out.queue_recipients_delivered =
+        sizes.by_state[static_cast<size_t>(core::queue::RecipientState::kDelivered)];
+    out.queue_recipients_failed =
+        sizes.by_state[static_cast<size_t>(core::queue::RecipientState::kFailed)];
+  }
+  stats.queue_sizes = true;
 }
 
 }  // namespace ringmx::net

@@ -7,7 +7,9 @@
 #include <stdint.h>
 
 #include <atomic>
+#include <memory>
 #include <string_view>
+#include <vector>
 
 #include "absl/time/time.h"
 
@@ -45,5 +47,13 @@ struct TrafficCells {
 // Every counter of `shard`, read now (relaxed loads: each value is one the shard wrote).
 // Thread-safe.
 core::ShardStats ReadShardStats(const Shard& shard);
+
+// Fills the queue_held and queue_recipients_* fields of `stats` (whose shards must be `shards`,
+// in order) by asking each shard to count its queue index on its own thread, and sets
+// stats.queue_sizes. Waits at most `wait` for each shard; leaves queue_sizes false if one does not
+// answer (a draining shard no longer reads its mailbox) or has no queue (discard mode). Main
+// thread (control plane); O(messages queued) on each shard.
+void CollectQueueSizes(const std::vector<std::unique_ptr<Shard>>& shards, absl::Duration wait,
+                       core::StatsSnapshot& stats);
 
 }  // namespace ringmx::net

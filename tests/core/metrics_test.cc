@@ -240,6 +240,29 @@ TEST(RenderStatsJsonTest, TotalsThenPerShard) {
   EXPECT_EQ(per_shard->elements()[1].Find("shard")->AsUint64(), 1u);
   EXPECT_EQ(per_shard->elements()[1].Find("messages_accepted")->AsUint64(), 7u);
   EXPECT_EQ(per_shard->elements()[0].Find("replies")->Find("5xx")->AsUint64(), 1u);
+  // Queue sizes only when they were counted.
+  EXPECT_EQ(json->Find("queue"), nullptr);
+  StatsSnapshot with_queue = WithTraffic();
+  with_queue.queue_sizes = true;
+  with_queue.shards[0].queue_held = 1;
+  with_queue.shards[0].queue_recipients_pending = 3;
+  with_queue.shards[1].queue_recipients_pending = 2;
+  with_queue.shards[1].queue_recipients_deferred = 4;
+  absl::StatusOr<JsonValue> queued = ParseJson(RenderStatsJson(with_queue));
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  const JsonValue* queue = queued->Find("queue");
+  ASSERT_NE(queue, nullptr);
+  EXPECT_EQ(queue->Find("messages")->AsUint64(), 2u);
+  EXPECT_EQ(queue->Find("held")->AsUint64(), 1u);
+  EXPECT_EQ(queue->Find("recipients")->Find("pending")->AsUint64(), 5u);
+  EXPECT_EQ(queue->Find("recipients")->Find("deferred")->AsUint64(), 4u);
+  EXPECT_EQ(queued->Find("per_shard")
+                ->elements()[1]
+                .Find("queue")
+                ->Find("recipients")
+                ->Find("deferred")
+                ->AsUint64(),
+            4u);
   // The totals come first: a reader that takes the first "messages_accepted" gets the total.
   EXPECT_LT(text.find("\"messages_accepted\":12"), text.find("\"per_shard\""));
 }

@@ -171,6 +171,15 @@ TEST_F(CtlTest, CommandsAfterPlainAndStartTlsMail) {
   const core::JsonValue stats = CtlJson("stats");
   EXPECT_EQ(Uint(stats.Find("messages_accepted")), 2u);
   EXPECT_EQ(Uint(stats.Find("connections_total")), 3u);
+  // The queue by state, counted by the shards: both messages wait for delivery (no route).
+  const core::JsonValue* queue = stats.Find("queue");
+  ASSERT_NE(queue, nullptr) << server_->Control("--json stats");
+  EXPECT_EQ(Uint(queue->Find("messages")), 2u);
+  EXPECT_EQ(Uint(queue->Find("held")), 0u);
+  EXPECT_EQ(Uint(queue->Find("recipients")->Find("pending")) +
+                Uint(queue->Find("recipients")->Find("deferred")),
+            2u);
+  EXPECT_EQ(Uint(queue->Find("recipients")->Find("delivered")), 0u);
   const core::JsonValue* replies = stats.Find("replies");
   ASSERT_NE(replies, nullptr);
   // Plain: 220, EHLO, MAIL, RCPT, 250 after data, 221; TLS: 220, EHLO, 220 STARTTLS, EHLO, MAIL,
