@@ -156,6 +156,7 @@ bool Connection::Admit(absl::Time now) {
   // implicit-TLS client expects a handshake, not plaintext: it only sees the close.
   if (!implicit) {
     absl::StrAppend(&wire_, "421 4.7.0 ", snapshot_->config.hostname, " Error: ", text, "\r\n");
+    shard_.mutable_counters().traffic.CountReplies(wire_);
   }
   // No receive is armed: the FIN follows the 421 at once and the connection ends (a client that
   // talked before the greeting may see a reset instead).
