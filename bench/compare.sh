@@ -377,7 +377,7 @@ server_log_tail() {
 
 # The server's own count of messages it took, so far.
 ringmx_stat() {  # KEY
-  timeout 5 "$ringmx" ctl -s "$srv_dir/control.sock" stats 2>/dev/null \
+  timeout 5 "$ringmx" ctl -s "$srv_dir/control.sock" --json stats 2>/dev/null \
     | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || true
 }
 postfix_sent() { grep -c ' status=sent ' "$srv_dir/maillog" || true; }

@@ -64,7 +64,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Messages in the server's queue (its index); nothing delivers them, so the queue only grows and a
 # run's stored count is the difference. The queue is never cleared between runs.
 committed() {
-  timeout 5 "$build/tools/ringmx" ctl -s "$work/control.sock" stats | grep -o '"queue_messages":[0-9]*' \
+  timeout 5 "$build/tools/ringmx" ctl -s "$work/control.sock" --json stats | grep -o '"queue_messages":[0-9]*' \
     | cut -d: -f2
 }
 

@@ -7,9 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/stats_cells.h"
 
 namespace ringmx::core {
 
@@ -35,12 +38,41 @@ struct ShardStats {
   uint64_t dsns_queued = 0;
   uint64_t outbound_connections_total = 0;
   uint64_t outbound_connections_open = 0;  // gauge
+
+  // Replies sent, by class of their code (a multi-line reply counts once) and by enhanced code.
+  uint64_t replies_2xx = 0;
+  uint64_t replies_3xx = 0;
+  uint64_t replies_4xx = 0;
+  uint64_t replies_5xx = 0;
+  std::map<std::string, uint64_t> replies_by_enhanced_code;  // "5.7.1" -> n
+  // Inbound TLS: completed handshakes by "VERSION CIPHER" ("TLSv1.3 TLS_AES_256_GCM_SHA384"), the
+  // record layer they went on with, and failed handshakes by reason ("unsupported protocol").
+  std::map<std::string, uint64_t> tls_handshakes;
+  uint64_t tls_kernel = 0;
+  uint64_t tls_userspace = 0;
+  std::map<std::string, uint64_t> tls_failures;
+  // The queue by state, counted on request by walking the shard's queue index (not kept as
+  // counters): held messages and recipients by state. Valid only when StatsSnapshot::queue_sizes.
+  uint64_t queue_held = 0;
+  uint64_t queue_recipients_pending = 0;
+  uint64_t queue_recipients_deferred = 0;
+  uint64_t queue_recipients_delivered = 0;  // of messages still queued for other recipients
+  uint64_t queue_recipients_failed = 0;     // likewise
+  HistogramData store_latency;              // end of data -> 250 (kStoreLatencyBounds)
+  HistogramData handshake_time;             // TLS handshake (kHandshakeBounds)
+
+  // Adds `other` into this: counters and gauges sum, except queue_last_group_records, which
+  // becomes the larger of the two. The one place that knows how shards add up.
+  void Merge(const ShardStats& other);
 };
 
 // The whole server at one moment. Stack-local.
 struct StatsSnapshot {
   uint64_t generation = 0;  // of the published config
   bool draining = false;
+  // The queue_held and queue_recipients_* fields were filled (every shard answered; not while
+  // draining, nor in discard mode).
+  bool queue_sizes = false;
   std::vector<ShardStats> shards;  // index = shard number
 };
 
@@ -49,6 +81,14 @@ struct StatsSnapshot {
 // its parts would be counted twice by any sum). Names follow Prometheus' conventions: a
 // `ringmx_` prefix, counters end in `_total`, units in the name (`_bytes`). Ends with "\n".
 std::string RenderPrometheus(const StatsSnapshot& stats);
+
+// The control command `stats` (docs/operations.md): the totals over every shard at the top level
+// (the keys the command always had, then "replies", "tls", "latency"), then "per_shard": the same
+// fields for each shard.
+std::string RenderStatsJson(const StatsSnapshot& stats);
+
+// A Prometheus label value with `\`, `"` and line ends escaped.
+std::string EscapeLabelValue(std::string_view value);
 
 // What an HTTP request head asks of the metrics endpoint.
 enum class MetricsRequest {

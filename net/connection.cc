@@ -156,6 +156,7 @@ bool Connection::Admit(absl::Time now) {
   // implicit-TLS client expects a handshake, not plaintext: it only sees the close.
   if (!implicit) {
     absl::StrAppend(&wire_, "421 4.7.0 ", snapshot_->config.hostname, " Error: ", text, "\r\n");
+    shard_.mutable_counters().traffic.CountReplies(wire_);
   }
   // No receive is armed: the FIN follows the 421 at once and the connection ends (a client that
   // talked before the greeting may see a reset instead).
@@ -414,6 +415,7 @@ void Connection::AfterSession() {
     return;
   }
   if (!out_.replies.empty()) {
+    shard_.mutable_counters().traffic.CountReplies(out_.replies);
     if (transport_ == Transport::kTls) {
       absl::Status encrypted = tls_->Encrypt(out_.replies);
       if (!encrypted.ok()) {
@@ -445,6 +447,7 @@ void Connection::AfterSession() {
   }
   if (out_.deliver.has_value()) {
     spool_inflight_ = true;
+    stored_at_ = shard_.BatchNow();
     shard_.spool().Submit(std::move(*out_.deliver), this);
     out_.deliver.reset();
   }
@@ -470,6 +473,8 @@ void Connection::OnStored(const absl::Status& result) {
     ShardCounters::Add(counters.store_errors, 1);
     core::LogError(absl::StrCat("shard=", shard_.index(), " spool error: ", result.ToString()));
   }
+  TrafficCells::Observe(shard_.mutable_counters().traffic.store_latency,
+                        shard_.BatchNow() - stored_at_);
   if (!done_) {
     session_.OnDelivered(result, shard_.BatchNow(), out_);
     AfterSession();
@@ -550,6 +555,7 @@ void Connection::BeginTls(absl::Time now) {
   }
   tls_ = *std::move(engine);
   transport_ = Transport::kHandshaking;
+  handshake_at_ = now;
 }
 
 void Connection::OnCiphertext(std::string_view bytes, absl::Time now) {
@@ -590,6 +596,7 @@ void Connection::OnHandshakeDone(absl::Time now) {
   // it. Acknowledge at once.
   const int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+  TrafficCells::Observe(shard_.mutable_counters().traffic.handshake_time, now - handshake_at_);
   // Kernel TLS takes TLS 1.2 and 1.3 only: a TLS 1.0/1.1 session (a client of a
   // [[policy.tls_floor]]) stays on OpenSSL's record layer. A TLS 1.3 session may see KeyUpdates;
   // it moves only if the kernel can take new keys.
@@ -746,6 +753,7 @@ void Connection::FailKernelTls(uint8_t alert, std::string_view why) {
 void Connection::FinishHandshake(absl::Time now, bool kernel) {
   core::TlsFacts facts = tls_->facts();
   facts.ktls = kernel;
+  shard_.mutable_counters().traffic.CountHandshake(facts, kernel);
   const policy::ConnectionFacts& conn = session_.facts();
   core::LogInfo(absl::StrCat(
       "tls shard=", shard_.index(), " client=", conn.client.ToString(),
@@ -774,6 +782,10 @@ void Connection::FailTls(const absl::Status& status, absl::Time now) {
                                   ", minimum ", refusal.minimum));
   } else {
     core::LogWarning(absl::StrCat(prefix, " failed: ", status.message()));
+  }
+  if (transport_ == Transport::kHandshaking || transport_ == Transport::kPlain) {
+    shard_.mutable_counters().traffic.CountHandshakeFailure(tls_ != nullptr ? tls_->failure_reason()
+                                                                            : "engine not created");
   }
   if (end_reason_.empty()) end_reason_ = "tls-failed";
   session_.OnTlsFailed(now, out_);

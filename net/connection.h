@@ -195,6 +195,9 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   bool recv_rearm_ = false;  // the multishot recv ended (e.g. ENOBUFS) and must be re-armed
   bool send_inflight_ = false;
   bool spool_inflight_ = false;  // a message is with the spool; OnStored() clears it
+  // When the message went to the spool and when the TLS handshake began (stats histograms).
+  absl::Time stored_at_ = absl::InfinitePast();
+  absl::Time handshake_at_ = absl::InfinitePast();
   // The session's check that is out (Shard::StartCheck id), 0 if none. The check itself needs
   // nothing of the connection: teardown only tells the shard to drop its answer.
   uint64_t check_id_ = 0;

@@ -30,6 +30,8 @@
 #include "core/status_macros.h"
 #include "core/strings.h"
 #include "net/check_workers.h"
+#include "net/control_commands.h"
+#include "net/control_socket.h"
 #include "net/ktls.h"
 #include "net/listener.h"
 #include "net/queue_control.h"
@@ -129,6 +131,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   server->signal_fd_ = signalfd(-1, &mask, SFD_CLOEXEC);
   if (server->signal_fd_ < 0) return core::ErrnoStatus(errno, "signalfd");
+  // The control socket before anything else that could clash with another server on this config
+  // (its checks refuse a socket another server answers on; net/control_socket.h).
+  server->control_path_ = config.control.socket;
+  RINGMX_RETURN_IF_ERROR(server->OpenControlSocket());
 
   // Listening sockets first: a bad address fails start-up before any thread exists.
   std::vector<std::vector<ShardListener>> per_shard(workers);
@@ -211,7 +217,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
     return start_status;
   }
   server->generation_.store(server->runtime_.snapshot->generation, std::memory_order_relaxed);
-  RINGMX_RETURN_IF_ERROR(server->OpenControlSocket());
   RINGMX_RETURN_IF_ERROR(server->StartMetrics());
   for (size_t i = 0; i < cfg.listeners.size(); ++i) {
     core::LogInfo(absl::StrCat("listening name=", cfg.listeners[i].name, " address=",
@@ -252,26 +257,13 @@ Server::~Server() {
 }
 
 absl::Status Server::OpenControlSocket() {
-  control_path_ = runtime_.snapshot->config.control.socket;
   if (control_path_.empty()) return absl::OkStatus();
-  sockaddr_un addr;
-  memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  if (control_path_.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("control.socket: path too long (", control_path_.size(), " bytes)"));
+  absl::StatusOr<int> fd = ListenControlSocket(control_path_);
+  if (!fd.ok()) {
+    control_path_.clear();  // not ours: ~Server must not unlink it
+    return fd.status();
   }
-  memcpy(addr.sun_path, control_path_.data(), control_path_.size());
-  control_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (control_fd_ < 0) return core::ErrnoStatus(errno, "control socket");
-  unlink(control_path_.c_str());  // a stale socket from a previous run
-  // Owner only (DESIGN.md section 8): create it with a restrictive umask, then chmod to be sure.
-  const mode_t old_umask = umask(0177);
-  const int rc = bind(control_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  umask(old_umask);
-  if (rc < 0) return core::ErrnoStatus(errno, absl::StrCat("bind control socket ", control_path_));
-  chmod(control_path_.c_str(), 0600);
-  if (listen(control_fd_, 16) < 0) return core::ErrnoStatus(errno, "listen control socket");
+  control_fd_ = *fd;
   return absl::OkStatus();
 }
 
@@ -346,6 +338,10 @@ void Server::HandleControlClient(int fd) {
     reply = Stats();
   } else if (command == "metrics") {
     reply = Metrics();
+  } else if (command == "version") {
+    reply = VersionJson(VersionFacts::ForThisProcess(runtime_.snapshot->config.tls.ktls));
+  } else if (command == "certs") {
+    reply = CertsJson(runtime_, clock_->Now());
   } else if (command == "drain") {
     reply = Drain();
   } else if (command == "queue" || absl::StartsWith(command, "queue ")) {
@@ -364,7 +360,7 @@ void Server::HandleControlClient(int fd) {
     }
   } else {
     reply = absl::StrCat("error unknown command \"", command,
-                         "\" (commands: reload, stats, metrics, drain, queue)");
+                         "\" (commands: reload, stats, metrics, version, certs, drain, queue)");
   }
   if (reply.empty() || reply.back() != '\n') reply.push_back('\n');
   WriteAll(fd, reply);
@@ -426,110 +422,17 @@ core::StatsSnapshot Server::CollectStats() const {
   stats.generation = generation_.load(std::memory_order_relaxed);
   stats.draining = draining_.load(std::memory_order_relaxed);
   stats.shards.reserve(shards_.size());
-  for (const auto& shard : shards_) {
-    core::ShardStats& out = stats.shards.emplace_back();
-    const ShardCounters& c = shard->counters();
-    out.connections_open = c.connections_open.load(std::memory_order_relaxed);
-    out.connections_total = c.connections_total.load(std::memory_order_relaxed);
-    out.connections_refused = c.connections_refused.load(std::memory_order_relaxed);
-    out.messages_accepted = c.messages_accepted.load(std::memory_order_relaxed);
-    out.messages_rejected = c.messages_rejected.load(std::memory_order_relaxed);
-    out.bytes_accepted = c.bytes_accepted.load(std::memory_order_relaxed);
-    out.store_errors = c.store_errors.load(std::memory_order_relaxed);
-    out.queue_messages = c.queue_messages.load(std::memory_order_relaxed);
-    out.queue_groups = c.queue_groups.load(std::memory_order_relaxed);
-    out.queue_records = c.queue_records.load(std::memory_order_relaxed);
-    out.queue_bytes = c.queue_bytes.load(std::memory_order_relaxed);
-    out.queue_last_group_records = c.queue_last_group_records.load(std::memory_order_relaxed);
-    const DeliveryCounters& d = shard->delivery_counters();
-    out.delivery_attempts = d.attempts.load(std::memory_order_relaxed);
-    out.delivery_sent = d.sent.load(std::memory_order_relaxed);
-    out.delivery_deferred = d.deferred.load(std::memory_order_relaxed);
-    out.delivery_bounced = d.bounced.load(std::memory_order_relaxed);
-    out.dsns_queued = d.dsns.load(std::memory_order_relaxed);
-    out.outbound_connections_total = d.connections.load(std::memory_order_relaxed);
-    out.outbound_connections_open = d.connections_open.load(std::memory_order_relaxed);
-  }
+  for (const auto& shard : shards_) stats.shards.push_back(ReadShardStats(*shard));
   return stats;
 }
 
 std::string Server::Metrics() const { return core::RenderPrometheus(CollectStats()); }
 
 std::string Server::Stats() const {
-  const core::StatsSnapshot stats = CollectStats();
-  core::ShardStats sum;
-  for (const core::ShardStats& s : stats.shards) {
-    sum.connections_open += s.connections_open;
-    sum.connections_total += s.connections_total;
-    sum.connections_refused += s.connections_refused;
-    sum.messages_accepted += s.messages_accepted;
-    sum.messages_rejected += s.messages_rejected;
-    sum.bytes_accepted += s.bytes_accepted;
-    sum.store_errors += s.store_errors;
-    sum.queue_messages += s.queue_messages;
-    sum.queue_groups += s.queue_groups;
-    sum.queue_records += s.queue_records;
-    sum.queue_bytes += s.queue_bytes;
-    // The largest of the shards' latest groups.
-    sum.queue_last_group_records =
-        std::max(sum.queue_last_group_records, s.queue_last_group_records);
-    sum.delivery_attempts += s.delivery_attempts;
-    sum.delivery_sent += s.delivery_sent;
-    sum.delivery_deferred += s.delivery_deferred;
-    sum.delivery_bounced += s.delivery_bounced;
-    sum.dsns_queued += s.dsns_queued;
-    sum.outbound_connections_total += s.outbound_connections_total;
-    sum.outbound_connections_open += s.outbound_connections_open;
-  }
-  std::string out;
-  core::JsonWriter json(out);
-  json.BeginObject()
-      .Key("generation")
-      .Uint(stats.generation)
-      .Key("shards")
-      .Uint(stats.shards.size())
-      .Key("connections_open")
-      .Uint(sum.connections_open)
-      .Key("connections_total")
-      .Uint(sum.connections_total)
-      .Key("connections_refused")
-      .Uint(sum.connections_refused)
-      .Key("messages_accepted")
-      .Uint(sum.messages_accepted)
-      .Key("messages_rejected")
-      .Uint(sum.messages_rejected)
-      .Key("bytes_accepted")
-      .Uint(sum.bytes_accepted)
-      .Key("store_errors")
-      .Uint(sum.store_errors)
-      .Key("queue_messages")
-      .Uint(sum.queue_messages)
-      .Key("queue_groups")
-      .Uint(sum.queue_groups)
-      .Key("queue_records")
-      .Uint(sum.queue_records)
-      .Key("queue_bytes")
-      .Uint(sum.queue_bytes)
-      .Key("queue_last_group_records")
-      .Uint(sum.queue_last_group_records)
-      .Key("delivery_attempts")
-      .Uint(sum.delivery_attempts)
-      .Key("delivery_sent")
-      .Uint(sum.delivery_sent)
-      .Key("delivery_deferred")
-      .Uint(sum.delivery_deferred)
-      .Key("delivery_bounced")
-      .Uint(sum.delivery_bounced)
-      .Key("dsns_queued")
-      .Uint(sum.dsns_queued)
-      .Key("outbound_connections_total")
-      .Uint(sum.outbound_connections_total)
-      .Key("outbound_connections_open")
-      .Uint(sum.outbound_connections_open)
-      .Key("draining")
-      .Bool(stats.draining)
-      .EndObject();
-  return out;
+  core::StatsSnapshot stats = CollectStats();
+  // The queue by state comes from the shards' own threads; a draining shard no longer answers.
+  if (!stats.draining) CollectQueueSizes(shards_, absl::Seconds(5), stats);
+  return core::RenderStatsJson(stats);
 }
 
 absl::Status Server::StartMetrics() {

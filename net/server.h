@@ -49,6 +49,9 @@ class Server {
   // systemd (NOTIFY_SOCKET), Run() says READY=1, Reload() RELOADING=1 then READY=1, and Drain()
   // STOPPING=1, each with a STATUS= line (net/systemd_notify.h).
   std::string Reload();
+  // `stats`: core::RenderStatsJson of CollectStats(), with the queue by state that each shard
+  // counts on its own thread (not while draining). `version` and `certs` are built by
+  // net/control_commands.h.
   std::string Stats() const;
   // The counters of every shard (the snapshot `stats` and `metrics` are made from). Thread-safe.
   core::StatsSnapshot CollectStats() const;

@@ -24,6 +24,7 @@
 #include "net/ktls.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
+#include "net/shard_stats.h"
 #include "policy/auth_throttle.h"
 #include "policy/connection_limits.h"
 #include "policy/verify_cache.h"
@@ -103,6 +104,7 @@ struct ShardCounters {
   std::atomic<uint64_t> queue_bytes{0};
   std::atomic<uint64_t> queue_last_group_records{0};
   std::atomic<uint64_t> queue_messages{0};  // messages in the queue (the index), after replay too
+  TrafficCells traffic;  // replies, inbound TLS, latency histograms (net/shard_stats.h)
 
   static void Add(std::atomic<uint64_t>& counter, uint64_t n) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);

@@ -284,6 +284,19 @@ absl::Status Engine::HandshakeError(int ssl_error) {
     return false;
   };
   const int min_version = st.listener != nullptr ? st.listener->min_version : TLS1_2_VERSION;
+  const char* openssl_reason =
+      reasons.empty() ? nullptr : ERR_reason_error_string(ERR_PACK(ERR_LIB_SSL, 0, reasons[0]));
+  if (openssl_reason != nullptr) {
+    failure_reason_ = openssl_reason;
+  } else if (st.sni_rejected) {
+    failure_reason_ = "unrecognized name";
+  } else if (st.alert_received >= 0) {
+    failure_reason_ = absl::StrCat("alert ", AlertName(st.alert_received));
+  } else if (ssl_error == SSL_ERROR_SYSCALL || ssl_error == SSL_ERROR_ZERO_RETURN) {
+    failure_reason_ = "eof";
+  } else {
+    failure_reason_ = "handshake failed";
+  }
 
   absl::StatusCode code = absl::StatusCode::kInvalidArgument;
   std::string what;

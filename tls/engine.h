@@ -120,6 +120,13 @@ class Engine {
   };
   const std::optional<VersionRefusal>& version_refusal() const { return version_refusal_; }
 
+  // After Handshake() failed: a short, stable reason for counting failures (the `stats` control
+  // command): OpenSSL's reason string of the first SSL error ("unsupported protocol", "no shared
+  // cipher", "wrong version number", "peer did not return a certificate", ...), or, without one,
+  // "unrecognized name" (unknown SNI on an sni_strict listener), "alert <name>" (the client's
+  // fatal alert), "eof" (the client went away) or "handshake failed". "" before a failure.
+  const std::string& failure_reason() const { return failure_reason_; }
+
   // Valid after kEstablished: version, cipher and bits, SNI as sent (lower case, "" if none),
   // sni_fallback (absent or unknown SNI, default certificate served: the caller logs it),
   // implicit, and the client certificate (kNone when none was requested or presented). `ktls` is
@@ -154,6 +161,7 @@ class Engine {
   core::TlsFacts facts_;
   bool peer_closed_ = false;
   std::optional<VersionRefusal> version_refusal_;
+  std::string failure_reason_;
 };
 
 }  // namespace ringmx::tls

@@ -1,7 +1,7 @@
 // ringmx: the server and its command-line tools.
 //   ringmx serve -c FILE          run the server
 //   ringmx check -c FILE          validate a config file and exit
-//   ringmx ctl [-c FILE | -s SOCKET] reload|stats|metrics|drain
+//   ringmx ctl [-c FILE | -s SOCKET] [--json] reload|stats|metrics|version|certs|drain
 //   ringmx queue [-c FILE | -s SOCKET] list|show ID|export ID DIR|hold ID|release ID|delete
 //   ID|flush ringmx tlsa -c FILE           TLSA records (3 1 1, 2 1 1) of every configured chain
 //   ringmx tlsa --check HOST:PORT [--starttls] [--sni NAME] [-c FILE]
@@ -26,6 +26,8 @@
 #include "absl/time/clock.h"
 
 #include "core/config.h"
+#include "core/json.h"
+#include "core/json_text.h"
 #include "core/log.h"
 #include "core/passwd_file.h"
 #include "net/queue_control.h"
@@ -44,7 +46,7 @@ constexpr char kUsage[] =
     "usage:\n"
     "  ringmx serve -c FILE\n"
     "  ringmx check -c FILE\n"
-    "  ringmx ctl [-c FILE | -s SOCKET] reload|stats|metrics|drain\n"
+    "  ringmx ctl [-c FILE | -s SOCKET] [--json] reload|stats|metrics|version|certs|drain\n"
     "  ringmx queue [-c FILE | -s SOCKET] list [--json] | show ID [--json] | export ID DIR\n"
     "  ringmx queue [-c FILE | -s SOCKET] hold ID | release ID | delete ID | flush\n"
     "  ringmx tlsa -c FILE\n"
@@ -60,7 +62,7 @@ struct Args {
   std::string sni;
   // serve --test-clock (hidden, tests only): see net::ServerOptions::test_clock_for_test.
   bool test_clock = false;
-  bool json = false;  // queue list/show --json
+  bool json = false;  // queue list/show --json; ctl --json
   std::vector<std::string> rest;
 };
 
@@ -78,7 +80,7 @@ bool ParseArgs(int argc, char** argv, Args& args) {
       args.starttls = true;
     } else if (a == "--test-clock" && args.command == "serve") {
       args.test_clock = true;
-    } else if (a == "--json" && args.command == "queue") {
+    } else if (a == "--json" && (args.command == "queue" || args.command == "ctl")) {
       args.json = true;
     } else if (a == "--sni" && i + 1 < argc) {
       args.sni = argv[++i];
@@ -217,8 +219,27 @@ int Ctl(const Args& args) {
   absl::StatusOr<std::string> reply =
       ringmx::net::ControlRequest(*socket, absl::StrJoin(args.rest, " "));
   if (!reply.ok()) return Fail(reply.status());
-  printf("%s\n", reply->c_str());
-  return reply->rfind("error", 0) == 0 ? 1 : 0;
+  const bool failed = reply->rfind("error", 0) == 0;
+  absl::StatusOr<ringmx::core::JsonValue> parsed =
+      !reply->empty() && ((*reply)[0] == '{' || (*reply)[0] == '[')
+          ? ringmx::core::ParseJson(*reply)
+          : absl::StatusOr<ringmx::core::JsonValue>(absl::InvalidArgumentError("not JSON"));
+  if (args.json) {
+    // Raw JSON; a reply that is not JSON (reload's "ok generation=2", metrics' text) is wrapped.
+    if (parsed.ok()) {
+      printf("%s\n", reply->c_str());
+    } else {
+      std::string out;
+      ringmx::core::JsonWriter json(out);
+      json.BeginObject().Key("ok").Bool(!failed).Key("reply").String(*reply).EndObject();
+      printf("%s\n", out.c_str());
+    }
+  } else if (parsed.ok()) {
+    fputs(ringmx::core::JsonToText(*parsed).c_str(), stdout);
+  } else {
+    printf("%s\n", reply->c_str());
+  }
+  return failed ? 1 : 0;
 }
 
 bool WriteFile(const std::string& path, std::string_view bytes) {

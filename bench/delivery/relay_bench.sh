@@ -242,7 +242,7 @@ TOML
     | head -1 | sed 's/.*://') || true
   [ -n "$srv_port" ] && wait_smtp "$srv_port" "${u_pid[ringmx]}"
 }
-ringmx_stats() { timeout 5 "$ringmx" ctl -s "${u_dir[ringmx]}/control.sock" stats 2>/dev/null || true; }
+ringmx_stats() { timeout 5 "$ringmx" ctl -s "${u_dir[ringmx]}/control.sock" --json stats 2>/dev/null || true; }
 json_key() {  # KEY < JSON
   local n
   n=$(grep -o "\"$1\":[0-9]*" | cut -d: -f2) || true

@@ -43,7 +43,7 @@ def load1():
 
 def ctl_stat(ringmx, sock, key):
     try:
-        out = subprocess.run([ringmx, "ctl", "-s", sock, "stats"], capture_output=True, text=True,
+        out = subprocess.run([ringmx, "ctl", "-s", sock, "--json", "stats"], capture_output=True, text=True,
                              timeout=10).stdout
     except subprocess.TimeoutExpired:
         return None

@@ -70,7 +70,7 @@ def proc_status(pid):
 
 
 def ctl_stats(ringmx, sock):
-    r = subprocess.run([ringmx, "ctl", "-s", sock, "stats"], capture_output=True, text=True,
+    r = subprocess.run([ringmx, "ctl", "-s", sock, "--json", "stats"], capture_output=True, text=True,
                        timeout=10)
     return json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else {}
 

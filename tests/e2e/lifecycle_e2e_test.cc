@@ -395,8 +395,8 @@ TEST_F(LifecycleTest, ControlSocketStatsAndReload) {
   SmtpReply r = before->SendMail("a@remote.test", {"u@example.test"}, "Subject: s\r\n\r\ns\r\n");
   ASSERT_EQ(r.code, 250);
 
-  CommandResult stats =
-      RunCommand({RingmxBinary(), "ctl", "-c", server_->config_path(), "stats"}, absl::Seconds(10));
+  CommandResult stats = RunCommand(
+      {RingmxBinary(), "ctl", "-c", server_->config_path(), "--json", "stats"}, absl::Seconds(10));
   EXPECT_EQ(stats.exit_code, 0) << stats.output;
   EXPECT_NE(stats.output.find("\"messages_accepted\":"), std::string::npos) << stats.output;
 

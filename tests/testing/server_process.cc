@@ -184,7 +184,7 @@ bool ServerProcess::AdvanceClock(absl::Duration by) const {
 }
 
 int64_t ServerProcess::Stat(const std::string& key) const {
-  const std::string reply = Control("stats");
+  const std::string reply = Control("--json stats");
   const std::string needle = absl::StrCat("\"", key, "\":");
   const size_t pos = reply.find(needle);
   if (pos == std::string::npos) return -1;

@@ -66,7 +66,8 @@ class ServerProcess {
   // every shard has checked its deadlines against the new time (or, while draining, once the
   // clock has moved: shards see it at their next tick). False if the server refused.
   bool AdvanceClock(absl::Duration by) const;
-  // One counter of the control command `stats` (e.g. "connections_open"); -1 if unavailable.
+  // One counter of the control command `stats` (e.g. "connections_open", a total); -1 if
+  // unavailable.
   int64_t Stat(const std::string& key) const;
   // Waits for the process to exit; its exit code, or nullopt on timeout (or death by signal: -sig).
   std::optional<int> WaitExit(absl::Duration timeout);
