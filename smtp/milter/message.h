@@ -88,4 +88,17 @@ struct ModifiedMessage {
 ModifiedMessage ApplyModifications(std::string_view stored, std::span<const Modification> mods,
                                    bool leading_space = false);
 
+// The same changes applied to the client's header section alone, as the SMTP session holds it
+// while the body streams to the store: `header_section` is the client's fields and the separator
+// after them (the empty line, or nothing when the body starts without one), without our Received.
+struct ModifiedHeaders {
+  // The new header section: fields, then the separator (an empty line whenever `body` is set).
+  std::string header_section;
+  bool changed = false;             // header_section differs from the input
+  std::optional<std::string> body;  // a replacement body ('b'), CR LF line ends
+  EnvelopeChanges envelope;
+};
+ModifiedHeaders ModifyHeaderSection(std::string_view header_section,
+                                    std::span<const Modification> mods, bool leading_space = false);
+
 }  // namespace ringmx::smtp::milter
