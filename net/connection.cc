@@ -529,6 +529,9 @@ void Connection::MaybeFinishFragment() {
 }
 
 void Connection::OnMilterBytes(uint32_t index, std::string_view bytes) {
+  if (index < milters_.size() && milters_[index] != nullptr) {
+    milters_[index]->Touch(shard_.BatchNow());
+  }
   if (!done_) {
     session_.OnMilterInput(index, bytes, shard_.BatchNow(), out_);
     AfterSession();

@@ -50,6 +50,8 @@ class MilterLink {
   void Start(absl::Time now);
   // Queues bytes for the milter (a new event: the reply timeout starts again).
   void Send(std::string_view bytes, absl::Time now);
+  // Bytes came from the milter at `now` (a progress reply among them): the timeout starts again.
+  void Touch(absl::Time now) { activity_ = now; }
   // Closes once everything queued is out (after QUIT).
   void CloseAfterSend();
   // Closes now (the SMTP connection is gone); no callback follows.

@@ -277,7 +277,9 @@ class Session {
   // Heap bytes held for client input (partial command line, the message body buffer, input
   // buffered during a delivery). Bounded by 512 + kStreamChunkBytes + kMaxPendingInputBytes
   // (smtp/limits.h) whatever the client sends and whatever the message size: pieces handed over
-  // as `fragment` are the driver's. Tests assert it.
+  // as `fragment` are the driver's. With milters add the held header section (at most 256 KiB
+  // plus one piece) and the body piece in the milters' hands (kStreamChunkBytes). Tests assert
+  // it.
   size_t MemoryUsageForTest() const;
 
  private:

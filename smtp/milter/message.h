@@ -44,7 +44,7 @@ struct SplitMessage {
 SplitMessage SplitHeaders(std::string_view message);
 
 // The client's message inside the stored bytes: everything after the first header field (our
-// Received). What Session::Content() is fed.
+// Received). What a whole stored message shows milters.
 std::string_view ClientMessage(std::string_view stored);
 
 // A field value as milters get it (Sendmail's form): folds joined by "\n" without CR, and,
