@@ -6,8 +6,10 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -45,7 +47,17 @@ std::string Pkt(char command, std::string_view data) {
 // "continue"), never `hang_on`. Stops (and joins its threads) in the destructor.
 class FakeMilter {
  public:
-  FakeMilter() {
+  // On 127.0.0.1 with a port of the kernel's choice, or on the unix socket `unix_path`.
+  explicit FakeMilter(const std::string& unix_path = "") {
+    if (!unix_path.empty()) {
+      listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", unix_path.c_str());
+      bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      listen(listen_fd_, 16);
+      return;
+    }
     listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -152,10 +164,13 @@ const std::string kMessage = "From: a@remote.test\r\nSubject: milter\r\n\r\nthe 
 
 class MilterTest : public ServerTest {
  protected:
-  void Start(uint16_t milter_port, const std::string& milter_extra = "", bool test_clock = false) {
+  // `address` (e.g. "unix:/path") instead of 127.0.0.1:`milter_port` when given.
+  void Start(uint16_t milter_port, const std::string& milter_extra = "", bool test_clock = false,
+             const std::string& address = "") {
     std::string config = BasicConfig(
         dir_, "",
-        absl::StrCat("[[milter]]\nname = \"fake\"\naddress = \"inet:127.0.0.1:", milter_port,
+        absl::StrCat("[[milter]]\nname = \"fake\"\naddress = \"",
+                     address.empty() ? absl::StrCat("inet:127.0.0.1:", milter_port) : address,
                      "\"\n", milter_extra));
     config = absl::StrReplaceAll(config, {{"address = \"127.0.0.1:0\"\n",
                                            "address = \"127.0.0.1:0\"\nmilters = [\"fake\"]\n"}});
@@ -198,6 +213,19 @@ TEST_F(MilterTest, AcceptedMessageIsStoredWithTheMiltersHeaderAfterOurReceived) 
       << eml;
   EXPECT_TRUE(absl::StartsWith(milter.Commands(), "ODC")) << milter.Commands();
   EXPECT_TRUE(absl::StrContains(milter.Commands(), "LLDNBDE")) << milter.Commands();
+}
+
+TEST_F(MilterTest, AMilterOnAUnixSocket) {
+  FakeMilter milter(dir_ / "milter.sock");
+  milter.script['E'] = Pkt('y', "554 5.7.1 Gtube pattern\0"s);
+  milter.Start();
+  ASSERT_NO_FATAL_FAILURE(Start(0, "", false, "unix:" + (dir_ / "milter.sock")));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  SmtpReply reply = client->SendMail("a@remote.test", {"u@example.test"}, kMessage);
+  EXPECT_EQ(reply.code, 554) << reply.text;
+  EXPECT_TRUE(absl::StrContains(reply.text, "5.7.1 Gtube pattern")) << reply.text;
+  EXPECT_TRUE(server_->WaitForLog("milter=fake stage=content action=reject"));
 }
 
 TEST_F(MilterTest, RejectAtRcpt) {
