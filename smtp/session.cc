@@ -897,10 +897,17 @@ void Session::RefuseRecipient(std::string_view mailbox, std::string_view params,
   event.kind = internal::MilterEvent::Kind::kRejectedRcpt;
   event.text = absl::StrCat("<", core::Av(mailbox), ">");
   event.args = absl::StrSplit(core::Av(params), ' ', absl::SkipEmpty());
-  event.our_reply.code = (reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0');
-  const size_t sp = reply.find(' ', 4);
-  event.our_reply.enhanced = reply.substr(4, sp == std::string::npos ? 0 : sp - 4);
-  event.our_reply.lines.push_back(reply.substr(4));
+  // "CODE X.Y.Z text" (our refusals, a check's reply): split for the milters' macros.
+  const bool coded = reply.size() >= 4 && reply[0] >= '4' && reply[0] <= '5' && reply[1] >= '0' &&
+                     reply[1] <= '9' && reply[2] >= '0' && reply[2] <= '9' && reply[3] == ' ';
+  event.our_reply.code =
+      coded ? (reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0') : 550;
+  const std::string_view text = coded ? std::string_view(reply).substr(4) : reply;
+  const size_t sp = text.find(' ');
+  if (coded && sp != std::string_view::npos && text.size() > 0 && text[0] == reply[0]) {
+    event.our_reply.enhanced.assign(text.substr(0, sp));
+  }
+  event.our_reply.lines.emplace_back(text);
   s.milter_rcpt.assign(mailbox);
   s.milter_reply = std::move(reply);
   RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kRejectedRcpt),
@@ -929,16 +936,21 @@ void Session::FinishRcptCheck(const CheckAnswer& answer, Output& out) {
       break;
     case CheckAnswer::Decision::kReject:
       result = "unknown";
-      Reply(out, answer.reply.empty() ? absl::StrCat("550 5.1.1 <", mailbox,
-                                                     ">: Recipient address rejected: User unknown")
-                                      : answer.reply);
+      RefuseRecipient(
+          mailbox, s.check_rcpt_params,
+          answer.reply.empty()
+              ? absl::StrCat("550 5.1.1 <", mailbox, ">: Recipient address rejected: User unknown")
+              : answer.reply,
+          out);
       break;
     case CheckAnswer::Decision::kTempFail:
       result = "tempfail";
-      Reply(out, answer.reply.empty()
-                     ? absl::StrCat("450 4.4.1 <", mailbox,
-                                    ">: Recipient address verification failed, try later")
-                     : answer.reply);
+      RefuseRecipient(mailbox, s.check_rcpt_params,
+                      answer.reply.empty()
+                          ? absl::StrCat("450 4.4.1 <", mailbox,
+                                         ">: Recipient address verification failed, try later")
+                          : answer.reply,
+                      out);
       break;
     case CheckAnswer::Decision::kRefuse:
       result = "refused";

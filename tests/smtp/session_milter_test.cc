@@ -158,6 +158,7 @@ class Driver {
 
   void Start() {
     session_ = std::make_unique<Session>(env_.snapshot, env_.facts, ids_);
+    if (env_.implicit_tls) session_->OnTlsEstablished(*env_.implicit_tls, kT0, out_);
     session_->Start(kT0, out_);
     Pump();
   }
@@ -215,6 +216,12 @@ class Driver {
         if (!reply.empty()) answers.emplace_back(send.milter, std::move(reply));
       }
       for (uint32_t i : o.milter_close) milters_[i].closed = true;
+      if (o.check) {
+        // Checks (AUTH) pass.
+        session_->OnCheckAnswer(o.check->token, CheckAnswer{CheckAnswer::Decision::kAccept, ""},
+                                kT0, out_);
+        progressed = true;
+      }
       if (o.fragment) {
         ++fragments;
         streams_[o.fragment->id] += o.fragment->bytes;
@@ -458,6 +465,51 @@ TEST(SessionMilterTest, RelayClientsSkipTheMiltersFromMailOn) {
   EXPECT_EQ(d.records[0].body, kHeaders + "body\r\n");
 }
 
+// AUTH on an implicit-TLS listener; "AHVzZXIAcGFzcw==" is PLAIN for user / pass.
+core::Config AuthConfig(core::MiltersSkip skip) {
+  core::Config config = MilterConfig(1);
+  config.listeners[0].tls = core::TlsMode::kImplicit;
+  config.listeners[0].auth = true;
+  config.listeners[0].milters_skip = skip;
+  return config;
+}
+
+TEST(SessionMilterTest, AuthenticatedSessionsSkipTheMiltersWhenConfigured) {
+  core::TlsFacts tls;
+  tls.version = "TLSv1.3";
+  tls.cipher = "TLS_AES_256_GCM_SHA384";
+  tls.cipher_bits = 256;
+  tls.implicit = true;
+  {
+    Driver d(AuthConfig(core::MiltersSkip::kAuthenticated), 1);
+    d.env().implicit_tls = tls;
+    d.Start();
+    d.Send("EHLO c\r\nAUTH PLAIN AHVzZXIAcGFzcw==\r\n" + Transaction());
+    ASSERT_EQ(d.records.size(), 1u) << d.replies;
+    EXPECT_EQ(d.milter(0).Commands(), "ODCDH");  // HELO with the TLS macros, then nothing
+    EXPECT_TRUE(
+        d.milter(0).Got("D:H{tls_version}\0TLSv1.3\0{cipher}\0TLS_AES_256_GCM_SHA384\0"
+                        "{cipher_bits}\0"
+                        "256\0"s));
+  }
+  {
+    Driver d(AuthConfig(core::MiltersSkip::kNone), 1);
+    d.env().implicit_tls = tls;
+    d.Start();
+    d.Send("EHLO c\r\nAUTH PLAIN AHVzZXIAcGFzcw==\r\n" + Transaction());
+    ASSERT_EQ(d.records.size(), 1u) << d.replies;
+    EXPECT_NE(d.milter(0).Commands().find('M'), std::string::npos);
+    bool macros = false;
+    for (const std::string& p : d.milter(0).received) {
+      if (p.starts_with("D:M") &&
+          p.find("{auth_type}\0PLAIN\0{auth_authen}\0user\0"s) != std::string::npos) {
+        macros = true;
+      }
+    }
+    EXPECT_TRUE(macros);
+  }
+}
+
 TEST(SessionMilterTest, AHeaderSectionOverTheLimitIsRefusedAfterTheData) {
   Driver d(MilterConfig(1), 1);
   d.Start();
@@ -590,6 +642,15 @@ TEST(SessionMilterTest, BdatMessagesGoThroughTheMiltersToo) {
   EXPECT_TRUE(r.replies.ends_with("550 5.7.1 Command rejected\r\n550 5.7.1 Command rejected\r\n"))
       << r.replies;
   EXPECT_TRUE(r.records.empty());
+}
+
+TEST(SessionMilterTest, RsetAbortsTheTransactionAtTheMilters) {
+  Driver d(MilterConfig(1), 1);
+  d.Start();
+  d.Send("EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.test>\r\nRSET\r\nRSET\r\n");
+  EXPECT_TRUE(d.replies.ends_with("250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"));
+  // One ABORT: the second RSET has no transaction to end.
+  EXPECT_EQ(d.milter(0).Commands(), "ODCHDMDRA");
 }
 
 TEST(SessionMilterTest, DiscardAtMailAcceptsAndDropsTheMessage) {
