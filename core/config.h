@@ -218,8 +218,7 @@ struct RouteConfig {
 enum class MilterDefaultAction { kTempfail, kAccept, kReject };
 
 // One `[[milter]]` (docs/milter.md): a content filter speaking the milter protocol (rspamd,
-// OpenDKIM, ...), called by the listeners that name it. Configured and validated; the calls
-// from the SMTP session land with issue 13's next part.
+// OpenDKIM, ...), called by the SMTP sessions of the listeners that name it.
 struct MilterConfig {
   std::string name;  // `name`: unique among milters; 1-64 letters, digits, '-', '_', '.'
   // `address`: "inet:127.0.0.1:11332", "inet:[::1]:11332" (port required, not 0) or

@@ -26,6 +26,9 @@ struct SpoolRecord {
   // A DSN ringmx made (core/queue kMessageFlagBounce): delivered through [delivery]
   // bounce_next_hop, never bounced itself.
   bool bounce = false;
+  // Quarantined by a milter (docs/milter.md): stored on hold (core/queue kMessageFlagHeld), not
+  // delivered until an operator releases it; the reason is in the envelope JSON.
+  bool held = false;
 };
 
 // A piece of a message body handed to the store while the client still sends (streaming).

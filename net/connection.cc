@@ -109,6 +109,7 @@ Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t list
   send_op_.on_complete = &Connection::OnSend;
   const core::ProxyProtocol proxy = session_.facts().listener->proxy_protocol;
   if (proxy != core::ProxyProtocol::kNone) proxy_.emplace(ProxyVersionsOf(proxy));
+  milters_.resize(session_.milter_count());
 }
 
 Connection::~Connection() {
@@ -455,6 +456,22 @@ void Connection::AfterSession() {
     check_id_ = shard_.StartCheck(this, std::move(*out_.check), session_.snapshot());
     out_.check.reset();
   }
+  // Milters: connect on the first bytes for each, then send in order; close after QUIT.
+  for (smtp::MilterSend& send : out_.milter_send) {
+    if (send.milter >= milters_.size() || done_) continue;
+    std::unique_ptr<MilterLink>& link = milters_[send.milter];
+    if (link == nullptr) {
+      link = std::make_unique<MilterLink>(shard_.reactor(), *this, send.milter,
+                                          session_.milter_config(send.milter));
+      link->Start(shard_.BatchNow());
+    }
+    link->Send(send.bytes, shard_.BatchNow());
+  }
+  out_.milter_send.clear();
+  for (uint32_t i : out_.milter_close) {
+    if (i < milters_.size() && milters_[i] != nullptr) milters_[i]->CloseAfterSend();
+  }
+  out_.milter_close.clear();
   if (out_.close && !closing_) {
     closing_ = true;
     if (transport_ == Transport::kTls) {
@@ -497,11 +514,47 @@ void Connection::OnFragmentStored(const absl::Status& result) {
     ShardCounters::Add(shard_.mutable_counters().store_errors, 1);
     core::LogError(absl::StrCat("shard=", shard_.index(), " spool error: ", result.ToString()));
   }
+  // The session hears of it once the milters have that piece too (MaybeFinishFragment).
+  fragment_result_ = result;
+  MaybeFinishFragment();
+  MarkDirty();  // Flush() resumes reading if the session can take input again
+}
+
+void Connection::MaybeFinishFragment() {
+  if (!fragment_result_.has_value()) return;
+  for (const std::unique_ptr<MilterLink>& link : milters_) {
+    if (link != nullptr && !link->drained()) return;
+  }
+  const absl::Status result = std::move(*fragment_result_);
+  fragment_result_.reset();
   if (!done_) {
     session_.OnFragmentStored(result, shard_.BatchNow(), out_);
     AfterSession();
   }
-  MarkDirty();  // Flush() resumes reading if the session can take input again
+}
+
+void Connection::OnMilterBytes(uint32_t index, std::string_view bytes) {
+  if (index < milters_.size() && milters_[index] != nullptr) {
+    milters_[index]->Touch(shard_.BatchNow());
+  }
+  if (!done_) {
+    session_.OnMilterInput(index, bytes, shard_.BatchNow(), out_);
+    AfterSession();
+  }
+  MarkDirty();
+}
+
+void Connection::OnMilterFailed(uint32_t index, std::string_view why) {
+  if (!done_) {
+    session_.OnMilterError(index, why, shard_.BatchNow(), out_);
+    AfterSession();
+  }
+  MarkDirty();
+}
+
+void Connection::OnMilterDrained(uint32_t /*index*/) {
+  MaybeFinishFragment();
+  MarkDirty();
 }
 
 void Connection::AbandonStoreStream() {
@@ -835,6 +888,9 @@ void Connection::Tick(absl::Time now) {
     session_.OnTimeout(now, out_);
     AfterSession();
   }
+  for (size_t i = 0; i < milters_.size(); ++i) {
+    if (milters_[i] != nullptr) milters_[i]->Tick(now, session_.MilterWaiting(i));
+  }
 }
 
 void Connection::Drain(absl::Time now) {
@@ -996,6 +1052,10 @@ void Connection::Flush(absl::Time now) {
   }
   if (done_) {
     if (fragment_inflight_ || !session_.streaming_id().empty()) AbandonStoreStream();
+    // The session's milter connections end with it (QUIT went out if the session closed).
+    for (std::unique_ptr<MilterLink>& link : milters_) {
+      if (link != nullptr) link->Close();
+    }
     if (recv_armed_ && !cancel_sent_) {
       io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
       io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
@@ -1011,7 +1071,11 @@ void Connection::Flush(absl::Time now) {
 }
 
 bool Connection::Finished() const {
-  return done_ && !recv_armed_ && !send_inflight_ && !spool_inflight_;
+  if (!(done_ && !recv_armed_ && !send_inflight_ && !spool_inflight_)) return false;
+  for (const std::unique_ptr<MilterLink>& link : milters_) {
+    if (link != nullptr && !link->finished()) return false;
+  }
+  return true;
 }
 
 void Connection::LogEnd(absl::Time now) {

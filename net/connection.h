@@ -9,11 +9,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 
 #include "core/snapshot.h"
+#include "net/milter_link.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
 #include "net/spool.h"
@@ -27,7 +29,7 @@ namespace ringmx::net {
 class Shard;
 
 // Shard-local. Created by its Shard on accept, destroyed by the Shard once Finished().
-class Connection final : public SpoolWaiter, public FragmentWaiter {
+class Connection final : public SpoolWaiter, public FragmentWaiter, public MilterLinkOwner {
   friend class Shard;  // reads session_.facts() for its checks
  public:
   // `listener_index` is the index of `facts.listener` in the runtime's config.
@@ -61,6 +63,11 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
 
   // The answer to the session's check (Shard::StartCheck).
   void OnCheckAnswer(smtp::CheckAnswer answer);
+
+  // MilterLinkOwner: the session's milter connections (net/milter_link.h).
+  void OnMilterBytes(uint32_t index, std::string_view bytes) override;
+  void OnMilterFailed(uint32_t index, std::string_view why) override;
+  void OnMilterDrained(uint32_t index) override;
 
   // Bookkeeping used by the Shard.
   bool dirty_ = false;
@@ -204,6 +211,13 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   // A piece of a message streaming in is with the store; OnFragmentStored() clears it (or
   // AbandonStoreStream(): after Spool::Abort() the store does not call back).
   bool fragment_inflight_ = false;
+  // One link per milter of the listener, opened when the session first sends it bytes.
+  std::vector<std::unique_ptr<MilterLink>> milters_;
+  // A stored piece whose answer waits until the milter links have sent that data on
+  // (back-pressure: memory stays bounded by the piece size).
+  std::optional<absl::Status> fragment_result_;
+  // Hands a held fragment answer to the session once every milter link is drained.
+  void MaybeFinishFragment();
   // The armed receive is a single-shot one (a message is streaming in; see ArmRecv()).
   bool recv_single_shot_ = false;
   // The multishot receive was cancelled to switch to single-shot receives.

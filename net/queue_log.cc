@@ -241,6 +241,7 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
   header.envelope_json = r.envelope_json;
   header.trace_headers = r.trace_headers;
   if (r.bounce) header.flags |= q::kMessageFlagBounce;
+  if (r.held) header.flags |= q::kMessageFlagHeld;
 
   // A streamed message: its fragments must be exactly those stored for the id. From here on they
   // are ours (net/spool.h): the stream ends whatever the outcome.

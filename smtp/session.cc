@@ -9,6 +9,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 #include "core/secret.h"
 #include "core/strings.h"
@@ -77,6 +78,30 @@ Session::Session(std::shared_ptr<const core::Snapshot> snapshot, policy::Connect
       ids_(ids),
       state_(std::make_unique<State>()) {
   state_->decoder.set_buffer_limit(kStreamChunkBytes);
+  if (facts_.listener != nullptr && !facts_.listener->milters.empty()) {
+    std::vector<milter::SessionConfig> configs;
+    for (const std::string& name : facts_.listener->milters) {
+      for (const core::MilterConfig& m : snapshot_->config.milters) {
+        if (m.name != name) continue;
+        milter::SessionConfig c;
+        c.name = m.name;
+        switch (m.default_action) {
+          case core::MilterDefaultAction::kTempfail:
+            c.default_action = milter::DefaultAction::kTempfail;
+            break;
+          case core::MilterDefaultAction::kAccept:
+            c.default_action = milter::DefaultAction::kAccept;
+            break;
+          case core::MilterDefaultAction::kReject:
+            c.default_action = milter::DefaultAction::kReject;
+            break;
+        }
+        configs.push_back(std::move(c));
+        break;
+      }
+    }
+    if (!configs.empty()) state_->milters = std::make_unique<internal::MilterChain>(configs);
+  }
 }
 
 Session::~Session() = default;
@@ -88,6 +113,7 @@ bool Session::delivery_outstanding() const { return state_->awaiting_delivery; }
 bool Session::input_blocked() const {
   const State& s = *state_;
   if (s.awaiting_delivery || s.deliver_after_fragment || s.check_token != 0) return true;
+  if (s.milter_wait != internal::MilterWait::kNone) return true;
   // The body buffer is full and its predecessor not stored yet.
   const bool receiving = s.mode == Mode::kData ||
                          (s.mode == Mode::kChunk && s.chunk_disposition == Disposition::kStore);
@@ -107,7 +133,8 @@ bool Session::tls_handshake_pending() const { return state_->tls_pending; }
 
 size_t Session::MemoryUsageForTest() const {
   return internal::HeapBytes(state_->line) + state_->decoder.capacity() +
-         internal::HeapBytes(state_->pending);
+         internal::HeapBytes(state_->pending) + internal::HeapBytes(state_->milter_headers) +
+         internal::HeapBytes(state_->milter_body);
 }
 
 void Session::Reply(Output& out, std::string_view line) {
@@ -141,6 +168,8 @@ void Session::Close(Output& out, std::string_view reason) {
   s.check_token = 0;
   std::string().swap(s.line);
   std::string().swap(s.pending);
+  if (s.milters != nullptr) s.milters->Quit(out);
+  s.milter_wait = internal::MilterWait::kNone;
 }
 
 void Session::SetProxiedClient(const core::Endpoint& client, const core::Endpoint& local,
@@ -155,8 +184,21 @@ void Session::Start(absl::Time now, Output& out) {
   State& s = *state_;
   if (closed_ || s.started) return;
   s.started = true;
-  absl::StrAppend(&out.replies, "220 ", snapshot_->config.hostname, " ESMTP ringmx\r\n");
   deadline_ = now + snapshot_->config.timeouts.idle;
+  if (s.milters != nullptr) {
+    // The greeting waits for the milters' CONNECT verdicts (docs/milter.md).
+    SetConnectMacros();
+    internal::MilterEvent event;
+    event.kind = internal::MilterEvent::Kind::kConnect;
+    const core::IpAddress& client = facts_.client.address;
+    event.connect.hostname = absl::StrCat("[", client.ToString(), "]");
+    event.connect.family = client.is_v4() ? milter::Family::kInet : milter::Family::kInet6;
+    event.connect.port = facts_.client.port;
+    event.connect.address = client.ToString();
+    RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kConnect), now, out);
+    return;
+  }
+  absl::StrAppend(&out.replies, "220 ", snapshot_->config.hostname, " ESMTP ringmx\r\n");
 }
 
 void Session::OnInput(std::string_view input, absl::Time now, Output& out) {
@@ -292,7 +334,7 @@ bool Session::Idle() const {
   const State& s = *state_;
   return s.mode == Mode::kCommand && !s.in_mail && s.line.empty() && !s.discarding_line &&
          !s.awaiting_delivery && s.pending.empty() && !s.tls_pending && s.check_token == 0 &&
-         !s.sasl_active;
+         !s.sasl_active && s.milter_wait == internal::MilterWait::kNone;
 }
 
 void Session::MaybeCloseForShutdown(Output& out) {
@@ -465,7 +507,7 @@ void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
       DoHello(/*ehlo=*/false, cmd.args, out);
       break;
     case Verb::kMail:
-      DoMail(cmd.args, out);
+      DoMail(cmd.args, now, out);
       break;
     case Verb::kRcpt:
       DoRcpt(cmd.args, out);
@@ -516,6 +558,15 @@ void Session::HandleLine(std::string_view line, absl::Time now, Output& out) {
       ReplyError(out, "502 5.5.1 Error: command not implemented");
       break;
     case Verb::kUnknown:
+      if (s.milters != nullptr) {
+        // The milters see unknown commands (SMFIC_UNKNOWN) before the 500.
+        internal::MilterEvent event;
+        event.kind = internal::MilterEvent::Kind::kUnknown;
+        event.text.assign(line.substr(0, line.size() - 2));
+        RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kUnknown), now,
+                   out);
+        break;
+      }
       ReplyError(out, "500 5.5.2 Error: command not recognized");
       break;
   }
@@ -531,6 +582,29 @@ void Session::DoHello(bool ehlo, std::string_view args, Output& out) {
   ResetTransaction(out);
   s.hello = ehlo ? Hello::kEhlo : Hello::kHelo;
   s.helo.assign(args);
+  if (s.milters != nullptr) {
+    const core::TlsFacts* tls = facts_.tls_facts ? &*facts_.tls_facts : nullptr;
+    if (tls != nullptr) {
+      s.milters->SetMacro("tls_version", tls->version);
+      s.milters->SetMacro("cipher", tls->cipher);
+      s.milters->SetMacro("cipher_bits", absl::StrCat(tls->cipher_bits));
+      if (tls->client_cert.result != core::ClientCertResult::kNone) {
+        s.milters->SetMacro("cert_subject", tls->client_cert.subject);
+        s.milters->SetMacro("cert_issuer", tls->client_cert.issuer);
+      }
+    }
+    internal::MilterEvent event;
+    event.kind = internal::MilterEvent::Kind::kHelo;
+    event.text.assign(args);
+    s.milter_ehlo = ehlo;
+    RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kHelo),
+               absl::InfinitePast(), out);
+    return;
+  }
+  ReplyHello(ehlo, out);
+}
+
+void Session::ReplyHello(bool ehlo, Output& out) {
   const std::string& host = snapshot_->config.hostname;
   if (!ehlo) {
     absl::StrAppend(&out.replies, "250 ", host, "\r\n");
@@ -574,7 +648,7 @@ void Session::DoStartTls(std::string_view args, absl::Time /*now*/, Output& out)
   s.tls_pending = true;
 }
 
-void Session::DoMail(std::string_view args, Output& out) {
+void Session::DoMail(std::string_view args, absl::Time now, Output& out) {
   State& s = *state_;
   if (s.hello == Hello::kNone) {
     ReplyError(out, "503 5.5.1 Error: send HELO/EHLO first");
@@ -669,6 +743,25 @@ void Session::DoMail(std::string_view args, Output& out) {
     mp.value.assign(p.value);
     mp.has_value = p.has_value;
   }
+  if (MiltersFor(/*transaction=*/true)) {
+    s.milter_txn = true;
+    s.txn_id = ids_.Next(now);
+    s.milters->BeginMessage();
+    s.milters->SetMacro("i", s.txn_id);
+    s.milters->SetMacro("mail_addr", s.envelope.mail_from);
+    if (!facts_.auth_identity.empty()) {
+      s.milters->SetMacro("auth_type", s.auth_mechanism);
+      s.milters->SetMacro("auth_authen", facts_.auth_identity);
+    }
+    internal::MilterEvent event;
+    event.kind = internal::MilterEvent::Kind::kMail;
+    event.text = absl::StrCat("<", s.envelope.mail_from, ">");
+    for (const MailParam& mp : s.envelope.mail_params) {
+      event.args.push_back(mp.has_value ? absl::StrCat(mp.keyword, "=", mp.value) : mp.keyword);
+    }
+    RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kMail), now, out);
+    return;
+  }
   Reply(out, "250 2.1.0 Ok");
 }
 
@@ -739,12 +832,15 @@ void Session::DoRcpt(std::string_view args, Output& out) {
     case policy::RecipientVerdict::kAccept:
       break;
     case policy::RecipientVerdict::kUnknownUser:
-      absl::StrAppend(&out.replies, "550 5.1.1 <", core::Av(path->mailbox),
-                      ">: Recipient address rejected: User unknown\r\n");
+      RefuseRecipient(path->mailbox, path->rest,
+                      absl::StrCat("550 5.1.1 <", core::Av(path->mailbox),
+                                   ">: Recipient address rejected: User unknown"),
+                      out);
       return;
     case policy::RecipientVerdict::kRelayDenied:
-      absl::StrAppend(&out.replies, "554 5.7.1 <", core::Av(path->mailbox),
-                      ">: Relay access denied\r\n");
+      RefuseRecipient(
+          path->mailbox, path->rest,
+          absl::StrCat("554 5.7.1 <", core::Av(path->mailbox), ">: Relay access denied"), out);
       return;
   }
   // Once delivery is configured, mail we could never pass on is refused now rather than bounced
@@ -752,8 +848,10 @@ void Session::DoRcpt(std::string_view args, Output& out) {
   if (!snapshot_->routes.empty()) {
     const core::RouteConfig* route = snapshot_->routes.Lookup(path->domain);
     if (route == nullptr) {
-      absl::StrAppend(&out.replies, "550 5.4.4 <", core::Av(path->mailbox),
-                      ">: Recipient address rejected: no route to its domain\r\n");
+      RefuseRecipient(path->mailbox, path->rest,
+                      absl::StrCat("550 5.4.4 <", core::Av(path->mailbox),
+                                   ">: Recipient address rejected: no route to its domain"),
+                      out);
       return;
     }
     if (route->verify_recipients && decision.rule != policy::RecipientRule::kPostmaster) {
@@ -765,14 +863,65 @@ void Session::DoRcpt(std::string_view args, Output& out) {
       s.check_kind = check.kind;
       s.check_rcpt = path->mailbox;
       s.check_rcpt_dsn = std::move(dsn);
+      s.check_rcpt_params.assign(path->rest);
       out.check = std::move(check);
       return;
     }
   }
-  AddRecipient(path->mailbox, std::move(dsn), out);
+  AddRecipient(path->mailbox, std::move(dsn), path->rest, out);
 }
 
-void Session::AddRecipient(std::string_view mailbox, DsnRcptParams dsn, Output& out) {
+void Session::AddRecipient(std::string_view mailbox, DsnRcptParams dsn, std::string_view params,
+                           Output& out) {
+  State& s = *state_;
+  if (s.milter_txn) {
+    s.milters->SetMacro("rcpt_addr", std::string(mailbox));
+    const size_t at = mailbox.rfind('@');
+    s.milters->SetMacro("rcpt_host",
+                        std::string(at == std::string_view::npos ? "" : mailbox.substr(at + 1)));
+    s.milters->SetMacro("rcpt_mailer", "smtp");
+    internal::MilterEvent event;
+    event.kind = internal::MilterEvent::Kind::kRcpt;
+    event.text = absl::StrCat("<", core::Av(mailbox), ">");
+    event.args = absl::StrSplit(core::Av(params), ' ', absl::SkipEmpty());
+    s.milter_rcpt.assign(mailbox);
+    s.milter_rcpt_dsn = std::move(dsn);
+    RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kRcpt),
+               absl::InfinitePast(), out);
+    return;
+  }
+  AppendRecipient(mailbox, std::move(dsn), out);
+}
+
+void Session::RefuseRecipient(std::string_view mailbox, std::string_view params, std::string reply,
+                              Output& out) {
+  State& s = *state_;
+  if (!s.milter_txn || !s.milters->WantsRejectedRcpts()) {
+    Reply(out, reply);
+    return;
+  }
+  internal::MilterEvent event;
+  event.kind = internal::MilterEvent::Kind::kRejectedRcpt;
+  event.text = absl::StrCat("<", core::Av(mailbox), ">");
+  event.args = absl::StrSplit(core::Av(params), ' ', absl::SkipEmpty());
+  // "CODE X.Y.Z text" (our refusals, a check's reply): split for the milters' macros.
+  const bool coded = reply.size() >= 4 && reply[0] >= '4' && reply[0] <= '5' && reply[1] >= '0' &&
+                     reply[1] <= '9' && reply[2] >= '0' && reply[2] <= '9' && reply[3] == ' ';
+  event.our_reply.code =
+      coded ? (reply[0] - '0') * 100 + (reply[1] - '0') * 10 + (reply[2] - '0') : 550;
+  const std::string_view text = coded ? std::string_view(reply).substr(4) : reply;
+  const size_t sp = text.find(' ');
+  if (coded && sp != std::string_view::npos && text.size() > 0 && text[0] == reply[0]) {
+    event.our_reply.enhanced.assign(text.substr(0, sp));
+  }
+  event.our_reply.lines.emplace_back(text);
+  s.milter_rcpt.assign(mailbox);
+  s.milter_reply = std::move(reply);
+  RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kRejectedRcpt),
+             absl::InfinitePast(), out);
+}
+
+void Session::AppendRecipient(std::string_view mailbox, DsnRcptParams dsn, Output& out) {
   State& s = *state_;
   s.envelope.rcpt_to.emplace_back(mailbox);
   // Kept the same length as rcpt_to (Envelope's invariant): entry i is recipient i's.
@@ -790,20 +939,25 @@ void Session::FinishRcptCheck(const CheckAnswer& answer, Output& out) {
     case CheckAnswer::Decision::kAccept:
       result = "known";
       // The transaction may have ended meanwhile only through input, which waited: it is open.
-      AddRecipient(mailbox, std::move(s.check_rcpt_dsn), out);
+      AddRecipient(mailbox, std::move(s.check_rcpt_dsn), s.check_rcpt_params, out);
       break;
     case CheckAnswer::Decision::kReject:
       result = "unknown";
-      Reply(out, answer.reply.empty() ? absl::StrCat("550 5.1.1 <", mailbox,
-                                                     ">: Recipient address rejected: User unknown")
-                                      : answer.reply);
+      RefuseRecipient(
+          mailbox, s.check_rcpt_params,
+          answer.reply.empty()
+              ? absl::StrCat("550 5.1.1 <", mailbox, ">: Recipient address rejected: User unknown")
+              : answer.reply,
+          out);
       break;
     case CheckAnswer::Decision::kTempFail:
       result = "tempfail";
-      Reply(out, answer.reply.empty()
-                     ? absl::StrCat("450 4.4.1 <", mailbox,
-                                    ">: Recipient address verification failed, try later")
-                     : answer.reply);
+      RefuseRecipient(mailbox, s.check_rcpt_params,
+                      answer.reply.empty()
+                          ? absl::StrCat("450 4.4.1 <", mailbox,
+                                         ">: Recipient address verification failed, try later")
+                          : answer.reply,
+                      out);
       break;
     case CheckAnswer::Decision::kRefuse:
       result = "refused";
@@ -826,6 +980,25 @@ void Session::ResetTransaction(Output& out) {
   s.bdat_used = false;
   s.rejection_counted = false;
   s.decoder.Clear();
+  if (s.milter_txn && s.milters != nullptr && !s.milters->busy()) s.milters->Abort(out);
+  s.milter_txn = false;
+  s.txn_id.clear();
+  s.milter_discard = false;
+  s.milter_refusal.reset();
+  s.milter_content = false;
+  s.milter_headers_done = false;
+  s.milter_headers_sent = false;
+  s.milter_header_too_large = false;
+  s.milter_end_started = false;
+  s.milter_header_scan = 0;
+  s.milter_header_field_open = false;
+  std::string().swap(s.milter_headers);
+  std::string().swap(s.milter_body);
+  s.milter_body_bytes = 0;
+  s.milter_changes.clear();
+  s.milter_quarantine.reset();
+  s.milter_quarantine_by.clear();
+  s.milter_data_refused = false;
 }
 
 }  // namespace ringmx::smtp

@@ -23,9 +23,15 @@
 #include "core/tls_facts.h"
 #include "policy/policy.h"
 #include "smtp/dsn_params.h"
+#include "smtp/milter/session.h"
 #include "smtp/sasl.h"
 
 namespace ringmx::smtp {
+
+namespace internal {
+struct MilterEvent;
+struct MilterOutcome;
+}  // namespace internal
 
 // A check the session waits on (DESIGN.md section 6b): something that takes time or outside help
 // to answer (a password hash, a milter, a next hop). The session parks the command that asked
@@ -65,6 +71,14 @@ struct CheckAnswer {
   std::string reply;
 };
 
+// Bytes for the connection to milter `milter` (an index into the listener's `milters`): the
+// driver connects on the first bytes for it (the [[milter]]'s address, connect_timeout_s) and
+// sends them in order.
+struct MilterSend {
+  uint32_t milter = 0;
+  std::string bytes;
+};
+
 // What the driver must do after a call into a Session. Calls append; the driver executes and then
 // calls Clear(). Order of execution: abort_streams, fragment, deliver (if set), send `replies` (one
 // write), then start TLS or close. `deliver` and `start_tls` are never set by the same call.
@@ -91,6 +105,12 @@ struct Output {
   // A check to run (CheckRequest); at most one is out per session. The session waits, buffering
   // input, until OnCheckAnswer() answers it.
   std::optional<CheckRequest> check;
+  // Milters (docs/milter.md): bytes for each milter connection, in order, and the milters whose
+  // connection the driver closes once their bytes are out. The session waits (buffering input)
+  // while a milter's answer is awaited; the driver brings the answers with OnMilterInput() or
+  // OnMilterError() and keeps the timeout MilterWaiting() names.
+  std::vector<MilterSend> milter_send;
+  std::vector<uint32_t> milter_close;
   // Close the connection once `replies` has been sent.
   bool close = false;
   // STARTTLS was accepted: once `replies` (ending in "220 2.0.0 Ready to start TLS") has been
@@ -107,6 +127,8 @@ struct Output {
     check.reset();
     fragment.reset();
     deliver.reset();
+    milter_send.clear();
+    milter_close.clear();
     close = false;
     start_tls = false;
   }
@@ -183,6 +205,23 @@ class Session {
   // The token of the check the session waits for, 0 if none.
   uint64_t check_outstanding() const;
 
+  // Milters (docs/milter.md, DESIGN.md section 6b). The session runs one milter engine per name
+  // in its listener's `milters`, in that order, and parks the command (or the greeting, or the
+  // message) while an answer is awaited; Output::milter_send carries the bytes.
+  size_t milter_count() const;
+  // The [[milter]] of index `i` (< milter_count()), from the session's Snapshot.
+  const core::MilterConfig& milter_config(size_t i) const;
+  // Which timeout applies to milter `i` now: kCommand (command_timeout_s), kContent
+  // (content_timeout_s) or kNothing (no answer awaited). The connect timeout is the driver's.
+  milter::Session::Waiting MilterWaiting(size_t i) const;
+  // Bytes from milter `i` (valid only during the call); may end anywhere.
+  void OnMilterInput(uint32_t milter, std::string_view bytes, absl::Time now, Output& out);
+  // Milter `i` failed: connection refused or lost, a write failed, or its timeout passed. It
+  // stands for its default_action from now on (one log line names it and `why`).
+  void OnMilterError(uint32_t milter, std::string_view why, absl::Time now, Output& out);
+  // True while the session waits for a milter's answer.
+  bool milter_outstanding() const;
+
   // True while the session cannot take input now (a delivery or a stored piece is awaited and
   // nothing more fits): input given to OnInput() meanwhile is buffered, up to
   // kMaxPendingInputBytes; the driver should stop reading the client until this turns false.
@@ -238,7 +277,9 @@ class Session {
   // Heap bytes held for client input (partial command line, the message body buffer, input
   // buffered during a delivery). Bounded by 512 + kStreamChunkBytes + kMaxPendingInputBytes
   // (smtp/limits.h) whatever the client sends and whatever the message size: pieces handed over
-  // as `fragment` are the driver's. Tests assert it.
+  // as `fragment` are the driver's. With milters add the held header section (at most 256 KiB
+  // plus one piece) and the body piece in the milters' hands (kStreamChunkBytes). Tests assert
+  // it.
   size_t MemoryUsageForTest() const;
 
  private:
@@ -267,10 +308,38 @@ class Session {
   // AUTH command, kMaxMailRcptLineOctets for MAIL and RCPT, kMaxCommandLineOctets for everything
   // else.
   size_t LineLimit(std::string_view input) const;
-  void DoMail(std::string_view args, Output& out);
+  void DoMail(std::string_view args, absl::Time now, Output& out);
   void DoRcpt(std::string_view args, Output& out);
-  // Appends an accepted recipient to the envelope and says 250.
-  void AddRecipient(std::string_view mailbox, DsnRcptParams dsn, Output& out);
+  // An accepted recipient: shown to the milters (if any), then appended to the envelope with
+  // 250. `params` is the RCPT's ESMTP parameter text.
+  void AddRecipient(std::string_view mailbox, DsnRcptParams dsn, std::string_view params,
+                    Output& out);
+  void AppendRecipient(std::string_view mailbox, DsnRcptParams dsn, Output& out);
+  // A recipient we refuse with `reply`: shown to the milters that asked for those first.
+  void RefuseRecipient(std::string_view mailbox, std::string_view params, std::string reply,
+                       Output& out);
+  // The EHLO/HELO reply.
+  void ReplyHello(bool ehlo, Output& out);
+  // 354 and the start of the message data.
+  void BeginData(absl::Time now, Output& out);
+
+  // Milters (session_milter.cc).
+  bool MiltersFor(bool transaction) const;
+  void SetConnectMacros();
+  // Runs `event` through the milters; `wait` says what continues once they have answered (now,
+  // or from OnMilterInput/OnMilterError).
+  void RunMilters(internal::MilterEvent&& event, uint8_t wait, absl::Time now, Output& out);
+  void MiltersAnswered(uint8_t wait, absl::Time now, Output& out);
+  // A piece of the message's content through the milters (the body splits off the held header
+  // section); `end`: the data is complete.
+  void MilterContent(std::string bytes, bool end, absl::Time now, Output& out);
+  void MilterContentAnswered(bool end, absl::Time now, Output& out);
+  // End of a message whose content went to the milters: refuse, discard, or deliver.
+  void FinishMilterMessage(absl::Time now, Output& out);
+  // Applies the milters' end-of-message changes to the envelope and the held header section.
+  void ApplyMilterChanges(Output& out);
+  // Replies with a milter's refusal (closing after a shutdown).
+  void ReplyMilterRefusal(const internal::MilterOutcome& outcome, Output& out);
   // The answer to a RCPT's recipient verification (CheckRequest::Kind::kRecipient).
   void FinishRcptCheck(const CheckAnswer& answer, Output& out);
   void DoData(std::string_view args, absl::Time now, Output& out);

@@ -124,6 +124,7 @@ void Session::OnCheckAnswer(uint64_t token, const CheckAnswer& answer, absl::Tim
   switch (answer.decision) {
     case CheckAnswer::Decision::kAccept:
       facts_.auth_identity = std::move(s.check_user);
+      s.auth_mechanism = s.check_mechanism;
       Reply(out, answer.reply.empty() ? "235 2.7.0 Authentication successful" : answer.reply);
       result = "ok";
       break;

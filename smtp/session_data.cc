@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 
+#include "core/json.h"
 #include "smtp/data_decoder.h"
 #include "smtp/envelope.h"
 #include "smtp/internal/session_state.h"
@@ -87,6 +88,19 @@ void Session::DoData(std::string_view args, absl::Time now, Output& out) {
     ReplyError(out, "501 5.5.4 Syntax: DATA");
     return;
   }
+  if (s.milter_txn) {
+    internal::MilterEvent event;
+    event.kind = internal::MilterEvent::Kind::kData;
+    RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kData), now, out);
+    return;
+  }
+  BeginData(now, out);
+}
+
+void Session::BeginData(absl::Time now, Output& out) {
+  State& s = *state_;
+  // The content goes to the milters when one of them still wants it (docs/milter.md).
+  s.milter_content = s.milter_txn && !s.milter_discard && s.milters->WantsContent();
   Reply(out, "354 End data with <CR><LF>.<CR><LF>");
   s.mode = Mode::kData;
   s.decoder.Begin(DataDecoder::Mode::kDotStuffed, snapshot_->config.policy.max_message_size,
@@ -130,15 +144,19 @@ void Session::DoBdat(std::string_view args, absl::Time now, Output& out) {
   }
 
   deadline_ = now + snapshot_->config.timeouts.data;
+  bool first_chunk = false;
   if (policy::TlsRequiredViolated(*snapshot_, facts_)) {
     s.chunk_disposition = Disposition::kNeedTls;
   } else if (!s.in_mail) {
     s.chunk_disposition = Disposition::kNeedMail;
   } else if (s.envelope.rcpt_to.empty()) {
     s.chunk_disposition = Disposition::kNeedRcpt;
+  } else if (s.milter_data_refused) {
+    s.chunk_disposition = Disposition::kMilterRefused;
   } else {
     s.chunk_disposition = Disposition::kStore;
     if (!s.bdat_used) {
+      first_chunk = true;
       s.bdat_used = true;
       s.rejection_counted = false;
       s.decoder.Begin(DataDecoder::Mode::kChunked, max_size, AnnouncedSize(s.envelope));
@@ -153,6 +171,14 @@ void Session::DoBdat(std::string_view args, absl::Time now, Output& out) {
   s.chunk_remaining = count;
   s.chunk_last = last;
   s.mode = Mode::kChunk;
+  if (first_chunk && s.milter_txn) {
+    // The milters' DATA stage comes before the first chunk is taken; their answer completes an
+    // empty chunk.
+    internal::MilterEvent event;
+    event.kind = internal::MilterEvent::Kind::kData;
+    RunMilters(std::move(event), static_cast<uint8_t>(internal::MilterWait::kBdat), now, out);
+    return;
+  }
   if (count == 0) CompleteChunk(now, out);
 }
 
@@ -182,6 +208,14 @@ void Session::CompleteChunk(absl::Time now, Output& out) {
       return;
     case Disposition::kNeedTls:
       ReplyError(out, kTlsRequiredReply);
+      return;
+    case Disposition::kMilterRefused:
+      if (s.milter_refusal.has_value()) out.replies.append(s.milter_refusal->reply.ToWire());
+      if (!s.rejection_counted) {
+        ++stats_.messages_rejected;
+        s.rejection_counted = true;
+      }
+      if (s.chunk_last) ResetTransaction(out);
       return;
     case Disposition::kStore:
       break;
@@ -256,6 +290,16 @@ void Session::FinishMessage(absl::Time now, Output& out) {
     ResetTransaction(out);  // aborts the stream
     return;
   }
+  if (s.milter_discard && !s.milter_content) {
+    FinishMilterMessage(now, out);
+    return;
+  }
+  if (s.milter_content && !s.milter_end_started) {
+    // The rest of the message, then end of message, through the milters.
+    s.milter_end_started = true;
+    MilterContent(s.decoder.TakeBody(), /*end=*/true, now, out);
+    return;
+  }
   Deliver(now, out);
 }
 
@@ -273,6 +317,11 @@ bool Session::MakeRoom(absl::Time now, Output& out) {
 
 void Session::EmitFragment(absl::Time now, Output& out) {
   State& s = *state_;
+  if (s.milter_content) {
+    // The header section is held, the body goes to the milters first (session_milter.cc).
+    MilterContent(s.decoder.TakeChunk(), /*end=*/false, now, out);
+    return;
+  }
   if (s.stream_id.empty()) s.stream_id = ids_.Next(now);
   core::SpoolFragment fragment;
   fragment.id = s.stream_id;
@@ -302,10 +351,25 @@ void Session::RejectMessage(Output& out) {
 void Session::Deliver(absl::Time now, Output& out) {
   State& s = *state_;
   core::SpoolRecord record;
-  const uint64_t size = s.decoder.size();  // every piece, the ones already stored included
-  record.id = s.stream_id.empty() ? ids_.Next(now) : std::move(s.stream_id);
+  uint64_t size = s.decoder.size();  // every piece, the ones already stored included
+  const bool milters = s.milter_content;
+  if (milters) {
+    ApplyMilterChanges(out);
+    if (s.envelope.rcpt_to.empty()) {
+      // The milters deleted every recipient: nothing to deliver.
+      s.milter_discard = true;
+      FinishMilterMessage(now, out);
+      return;
+    }
+    record.held = s.milter_quarantine.has_value();
+    // Stored: our Received, the (changed) header section, the body (fragments and tail).
+    size = s.milter_headers.size() + s.milter_body_bytes + s.milter_body.size();
+  }
+  record.id = !s.stream_id.empty() ? std::move(s.stream_id)
+              : !s.txn_id.empty()  ? s.txn_id
+                                   : ids_.Next(now);
   record.fragments = s.fragments;
-  record.body = s.decoder.TakeBody();
+  record.body = milters ? std::move(s.milter_body) : s.decoder.TakeBody();
   s.stream_id.clear();  // the record carries the stream now: nothing to abort
   s.fragments = 0;
   TraceContext context;
@@ -319,6 +383,19 @@ void Session::Deliver(absl::Time now, Output& out) {
   record.trace_headers = BuildReceivedHeader(s.envelope, context);
   record.envelope_json = BuildEnvelopeJson(s.envelope, context);
   s.outstanding_log = MessageLogFields(s.envelope, size, facts_);
+  if (record.held) s.outstanding_log.append(" held=quarantine");
+  if (milters) {
+    record.trace_headers.append(s.milter_headers);
+    if (s.milter_quarantine.has_value() && record.envelope_json.ends_with("}")) {
+      // `quarantine`: {milter, reason} of a message a milter put on hold.
+      record.envelope_json.pop_back();
+      record.envelope_json.append(",\"quarantine\":{\"milter\":");
+      core::AppendJsonString(record.envelope_json, s.milter_quarantine_by);
+      record.envelope_json.append(",\"reason\":");
+      core::AppendJsonString(record.envelope_json, *s.milter_quarantine);
+      record.envelope_json.append("}}");
+    }
+  }
   record.sender = std::move(s.envelope.mail_from);  // the envelope is cleared below
   record.recipients = std::move(s.envelope.rcpt_to);
   record.received_unix_us = absl::ToUnixMicros(now);

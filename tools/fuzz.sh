@@ -21,7 +21,7 @@ build=${RINGMX_FUZZ_BUILD_DIR:-build/fuzz}
 jobs=${RINGMX_FUZZ_JOBS:-2}
 all_targets=(session command data_decoder config envelope_json ktls_records queue_record queue_scan
   recipient_table sasl passwd_file reply dsn_params stored_envelope proxy_header milter
-  metrics_request)
+  metrics_request session_milter)
 read -r -a targets <<<"${RINGMX_FUZZ_TARGETS:-${all_targets[*]}}"
 start=$(date +%s)
 

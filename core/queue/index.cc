@@ -117,6 +117,7 @@ void Index::ApplyMessage(const MessageHeader& h, const Location& where) {
     m.received_us = h.received_us;
     m.sender = std::string(h.sender);
     m.bounce = (h.flags & kMessageFlagBounce) != 0;
+    m.held = (h.flags & kMessageFlagHeld) != 0;
     m.recipients.resize(h.recipients.size());
     for (size_t i = 0; i < h.recipients.size(); ++i) {
       m.recipients[i].address = std::string(h.recipients[i]);

@@ -374,7 +374,7 @@ absl::StatusOr<MessageView> ParseMessage(std::string_view payload) {
   MessageView m;
   MessageHeader& h = m.header;
   h.flags = r.U8("flags run past the payload");
-  if (r.ok() && (h.flags & ~(kMessageFlagRelocated | kMessageFlagBounce)) != 0)
+  if (r.ok() && (h.flags & ~(kMessageFlagRelocated | kMessageFlagBounce | kMessageFlagHeld)) != 0)
     r.Fail("unknown flags");
   h.id = ReadId(r);
   h.received_us = r.I64("received time runs past the payload");

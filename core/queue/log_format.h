@@ -28,7 +28,7 @@
 //
 // Integers are little-endian; a string is a u32 length and its bytes. Payloads by type:
 //
-//   kMessage         u8 flags (kMessageFlagRelocated), str id, i64 received (unix us), str sender,
+//   kMessage         u8 flags (kMessageFlag*), str id, i64 received (unix us), str sender,
 //                    u32 n + n x str recipient, str envelope_json, str trace_headers,
 //                    u32 fragments, u64 body_size,
 //                    [relocated only: u8 held, then per recipient in order: u8 RecipientState,
@@ -94,6 +94,9 @@ inline constexpr uint8_t kMessageFlagRelocated = 1;
 // A delivery status notification ringmx made itself (issue 12): it goes to [delivery]
 // bounce_next_hop whatever its recipient's domain, and its own failure is never reported.
 inline constexpr uint8_t kMessageFlagBounce = 2;
+// Stored on hold: a milter quarantined it (docs/milter.md). Replay indexes it held, so it is not
+// delivered until `ringmx queue release`. (A relocated record carries `held` in its own byte.)
+inline constexpr uint8_t kMessageFlagHeld = 4;
 
 // A segment's key (see the header comment). Every record of the segment starts with
 // `record_magic` and stores its CRC32C XOR `crc_mask`.

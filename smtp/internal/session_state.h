@@ -6,12 +6,14 @@
 #include <stdint.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "smtp/command.h"
 #include "smtp/data_decoder.h"
 #include "smtp/envelope.h"
+#include "smtp/internal/milter_chain.h"
 #include "smtp/sasl.h"
 #include "smtp/session.h"
 
@@ -19,10 +21,11 @@ namespace ringmx::smtp {
 
 // What happens to the octets of the BDAT chunk being read.
 enum class Session::Disposition : uint8_t {
-  kStore,     // part of the message (the decoder may still refuse it)
-  kNeedMail,  // RFC 3030: consumed, then 503 (no MAIL)
-  kNeedRcpt,  // consumed, then 503 (no accepted RCPT)
-  kNeedTls,   // consumed, then 530 (tls_required and no TLS yet)
+  kStore,          // part of the message (the decoder may still refuse it)
+  kNeedMail,       // RFC 3030: consumed, then 503 (no MAIL)
+  kNeedRcpt,       // consumed, then 503 (no accepted RCPT)
+  kNeedTls,        // consumed, then 530 (tls_required and no TLS yet)
+  kMilterRefused,  // consumed, then the milters' refusal of the transaction's DATA
 };
 
 namespace internal {
@@ -34,6 +37,24 @@ enum class Mode : uint8_t {
 };
 
 enum class Hello : uint8_t { kNone, kHelo, kEhlo };
+
+// What the session does once the milters have answered (State::milter_wait).
+enum class MilterWait : uint8_t {
+  kNone,
+  kConnect,       // the greeting
+  kHelo,          // the EHLO/HELO reply
+  kMail,          // 250 to MAIL
+  kRcpt,          // 250 to RCPT
+  kRejectedRcpt,  // our own refusal of a RCPT
+  kData,          // 354
+  kBdat,          // the first BDAT chunk of the transaction
+  kUnknown,       // 500 to an unknown command
+  kContentPiece,  // a piece of the body: on to the store
+  kContentEnd,    // the end of the message
+};
+
+// The largest client header section held back while milters see a message (docs/milter.md).
+inline constexpr size_t kMaxMilterHeaderBytes = 256 * 1024;
 
 constexpr bool IsBlank(char c) { return c == ' ' || c == '\t'; }
 
@@ -104,6 +125,7 @@ struct Session::State {
   // kRecipient: the RCPT waiting for its verification, and its DSN parameters.
   std::string check_rcpt;
   DsnRcptParams check_rcpt_dsn;
+  std::string check_rcpt_params;  // its ESMTP parameter text, for the milters
 
   // The transaction. `in_mail` is true from an accepted MAIL to its end (delivery, refusal,
   // RSET, EHLO/HELO).
@@ -146,6 +168,45 @@ struct Session::State {
   // Its log line's fields after the id (sender, recipients, size, TLS, AUTH identity): logged
   // with the store's answer, so that the queue id leads from intake to the delivery lines.
   std::string outstanding_log;
+
+  // Milters (session_milter.cc); `milters` is null when the listener has none.
+  std::unique_ptr<internal::MilterChain> milters;
+  // Set while the milters' answer is awaited: what continues then. Input waits meanwhile.
+  internal::MilterWait milter_wait = internal::MilterWait::kNone;
+  absl::Time milter_parked_at;       // when the wait began (the deadline moves by the wait)
+  absl::Time milter_saved_deadline;  // the session's deadline before the wait
+  bool milter_ehlo = false;          // kHelo: EHLO (not HELO)
+  std::string milter_rcpt;           // kRcpt/kRejectedRcpt: the mailbox
+  DsnRcptParams milter_rcpt_dsn;     // kRcpt: its DSN parameters
+  std::string milter_reply;          // kRejectedRcpt: our refusal; kUnknown: the 500
+  std::string auth_mechanism;        // the SASL mechanism of a successful AUTH
+  // The transaction is shown to the milters (MAIL on a session milters_skip does not exempt).
+  bool milter_txn = false;
+  std::string txn_id;  // the queue id minted at MAIL for the milters' `i` macro
+  // A milter discarded the message: 250, but nothing is stored.
+  bool milter_discard = false;
+  // The milters refused the DATA stage of a BDAT transaction: every chunk up to LAST gets it.
+  bool milter_data_refused = false;
+  // A milter refused the message's content; answered at the end of the data.
+  std::optional<internal::MilterOutcome> milter_refusal;
+  // The content goes to the milters: the client's header section is held here (not streamed)
+  // until its end, at most kMaxMilterHeaderBytes; `milter_header_scan` is where the scan for its
+  // end resumes. Then the body streams: `milter_body` is the piece in the milters' hands, handed
+  // to the store once they took it (at the end: the record's tail).
+  bool milter_content = false;
+  bool milter_headers_done = false;
+  bool milter_headers_sent = false;
+  bool milter_header_too_large = false;
+  bool milter_end_started = false;
+  size_t milter_header_scan = 0;
+  bool milter_header_field_open = false;  // a field started: a WSP line folds into it
+  std::string milter_headers;
+  std::string milter_body;
+  uint64_t milter_body_bytes = 0;  // body octets handed to the store as fragments
+  std::vector<internal::MilterOutcome::Changes> milter_changes;
+  // A milter quarantined the message (its name and reason): stored on hold.
+  std::optional<std::string> milter_quarantine;
+  std::string milter_quarantine_by;
 };
 
 }  // namespace ringmx::smtp

@@ -176,15 +176,10 @@ std::string MilterHeaderValue(std::string_view raw_value, bool leading_space) {
   return out;
 }
 
-ModifiedMessage ApplyModifications(std::string_view stored, std::span<const Modification> mods,
-                                   bool leading_space) {
-  ModifiedMessage result;
-  const SplitMessage outer = SplitHeaders(stored);
-  const std::string_view received =
-      outer.fields.empty() ? std::string_view() : outer.fields.front().raw;
-  const std::string_view client = stored.substr(received.size());
-  const SplitMessage split = SplitHeaders(client);
-
+ModifiedHeaders ModifyHeaderSection(std::string_view header_section,
+                                    std::span<const Modification> mods, bool leading_space) {
+  ModifiedHeaders result;
+  const SplitMessage split = SplitHeaders(header_section);
   std::vector<Field> fields;
   fields.reserve(split.fields.size() + mods.size());
   for (const HeaderField& f : split.fields) {
@@ -248,27 +243,49 @@ ModifiedMessage ApplyModifications(std::string_view stored, std::span<const Modi
   }
 
   if (!headers_changed && !new_body) {
+    result.header_section.assign(header_section);
+    return result;
+  }
+  result.changed = true;
+  std::string& out = result.header_section;
+  out.reserve(header_section.size() + 256);
+  for (const Field& f : fields) out.append(f.raw);
+  if (new_body) {
+    // A new body always follows an empty line.
+    out.append("\r\n");
+    result.body = NormaliseBody(*new_body);
+  } else {
+    // The separator as it was (the empty line, or nothing when a non-field line started the
+    // body).
+    out.append(header_section.substr(split.header_end, split.body_offset - split.header_end));
+  }
+  return result;
+}
+
+ModifiedMessage ApplyModifications(std::string_view stored, std::span<const Modification> mods,
+                                   bool leading_space) {
+  ModifiedMessage result;
+  const SplitMessage outer = SplitHeaders(stored);
+  const std::string_view received =
+      outer.fields.empty() ? std::string_view() : outer.fields.front().raw;
+  const std::string_view client = stored.substr(received.size());
+  const SplitMessage split = SplitHeaders(client);
+  ModifiedHeaders headers =
+      ModifyHeaderSection(client.substr(0, split.body_offset), mods, leading_space);
+  result.envelope = std::move(headers.envelope);
+  if (!headers.changed) {
     result.bytes.assign(stored);
     return result;
   }
   result.bytes_changed = true;
   std::string& out = result.bytes;
-  std::string body = new_body ? NormaliseBody(*new_body) : std::string();
-  out.reserve(stored.size() + body.size() + 256);
+  const std::string_view body =
+      headers.body ? std::string_view(*headers.body) : client.substr(split.body_offset);
+  out.reserve(received.size() + headers.header_section.size() + body.size() + 2);
   out.append(received);
   if (!received.empty() && !received.ends_with("\n")) out.append("\r\n");
-  for (const Field& f : fields) out.append(f.raw);
-  // The separator as it was (the empty line, or nothing when a non-field line started the body).
-  const std::string_view separator =
-      client.substr(split.header_end, split.body_offset - split.header_end);
-  if (new_body) {
-    // A new body always follows an empty line.
-    out.append("\r\n");
-    out.append(body);
-  } else {
-    out.append(separator);
-    out.append(client.substr(split.body_offset));
-  }
+  out.append(headers.header_section);
+  out.append(body);
   return result;
 }
 

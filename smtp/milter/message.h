@@ -44,7 +44,7 @@ struct SplitMessage {
 SplitMessage SplitHeaders(std::string_view message);
 
 // The client's message inside the stored bytes: everything after the first header field (our
-// Received). What Session::Content() is fed.
+// Received). What a whole stored message shows milters.
 std::string_view ClientMessage(std::string_view stored);
 
 // A field value as milters get it (Sendmail's form): folds joined by "\n" without CR, and,
@@ -87,5 +87,18 @@ struct ModifiedMessage {
 // pieces concatenate; bare LF becomes CR LF and the body ends with CR LF.
 ModifiedMessage ApplyModifications(std::string_view stored, std::span<const Modification> mods,
                                    bool leading_space = false);
+
+// The same changes applied to the client's header section alone, as the SMTP session holds it
+// while the body streams to the store: `header_section` is the client's fields and the separator
+// after them (the empty line, or nothing when the body starts without one), without our Received.
+struct ModifiedHeaders {
+  // The new header section: fields, then the separator (an empty line whenever `body` is set).
+  std::string header_section;
+  bool changed = false;             // header_section differs from the input
+  std::optional<std::string> body;  // a replacement body ('b'), CR LF line ends
+  EnvelopeChanges envelope;
+};
+ModifiedHeaders ModifyHeaderSection(std::string_view header_section,
+                                    std::span<const Modification> mods, bool leading_space = false);
 
 }  // namespace ringmx::smtp::milter

@@ -109,7 +109,7 @@ Session::Waiting Session::waiting_for() const {
     case Pending::kReply:
       break;
   }
-  return content_ ? Waiting::kContent : Waiting::kCommand;
+  return content_active_ ? Waiting::kContent : Waiting::kCommand;
 }
 
 Verdict Session::DefaultVerdict(Stage stage) const {
@@ -136,10 +136,8 @@ void Session::Finish(Verdict verdict, Output& out) {
   pending_ = Pending::kNone;
   verdict.stage = stage_;
   if (stage_ == Stage::kContent) {
-    content_.reset();
-    headers_.clear();
     verdict.modifications = std::move(modifications_);
-    modifications_.clear();
+    EndContent();
   }
   out.verdict = std::move(verdict);
 }
@@ -151,15 +149,13 @@ void Session::Continue(Stage stage, Output& out) {
 
 void Session::Fail(std::string why, Output& out) {
   error_ = absl::StrCat("milter ", config_.name, ": ", why);
-  const bool owed = pending_ != Pending::kNone || content_.has_value();
+  const bool owed = pending_ != Pending::kNone || content_active_;
   state_ = State::kFailed;
   out.error = error_;
   out.close = true;
   if (owed) {
     pending_ = Pending::kNone;
-    content_.reset();
-    headers_.clear();
-    modifications_.clear();
+    EndContent();
     out.verdict = DefaultVerdict(stage_);
   }
 }
@@ -344,20 +340,51 @@ void Session::Data(Output& out) {
   }
 }
 
-void Session::Content(std::string_view client_message, Output& out) {
-  if (Settled(Stage::kContent, out)) return;
-  content_ = client_message;
-  SplitMessage split = SplitHeaders(client_message);
+void Session::EndContent() {
+  content_active_ = false;
+  piece_.reset();
+  headers_.clear();
+  modifications_.clear();
+  step_ = ContentStep::kBetween;
+}
+
+void Session::ContentHeaders(std::string_view header_section, Output& out) {
+  RINGMX_CHECK(idle());
+  if (!ContentOpen()) return;
+  stage_ = Stage::kContent;
+  if (!content_active_) modifications_.clear();
+  content_active_ = true;
+  SplitMessage split = SplitHeaders(header_section);
   headers_ = std::move(split.fields);
   header_index_ = 0;
-  body_offset_ = split.body_offset;
+  piece_ = header_section;
   step_ = ContentStep::kHeaders;
-  modifications_.clear();
   AdvanceContent(out);
 }
 
+void Session::ContentBody(std::string_view piece, Output& out) {
+  RINGMX_CHECK(idle());
+  if (!ContentOpen() || piece.empty()) return;
+  stage_ = Stage::kContent;
+  if (!content_active_) modifications_.clear();
+  content_active_ = true;
+  piece_ = piece;
+  body_offset_ = 0;
+  step_ = ContentStep::kBody;
+  AdvanceContent(out);
+}
+
+void Session::ContentEnd(Output& out) {
+  if (Settled(Stage::kContent, out)) return;
+  if (!content_active_) modifications_.clear();
+  content_active_ = true;
+  step_ = ContentStep::kEob;
+  // EOB is always answered: it carries the changes and the final decision.
+  Event(Stage::kContent, cmd::kEob, MacroStage::kEom, 0, 0, out,
+        [](std::string& s) { AppendEob(s); });
+}
+
 void Session::AdvanceContent(Output& out) {
-  const std::string_view message = *content_;
   while (true) {
     switch (step_) {
       case ContentStep::kHeaders: {
@@ -374,19 +401,21 @@ void Session::AdvanceContent(Output& out) {
         break;
       }
       case ContentStep::kEoh:
-        step_ = ContentStep::kBody;
+        step_ = ContentStep::kBetween;
+        headers_.clear();
         if (Event(Stage::kContent, cmd::kEoh, MacroStage::kEoh, proto::kNoEoh, proto::kNrEoh, out,
                   [](std::string& s) { AppendEoh(s); })) {
           return;
         }
         break;
       case ContentStep::kBody: {
-        if (body_offset_ >= message.size() || (protocol_ & proto::kNoBody) != 0 ||
+        const std::string_view piece = piece_.value_or(std::string_view());
+        if (body_offset_ >= piece.size() || (protocol_ & proto::kNoBody) != 0 ||
             skip_command_ == cmd::kBody) {
-          step_ = ContentStep::kEob;
+          step_ = ContentStep::kBetween;
           break;
         }
-        const std::string_view chunk = message.substr(body_offset_, kMaxBodyChunkBytes);
+        const std::string_view chunk = piece.substr(body_offset_, kMaxBodyChunkBytes);
         body_offset_ += chunk.size();
         if (Event(Stage::kContent, cmd::kBody, std::nullopt, proto::kNoBody, proto::kNrBody, out,
                   [&](std::string& s) { AppendBody(chunk, s); })) {
@@ -394,14 +423,12 @@ void Session::AdvanceContent(Output& out) {
         }
         break;
       }
+      case ContentStep::kBetween:
+        // The piece is sent (and answered): the engine is idle until the next one.
+        piece_.reset();
+        return;
       case ContentStep::kEob:
-        step_ = ContentStep::kDone;
-        // EOB is always answered: it carries the changes and the final decision.
-        Event(Stage::kContent, cmd::kEob, MacroStage::kEom, 0, 0, out,
-              [](std::string& s) { AppendEob(s); });
-        return;
-      case ContentStep::kDone:
-        return;
+        return;  // OnReply() finishes with the verdict
     }
   }
 }
@@ -412,6 +439,7 @@ void Session::Abort(Output& out) {
   in_transaction_ = false;
   message_done_ = false;
   skip_command_ = 0;
+  EndContent();
 }
 
 void Session::Unknown(std::string_view line, Output& out) {
@@ -438,8 +466,7 @@ void Session::Quit(Output& out) {
   }
   state_ = State::kClosed;
   pending_ = Pending::kNone;
-  content_.reset();
-  headers_.clear();
+  EndContent();
   out.close = true;
 }
 
@@ -517,7 +544,7 @@ void Session::OnReply(const MilterReply& reply, Output& out) {
       [[fallthrough]];
     case RK::kContinue:
       pending_ = Pending::kNone;
-      if (content_ && !at_eob) {
+      if (content_active_ && !at_eob) {
         AdvanceContent(out);
         return;
       }

@@ -2,14 +2,17 @@
 // run it (protocol version 6, smtp/milter/codec.h). Pure, like smtp::Client: events and the
 // milter's bytes in; bytes to send, a verdict per stage and the end-of-message changes out. It
 // never touches a socket, a timer or the clock. net/ connects (the [[milter]]'s address), moves
-// the bytes, enforces the timeouts (waiting_for() says which) and applies the verdicts; the
-// wiring into the SMTP session lands with issue 13's next part (docs/milter.md).
+// the bytes, enforces the timeouts (waiting_for() says which); smtp::Session runs one engine per
+// listener milter and applies the verdicts (docs/milter.md).
 //
 // Stages, in order: Connect (sends OPTNEG first, then CONNECT once negotiated), Helo, then per
-// transaction Mail, Rcpt..., Data, Content (every HEADER, EOH, BODY chunks, EOB), and Abort or
-// Quit. Each event may be called only when idle(); its verdict comes in the Output of that call
-// (when no reply is awaited: the milter said it will not send one, or asked not to get the
-// event) or of a later OnInput().
+// transaction Mail, Rcpt..., Data, the content in pieces (ContentHeaders: every HEADER and EOH;
+// ContentBody: BODY chunks, as the body streams in; ContentEnd: EOB), and Abort or Quit. Each
+// event may be called only when idle(); its verdict comes in the Output of that call (when no
+// reply is awaited: the milter said it will not send one, or asked not to get the event) or of a
+// later OnInput(). ContentHeaders and ContentBody have no verdict of their own: the engine is
+// idle() again once their packets are sent and answered, and a verdict comes only when the milter
+// decides the message early (or fails); ContentEnd always ends with one.
 #pragma once
 
 #include <stddef.h>
@@ -126,10 +129,16 @@ class Session {
   void RejectedRcpt(std::string_view path, std::span<const std::string> args,
                     const Reply& our_reply, Output& out);
   void Data(Output& out);
-  // The client's message (ClientMessage() of the stored bytes: our Received is not shown, as
-  // with Postfix), borrowed until the kContent verdict. Headers go one HEADER each, then EOH,
-  // the body in BODY chunks of at most 65535 bytes, then EOB, whose replies carry the changes.
-  void Content(std::string_view client_message, Output& out);
+  // The client's message (our Received is not shown, as with Postfix), in three steps; each view
+  // is borrowed until idle() again. ContentHeaders: the client's header section (the fields, and
+  // optionally the empty line after them): one HEADER per field, then EOH. ContentBody: a piece
+  // of the body, in BODY chunks of at most 65535 bytes (any number of calls; an empty piece sends
+  // nothing). ContentEnd: EOB, whose replies carry the changes and the final verdict. After an
+  // early verdict (the milter refused, accepted or discarded the message, or failed) the first
+  // two do nothing and ContentEnd answers at once (kAccept, or the default_action).
+  void ContentHeaders(std::string_view header_section, Output& out);
+  void ContentBody(std::string_view piece, Output& out);
+  void ContentEnd(Output& out);
   // Ends the current transaction without a message (RSET, a refused MAIL or DATA, a lost
   // client): ABORT when the milter has one open. No reply; may be called any time.
   void Abort(Output& out);
@@ -145,7 +154,7 @@ class Session {
   // later one.
   void OnError(std::string_view why, Output& out);
 
-  bool idle() const { return pending_ == Pending::kNone && !content_; }
+  bool idle() const { return pending_ == Pending::kNone && !piece_; }
   Waiting waiting_for() const;
   bool finished() const { return state_ == State::kFailed || state_ == State::kClosed; }
   // After negotiation: what the milter asked for.
@@ -171,7 +180,7 @@ class Session {
   };
   // What the engine waits for.
   enum class Pending : uint8_t { kNone, kOptNeg, kReply };
-  enum class ContentStep : uint8_t { kHeaders, kEoh, kBody, kEob, kDone };
+  enum class ContentStep : uint8_t { kHeaders, kEoh, kBody, kBetween, kEob };
 
   // Sends the macros of `macro_stage` (if any), then the event unless the milter asked not to
   // get it (`no_flag`, SMFIP_NO*) or skips it (SMFIR_SKIP): `encode` appends the packet. Returns
@@ -213,9 +222,15 @@ class Session {
   // message at the milter: nothing more of it is sent; Rcpt/Data/Content answer kAccept.
   bool message_done_ = false;
 
-  // Content(): the message being sent and where we are.
-  std::optional<std::string_view> content_;
-  ContentStep step_ = ContentStep::kHeaders;
+  // True while the engine can still take content for the current message.
+  bool ContentOpen() const { return state_ == State::kReady && !message_done_; }
+  void EndContent();
+
+  // The content: `content_active_` from the first Content* call of a message to its verdict;
+  // `piece_` is the borrowed piece (the header section, or a body piece) not yet all sent.
+  bool content_active_ = false;
+  std::optional<std::string_view> piece_;
+  ContentStep step_ = ContentStep::kBetween;
   std::vector<HeaderField> headers_;
   size_t header_index_ = 0;
   size_t body_offset_ = 0;

@@ -512,8 +512,12 @@ TEST(QueuePayloadTest, MessageShapes) {
   bounce.flags = kMessageFlagBounce | kMessageFlagRelocated;
   ASSERT_TRUE(ParseMessage(MessagePayload(bounce)).ok());
 
+  MessageFields held;  // quarantined by a milter
+  held.flags = kMessageFlagHeld;
+  ASSERT_TRUE(ParseMessage(MessagePayload(held)).ok());
+
   MessageFields f;
-  f.flags = 4;
+  f.flags = 8;
   ExpectDataLoss(ParseMessage(MessagePayload(f)).status(), "unknown flags");
   f = {};
   f.recipient_count = 0xffffffff;

@@ -99,6 +99,26 @@ TEST(QueueIndexTest, MessageWithPendingRecipients) {
   EXPECT_EQ(index.stats().messages, 1u);
 }
 
+// A message a milter quarantined comes up held on replay until an operator releases it.
+TEST(QueueIndexTest, MessageStoredHeldComesUpHeld) {
+  MessageHeader h;
+  h.flags = kMessageFlagHeld;
+  h.id = "Q";
+  h.sender = "s@example.org";
+  h.recipients = {"x@y"};
+  h.envelope_json = "{}";
+  h.trace_headers = "Received: x\r\n";
+  h.body_size = 2;
+  Index index;
+  IndexFeeder feed(index);
+  feed.Apply(EncodeMessagePrefix(h, "x\n", kKey) + "x\n");
+  const QueuedMessage* m = index.Find("Q");
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->held);
+  feed.Apply(EncodeMessageOp("Q", MessageOp::kRelease, 5, kKey));
+  EXPECT_FALSE(index.Find("Q")->held);
+}
+
 TEST(QueueIndexTest, ListIsInIdOrder) {
   Index index;
   IndexFeeder feed(index);

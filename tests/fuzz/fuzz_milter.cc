@@ -86,6 +86,11 @@ void FuzzSession(uint8_t flags, std::string_view bytes, size_t stride) {
   stored += (flags & 4) ? std::string(kMaxBodyChunkBytes + 100, 'b') : "body\r\n";
   const std::string_view client = ClientMessage(stored);
   RINGMX_CHECK(client.size() + kReceived.size() == stored.size());
+  const SplitMessage client_split = SplitHeaders(client);
+  const std::string_view header_section = client.substr(0, client_split.body_offset);
+  const std::string_view body = client.substr(client_split.body_offset);
+  // Between ContentHeaders and ContentEnd's verdict a milter may decide the message early.
+  bool in_content = false;
 
   Output out;
   int step = 0;
@@ -98,8 +103,9 @@ void FuzzSession(uint8_t flags, std::string_view bytes, size_t stride) {
 
   const auto check = [&] {
     if (out.verdict) {
-      RINGMX_CHECK(owed);
+      RINGMX_CHECK(owed || in_content);
       owed = false;
+      in_content = false;
       const Verdict& v = *out.verdict;
       if (v.kind == Verdict::Kind::kReject) RINGMX_CHECK(v.reply.code >= 500);
       if (v.kind == Verdict::Kind::kTempfail)
@@ -120,7 +126,7 @@ void FuzzSession(uint8_t flags, std::string_view bytes, size_t stride) {
   };
   // Runs the next event of the script when the engine can take one.
   const auto next_event = [&] {
-    while (!owed && session.idle() && step < 12) {
+    while (!owed && session.idle() && step < 14) {
       owed = true;
       switch (step++) {
         case 0:
@@ -142,22 +148,31 @@ void FuzzSession(uint8_t flags, std::string_view bytes, size_t stride) {
           session.Data(out);
           break;
         case 6:
-          session.Content(client, out);
+          owed = false;
+          in_content = true;
+          session.ContentHeaders(header_section, out);
           break;
         case 7:
-          session.Unknown("XFOO", out);
+          owed = false;
+          session.ContentBody(body, out);
           break;
         case 8:
-          session.Mail("<>", {}, out);
+          session.ContentEnd(out);
           break;
         case 9:
+          session.Unknown("XFOO", out);
+          break;
+        case 10:
+          session.Mail("<>", {}, out);
+          break;
+        case 11:
           owed = false;
           session.Abort(out);
           break;
-        case 10:
+        case 12:
           session.Mail("<c@example.org>", {}, out);
           break;
-        case 11:
+        case 13:
           owed = false;
           session.Quit(out);
           break;

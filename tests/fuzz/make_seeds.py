@@ -709,3 +709,29 @@ write("metrics_request", "bare-lf", b"GET /metrics HTTP/1.1\n\n")
 write("metrics_request", "no-version", b"GET /metrics\r\n")
 write("metrics_request", "smtp", b"EHLO client.example\r\n")
 write("metrics_request", "nul-in-target", b"GET /met\0rics HTTP/1.1\r\n\r\n")
+
+
+# --- session_milter: [flags][n][n answers][client bytes] (see fuzz_session_milter.cc) ----------
+# flags: 1 two milters, 2 NR flags, 4 answers byte by byte, 8 default accept, 16 slices of 7,
+# 32 RCPT_REJ. Answers: 0 continue, 1 accept, 2 reject, 3 tempfail, 4 discard, 5 custom 554,
+# 6 shutdown, 7 progress, 8 skip, 9 add header, 10 failure, 11 garbage, 12 quarantine,
+# 13 replace body, 14 envelope changes, 15 header changes, 16 delete recipients, 17 malformed.
+MILTER_SESSION = crlf("EHLO client.example.org", "MAIL FROM:<a@example.org> SIZE=100",
+                      "RCPT TO:<b@example.test>", "RCPT TO:<x@elsewhere.example>",
+                      "RCPT TO:<c@example.test>", "DATA", "From: a@example.org",
+                      "Subject: hi", " folded", "", "body", ".", "XFOO", "RSET",
+                      "MAIL FROM:<>", "RCPT TO:<b@example.test>", "BDAT 12 LAST") + \
+    b"X: y\r\n\r\nbody\r\n" + crlf("QUIT")
+write("session_milter", "continue", bytes([0, 0]) + MILTER_SESSION)
+write("session_milter", "rspamd-reject", bytes([2 | 4, 1, 5]) + MILTER_SESSION)
+write("session_milter", "changes", bytes([1 | 16, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 14, 15])
+      + MILTER_SESSION)
+write("session_milter", "quarantine-replace", bytes([32, 14] + [0] * 12 + [12, 13])
+      + MILTER_SESSION)
+write("session_milter", "failures", bytes([8 | 1, 6, 10, 11, 17, 3, 2, 4]) + MILTER_SESSION)
+write("session_milter", "big-header", bytes([0, 0]) + crlf(
+    "EHLO c", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.test>", "DATA")
+      + b"".join(b"X-H: " + b"h" * 900 + b"\r\n" for _ in range(300)) + crlf("", "b", ".", "QUIT"))
+write("session_milter", "big-body", bytes([2, 0]) + crlf(
+    "EHLO c", "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.test>", "DATA", "S: x", "")
+      + b"".join(b"line of body text\r\n" for _ in range(15000)) + crlf(".", "QUIT"))

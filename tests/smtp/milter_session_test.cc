@@ -86,8 +86,39 @@ class MilterSessionTest : public testing::Test {
     return v;
   }
 
+  // Drives ContentHeaders, ContentBody and ContentEnd over `message` (the client's message) as the
+  // engine becomes idle; Input() and feeding go on with it after each reply.
+  void Content(std::string message) {
+    message_ = std::move(message);
+    content_step_ = 0;
+    Pump();
+  }
+  void Pump() {
+    while (content_step_ < 3 && session_.idle() && !out_.verdict.has_value()) {
+      const std::string_view m = message_;
+      const size_t body = SplitHeaders(m).body_offset;
+      switch (content_step_++) {
+        case 0:
+          session_.ContentHeaders(m.substr(0, body), out_);
+          break;
+        case 1:
+          session_.ContentBody(m.substr(body), out_);
+          break;
+        default:
+          session_.ContentEnd(out_);
+          break;
+      }
+    }
+  }
+  void Input(std::string_view bytes) {
+    session_.OnInput(bytes, out_);
+    Pump();
+  }
+
   Session session_;
   Output out_;
+  std::string message_;
+  int content_step_ = 3;
 };
 
 const std::string kConnectPacket =
@@ -123,7 +154,7 @@ TEST_F(MilterSessionTest, RspamdNoReplyFlagsNeverWait) {
                 "M:<a@example.org>\0SIZE=40\0"s, "D:Ri\0Q1\0{rcpt_addr}\0b@example.test\0"s,
                 "R:<b@example.test>\0"s, "D:Ti\0Q1\0"s, "T:"}));
 
-  session_.Content("Subject: hi\r\nX-Long: a\r\n b\r\n\r\nbody\r\n", out_);
+  Content("Subject: hi\r\nX-Long: a\r\n b\r\n\r\nbody\r\n");
   EXPECT_FALSE(out_.verdict.has_value());
   EXPECT_EQ(session_.waiting_for(), Session::Waiting::kContent);
   EXPECT_EQ(Packets(Take()),
@@ -152,7 +183,7 @@ TEST_F(MilterSessionTest, RspamdNoReplyFlagsNeverWait) {
 // A milter that answers every stage, fed its replies one byte at a time.
 TEST_F(MilterSessionTest, WholeTransactionWithRepliesByteByByte) {
   const auto feed = [&](const std::string& wire) {
-    for (char c : wire) session_.OnInput(std::string_view(&c, 1), out_);
+    for (char c : wire) Input(std::string_view(&c, 1));
   };
   session_.Connect(Client(), out_);
   out_.Clear();
@@ -189,7 +220,7 @@ TEST_F(MilterSessionTest, WholeTransactionWithRepliesByteByByte) {
   EXPECT_EQ(TakeVerdict().kind, Verdict::Kind::kContinue);
   Take();
 
-  session_.Content("A: 1\r\nB: 2\r\n\r\nx\r\n", out_);
+  Content("A: 1\r\nB: 2\r\n\r\nx\r\n");
   EXPECT_EQ(Packets(Take()), std::vector<std::string>{"L:A\0"
                                                       "1\0"s});
   feed(Pkt('c', ""));
@@ -224,6 +255,65 @@ TEST_F(MilterSessionTest, WholeTransactionWithRepliesByteByByte) {
   EXPECT_EQ(m.envelope.quarantine, "held");
 }
 
+// The body streams in: each piece goes as soon as the engine is idle, answered chunk by chunk.
+TEST_F(MilterSessionTest, ContentArrivesInPieces) {
+  Negotiate(OptNeg(action::kAddHeaders, proto::kNrConnect));
+  TakeVerdict();
+  const std::string headers = "A: 1\r\n\r\n";
+  session_.ContentHeaders(headers, out_);
+  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"L:A\0"
+                                                      "1\0"s});
+  EXPECT_EQ(session_.waiting_for(), Session::Waiting::kContent);
+  session_.OnInput(Pkt('c', ""), out_);
+  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"N:"});
+  EXPECT_FALSE(session_.idle());
+  session_.OnInput(Pkt('c', ""), out_);
+  EXPECT_TRUE(session_.idle());
+  EXPECT_EQ(session_.waiting_for(), Session::Waiting::kNothing);
+  EXPECT_FALSE(out_.verdict.has_value());
+  const std::string first = "abc\r\n";
+  session_.ContentBody(first, out_);
+  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"B:abc\r\n"});
+  session_.OnInput(Pkt('c', ""), out_);
+  EXPECT_TRUE(session_.idle());
+  EXPECT_FALSE(out_.verdict.has_value());
+  const std::string second = "def\r\n";
+  session_.ContentBody(second, out_);
+  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"B:def\r\n"});
+  session_.OnInput(Pkt('p', ""), out_);  // progress: still waiting
+  EXPECT_TRUE(out_.progress);
+  EXPECT_FALSE(session_.idle());
+  session_.OnInput(Pkt('c', ""), out_);
+  session_.ContentEnd(out_);
+  EXPECT_EQ(Packets(Take()), std::vector<std::string>{"E:"});
+  session_.OnInput(Pkt('h', "X-A\0b\0"s) + Pkt('c', ""), out_);
+  Verdict v = TakeVerdict();
+  EXPECT_EQ(v.stage, Stage::kContent);
+  EXPECT_EQ(v.kind, Verdict::Kind::kContinue);
+  ASSERT_EQ(v.modifications.size(), 1u);
+  EXPECT_TRUE(session_.idle());
+}
+
+// A refusal before end of message decides it: the rest of the body is not sent, EOB neither.
+TEST_F(MilterSessionTest, RefusalAtAHeaderEndsTheMessageEarly) {
+  Negotiate(OptNeg(0, proto::kNrConnect));
+  TakeVerdict();
+  const std::string headers = "A: 1\r\nB: 2\r\n\r\n";
+  session_.ContentHeaders(headers, out_);
+  Take();
+  session_.OnInput(Pkt('r', ""), out_);
+  Verdict v = TakeVerdict();
+  EXPECT_EQ(v.stage, Stage::kContent);
+  EXPECT_EQ(v.kind, Verdict::Kind::kReject);
+  EXPECT_TRUE(session_.idle());
+  session_.ContentBody("more\r\n", out_);
+  EXPECT_TRUE(out_.send.empty());
+  EXPECT_FALSE(out_.verdict.has_value());
+  session_.ContentEnd(out_);
+  EXPECT_TRUE(out_.send.empty());
+  EXPECT_EQ(TakeVerdict().kind, Verdict::Kind::kAccept);
+}
+
 TEST_F(MilterSessionTest, AcceptAtConnectSendsNothingMore) {
   Negotiate(OptNeg(0, 0));
   session_.OnInput(Pkt('a', ""), out_);
@@ -232,7 +322,7 @@ TEST_F(MilterSessionTest, AcceptAtConnectSendsNothingMore) {
   EXPECT_EQ(TakeVerdict().kind, Verdict::Kind::kAccept);
   session_.Mail("<a@b>", {}, out_);
   EXPECT_EQ(TakeVerdict().kind, Verdict::Kind::kAccept);
-  session_.Content("A: b\r\n\r\n", out_);
+  Content("A: b\r\n\r\n");
   EXPECT_EQ(TakeVerdict().kind, Verdict::Kind::kAccept);
   EXPECT_TRUE(out_.send.empty());
 }
@@ -300,7 +390,7 @@ TEST_F(MilterSessionTest, NoFlagsSkipEventsButSendTheirMacros) {
   EXPECT_EQ(Packets(Take()), std::vector<std::string>{"R:<c@d>\0"s});
   session_.OnInput(Pkt('c', ""), out_);
   TakeVerdict();
-  session_.Content("A: 1\r\n\r\nbody\r\n", out_);
+  Content("A: 1\r\n\r\nbody\r\n");
   EXPECT_EQ(Packets(Take()), std::vector<std::string>{"E:"});
 }
 
@@ -321,11 +411,11 @@ TEST_F(MilterSessionTest, SkipStopsTheBody) {
   Negotiate(OptNeg(0, proto::kSkip | proto::kNrConnect | proto::kNoHeaders | proto::kNoEoh));
   TakeVerdict();
   const std::string body(3 * kMaxBodyChunkBytes + 10, 'x');
-  session_.Content("\r\n" + body, out_);
+  Content("\r\n" + body);
   std::vector<std::string> sent = Packets(Take());
   ASSERT_EQ(sent.size(), 1u);
   EXPECT_EQ(sent[0].size(), 2 + kMaxBodyChunkBytes);
-  session_.OnInput(Pkt('s', ""), out_);
+  Input(Pkt('s', ""));
   EXPECT_EQ(Packets(Take()), std::vector<std::string>{"E:"});
   session_.OnInput(Pkt('c', ""), out_);
   EXPECT_EQ(TakeVerdict().kind, Verdict::Kind::kContinue);
@@ -335,7 +425,7 @@ TEST_F(MilterSessionTest, BodyGoesInChunksOfAtMost65535) {
   Negotiate(OptNeg(0, proto::kNrConnect | proto::kNrBody | proto::kNoHeaders | proto::kNoEoh));
   TakeVerdict();
   const std::string body(2 * kMaxBodyChunkBytes + 1, 'y');
-  session_.Content("\r\n" + body, out_);
+  Content("\r\n" + body);
   std::vector<std::string> sent = Packets(Take());
   ASSERT_EQ(sent.size(), 4u);
   EXPECT_EQ(sent[0].size(), 2 + kMaxBodyChunkBytes);
@@ -363,7 +453,7 @@ TEST_F(MilterSessionTest, ChangeBeforeEndOfMessageFailsWithTheDefaultAction) {
 TEST_F(MilterSessionTest, ChangeNotNegotiatedFails) {
   Negotiate(OptNeg(action::kAddHeaders, proto::kNrConnect | proto::kNoHeaders | proto::kNoEoh));
   TakeVerdict();
-  session_.Content("\r\n", out_);
+  Content("\r\n");
   Take();
   session_.OnInput(Pkt('-', "<a@b>\0"s), out_);
   EXPECT_TRUE(TakeVerdict().failed);
