@@ -221,7 +221,16 @@ Outcome RunTransaction(Driver& d, const Transaction& t) {
   }
   o.data = d.Run([&](Session& s2, Output& out) { s2.Data(out); });
   const std::string message = t.ClientMessage();
-  o.content = d.Run([&](Session& s2, Output& out) { s2.Content(message, out); });
+  // The content as the server hands it over: the header section, the body, the end.
+  const size_t blank = message.find("\r\n\r\n");
+  const std::string headers = blank == std::string::npos ? message : message.substr(0, blank + 4);
+  const std::string body = blank == std::string::npos ? "" : message.substr(blank + 4);
+  o.content = d.Run([&](Session& s2, Output& out) { s2.ContentHeaders(headers, out); });
+  if (!o.content.has_value()) {
+    o.content = d.Run([&](Session& s2, Output& out) { s2.ContentBody(body, out); });
+  }
+  std::optional<Verdict> end = d.Run([&](Session& s2, Output& out) { s2.ContentEnd(out); });
+  if (!o.content.has_value()) o.content = std::move(end);
   d.Run([&](Session& s2, Output& out) { s2.Quit(out); });
   return o;
 }
