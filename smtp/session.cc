@@ -96,6 +96,7 @@ Session::Session(std::shared_ptr<const core::Snapshot> snapshot, policy::Connect
             c.default_action = milter::DefaultAction::kReject;
             break;
         }
+        c.max_changes_bytes = snapshot_->config.policy.max_message_size;
         configs.push_back(std::move(c));
         break;
       }

@@ -345,6 +345,7 @@ void Session::EndContent() {
   piece_.reset();
   headers_.clear();
   modifications_.clear();
+  modifications_bytes_ = 0;
   step_ = ContentStep::kBetween;
 }
 
@@ -352,7 +353,10 @@ void Session::ContentHeaders(std::string_view header_section, Output& out) {
   RINGMX_CHECK(idle());
   if (!ContentOpen()) return;
   stage_ = Stage::kContent;
-  if (!content_active_) modifications_.clear();
+  if (!content_active_) {
+    modifications_.clear();
+    modifications_bytes_ = 0;
+  }
   content_active_ = true;
   SplitMessage split = SplitHeaders(header_section);
   headers_ = std::move(split.fields);
@@ -366,7 +370,10 @@ void Session::ContentBody(std::string_view piece, Output& out) {
   RINGMX_CHECK(idle());
   if (!ContentOpen() || piece.empty()) return;
   stage_ = Stage::kContent;
-  if (!content_active_) modifications_.clear();
+  if (!content_active_) {
+    modifications_.clear();
+    modifications_bytes_ = 0;
+  }
   content_active_ = true;
   piece_ = piece;
   body_offset_ = 0;
@@ -376,7 +383,10 @@ void Session::ContentBody(std::string_view piece, Output& out) {
 
 void Session::ContentEnd(Output& out) {
   if (Settled(Stage::kContent, out)) return;
-  if (!content_active_) modifications_.clear();
+  if (!content_active_) {
+    modifications_.clear();
+    modifications_bytes_ = 0;
+  }
   content_active_ = true;
   step_ = ContentStep::kEob;
   // EOB is always answered: it carries the changes and the final decision.
@@ -526,6 +536,13 @@ void Session::OnReply(const MilterReply& reply, Output& out) {
         return;
       }
       const Modification& m = reply.modification;
+      modifications_bytes_ += m.name.size() + m.value.size();
+      if (modifications_bytes_ > config_.max_changes_bytes) {
+        Fail(absl::StrCat("changes of more than ", config_.max_changes_bytes,
+                          " bytes at end of message (the message size limit)"),
+             out);
+        return;
+      }
       if (m.kind == Modification::Kind::kReplaceBody) {
         const auto it = std::find_if(
             modifications_.begin(), modifications_.end(),

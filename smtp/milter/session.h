@@ -39,6 +39,10 @@ enum class DefaultAction : uint8_t { kTempfail, kAccept, kReject };
 struct SessionConfig {
   std::string name;  // the [[milter]]'s name, for error texts
   DefaultAction default_action = DefaultAction::kTempfail;
+  // The most bytes of changes (header names and values, addresses, a replacement body) one end of
+  // message may ask for; more is an error (the default_action), so that a milter cannot make the
+  // session hold more than a message's worth. The session passes policy.max_message_size.
+  uint64_t max_changes_bytes = 64 * 1024 * 1024;
 };
 
 enum class Stage : uint8_t { kConnect, kHelo, kMail, kRcpt, kData, kContent, kUnknown };
@@ -235,6 +239,7 @@ class Session {
   size_t header_index_ = 0;
   size_t body_offset_ = 0;
   std::vector<Modification> modifications_;
+  uint64_t modifications_bytes_ = 0;  // name and value bytes in modifications_
 };
 
 }  // namespace ringmx::smtp::milter

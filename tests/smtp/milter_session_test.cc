@@ -460,6 +460,40 @@ TEST_F(MilterSessionTest, ChangeNotNegotiatedFails) {
   EXPECT_NE(out_.error.find("without having negotiated"), std::string::npos) << out_.error;
 }
 
+// A milter cannot make the session hold more than max_changes_bytes (the session passes the
+// message size limit): changes past it are a failure, with the default action.
+TEST(MilterSessionFailTest, ChangesPastTheLimitFailWithTheDefaultAction) {
+  for (const bool over : {false, true}) {
+    Session session(SessionConfig{"big", DefaultAction::kTempfail, 100});
+    Output out;
+    session.Connect(Client(), out);
+    out.Clear();
+    session.OnInput(OptNeg(action::kAll, proto::kNrConnect | proto::kNoHeaders | proto::kNoEoh),
+                    out);
+    ASSERT_TRUE(out.verdict.has_value());
+    out.Clear();
+    session.ContentHeaders("\r\n", out);
+    ASSERT_TRUE(session.idle());
+    session.ContentBody("", out);
+    session.ContentEnd(out);
+    ASSERT_FALSE(out.verdict.has_value());
+    out.Clear();
+    session.OnInput(Pkt('b', std::string(60, 'x')), out);
+    EXPECT_FALSE(out.verdict.has_value());
+    session.OnInput(Pkt('b', std::string(over ? 41 : 40, 'y')) + Pkt('c', ""), out);
+    ASSERT_TRUE(out.verdict.has_value()) << over;
+    if (!over) {
+      EXPECT_FALSE(out.verdict->failed);
+      ASSERT_EQ(out.verdict->modifications.size(), 1u);
+      EXPECT_EQ(out.verdict->modifications[0].value.size(), 100u);
+      continue;
+    }
+    EXPECT_TRUE(out.verdict->failed);
+    EXPECT_EQ(out.verdict->kind, Verdict::Kind::kTempfail);
+    EXPECT_NE(out.error.find("changes of more than 100 bytes"), std::string::npos) << out.error;
+  }
+}
+
 TEST(MilterSessionFailTest, EachDefaultAction) {
   const std::pair<DefaultAction, Verdict::Kind> cases[] = {
       {DefaultAction::kTempfail, Verdict::Kind::kTempfail},
