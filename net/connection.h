@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 
 #include "core/snapshot.h"
+#include "net/generation.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
 #include "net/spool.h"
@@ -30,8 +31,9 @@ class Shard;
 class Connection final : public SpoolWaiter, public FragmentWaiter {
   friend class Shard;  // reads session_.facts() for its checks
  public:
-  // `listener_index` is the index of `facts.listener` in the runtime's config.
-  Connection(Shard& shard, int fd, const Runtime& runtime, size_t listener_index,
+  // `listener_index` is the index of `facts.listener` in the generation's config. The connection
+  // keeps `generation` (its Snapshot and TLS contexts) until it is destroyed.
+  Connection(Shard& shard, int fd, GenerationRef generation, size_t listener_index,
              policy::ConnectionFacts facts, absl::Time now);
   ~Connection();
   Connection(const Connection&) = delete;
@@ -155,7 +157,7 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
 
   Shard& shard_;
   const int fd_;
-  // The snapshot this connection started with; `session_` holds the reference that keeps it.
+  // The snapshot this connection started with; `generation_` keeps it.
   const core::Snapshot* const snapshot_;
   // Set by Admit() when the shard's limiter counted this connection's session: the address to
   // release in the destructor. `refused_`: Admit() said no (LogEnd logs nothing more).
@@ -168,8 +170,9 @@ class Connection final : public SpoolWaiter, public FragmentWaiter {
   absl::Time proxy_deadline_ = absl::InfiniteFuture();
   // The preamble failed and logged its line (EndPreamble): LogEnd logs nothing more.
   bool preamble_failed_ = false;
-  // The TLS contexts this connection started with (a reload does not change them).
-  std::shared_ptr<const tls::TlsContext> tls_context_;
+  // The config generation this connection started with: its Snapshot and TLS contexts (a reload
+  // does not change them). Outlives session_, which borrows the Snapshot.
+  const GenerationRef generation_;
   const size_t listener_index_;
   const absl::Duration greet_pause_;
   smtp::Session session_;
