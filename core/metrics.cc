@@ -329,7 +329,9 @@ std::string RenderStatsJson(const StatsSnapshot& stats) {
       .Key("generation")
       .Uint(stats.generation)
       .Key("shards")
-      .Uint(stats.shards.size());
+      .Uint(stats.shards.size())
+      .Key("config_snapshots_live")
+      .Uint(stats.config_snapshots_live);
   AppendFields(json, total);
   json.Key("draining").Bool(stats.draining);
   AppendDetails(json, total, stats.queue_sizes);
@@ -349,6 +351,9 @@ std::string RenderPrometheus(const StatsSnapshot& stats) {
   Header(out, "ringmx_config_generation", Type::kGauge,
          "Generation of the published config (1 at start, +1 per reload).");
   absl::StrAppend(&out, "ringmx_config_generation ", stats.generation, "\n");
+  Header(out, "ringmx_config_snapshots_live", Type::kGauge,
+         "Config generations alive: 1, plus each older one a session still holds.");
+  absl::StrAppend(&out, "ringmx_config_snapshots_live ", stats.config_snapshots_live, "\n");
   Header(out, "ringmx_draining", Type::kGauge, "1 while the server drains for shutdown.");
   absl::StrAppend(&out, "ringmx_draining ", stats.draining ? 1 : 0, "\n");
   Header(out, "ringmx_shards", Type::kGauge, "Shards (worker threads) serving.");

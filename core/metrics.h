@@ -69,6 +69,9 @@ struct ShardStats {
 // The whole server at one moment. Stack-local.
 struct StatsSnapshot {
   uint64_t generation = 0;  // of the published config
+  // Config Snapshots alive in the process: 1, plus one per older generation some session still
+  // holds (core::Snapshot::LiveCount()).
+  uint64_t config_snapshots_live = 0;
   bool draining = false;
   // The queue_held and queue_recipients_* fields were filled (every shard answered; not while
   // draining, nor in discard mode).

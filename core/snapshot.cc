@@ -6,6 +6,8 @@
 
 namespace ringmx::core {
 
+std::atomic<uint64_t> Snapshot::live_count_{0};
+
 std::shared_ptr<const Snapshot> Snapshot::Build(Config config, uint64_t generation,
                                                 std::shared_ptr<const RecipientTable> recipients,
                                                 std::shared_ptr<const PasswdTable> passwd) {

@@ -3,6 +3,9 @@
 // A session keeps the Snapshot it started with until it ends.
 #pragma once
 
+#include <stdint.h>
+
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,11 +37,28 @@ struct Snapshot {
   RouteTable routes;
   uint64_t generation = 0;
 
+  // How many Snapshots exist in the process right now (the published one and every older one a
+  // session or a delivery still holds). A reload builds one and frees the previous once its last
+  // user has ended; `stats` shows the count (`config_snapshots_live`), the reload tests check that
+  // it returns to 1. Changed only when a Snapshot is made or freed (never per connection).
+  static uint64_t LiveCount() { return live_count_.load(std::memory_order_relaxed); }
+
   // `recipients` must be the table of config.policy.recipients (nullptr if it is "").
   static std::shared_ptr<const Snapshot> Build(
       Config config, uint64_t generation,
       std::shared_ptr<const RecipientTable> recipients = nullptr,
       std::shared_ptr<const PasswdTable> passwd = nullptr);
+
+ private:
+  // Counts its Snapshot in live_count_ from construction to destruction.
+  struct LiveToken {
+    LiveToken() { live_count_.fetch_add(1, std::memory_order_relaxed); }
+    LiveToken(const LiveToken&) : LiveToken() {}
+    LiveToken& operator=(const LiveToken&) { return *this; }
+    ~LiveToken() { live_count_.fetch_sub(1, std::memory_order_relaxed); }
+  };
+  static std::atomic<uint64_t> live_count_;
+  LiveToken live_token_;
 };
 
 }  // namespace ringmx::core

@@ -92,16 +92,16 @@ struct Connection::KernelTls {
   uint8_t goodbye_alert = kAlertCloseNotify;
 };
 
-Connection::Connection(Shard& shard, int fd, const Runtime& runtime, size_t listener_index,
+Connection::Connection(Shard& shard, int fd, GenerationRef generation, size_t listener_index,
                        policy::ConnectionFacts facts, absl::Time now)
     : shard_(shard),
       fd_(fd),
-      snapshot_(runtime.snapshot.get()),
-      tls_context_(runtime.tls),
+      snapshot_(&generation->snapshot()),
+      generation_(std::move(generation)),
       listener_index_(listener_index),
-      greet_pause_(runtime.snapshot->config.timeouts.greet_pause),
-      session_(runtime.snapshot, std::move(facts), shard.ids()),
-      kernel_tls_wanted_(shard.kernel_tls() && runtime.snapshot->config.tls.ktls),
+      greet_pause_(snapshot_->config.timeouts.greet_pause),
+      session_(*snapshot_, std::move(facts), shard.ids()),
+      kernel_tls_wanted_(shard.kernel_tls() && snapshot_->config.tls.ktls),
       started_(now) {
   recv_op_.connection = this;
   recv_op_.on_complete = &Connection::OnRecv;
@@ -601,7 +601,7 @@ void Connection::BeginTls(absl::Time now) {
   const policy::ConnectionFacts& facts = session_.facts();
   const bool implicit = facts.listener->tls == core::TlsMode::kImplicit;
   absl::StatusOr<std::unique_ptr<tls::Engine>> engine =
-      tls::Engine::ForServer(tls_context_, listener_index_, implicit, facts.client);
+      tls::Engine::ForServer(generation_->runtime().tls, listener_index_, implicit, facts.client);
   if (!engine.ok()) {
     FailTls(engine.status(), now);
     return;

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 
 #include "core/snapshot.h"
+#include "net/generation.h"
 #include "net/milter_link.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
@@ -32,8 +33,9 @@ class Shard;
 class Connection final : public SpoolWaiter, public FragmentWaiter, public MilterLinkOwner {
   friend class Shard;  // reads session_.facts() for its checks
  public:
-  // `listener_index` is the index of `facts.listener` in the runtime's config.
-  Connection(Shard& shard, int fd, const Runtime& runtime, size_t listener_index,
+  // `listener_index` is the index of `facts.listener` in the generation's config. The connection
+  // keeps `generation` (its Snapshot and TLS contexts) until it is destroyed.
+  Connection(Shard& shard, int fd, GenerationRef generation, size_t listener_index,
              policy::ConnectionFacts facts, absl::Time now);
   ~Connection();
   Connection(const Connection&) = delete;
@@ -162,7 +164,7 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
 
   Shard& shard_;
   const int fd_;
-  // The snapshot this connection started with; `session_` holds the reference that keeps it.
+  // The snapshot this connection started with; `generation_` keeps it.
   const core::Snapshot* const snapshot_;
   // Set by Admit() when the shard's limiter counted this connection's session: the address to
   // release in the destructor. `refused_`: Admit() said no (LogEnd logs nothing more).
@@ -175,8 +177,9 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   absl::Time proxy_deadline_ = absl::InfiniteFuture();
   // The preamble failed and logged its line (EndPreamble): LogEnd logs nothing more.
   bool preamble_failed_ = false;
-  // The TLS contexts this connection started with (a reload does not change them).
-  std::shared_ptr<const tls::TlsContext> tls_context_;
+  // The config generation this connection started with: its Snapshot and TLS contexts (a reload
+  // does not change them). Outlives session_, which borrows the Snapshot.
+  const GenerationRef generation_;
   const size_t listener_index_;
   const absl::Duration greet_pause_;
   smtp::Session session_;

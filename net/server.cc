@@ -66,24 +66,61 @@ std::vector<int> AllowedCpus(std::string& error) {
   return cpus;
 }
 
-// A reload may change anything but the set of listening addresses, which belong to the shards'
-// sockets; changing those needs a restart.
-absl::Status CheckListenersUnchanged(const core::Config& old_config,
-                                     const core::Config& new_config) {
-  if (old_config.listeners.size() != new_config.listeners.size()) {
-    return absl::FailedPreconditionError("the number of listeners changed (restart required)");
+// The keys a running server cannot change (its threads, its queue directories, the sockets it
+// serves the control plane on, its log file): a reload that changes one is refused, naming it.
+absl::Status CheckRestartOnlyKeys(const core::Config& running, const core::Config& next) {
+  const auto refuse = [](const std::string& key, const std::string& was, const std::string& now) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        key, ": changed from ", was, " to ", now,
+        "; a reload cannot apply this key (restart ringmx for it), nothing was changed"));
+  };
+  const auto quoted = [](const std::string& text) { return absl::StrCat("\"", text, "\""); };
+  const auto metrics = [](const core::Config& c) {
+    return c.metrics.address ? c.metrics.address->ToString() : std::string("off");
+  };
+  if (running.workers != next.workers) {
+    return refuse("workers", absl::StrCat(running.workers), absl::StrCat(next.workers));
   }
-  for (size_t i = 0; i < old_config.listeners.size(); ++i) {
-    const auto& a = old_config.listeners[i];
-    const auto& b = new_config.listeners[i];
-    // `old_config` holds the ports actually bound; a new port 0 means "keep what was bound".
-    if (a.name != b.name || !(a.address.address == b.address.address) ||
-        (b.address.port != 0 && a.address.port != b.address.port)) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("listener[", i, "] name or address changed (restart required)"));
-    }
+  if (running.pin_threads != next.pin_threads) {
+    return refuse("pin_threads", running.pin_threads ? "true" : "false",
+                  next.pin_threads ? "true" : "false");
+  }
+  if (running.spool.path != next.spool.path) {
+    return refuse("spool.path", quoted(running.spool.path), quoted(next.spool.path));
+  }
+  if (running.spool.mode != next.spool.mode) {
+    const auto mode = [](core::SpoolMode m) {
+      return std::string(m == core::SpoolMode::kDiscard ? "\"discard\"" : "\"durable\"");
+    };
+    return refuse("spool.mode", mode(running.spool.mode), mode(next.spool.mode));
+  }
+  if (running.spool.segment_size != next.spool.segment_size) {
+    return refuse("spool.segment_size", absl::StrCat(running.spool.segment_size),
+                  absl::StrCat(next.spool.segment_size));
+  }
+  if (running.control.socket != next.control.socket) {
+    return refuse("control.socket", quoted(running.control.socket), quoted(next.control.socket));
+  }
+  if (running.log.file != next.log.file) {
+    return refuse("log.file", quoted(running.log.file), quoted(next.log.file));
+  }
+  if (metrics(running) != metrics(next)) {
+    return refuse("metrics.address", metrics(running), metrics(next));
   }
   return absl::OkStatus();
+}
+
+// Whether the new config's listener `next` is served by the running listener `running` (whose
+// address holds the port actually bound): the same address, or, for a configured port 0 ("any
+// port"), the same name on the same IP address.
+bool SameListenerSocket(const core::ListenerConfig& running, const core::ListenerConfig& next) {
+  if (!(running.address.address == next.address.address)) return false;
+  if (next.address.port == 0) return running.name == next.name;
+  return running.address.port == next.address.port;
+}
+
+void CloseAll(const std::vector<int>& fds) {
+  for (int fd : fds) close(fd);
 }
 
 bool WriteAll(int fd, std::string_view data) {
@@ -148,6 +185,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const std::string& config_
       return sockets.status();
     }
     bound.push_back(sockets->bound);
+    server->listener_fds_.push_back(sockets->fds);
     for (int s = 0; s < workers; ++s) per_shard[s].push_back(ShardListener{i, sockets->fds[s]});
   }
   // Record the bound ports (port 0 resolved) so sessions and reloads see the real address.
@@ -378,40 +416,86 @@ std::string Server::Reload() {
 }
 
 std::string Server::ReloadNow() {
-  absl::StatusOr<core::Config> config = core::LoadConfigFile(config_path_);
-  if (!config.ok()) {
-    core::LogError(
-        absl::StrCat("reload failed, keeping the running config: ", config.status().message()));
-    return absl::StrCat("error ", config.status().message());
-  }
-  // Keep the ports actually bound (a configured port 0 stays what the kernel gave us).
-  absl::Status same = CheckListenersUnchanged(runtime_.snapshot->config, *config);
-  if (!same.ok()) {
-    core::LogError(absl::StrCat("reload refused, keeping the running config: ", same.message()));
-    return absl::StrCat("error ", same.message());
-  }
-  for (size_t i = 0; i < config->listeners.size(); ++i) {
-    config->listeners[i].address = runtime_.snapshot->config.listeners[i].address;
-  }
-  // The metrics socket is bound once, at start (docs/operations.md).
-  const auto metrics_text = [](const core::Config& c) {
-    return c.metrics.address ? c.metrics.address->ToString() : std::string("off");
+  // Everything is built and checked here, on the control thread, before any shard sees it: the
+  // config, every certificate and table it names, and the sockets of added listeners. Any failure
+  // leaves the running generation as it is; success is published to every shard in one step.
+  const auto refuse = [](const std::string& why) {
+    core::LogError(absl::StrCat("reload failed, keeping the running config: ", why));
+    return absl::StrCat("error ", why);
   };
-  if (metrics_text(*config) != metrics_text(runtime_.snapshot->config)) {
-    core::LogWarning(absl::StrCat("reload: metrics.address changed to ", metrics_text(*config),
-                                  "; it takes effect at the next restart"));
+  absl::StatusOr<core::Config> config = core::LoadConfigFile(config_path_);
+  if (!config.ok()) return refuse(std::string(config.status().message()));
+  const core::Config& running = runtime_.snapshot->config;
+  if (absl::Status live = CheckRestartOnlyKeys(running, *config); !live.ok()) {
+    return refuse(std::string(live.message()));
   }
+
+  // Listeners: kept (same socket), added (bound now), removed (closed by the shards once they
+  // have the new generation). listener_fds_ is by index in the running config.
+  const size_t workers = shards_.size();
+  std::vector<std::vector<int>> fds(config->listeners.size());
+  std::vector<bool> kept(running.listeners.size(), false);
+  std::vector<size_t> added;
+  const auto close_added = [&] {
+    for (size_t i : added) CloseAll(fds[i]);
+  };
+  for (size_t i = 0; i < config->listeners.size(); ++i) {
+    core::ListenerConfig& next = config->listeners[i];
+    size_t j = 0;
+    while (j < running.listeners.size() &&
+           (kept[j] || !SameListenerSocket(running.listeners[j], next))) {
+      ++j;
+    }
+    if (j < running.listeners.size()) {
+      kept[j] = true;
+      fds[i] = listener_fds_[j];
+      next.address = running.listeners[j].address;  // the port actually bound
+      continue;
+    }
+    absl::StatusOr<ListenerSockets> sockets = OpenListenerSockets(next, static_cast<int>(workers));
+    if (!sockets.ok()) {
+      close_added();
+      return refuse(absl::StrCat("listener[", i, "]: ", sockets.status().message()));
+    }
+    fds[i] = std::move(sockets->fds);
+    next.address = sockets->bound;
+    added.push_back(i);
+  }
+
   absl::StatusOr<Runtime> runtime =
       BuildRuntime(*std::move(config), runtime_.snapshot->generation + 1);
   if (!runtime.ok()) {
-    core::LogError(
-        absl::StrCat("reload failed, keeping the running config: ", runtime.status().message()));
-    return absl::StrCat("error ", runtime.status().message());
+    close_added();
+    return refuse(std::string(runtime.status().message()));
+  }
+
+  // Publish.
+  std::vector<std::string> removed;
+  for (size_t j = 0; j < running.listeners.size(); ++j) {
+    if (!kept[j]) {
+      removed.push_back(
+          absl::StrCat(running.listeners[j].name, " ", running.listeners[j].address.ToString()));
+    }
   }
   runtime_ = *std::move(runtime);
+  listener_fds_ = std::move(fds);
   generation_.store(runtime_.snapshot->generation, std::memory_order_relaxed);
-  for (auto& shard : shards_) {
-    shard->mailbox().Post(ShardMessage::Snapshot(runtime_));
+  for (size_t s = 0; s < workers; ++s) {
+    std::vector<ShardListener> listeners;
+    for (size_t i = 0; i < listener_fds_.size(); ++i) {
+      listeners.push_back(ShardListener{i, listener_fds_[i][s]});
+    }
+    shards_[s]->mailbox().Post(ShardMessage::Snapshot(runtime_, std::move(listeners)));
+  }
+  const core::Config& cfg = runtime_.snapshot->config;
+  for (size_t i : added) {
+    core::LogInfo(absl::StrCat("listening name=", cfg.listeners[i].name,
+                               " address=", cfg.listeners[i].address.ToString(),
+                               " shards=", workers, " (added by reload)"));
+  }
+  for (const std::string& listener : removed) {
+    core::LogInfo(absl::StrCat("listener removed by reload: ", listener,
+                               " (no new connections; its sessions finish)"));
   }
   core::LogInfo(absl::StrCat("reloaded config generation=", runtime_.snapshot->generation));
   return absl::StrCat("ok generation=", runtime_.snapshot->generation);
@@ -421,6 +505,7 @@ core::StatsSnapshot Server::CollectStats() const {
   core::StatsSnapshot stats;
   stats.generation = generation_.load(std::memory_order_relaxed);
   stats.draining = draining_.load(std::memory_order_relaxed);
+  stats.config_snapshots_live = core::Snapshot::LiveCount();
   stats.shards.reserve(shards_.size());
   for (const auto& shard : shards_) stats.shards.push_back(ReadShardStats(*shard));
   return stats;

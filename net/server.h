@@ -82,6 +82,9 @@ class Server {
   // What every shard reads the time from; outlives the shards (they are joined in ~Server()).
   const core::Clock* clock_ = &core::RealClock::Get();
   Runtime runtime_;  // the published config and TLS contexts
+  // The listening sockets, by listener index in runtime_'s config, then by shard (each shard owns
+  // and closes its own; a reload reuses a kept listener's and the shards close a removed one's).
+  std::vector<std::vector<int>> listener_fds_;
   std::vector<std::unique_ptr<Shard>> shards_;
   // Password hashes and other checks that must not run on a shard. Declared after shards_ so it is
   // destroyed first (its threads post answers into the shards' mailboxes).

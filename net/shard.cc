@@ -69,8 +69,10 @@ std::vector<ShardMessage> Mailbox::TakeAll() {
 class Shard::Acceptor final : public CompletionHandler {
  public:
   Acceptor(Shard& shard, ShardListener listener) : shard_(shard), listener_(listener) {}
-  ~Acceptor() {
+  ~Acceptor() { Close(); }
+  void Close() {
     if (listener_.fd >= 0) close(listener_.fd);
+    listener_.fd = -1;
   }
   void OnCompletion(const io_uring_cqe& cqe) override { shard_.OnAccept(cqe, *this); }
 
@@ -85,6 +87,7 @@ class Shard::Acceptor final : public CompletionHandler {
   // Logged once when it starts and once when a connection is taken again, never per attempt.
   bool paused_ = false;
   bool cancel_pending_ = false;  // a cancel of the armed multishot accept is in flight
+  bool retired_ = false;         // a reload removed its listener: closed, never re-armed
   uint64_t failed_ = 0;          // accepts that failed during the pause
   uint64_t refused_ = 0;         // connections refused with 421 during the pause
 };
@@ -112,9 +115,9 @@ Shard::Shard(uint32_t index, Runtime runtime, std::vector<ShardListener> listene
       kernel_tls_(kernel_tls.available),
       kernel_tls_rekey_(kernel_tls.available && kernel_tls.rekey),
       shard_count_(shard_count),
-      runtime_(std::move(runtime)),
+      generation_(GenerationRef::Make(std::move(runtime))),
       ids_(index),
-      auth_throttle_(policy::AuthThrottleOptions::FromConfig(runtime_.snapshot->config.auth)) {
+      auth_throttle_(policy::AuthThrottleOptions::FromConfig(generation_->snapshot().config.auth)) {
   for (const ShardListener& listener : listeners) {
     acceptors_.push_back(std::make_unique<Acceptor>(*this, listener));
   }
@@ -125,6 +128,7 @@ Shard::~Shard() {
   for (Connection* connection : connections_) delete connection;
   // Acceptors close their listening sockets; the ring goes after every user of it.
   acceptors_.clear();
+  retired_acceptors_.clear();
   deliverer_.reset();
   queue_log_ = nullptr;
   spool_.reset();
@@ -136,7 +140,7 @@ absl::Status Shard::Init() {
   RINGMX_ASSIGN_OR_RETURN(reactor_, Reactor::Create(kRingEntries));
   RINGMX_ASSIGN_OR_RETURN(
       buffers_, BufferRing::Create(reactor_->ring(), kBufferGroup, kBufferCount, kBufferBytes));
-  const core::SpoolConfig& spool = runtime_.snapshot->config.spool;
+  const core::SpoolConfig& spool = runtime().snapshot->config.spool;
   if (spool.mode == core::SpoolMode::kDiscard) {
     spool_ = CreateDiscardSpool(*reactor_);
   } else {
@@ -150,7 +154,7 @@ absl::Status Shard::Init() {
     queue_log_ = log.get();
     spool_ = std::move(log);
     deliverer_ = std::make_unique<Deliverer>(index_, *reactor_, *queue_log_, clock_, ids_,
-                                             delivery_counters_, runtime_);
+                                             delivery_counters_, runtime());
     deliverer_->set_on_learned(
         [this](const std::string& address, const policy::VerifyCache::Entry& entry) {
           for (Shard* peer : peers_) {
@@ -243,6 +247,9 @@ bool Shard::Finished() const {
   for (const auto& acceptor : acceptors_) {
     if (acceptor->armed_) return false;
   }
+  for (const auto& acceptor : retired_acceptors_) {
+    if (acceptor->armed_) return false;
+  }
   return true;
 }
 
@@ -274,7 +281,13 @@ void Shard::ArmAccept(Acceptor& acceptor) {
 void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
   if (!(cqe.flags & IORING_CQE_F_MORE)) {
     acceptor.armed_ = false;
-    if (!draining_) acceptor.rearm_ = true;  // re-armed at the next tick
+    if (!draining_ && !acceptor.retired_) acceptor.rearm_ = true;  // re-armed at the next tick
+  }
+  if (acceptor.retired_) {
+    // Taken in the instant before the cancel: its listener is gone from the config, so the
+    // connection is closed unserved, as it would have been a moment later.
+    if (cqe.res >= 0) close(cqe.res);
+    return;
   }
   // Stops taking connections until the next tick, which re-arms the accept (Tick() re-arms an
   // acceptor that is not armed): a failing or refused accept costs one attempt per tick, never a
@@ -289,7 +302,7 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
     acceptor.paused_ = true;
     core::LogWarning(absl::StrCat(
         "shard=", index_,
-        " listener=", runtime_.snapshot->config.listeners[acceptor.listener_.index].name,
+        " listener=", runtime().snapshot->config.listeners[acceptor.listener_.index].name,
         " accept paused: ", why, "; retrying every tick, logged again when it accepts"));
   };
   if (cqe.res < 0) {
@@ -311,10 +324,10 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
     // still store their messages. The client is told to come back (RFC 5321 section 3.8; RFC 3463
     // 4.3.2 "system not accepting network messages"); a new socket's buffer always takes it. An
     // implicit-TLS client expects a handshake, not plaintext: it only sees the close.
-    if (runtime_.snapshot->config.listeners[acceptor.listener_.index].tls !=
+    if (runtime().snapshot->config.listeners[acceptor.listener_.index].tls !=
         core::TlsMode::kImplicit) {
       const std::string reply =
-          absl::StrCat("421 4.3.2 ", runtime_.snapshot->config.hostname,
+          absl::StrCat("421 4.3.2 ", runtime().snapshot->config.hostname,
                        " Service not available: too many connections, try again later\r\n");
       const ssize_t sent = send(fd, reply.data(), reply.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       (void)sent;  // nothing to do if the client is already gone
@@ -329,7 +342,7 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
   // going, sockets land just below and just above it in turn, which is one episode, not many.
   if (acceptor.paused_ && fd < acceptor.fd_ceiling_ - std::min(16, acceptor.fd_ceiling_ / 4)) {
     core::LogInfo(absl::StrCat("shard=", index_, " listener=",
-                               runtime_.snapshot->config.listeners[acceptor.listener_.index].name,
+                               runtime().snapshot->config.listeners[acceptor.listener_.index].name,
                                " accepting again (", acceptor.failed_, " failed accepts, ",
                                acceptor.refused_, " connections refused with 421 meanwhile)"));
     acceptor.paused_ = false;
@@ -337,7 +350,7 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
     acceptor.refused_ = 0;
   }
   policy::ConnectionFacts facts;
-  facts.listener = &runtime_.snapshot->config.listeners[acceptor.listener_.index];
+  facts.listener = &runtime().snapshot->config.listeners[acceptor.listener_.index];
   sockaddr_storage storage;
   socklen_t len = sizeof(storage);
   if (getpeername(fd, reinterpret_cast<sockaddr*>(&storage), &len) < 0 ||
@@ -351,7 +364,7 @@ void Shard::OnAccept(const io_uring_cqe& cqe, Acceptor& acceptor) {
   }
   const absl::Time now = BatchNow();
   auto* connection =
-      new Connection(*this, fd, runtime_, acceptor.listener_.index, std::move(facts), now);
+      new Connection(*this, fd, generation_, acceptor.listener_.index, std::move(facts), now);
   connection->slot_ = connections_.size();
   connections_.push_back(connection);
   ShardCounters::Add(counters_.connections_open, 1);
@@ -369,12 +382,7 @@ void Shard::OnMailbox() {
   for (ShardMessage& message : mailbox_.TakeAll()) {
     switch (message.kind) {
       case ShardMessage::Kind::kSnapshot:
-        // New sessions get the new snapshot; live ones keep theirs until they end.
-        runtime_ = std::move(message.runtime);
-        // The throttle's limits are the shard's, from the newest config; its counts carry on.
-        auth_throttle_.set_options(
-            policy::AuthThrottleOptions::FromConfig(runtime_.snapshot->config.auth));
-        if (deliverer_ != nullptr) deliverer_->SetRuntime(runtime_);
+        ApplySnapshot(std::move(message.runtime), std::move(message.listeners));
         break;
       case ShardMessage::Kind::kDrain:
         BeginDrain(BatchNow());
@@ -406,10 +414,61 @@ void Shard::OnMailbox() {
   if (!draining_) ArmMailbox();
 }
 
+void Shard::ApplySnapshot(Runtime next, std::vector<ShardListener> listeners) {
+  // New sessions get the new generation; live ones keep theirs until they end, and the old one
+  // goes with the last of them (or now, if none is left).
+  generation_ = GenerationRef::Make(std::move(next));
+  // The throttle's limits are the shard's, from the newest config; its counts carry on.
+  auth_throttle_.set_options(
+      policy::AuthThrottleOptions::FromConfig(runtime().snapshot->config.auth));
+  if (deliverer_ != nullptr) deliverer_->SetRuntime(runtime());
+
+  // Listeners: a socket in `listeners` that an acceptor has is kept (with its new index); a new
+  // one gets an acceptor; an acceptor whose socket is not listed stops accepting now.
+  std::vector<std::unique_ptr<Acceptor>> kept;
+  for (const ShardListener& listener : listeners) {
+    auto it = std::find_if(acceptors_.begin(), acceptors_.end(), [&](const auto& acceptor) {
+      return acceptor != nullptr && acceptor->listener_.fd == listener.fd;
+    });
+    if (it != acceptors_.end()) {
+      (*it)->listener_.index = listener.index;
+      kept.push_back(std::move(*it));
+      continue;
+    }
+    kept.push_back(std::make_unique<Acceptor>(*this, listener));
+    if (draining_) continue;  // closed with the shard
+    ArmAccept(*kept.back());
+    core::LogInfo(absl::StrCat(
+        "shard=", index_, " listener=", runtime().snapshot->config.listeners[listener.index].name,
+        " accepting (added by reload)"));
+  }
+  for (std::unique_ptr<Acceptor>& acceptor : acceptors_) {
+    if (acceptor == nullptr) continue;
+    // Removed: no new connection from now on. The socket is closed at once, so clients of the old
+    // address are refused by the kernel instead of waiting in a backlog nobody reads; the
+    // sessions it accepted are not tied to it and go on with their own generation.
+    acceptor->retired_ = true;
+    acceptor->rearm_ = false;
+    if (acceptor->armed_ && !acceptor->cancel_pending_) {
+      io_uring_sqe* sqe = reactor_->Prepare(nullptr);
+      io_uring_prep_cancel(sqe, acceptor.get(), 0);
+      acceptor->cancel_pending_ = true;
+    }
+    acceptor->Close();
+    retired_acceptors_.push_back(std::move(acceptor));
+  }
+  acceptors_ = std::move(kept);
+  ReapRetiredAcceptors();
+}
+
+void Shard::ReapRetiredAcceptors() {
+  std::erase_if(retired_acceptors_, [](const auto& acceptor) { return !acceptor->armed_; });
+}
+
 void Shard::BeginDrain(absl::Time now) {
   if (draining_) return;
   draining_ = true;
-  const absl::Duration grace = runtime_.snapshot->config.timeouts.shutdown_grace;
+  const absl::Duration grace = runtime().snapshot->config.timeouts.shutdown_grace;
   drain_deadline_ = now + grace;
   core::LogInfo(absl::StrCat("shard=", index_, " draining connections=", connections_.size(),
                              " grace_s=", absl::ToInt64Seconds(grace)));
@@ -437,6 +496,7 @@ void Shard::Tick(absl::Time now) {
     for (Connection* connection : connections_) connection->Abort();
     if (deliverer_ != nullptr) deliverer_->Abort();
   }
+  ReapRetiredAcceptors();
   ReleaseDelayedAnswers(now);
   for (Connection* connection : connections_) connection->Tick(now);
   if (deliverer_ != nullptr) deliverer_->Tick(now);

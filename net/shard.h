@@ -21,6 +21,7 @@
 #include "core/queue_id.h"
 #include "core/snapshot.h"
 #include "net/delivery.h"
+#include "net/generation.h"
 #include "net/ktls.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
@@ -38,6 +39,12 @@ class Connection;
 class QueueLog;
 class Spool;
 
+// One listening socket of this shard.
+struct ShardListener {
+  size_t index = 0;  // into Snapshot::config.listeners
+  int fd = -1;       // owned by the shard from Run() on (or from its kSnapshot message on)
+};
+
 // A request from the control plane to one shard.
 struct ShardMessage {
   // kTickForTest: the test clock moved (Server::AdvanceClockForTest); check every deadline now
@@ -49,7 +56,11 @@ struct ShardMessage {
   // kVerifyLearned: another shard's recipient probe learnt `verify_entry` for `verify_address`.
   enum class Kind { kSnapshot, kDrain, kTickForTest, kQueueTask, kCheckAnswer, kVerifyLearned };
   Kind kind = Kind::kSnapshot;
-  Runtime runtime;                            // kSnapshot only
+  Runtime runtime;  // kSnapshot only
+  // kSnapshot only: every listener of the new config, by its index there, with this shard's
+  // socket: one the shard already accepts on (same fd) or a new one it now owns. The shard's
+  // sockets not in the list are closed at once (their sessions go on).
+  std::vector<ShardListener> listeners;
   std::function<void()> done;                 // kTickForTest only
   std::function<void(QueueLog*)> queue_task;  // kQueueTask only
   uint64_t check_id = 0;                      // kCheckAnswer only
@@ -62,10 +73,11 @@ struct ShardMessage {
     message.kind = Kind::kDrain;
     return message;
   }
-  static ShardMessage Snapshot(Runtime runtime) {
+  static ShardMessage Snapshot(Runtime runtime, std::vector<ShardListener> listeners) {
     ShardMessage message;
     message.kind = Kind::kSnapshot;
     message.runtime = std::move(runtime);
+    message.listeners = std::move(listeners);
     return message;
   }
 };
@@ -112,12 +124,6 @@ struct ShardCounters {
   static void Sub(std::atomic<uint64_t>& counter, uint64_t n) {
     counter.store(counter.load(std::memory_order_relaxed) - n, std::memory_order_relaxed);
   }
-};
-
-// One listening socket of this shard.
-struct ShardListener {
-  size_t index = 0;  // into Snapshot::config.listeners
-  int fd = -1;       // owned by the shard from Run() on
 };
 
 // Shard-local except for mailbox() and counters(), which the control plane uses. Created on the
@@ -216,9 +222,21 @@ class Shard {
   const bool kernel_tls_;
   const bool kernel_tls_rekey_;
   const uint32_t shard_count_;
-  // What new connections get; replaced by a kSnapshot message, live connections keep theirs.
-  Runtime runtime_;
+  // The current config generation (its Snapshot and TLS contexts).
+  const Runtime& runtime() const { return generation_->runtime(); }
+  // A kSnapshot message: makes `runtime` the current generation and the acceptors those of
+  // `listeners` (kept, added, and removed ones retired).
+  void ApplySnapshot(Runtime runtime, std::vector<ShardListener> listeners);
+  // Retired acceptors whose accept is no longer in flight are deleted.
+  void ReapRetiredAcceptors();
+
+  // What new connections get (each takes a reference); replaced by a kSnapshot message, live
+  // connections keep theirs until they end (net/generation.h).
+  GenerationRef generation_;
   std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  // Acceptors of listeners a reload removed: closed, waiting for their cancelled accept's last
+  // completion before they can be deleted.
+  std::vector<std::unique_ptr<Acceptor>> retired_acceptors_;
   Mailbox mailbox_;
   std::unique_ptr<MailboxReader> mailbox_reader_;
   std::unique_ptr<Reactor> reactor_;

@@ -147,7 +147,12 @@ struct SessionStats {
 class Session {
  public:
   // `ids` must outlive the session (the shard owns it). `facts.listener` must point into
-  // `snapshot`.
+  // `snapshot`. This form borrows `snapshot`, which must outlive the session: net/ keeps it alive
+  // through its shard's generation handle (net/generation.h), so starting a session touches no
+  // shared reference count.
+  Session(const core::Snapshot& snapshot, policy::ConnectionFacts facts,
+          core::QueueIdGenerator& ids);
+  // The same, keeping `snapshot` alive itself (tests and tools).
   Session(std::shared_ptr<const core::Snapshot> snapshot, policy::ConnectionFacts facts,
           core::QueueIdGenerator& ids);
   Session(const Session&) = delete;
@@ -377,7 +382,9 @@ class Session {
   void ReplyError(Output& out, std::string_view line);
   void Close(Output& out, std::string_view reason);
 
-  std::shared_ptr<const core::Snapshot> snapshot_;
+  // Set by the owning constructor only; snapshot_ points into it then.
+  std::shared_ptr<const core::Snapshot> owned_snapshot_;
+  const core::Snapshot* snapshot_;
   policy::ConnectionFacts facts_;
   core::QueueIdGenerator& ids_;
   std::unique_ptr<State> state_;
