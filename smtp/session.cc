@@ -71,19 +71,15 @@ constexpr std::string_view kLineTooLongReply = "500 5.5.2 Error: line too long";
 
 }  // namespace
 
+Session::Session(std::shared_ptr<const core::Snapshot> snapshot, policy::ConnectionFacts facts,
+                 core::QueueIdGenerator& ids)
+    : Session(*snapshot, std::move(facts), ids) {
+  owned_snapshot_ = std::move(snapshot);
+}
+
 Session::Session(const core::Snapshot& snapshot, policy::ConnectionFacts facts,
                  core::QueueIdGenerator& ids)
     : snapshot_(&snapshot), facts_(std::move(facts)), ids_(ids), state_(std::make_unique<State>()) {
-  state_->decoder.set_buffer_limit(kStreamChunkBytes);
-}
-
-Session::Session(std::shared_ptr<const core::Snapshot> snapshot, policy::ConnectionFacts facts,
-                 core::QueueIdGenerator& ids)
-    : owned_snapshot_(std::move(snapshot)),
-      snapshot_(owned_snapshot_.get()),
-      facts_(std::move(facts)),
-      ids_(ids),
-      state_(std::make_unique<State>()) {
   state_->decoder.set_buffer_limit(kStreamChunkBytes);
   if (facts_.listener != nullptr && !facts_.listener->milters.empty()) {
     std::vector<milter::SessionConfig> configs;

@@ -205,7 +205,15 @@ void MilterChain::Run(Output& out) {
 
 void MilterChain::Collect(size_t i, milter::Output& mo, Output& out) {
   const std::string& name = engines_[i]->config().name;
-  if (!mo.send.empty()) out.milter_send.push_back(MilterSend{static_cast<uint32_t>(i), mo.send});
+  if (!mo.send.empty()) {
+    // Bytes for the milter that got the previous ones join them: one send for all the events
+    // of a call (a pipelined MAIL, RCPT and DATA; the headers and the first body chunks).
+    if (!out.milter_send.empty() && out.milter_send.back().milter == i) {
+      out.milter_send.back().bytes.append(mo.send);
+    } else {
+      out.milter_send.push_back(MilterSend{static_cast<uint32_t>(i), mo.send});
+    }
+  }
   if (mo.close) out.milter_close.push_back(static_cast<uint32_t>(i));
   if (!mo.error.empty()) {
     std::string_view why = mo.error;

@@ -24,6 +24,7 @@ using ::testing::HasSubstr;
 StatsSnapshot TwoShards() {
   StatsSnapshot stats;
   stats.generation = 3;
+  stats.config_snapshots_live = 2;
   stats.draining = false;
   stats.shards.resize(2);
   stats.shards[0].messages_accepted = 5;
@@ -57,6 +58,7 @@ TEST(RenderPrometheusTest, SamplesCarryEachShardsValue) {
   EXPECT_EQ(s.at("ringmx_connections_open{shard=\"1\"}"), "4");
   EXPECT_EQ(s.at("ringmx_outbound_connections_open{shard=\"1\"}"), "1");
   EXPECT_EQ(s.at("ringmx_config_generation"), "3");
+  EXPECT_EQ(s.at("ringmx_config_snapshots_live"), "2");
   EXPECT_EQ(s.at("ringmx_draining"), "0");
   EXPECT_EQ(s.at("ringmx_shards"), "2");
   // No unlabelled totals beside per-shard series.
@@ -110,10 +112,11 @@ TEST(RenderPrometheusTest, EveryMetricHasHelpAndTypeBeforeItsSamples) {
   EXPECT_EQ(types.at("ringmx_message_store_wait_seconds"), "histogram");
   EXPECT_EQ(types.at("ringmx_tls_handshake_seconds"), "histogram");
   EXPECT_EQ(Samples(text).at("ringmx_draining"), "1");
-  // 19 per-shard metrics, 2 shards each, plus 3 process-wide ones; replies by class (4 per
-  // shard) and record layer (2 per shard); two merged histograms of 15 buckets, _sum and _count.
-  // The labelled families with no key yet have no samples.
-  EXPECT_EQ(Samples(text).size(), 19u * 2 + 3 + 4 * 2 + 2 * 2 + 2 * 17);
+  // 19 per-shard metrics, 2 shards each, plus 4 process-wide ones (generation, live config
+  // snapshots, draining, shards); replies by class (4 per shard) and record layer (2 per shard);
+  // two merged histograms of 15 buckets, _sum and _count. The labelled families with no key yet
+  // have no samples.
+  EXPECT_EQ(Samples(text).size(), 19u * 2 + 4 + 4 * 2 + 2 * 2 + 2 * 17);
 }
 
 StatsSnapshot WithTraffic() {

@@ -226,6 +226,7 @@ TEST_F(MilterTest, AMilterOnAUnixSocket) {
   EXPECT_EQ(reply.code, 554) << reply.text;
   EXPECT_TRUE(absl::StrContains(reply.text, "5.7.1 Gtube pattern")) << reply.text;
   EXPECT_TRUE(server_->WaitForLog("milter=fake stage=content action=reject"));
+  client->Command("QUIT");  // (a session left in a transaction would hold the shutdown's grace)
 }
 
 TEST_F(MilterTest, RejectAtRcpt) {
@@ -239,6 +240,7 @@ TEST_F(MilterTest, RejectAtRcpt) {
   EXPECT_EQ(reply.code, 550) << reply.text;
   EXPECT_TRUE(absl::StrContains(reply.text, "5.7.1 Command rejected")) << reply.text;
   EXPECT_TRUE(server_->WaitForLog("milter=fake stage=rcpt action=reject"));
+  client->Command("QUIT");
 }
 
 TEST_F(MilterTest, TempfailAtEndOfMessage) {
