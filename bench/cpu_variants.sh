@@ -109,9 +109,14 @@ TOML
   done
   local proxy_args=()
   case $mode in v1|v2) proxy_args=(--proxy "$mode") ;; esac
+  # The milter's own CPU, counted apart (its process tree, ns), around the run.
+  local milter_before=0 milter_after=0
+  [ -z "$milter_pid" ] || milter_before=$(/usr/bin/python3 "$repo/bench/compare_report.py" cpu-tree "$milter_pid")
   timeout 400 "$bench" --target "127.0.0.1:$port" --concurrency "$conns" \
     --messages-per-connection "$mpc" --total-messages "$total" --duration 360 \
-    --server-pid "$server_pid" --json "${proxy_args[@]}"
+    --server-pid "$server_pid" --json "${proxy_args[@]}" | tr -d '\n'
+  [ -z "$milter_pid" ] || milter_after=$(/usr/bin/python3 "$repo/bench/compare_report.py" cpu-tree "$milter_pid")
+  if [ "$mode" = milter ]; then echo " $((milter_after - milter_before))"; else echo " 0"; fi
   kill -TERM "$server_pid"
   wait "$server_pid" || true
   server_pid=
@@ -124,14 +129,17 @@ for round in $(seq 1 "$rounds"); do
     line=$(run "$mode")
     /usr/bin/python3 - "$mode" "$round" "$line" >>"$results" <<'PY'
 import json, sys
-mode, rnd, r = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+mode, rnd = sys.argv[1], sys.argv[2]
+text, milter_ns = sys.argv[3].rsplit(" ", 1)
+r = json.loads(text)
 ok, failed = r["messages"], r["messages_failed"] + r["sessions_failed"]
 if failed or not ok:
     sys.exit(f"cpu_variants.sh: {mode} round {rnd}: {ok} messages, {failed} failed: {sys.argv[3]}")
 cpu = r["server"]["cpu_s_per_1000_messages"]
-print(f"{mode}\t{rnd}\t{ok}\t{cpu}\t{r['messages_per_s']}")
+milter_cpu = int(milter_ns) / 1e9 * 1000 / ok  # s per 1000 messages
+print(f"{mode}\t{rnd}\t{ok}\t{cpu}\t{r['messages_per_s']}\t{milter_cpu:.4f}")
 PY
-    tail -1 "$results" | awk -F'\t' '{printf "round %s  %-4s  ok=%s  server CPU %s s per 1000 messages  %s msg/s\n", $2, $1, $3, $4, $5}'
+    tail -1 "$results" | awk -F'\t' '{printf "round %s  %-6s  ok=%s  server CPU %s s per 1000 messages  %s msg/s  milter CPU %s s per 1000\n", $2, $1, $3, $4, $5, $6}'
   done
 done
 /usr/bin/python3 - "$results" "$modes" <<'PY'
@@ -139,13 +147,16 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 modes = sys.argv[2].split(",")
 by = {}
-for mode, _, ok, cpu, _ in rows:
+milter = {}
+for mode, _, ok, cpu, _, mcpu in rows:
     by.setdefault(mode, []).append(float(cpu))
+    milter.setdefault(mode, []).append(float(mcpu))
 base = statistics.median(by[modes[0]])
-print(f"\n| mode | runs | median server CPU per message | spread (min-max) | vs {modes[0]} |")
-print("|---|---|---|---|---|")
+print(f"\n| mode | runs | median server CPU per message | spread (min-max) | vs {modes[0]} | the milter's own CPU per message (median) |")
+print("|---|---|---|---|---|---|")
 for mode in modes:
     v = by[mode]
     m = statistics.median(v)
-    print(f"| {mode} | {len(v)} | {m*1000:.2f} us | {min(v)*1000:.2f}-{max(v)*1000:.2f} us | {m/base:.3f} |")
+    mm = statistics.median(milter[mode])
+    print(f"| {mode} | {len(v)} | {m*1000:.2f} us | {min(v)*1000:.2f}-{max(v)*1000:.2f} us | {m/base:.3f} | {f'{mm*1000:.2f} us' if mode == 'milter' else '-'} |")
 PY

@@ -428,7 +428,8 @@ TEST_F(LifecycleTest, ControlSocketStatsAndReload) {
   CommandResult broken =
       RunCommand({RingmxBinary(), "ctl", "-s", dir_ / "control.sock", "reload"}, absl::Seconds(10));
   EXPECT_NE(broken.exit_code, 0) << broken.output;
-  EXPECT_NE(broken.output.find("hostname"), std::string::npos) << broken.output;
+  // The file, the line and the key: "<dir>/ringmx.toml:1: hostname: ...".
+  EXPECT_NE(broken.output.find("ringmx.toml:1: hostname"), std::string::npos) << broken.output;
   auto after = Connect();
   ASSERT_NE(after, nullptr);
   ASSERT_EQ(after->Command("EHLO after.test").code, 250);

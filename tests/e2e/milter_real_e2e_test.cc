@@ -217,6 +217,35 @@ TEST_F(MilterRealTest, EnvelopeChangesAndReplacedBodyAreStored) {
   EXPECT_TRUE(absl::StartsWith(stored->eml, "Received: ")) << stored->eml;
 }
 
+TEST_F(MilterRealTest, ProgressSkipAndChangesWithEsmtpArguments) {
+  StartPython();
+  StartServer(Config({{"py", python_->address(), ""}}));
+  // Progress twice, then continue: the timeout starts again, the message is taken.
+  SmtpReply reply = Send("progress");
+  EXPECT_EQ(reply.code, 250) << reply.text << server_->Log();
+  // SKIP after the first body chunk: the rest of a 200 KB body is not sent, the message is.
+  std::string body;
+  while (body.size() < 200000) body.append(std::string(76, 'b')).append("\r\n");
+  reply = Send("skip-body", "sender@remote.test", {"user@example.test"}, body);
+  ASSERT_EQ(reply.code, 250) << reply.text << server_->Log();
+  auto stored = Stored(reply);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_TRUE(absl::EndsWith(stored->eml, body)) << "the stored body is whole";
+  int chunks = 0;
+  for (const MilterEvent& e : python_->EventsOf(python_->LastConnection()))
+    chunks += e.stage == "body";
+  EXPECT_EQ(chunks, 1) << python_->Log();
+  // A changed sender with ESMTP arguments and a recipient added with NOTIFY.
+  reply = Send("chgfromargs addrcptpar");
+  ASSERT_EQ(reply.code, 250) << reply.text << server_->Log();
+  stored = Stored(reply);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->entry.sender, "changed-sender@example.org");
+  ASSERT_EQ(stored->entry.recipients.size(), 2u);
+  EXPECT_EQ(stored->entry.recipients[1].address, "added-par@example.org");
+  EXPECT_TRUE(absl::StrContains(stored->json, "NEVER")) << stored->json;
+}
+
 TEST_F(MilterRealTest, QuarantineHoldsTheMessage) {
   StartPython();
   StartServer(Config({{"py", python_->address(), ""}}));
