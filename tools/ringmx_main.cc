@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -345,14 +346,23 @@ int Tlsa(const Args& args) {
   }
   if (args.check.empty()) {
     for (const auto& chain : chains) {
-      std::string names;
-      for (const std::string& n : chain.names)
-        names += (names.empty() ? "" : ",") + (n.empty() ? hostname : n);
+      // The names, each once (a leaf's CN is usually among its SANs too).
+      std::vector<std::string> names;
+      for (const std::string& n : chain.names) {
+        const std::string& name = n.empty() ? hostname : n;
+        if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+      }
       printf("; %s (%s, %s, expires %s, %zu certificates)\n", chain.config_key.c_str(),
-             names.c_str(), chain.key_type.c_str(), chain.not_after.c_str(),
+             absl::StrJoin(names, ",").c_str(), chain.key_type.c_str(), chain.not_after.c_str(),
              chain.pem_chain.size());
       printf("_25._tcp.%s. IN TLSA 3 1 1 %s\n", hostname.c_str(), chain.tlsa_311.c_str());
-      printf("_25._tcp.%s. IN TLSA 2 1 1 %s\n", hostname.c_str(), chain.tlsa_211.c_str());
+      if (chain.tlsa_211.empty()) {
+        // A chain of the leaf alone (self-signed, or the intermediates left out): there is no
+        // issuer to pin, and an empty record would be invalid.
+        printf("; no TLSA 2 1 1: the chain holds only its leaf (publish 3 1 1)\n");
+      } else {
+        printf("_25._tcp.%s. IN TLSA 2 1 1 %s\n", hostname.c_str(), chain.tlsa_211.c_str());
+      }
     }
     return 0;
   }
@@ -390,6 +400,11 @@ int Tlsa(const Args& args) {
     if (!ee) continue;  // a chain for another name or key type: not what this handshake served
     any = true;
     printf("%s: TLSA 3 1 1 %s: match\n", chain.config_key.c_str(), chain.tlsa_311.c_str());
+    if (chain.tlsa_211.empty()) {
+      printf("%s: no TLSA 2 1 1 (the configured chain holds only its leaf)\n",
+             chain.config_key.c_str());
+      continue;
+    }
     printf("%s: TLSA 2 1 1 %s: %s\n", chain.config_key.c_str(), chain.tlsa_211.c_str(),
            ta ? "match" : "NO MATCH (the served chain lacks that certificate)");
     all = all && ta;

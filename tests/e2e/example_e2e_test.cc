@@ -89,6 +89,25 @@ TEST_F(ExampleTest, ServesStartTlsWithACertificateMadeOnFirstStartAndKeptAfter) 
       << server_->Log();
   EXPECT_NE(StoredEml(dir_ / "run/spool", QueuedId(reply.text)).find("TLSv1."), std::string::npos)
       << "the Received header names the TLS version";
+
+  // DANE for the self-signed chain: a 3 1 1 record, and no 2 1 1 (there is no issuer to pin; an
+  // empty record would be invalid); the served leaf matches it.
+  const CommandResult tlsa =
+      RunCommand({RingmxBinary(), "tlsa", "-c", server_->config_path()}, absl::Seconds(30));
+  ASSERT_EQ(tlsa.exit_code, 0) << tlsa.output;
+  EXPECT_NE(tlsa.output.find("(mx.example.test,localhost, EC-P256,"), std::string::npos)
+      << tlsa.output;
+  EXPECT_NE(tlsa.output.find("_25._tcp.mx.example.test. IN TLSA 3 1 1 "), std::string::npos)
+      << tlsa.output;
+  EXPECT_EQ(tlsa.output.find("IN TLSA 2 1 1"), std::string::npos) << tlsa.output;
+  EXPECT_NE(tlsa.output.find("; no TLSA 2 1 1"), std::string::npos) << tlsa.output;
+  const CommandResult served =
+      RunCommand({RingmxBinary(), "tlsa", "--check", absl::StrCat("127.0.0.1:", server_->port()),
+                  "--starttls", "-c", server_->config_path()},
+                 absl::Seconds(30));
+  EXPECT_EQ(served.exit_code, 0) << served.output;
+  EXPECT_NE(served.output.find("TLSA 3 1 1"), std::string::npos) << served.output;
+  EXPECT_NE(served.output.find(": match"), std::string::npos) << served.output;
 }
 
 }  // namespace
