@@ -985,6 +985,7 @@ void Session::ResetTransaction(Output& out) {
   s.rejection_counted = false;
   s.decoder.Clear();
   if (s.milter_txn && s.milters != nullptr && !s.milters->busy()) s.milters->Abort(out);
+  if (s.milters != nullptr && !s.txn_id.empty()) s.milters->ClearMacro("i");
   s.milter_txn = false;
   s.txn_id.clear();
   s.milter_discard = false;

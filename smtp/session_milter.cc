@@ -423,15 +423,17 @@ void Session::ApplyMilterChanges(Output& out) {
     }
     if (m.changed || m.body || e.sender || !e.added_recipients.empty() ||
         !e.deleted_recipients.empty()) {
-      out.log.push_back(absl::StrCat("milter=", c.milter, " changed", m.changed ? " headers" : "",
-                                     m.body ? " body" : "", e.sender ? " sender" : "",
+      out.log.push_back(absl::StrCat("milter=", c.milter, s.txn_id.empty() ? "" : " id=", s.txn_id,
+                                     " changed", m.changed ? " headers" : "", m.body ? " body" : "",
+                                     e.sender ? " sender" : "",
                                      e.added_recipients.empty() ? "" : " +rcpt",
                                      e.deleted_recipients.empty() ? "" : " -rcpt"));
     }
   }
   s.milter_changes.clear();
   if (quarantine) {
-    std::string line = absl::StrCat("milter=", quarantined_by, " quarantine reason=");
+    std::string line = absl::StrCat(
+        "milter=", quarantined_by, s.txn_id.empty() ? "" : " id=", s.txn_id, " quarantine reason=");
     core::AppendJsonString(line, *quarantine);
     out.log.push_back(std::move(line));
     s.milter_quarantine = std::move(quarantine);
@@ -447,6 +449,11 @@ void Session::ApplyMilterChanges(Output& out) {
     s.fragments = 0;
     s.milter_body_bytes = 0;
     s.milter_body = std::move(*new_body);
+    if (!s.txn_id.empty()) {
+      // The message line that follows names the new id; this line joins the two.
+      out.log.push_back(absl::StrCat("milter id=", s.txn_id,
+                                     " body replaced: the message is stored under a new id"));
+    }
     s.txn_id.clear();
   }
 }

@@ -80,10 +80,12 @@ MilterChain::MilterChain(std::vector<milter::SessionConfig> configs) {
 }
 
 void MilterChain::SetMacro(std::string_view name, const std::string& value) {
+  if (name == "i") message_id_ = value;
   for (auto& e : engines_) e->SetMacro(name, value);
 }
 
 void MilterChain::ClearMacro(std::string_view name) {
+  if (name == "i") message_id_.clear();
   for (auto& e : engines_) e->ClearMacro(name);
 }
 
@@ -219,8 +221,9 @@ void MilterChain::Collect(size_t i, milter::Output& mo, Output& out) {
     std::string_view why = mo.error;
     const std::string prefix = absl::StrCat("milter ", name, ": ");
     if (why.starts_with(prefix)) why.remove_prefix(prefix.size());
-    out.log.push_back(absl::StrCat("milter=", name, " failed: ", core::Av(why), " default_action=",
-                                   core::Av(DefaultName(engines_[i]->config().default_action))));
+    out.log.push_back(absl::StrCat(
+        "milter=", name, message_id_.empty() ? "" : " id=", message_id_, " failed: ", core::Av(why),
+        " default_action=", core::Av(DefaultName(engines_[i]->config().default_action))));
   }
   if (!mo.verdict.has_value()) return;
   milter::Verdict& v = *mo.verdict;
@@ -251,8 +254,9 @@ void MilterChain::Collect(size_t i, milter::Output& mo, Output& out) {
   outcome_.kind = v.kind;
   outcome_.reply = v.reply;
   outcome_.milter = name;
-  std::string line = absl::StrCat("milter=", name, " stage=", core::Av(StageName(v.stage)),
-                                  " action=", core::Av(KindName(v.kind)));
+  std::string line =
+      absl::StrCat("milter=", name, message_id_.empty() ? "" : " id=", message_id_,
+                   " stage=", core::Av(StageName(v.stage)), " action=", core::Av(KindName(v.kind)));
   if (v.kind != VK::kDiscard) absl::StrAppend(&line, " reply=\"", v.reply.OneLine(), "\"");
   if (v.failed) absl::StrAppend(&line, " (default_action)");
   out.log.push_back(std::move(line));

@@ -108,6 +108,9 @@ class MilterChain {
   bool Takes(size_t i) const;
 
   std::vector<std::unique_ptr<milter::Session>> engines_;
+  // The `i` macro (the transaction's queue id), also put in the log lines: one id leads from the
+  // milters' decisions to the message and delivery lines (docs/logs.md).
+  std::string message_id_;
   std::vector<bool> started_;       // Connect() called
   std::vector<bool> message_done_;  // accepted, discarded or refused the current message
   std::optional<MilterEvent> event_;

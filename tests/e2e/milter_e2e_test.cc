@@ -225,7 +225,9 @@ TEST_F(MilterTest, AMilterOnAUnixSocket) {
   SmtpReply reply = client->SendMail("a@remote.test", {"u@example.test"}, kMessage);
   EXPECT_EQ(reply.code, 554) << reply.text;
   EXPECT_TRUE(absl::StrContains(reply.text, "5.7.1 Gtube pattern")) << reply.text;
-  EXPECT_TRUE(server_->WaitForLog("milter=fake stage=content action=reject"));
+  // The decision's log line carries the queue id the transaction had (the milter's `i`).
+  EXPECT_TRUE(server_->WaitForLog("stage=content action=reject")) << server_->Log();
+  EXPECT_TRUE(absl::StrContains(server_->Log(), "milter=fake id=")) << server_->Log();
   client->Command("QUIT");  // (a session left in a transaction would hold the shutdown's grace)
 }
 
@@ -239,7 +241,8 @@ TEST_F(MilterTest, RejectAtRcpt) {
   SmtpReply reply = client->SendMail("a@remote.test", {"u@example.test"}, kMessage);
   EXPECT_EQ(reply.code, 550) << reply.text;
   EXPECT_TRUE(absl::StrContains(reply.text, "5.7.1 Command rejected")) << reply.text;
-  EXPECT_TRUE(server_->WaitForLog("milter=fake stage=rcpt action=reject"));
+  EXPECT_TRUE(server_->WaitForLog("stage=rcpt action=reject")) << server_->Log();
+  EXPECT_TRUE(absl::StrContains(server_->Log(), "milter=fake id=")) << server_->Log();
   client->Command("QUIT");
 }
 
@@ -301,7 +304,7 @@ TEST_F(MilterTest, AMilterThatDoesNotAnswerTimesOut) {
   ASSERT_TRUE(server_->AdvanceClock(absl::Seconds(21)));
   SmtpReply reply = client->ReadReply(absl::Seconds(10));
   EXPECT_EQ(reply.code, 451) << reply.text;
-  EXPECT_TRUE(server_->WaitForLog("milter=fake failed: timeout"));
+  EXPECT_TRUE(server_->WaitForLog(" failed: timeout")) << server_->Log();
 }
 
 TEST_F(MilterTest, QuarantinedMessageIsHeldInTheQueue) {
@@ -321,7 +324,12 @@ TEST_F(MilterTest, QuarantinedMessageIsHeldInTheQueue) {
   EXPECT_TRUE(absl::StrContains(list.output, "(held)")) << list.output;
   EXPECT_TRUE(absl::StrContains(StoredJson(server_->spool(), id),
                                 "\"quarantine\":{\"milter\":\"fake\",\"reason\":\"looks odd\"}"));
-  EXPECT_TRUE(server_->WaitForLog("milter=fake quarantine reason=\"looks odd\""));
+  EXPECT_TRUE(
+      server_->WaitForLog(absl::StrCat("milter=fake id=", id, " quarantine reason=\"looks odd\"")))
+      << server_->Log();
+  // ... and the message line with the same id says it is held.
+  EXPECT_TRUE(server_->WaitForLog(absl::StrCat("message id=", id, " ")));
+  EXPECT_TRUE(absl::StrContains(server_->Log(), "held=quarantine result=queued")) << server_->Log();
 }
 
 }  // namespace

@@ -336,7 +336,10 @@ TEST(SessionMilterTest, RejectAtRcptRefusesThatRecipientOnly) {
   EXPECT_EQ(d.records[0].recipients, std::vector<std::string>{"b@example.test"});
   bool logged = false;
   for (const std::string& l : d.log) {
-    if (l.find("milter=m1 stage=rcpt action=reject") != std::string::npos) logged = true;
+    if (l.starts_with("milter=m1 id=") &&
+        l.find(" stage=rcpt action=reject") != std::string::npos) {
+      logged = true;
+    }
   }
   EXPECT_TRUE(logged);
 }
@@ -582,7 +585,9 @@ TEST(SessionMilterTest, QuarantineStoresTheMessageHeld) {
       << d.records[0].envelope_json;
   bool logged = false;
   for (const std::string& l : d.log) {
-    if (l == "milter=m1 quarantine reason=\"suspicious\"") logged = true;
+    if (l == absl::StrCat("milter=m1 id=", d.records[0].id, " quarantine reason=\"suspicious\"")) {
+      logged = true;
+    }
   }
   EXPECT_TRUE(logged);
 }
