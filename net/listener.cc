@@ -1,10 +1,13 @@
 #include "net/listener.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +30,31 @@ socklen_t ToSockaddr(const core::Endpoint& endpoint, sockaddr_storage& storage) 
   sin6->sin6_port = htons(endpoint.port);
   memcpy(&sin6->sin6_addr, endpoint.address.bytes().data(), 16);
   return sizeof(sockaddr_in6);
+}
+
+absl::StatusOr<int> OpenOutboundSocket(bool is_unix, const std::string& unix_path,
+                                       const core::Endpoint& inet, SocketAddress& address) {
+  int family = AF_UNIX;
+  if (is_unix) {
+    memset(&address.storage, 0, sizeof(address.storage));
+    auto* sun = reinterpret_cast<sockaddr_un*>(&address.storage);
+    sun->sun_family = AF_UNIX;
+    if (unix_path.size() >= sizeof(sun->sun_path)) {
+      return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", unix_path));
+    }
+    memcpy(sun->sun_path, unix_path.data(), unix_path.size());
+    address.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + unix_path.size() + 1);
+  } else {
+    address.length = ToSockaddr(inet, address.storage);
+    family = address.storage.ss_family;
+  }
+  const int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  if (!is_unix) {
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+  return fd;
 }
 
 namespace {

@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -27,6 +28,19 @@ absl::StatusOr<ListenerSockets> OpenListenerSockets(const core::ListenerConfig& 
 
 // Fills `storage` with `endpoint` (AF_INET or AF_INET6) and returns its length.
 socklen_t ToSockaddr(const core::Endpoint& endpoint, sockaddr_storage& storage);
+
+// Where an outbound stream socket connects: an address and its length.
+struct SocketAddress {
+  sockaddr_storage storage{};
+  socklen_t length = 0;
+};
+
+// For an outbound connection (a next hop, a milter): fills `address` with `unix_path` (when
+// `is_unix`) or `inet`, and opens an unconnected stream socket of its family, close-on-exec, with
+// TCP_NODELAY on TCP. The fd, or an error saying what failed ("socket path too long: PATH",
+// "socket: ...").
+absl::StatusOr<int> OpenOutboundSocket(bool is_unix, const std::string& unix_path,
+                                       const core::Endpoint& inet, SocketAddress& address);
 
 // Fills `out` from a sockaddr_storage returned by getpeername/getsockname. False if unsupported.
 bool EndpointFromSockaddr(const void* sockaddr_storage, core::Endpoint& out);

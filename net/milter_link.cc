@@ -22,11 +22,6 @@ constexpr size_t kRecvBytes = 16 * 1024;
 
 }  // namespace
 
-struct MilterLink::Address {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-};
-
 MilterLink::MilterLink(Reactor& reactor, MilterLinkOwner& owner, uint32_t index,
                        const core::MilterConfig& config)
     : reactor_(reactor),
@@ -47,33 +42,15 @@ MilterLink::~MilterLink() {
 
 void MilterLink::Start(absl::Time now) {
   connect_started_ = activity_ = now;
-  address_ = std::make_unique<Address>();
-  int family = AF_UNIX;
-  if (config_.is_unix) {
-    auto* sun = reinterpret_cast<sockaddr_un*>(&address_->storage);
-    sun->sun_family = AF_UNIX;
-    if (config_.unix_path.size() >= sizeof(sun->sun_path)) {
-      deferred_failure_ = absl::StrCat("socket path too long: ", config_.unix_path);
-      CloseSocket();
-      return;
-    }
-    memcpy(sun->sun_path, config_.unix_path.data(), config_.unix_path.size());
-    address_->length =
-        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + config_.unix_path.size() + 1);
-  } else {
-    address_->length = ToSockaddr(config_.inet, address_->storage);
-    family = address_->storage.ss_family;
-  }
-  fd_ = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) {
-    deferred_failure_ = absl::StrCat("socket: ", strerror(errno));
+  address_ = std::make_unique<SocketAddress>();
+  absl::StatusOr<int> fd =
+      OpenOutboundSocket(config_.is_unix, config_.unix_path, config_.inet, *address_);
+  if (!fd.ok()) {
+    deferred_failure_ = std::string(fd.status().message());
     CloseSocket();
     return;
   }
-  if (!config_.is_unix) {
-    const int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  }
+  fd_ = *fd;
   io_uring_sqe* sqe = reactor_.Prepare(&connect_op_);
   io_uring_prep_connect(sqe, fd_, reinterpret_cast<const sockaddr*>(&address_->storage),
                         address_->length);

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 
 #include "core/config.h"
+#include "net/listener.h"
 #include "net/reactor.h"
 #include "smtp/milter/session.h"
 
@@ -75,7 +76,6 @@ class MilterLink {
     Kind kind = Kind::kConnect;
     void OnCompletion(const io_uring_cqe& cqe) override { link->OnOp(kind, cqe.res); }
   };
-  struct Address;
 
   void OnOp(Op::Kind kind, int res);
   void ArmRecv();
@@ -103,7 +103,7 @@ class MilterLink {
   size_t sent_ = 0;
   std::string queued_;
   std::unique_ptr<char[]> recv_buf_;
-  std::unique_ptr<Address> address_;
+  std::unique_ptr<SocketAddress> address_;  // connect() reads it until it completes
   absl::Time connect_started_ = absl::InfinitePast();
   // The last activity: a new event sent, or bytes received (a milter's progress included).
   absl::Time activity_ = absl::InfinitePast();

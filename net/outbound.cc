@@ -26,11 +26,6 @@ std::string ErrnoText(int err) { return strerror(err); }
 
 }  // namespace
 
-struct OutboundConnection::Address {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-};
-
 OutboundConnection::OutboundConnection(Reactor& reactor, OutboundOwner& owner,
                                        OutboundOptions options)
     : reactor_(reactor),
@@ -52,31 +47,14 @@ OutboundConnection::~OutboundConnection() {
 
 void OutboundConnection::Start(absl::Time now) {
   now_ = phase_start_ = started_at_ = now;
-  address_ = std::make_unique<Address>();
-  int family = AF_UNIX;
-  if (options_.hop.is_unix) {
-    auto* sun = reinterpret_cast<sockaddr_un*>(&address_->storage);
-    sun->sun_family = AF_UNIX;
-    if (options_.hop.unix_path.size() >= sizeof(sun->sun_path)) {
-      Fail(absl::StrCat("socket path too long: ", options_.hop.unix_path));
-      return;
-    }
-    memcpy(sun->sun_path, options_.hop.unix_path.data(), options_.hop.unix_path.size());
-    address_->length =
-        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + options_.hop.unix_path.size() + 1);
-  } else {
-    address_->length = ToSockaddr(options_.hop.inet, address_->storage);
-    family = address_->storage.ss_family;
-  }
-  fd_ = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd_ < 0) {
-    Fail(absl::StrCat("socket: ", ErrnoText(errno)));
+  address_ = std::make_unique<SocketAddress>();
+  absl::StatusOr<int> fd = OpenOutboundSocket(options_.hop.is_unix, options_.hop.unix_path,
+                                              options_.hop.inet, *address_);
+  if (!fd.ok()) {
+    Fail(std::string(fd.status().message()));
     return;
   }
-  if (!options_.hop.is_unix) {
-    const int one = 1;
-    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  }
+  fd_ = *fd;
   io_uring_sqe* sqe = reactor_.Prepare(&connect_op_);
   io_uring_prep_connect(sqe, fd_, reinterpret_cast<const sockaddr*>(&address_->storage),
                         address_->length);

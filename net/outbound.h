@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 
 #include "core/next_hop.h"
+#include "net/listener.h"
 #include "net/reactor.h"
 #include "smtp/client.h"
 #include "tls/engine.h"
@@ -168,8 +169,7 @@ class OutboundConnection {
   absl::Time started_at_ = absl::InfinitePast();
   smtp::Client::Waiting last_waiting_ = smtp::Client::Waiting::kGreeting;
   // sockaddr for CONNECT (read by the kernel while the op is in flight).
-  struct Address;
-  std::unique_ptr<Address> address_;
+  std::unique_ptr<SocketAddress> address_;  // connect() reads it until it completes
 };
 
 }  // namespace ringmx::net
