@@ -51,46 +51,10 @@ constexpr size_t kMaxClosingInputBytes = 64 * 1024;
 // A send buffer that grew past this is freed once sent, so a burst does not pin memory.
 constexpr size_t kKeptSendCapacityBytes = 64 * 1024;
 
-// TLS alerts (RFC 8446 §6) that the kernel path sends itself, and the KeyUpdate it sends.
-using tls::kAlertCloseNotify;
+// The fatal alert of a kernel receive the connection cannot parse.
 using tls::kAlertInternalError;
-using tls::kAlertLevelFatal;
-using tls::kAlertLevelWarning;
-using tls::kAlertNoRenegotiation;
-using tls::kHandshakeKeyUpdate;
-
-// The versions a listener's `proxy_protocol` takes (not kNone).
-smtp::ProxyVersions ProxyVersionsOf(core::ProxyProtocol protocol) {
-  switch (protocol) {
-    case core::ProxyProtocol::kV1:
-      return smtp::ProxyVersions::kV1;
-    case core::ProxyProtocol::kV2:
-      return smtp::ProxyVersions::kV2;
-    case core::ProxyProtocol::kAny:
-    case core::ProxyProtocol::kNone:
-      break;
-  }
-  return smtp::ProxyVersions::kAny;
-}
 
 }  // namespace
-
-// Only connections whose record layer is in the kernel have one.
-struct Connection::KernelTls {
-  // The current keys: TLS 1.3 KeyUpdates advance them (tls::AdvanceTrafficKeys).
-  tls::KtlsHandoff keys;
-  // The template of the multishot recvmsg: no address, room for the TLS_GET_RECORD_TYPE control
-  // message; received bytes go to the shard's provided buffers.
-  msghdr recv_msg{};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(uint8_t))] = {};
-  // The client's KeyUpdate asked for ours (update_requested): it goes out before any more data.
-  bool key_update_owed = false;
-  // A TLS 1.2 client tried to renegotiate: a warning no_renegotiation alert goes out next.
-  bool no_renegotiation_owed = false;
-  // The alert sent before our FIN: close_notify, or the fatal alert of FailKernelTls().
-  uint8_t goodbye_level = kAlertLevelWarning;
-  uint8_t goodbye_alert = kAlertCloseNotify;
-};
 
 Connection::Connection(Shard& shard, int fd, GenerationRef generation, size_t listener_index,
                        policy::ConnectionFacts facts, absl::Time now)
@@ -101,14 +65,13 @@ Connection::Connection(Shard& shard, int fd, GenerationRef generation, size_t li
       listener_index_(listener_index),
       greet_pause_(snapshot_->config.timeouts.greet_pause),
       session_(*snapshot_, std::move(facts), shard.ids()),
+      transport_(std::make_unique<PlainTransport>()),
       kernel_tls_wanted_(shard.kernel_tls() && snapshot_->config.tls.ktls),
       started_(now) {
   recv_op_.connection = this;
   recv_op_.on_complete = &Connection::OnRecv;
   send_op_.connection = this;
   send_op_.on_complete = &Connection::OnSend;
-  const core::ProxyProtocol proxy = session_.facts().listener->proxy_protocol;
-  if (proxy != core::ProxyProtocol::kNone) proxy_.emplace(ProxyVersionsOf(proxy));
   milters_.resize(session_.milter_count());
 }
 
@@ -167,25 +130,18 @@ bool Connection::Admit(absl::Time now) {
 }
 
 void Connection::Start(absl::Time now) {
-  if (!proxy_.has_value()) {
+  const policy::ConnectionFacts& facts = session_.facts();
+  if (facts.listener->proxy_protocol == core::ProxyProtocol::kNone) {
     StartSession(now);
     return;
   }
-  // The socket's peer is the balancer: only the listener's proxy_trusted may speak for a client.
-  const core::IpAddress& peer = session_.facts().client.address;
-  bool trusted = false;
-  for (const core::Cidr& cidr : session_.facts().listener->proxy_trusted) {
-    if (cidr.Contains(peer)) {
-      trusted = true;
-      break;
-    }
-  }
-  if (!trusted) {
+  preamble_ = std::make_unique<ProxyPreamble>(*facts.listener, facts.client,
+                                              snapshot_->config.timeouts.proxy, now);
+  if (!preamble_->trusted()) {
     EndPreamble("untrusted", "");
     return;
   }
   // Nothing is said and nothing is counted (limits) until the header names the client.
-  proxy_deadline_ = now + snapshot_->config.timeouts.proxy;
   ArmRecv();
 }
 
@@ -200,8 +156,7 @@ void Connection::EndPreamble(std::string_view reason, std::string_view detail) {
   } else {
     core::LogWarning(line);
   }
-  proxy_.reset();
-  proxy_deadline_ = absl::InfiniteFuture();
+  preamble_.reset();
   preamble_failed_ = true;
   if (end_reason_.empty()) end_reason_ = absl::StrCat("proxy-", core::Av(reason));
   // No reply: the peer is a balancer (or pretends to be), not an SMTP client. The FIN goes out at
@@ -211,35 +166,26 @@ void Connection::EndPreamble(std::string_view reason, std::string_view detail) {
 }
 
 void Connection::OnPreamble(std::string_view bytes, absl::Time now) {
-  const smtp::ProxyFeedResult result = proxy_->Feed(bytes);
-  switch (result.state) {
-    case smtp::ProxyParseState::kNeedMore:
+  const ProxyPreamble::Outcome outcome = preamble_->Feed(bytes);
+  switch (outcome.state) {
+    case ProxyPreamble::Outcome::State::kNeedMore:
       return;
-    case smtp::ProxyParseState::kError:
-      EndPreamble("malformed", smtp::ProxyErrorText(proxy_->error()));
+    case ProxyPreamble::Outcome::State::kFailed:
+      EndPreamble(outcome.reason, outcome.detail);
       return;
-    case smtp::ProxyParseState::kDone:
+    case ProxyPreamble::Outcome::State::kDone:
       break;
   }
-  const smtp::ProxyHeader& header = proxy_->header();
   // PROXY TCP4/TCP6 names the client; LOCAL (the balancer's health checks), UNKNOWN and the
   // families we do not take keep the socket's own addresses (spec sections 2.1 and 2.2).
-  if (header.command == smtp::ProxyCommand::kProxy && header.source.has_value() &&
-      header.destination.has_value()) {
-    const core::Endpoint balancer = session_.facts().client;
-    session_.SetProxiedClient(*header.source, *header.destination, balancer);
+  if (outcome.client.has_value() && outcome.local.has_value()) {
+    session_.SetProxiedClient(*outcome.client, *outcome.local, outcome.balancer);
   }
-  proxy_.reset();
-  proxy_deadline_ = absl::InfiniteFuture();
+  preamble_.reset();
   StartSession(now);
   // What came after the header in the same read is the client's: SMTP, or its ClientHello.
-  const std::string_view rest = bytes.substr(result.consumed);
-  if (rest.empty() || done_ || closing_) return;
-  if (transport_ == Transport::kPlain) {
-    DeliverInput(rest, now);
-  } else {
-    OnCiphertext(rest, now);
-  }
+  if (outcome.leftover.empty() || done_ || closing_) return;
+  OnTransportBytes(outcome.leftover, now);
 }
 
 void Connection::StartSession(absl::Time now) {
@@ -260,19 +206,16 @@ void Connection::StartSession(absl::Time now) {
 
 void Connection::ArmRecv() {
   io_uring_sqe* sqe = shard_.reactor().Prepare(&recv_op_);
-  if (transport_ == Transport::kKernelTls) {
+  if (KernelTls* ktls = kernel_tls(); ktls != nullptr) {
     // recvmsg, so that the kernel can say which kind of record the bytes come from.
-    // The kernel writes the control length back after a single-shot recvmsg; both kinds read it
-    // at submission (and the multishot parser uses it as its template).
-    ktls_->recv_msg.msg_controllen = sizeof(ktls_->control);
-    ktls_->recv_msg.msg_flags = 0;
+    ktls->PrepareRecvMsg();
     if (session_.receiving_large_message()) {
       // One record at a time while a large message comes in, as below. Its completion holds the
-      // payload at the start of the buffer and the record type in `control`.
-      io_uring_prep_recvmsg(sqe, fd_, &ktls_->recv_msg, 0);
+      // payload at the start of the buffer and the record type in the control area.
+      io_uring_prep_recvmsg(sqe, fd_, &ktls->recv_msg(), 0);
       recv_single_shot_ = true;
     } else {
-      io_uring_prep_recvmsg_multishot(sqe, fd_, &ktls_->recv_msg, 0);
+      io_uring_prep_recvmsg_multishot(sqe, fd_, &ktls->recv_msg(), 0);
       recv_single_shot_ = false;
     }
   } else if (session_.receiving_large_message()) {
@@ -296,58 +239,40 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
   if (!(cqe.flags & IORING_CQE_F_MORE)) recv_armed_ = false;
   const bool has_buffer = (cqe.flags & IORING_CQE_F_BUFFER) != 0;
   const uint16_t buffer_id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
-  if (cqe.res > 0 && transport_ == Transport::kKernelTls) {
+  KernelTls* ktls = kernel_tls();
+  if (cqe.res > 0 && ktls != nullptr) {
     if (has_buffer) {
       const std::string_view bytes =
           shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
-      msghdr& msg = ktls_->recv_msg;
       if (recv_single_shot_) {
-        // A single-shot recvmsg: the payload starts the buffer, the record type is in `control`
-        // (no control message: application data).
-        uint8_t record_type = kTlsRecordData;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-          if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) {
-            record_type = *CMSG_DATA(c);
-          }
-        }
-        if ((msg.msg_flags & MSG_CTRUNC) != 0) {
-          if (!done_ && !closing_) FailKernelTls(kAlertInternalError, "truncated recvmsg control");
+        // A single-shot recvmsg: the payload starts the buffer, the record type is in the
+        // control area (no control message: application data).
+        absl::StatusOr<KernelTls::Received> record = ktls->ParseSingleShot(bytes);
+        if (!record.ok()) {
+          if (!done_ && !closing_)
+            FailKernelTls(kAlertInternalError, std::string(record.status().message()));
         } else if (!done_ && closing_) {
           DropClosingInput(bytes.size());
         } else if (!done_) {
-          OnKernelRecord(record_type, bytes, shard_.BatchNow());
+          OnKernelRecord(record->record_type, record->payload, shard_.BatchNow());
         }
         shard_.buffers().Recycle(buffer_id);
         if (!recv_armed_ && !done_) recv_rearm_ = true;
         MarkDirty();
         return;
       }
-      io_uring_recvmsg_out* header = io_uring_recvmsg_validate(
-          const_cast<char*>(bytes.data()), static_cast<int>(bytes.size()), &msg);
-      if (header == nullptr || (header->flags & MSG_CTRUNC) != 0) {
-        if (!done_ && !closing_) FailKernelTls(kAlertInternalError, "malformed recvmsg result");
-      } else {
-        const size_t length = io_uring_recvmsg_payload_length(header, cqe.res, &msg);
-        uint8_t record_type = kTlsRecordData;  // the kernel adds no control message for data
-        for (cmsghdr* c = io_uring_recvmsg_cmsg_firsthdr(header, &msg); c != nullptr;
-             c = io_uring_recvmsg_cmsg_nexthdr(header, &msg, c)) {
-          if (c->cmsg_level == SOL_TLS && c->cmsg_type == TLS_GET_RECORD_TYPE) {
-            record_type = *CMSG_DATA(c);
-          }
-        }
-        if (length == 0 && !recv_armed_) {
-          // recvmsg returned 0: the client closed TCP without close_notify.
-          if (!closing_ && end_reason_.empty() && !session_.closed()) end_reason_ = "disconnect";
-          done_ = true;
-        } else if (!done_ && closing_) {
-          DropClosingInput(length);
-        } else if (!done_) {
-          OnKernelRecord(
-              record_type,
-              std::string_view(static_cast<const char*>(io_uring_recvmsg_payload(header, &msg)),
-                               length),
-              shard_.BatchNow());
-        }
+      absl::StatusOr<KernelTls::Received> record = ktls->ParseMultishot(bytes, cqe.res);
+      if (!record.ok()) {
+        if (!done_ && !closing_)
+          FailKernelTls(kAlertInternalError, std::string(record.status().message()));
+      } else if (record->payload.empty() && !recv_armed_) {
+        // recvmsg returned 0: the client closed TCP without close_notify.
+        if (!closing_ && end_reason_.empty() && !session_.closed()) end_reason_ = "disconnect";
+        done_ = true;
+      } else if (!done_ && closing_) {
+        DropClosingInput(record->payload.size());
+      } else if (!done_) {
+        OnKernelRecord(record->record_type, record->payload, shard_.BatchNow());
       }
       shard_.buffers().Recycle(buffer_id);
     }
@@ -359,12 +284,10 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
       } else if (!done_) {
         const std::string_view bytes =
             shard_.buffers().View(buffer_id, static_cast<uint32_t>(cqe.res));
-        if (proxy_.has_value()) {
+        if (preamble_ != nullptr) {
           OnPreamble(bytes, shard_.BatchNow());
-        } else if (transport_ == Transport::kPlain) {
-          DeliverInput(bytes, shard_.BatchNow());
         } else {
-          OnCiphertext(bytes, shard_.BatchNow());
+          OnTransportBytes(bytes, shard_.BatchNow());
         }
       }
       // Whatever the session needs of these bytes it has copied.
@@ -382,9 +305,9 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
   } else if (cqe.res == -ECANCELED && closing_read_stopped_) {
     // Our own cancel: the client kept sending after the end (DropClosingInput). The linger ends
     // the connection.
-  } else if (cqe.res == -ECANCELED && transport_ == Transport::kKernelTlsSwitch) {
+  } else if (cqe.res == -ECANCELED && SwitchingToKernel()) {
     // Our own cancel before the kernel takes the keys: not an end (Flush completes the move).
-  } else if (cqe.res == -EKEYEXPIRED && transport_ == Transport::kKernelTls) {
+  } else if (cqe.res == -EKEYEXPIRED && ktls != nullptr) {
     // A read raced the client's KeyUpdate before the new key was installed; read again.
     if (!done_) recv_rearm_ = true;
   } else {
@@ -405,29 +328,24 @@ void Connection::AfterSession() {
                                " client=", session_.facts().client.ToString(), " ", event));
   }
   out_.log.clear();
-  if (transport_ == Transport::kKernelTlsSwitch && out_.close) {
+  if (SwitchingToKernel() && out_.close) {
     // The session is ending (timeout, shutdown) before the kernel took the keys: say goodbye
     // through OpenSSL, which still has them.
-    transport_ = Transport::kTls;
+    userspace_tls()->AbandonKernelSwitch();
   }
-  if (transport_ == Transport::kKernelTlsSwitch) {
+  if (SwitchingToKernel()) {
     // Replies (the implicit-TLS greeting) wait for the record layer to settle.
     MarkDirty();
     return;
   }
   if (!out_.replies.empty()) {
     shard_.mutable_counters().traffic.CountReplies(out_.replies);
-    if (transport_ == Transport::kTls) {
-      absl::Status encrypted = tls_->Encrypt(out_.replies);
-      if (!encrypted.ok()) {
-        FailTls(encrypted, shard_.BatchNow());
-        return;
-      }
-      wire_.append(tls_->TakeCiphertext());
-    } else {
-      // Cleartext, including the "220 Ready to start TLS" that must precede the handshake; or
-      // plaintext that the kernel encrypts.
-      wire_.append(out_.replies);
+    // Cleartext, including the "220 Ready to start TLS" that must precede the handshake;
+    // records through OpenSSL; or plaintext that the kernel encrypts.
+    absl::Status sealed = transport_->Seal(out_.replies, wire_);
+    if (!sealed.ok()) {
+      FailTls(sealed, shard_.BatchNow());
+      return;
     }
     out_.replies.clear();
   }
@@ -474,11 +392,9 @@ void Connection::AfterSession() {
   out_.milter_close.clear();
   if (out_.close && !closing_) {
     closing_ = true;
-    if (transport_ == Transport::kTls) {
-      // The TLS goodbye after the last reply (221, 421), so the client sees a clean end.
-      tls_->SendCloseNotify();
-      wire_.append(tls_->TakeCiphertext());
-    }
+    // The TLS goodbye after the last reply (221, 421), so the client sees a clean end (in
+    // userspace; the kernel's goes out with the FIN, Flush).
+    transport_->OnSessionClose(wire_);
   }
   MarkDirty();
 }
@@ -597,6 +513,23 @@ void Connection::OnSend(const io_uring_cqe& cqe) {
   MarkDirty();
 }
 
+UserspaceTls* Connection::userspace_tls() {
+  return transport_->kind() == Transport::Kind::kUserspaceTls
+             ? static_cast<UserspaceTls*>(transport_.get())
+             : nullptr;
+}
+
+KernelTls* Connection::kernel_tls() {
+  return transport_->kind() == Transport::Kind::kKernelTls
+             ? static_cast<KernelTls*>(transport_.get())
+             : nullptr;
+}
+
+bool Connection::TlsIn(UserspaceTls::State state) {
+  const UserspaceTls* tls = userspace_tls();
+  return tls != nullptr && tls->state() == state;
+}
+
 void Connection::BeginTls(absl::Time now) {
   const policy::ConnectionFacts& facts = session_.facts();
   const bool implicit = facts.listener->tls == core::TlsMode::kImplicit;
@@ -606,37 +539,38 @@ void Connection::BeginTls(absl::Time now) {
     FailTls(engine.status(), now);
     return;
   }
-  tls_ = *std::move(engine);
-  transport_ = Transport::kHandshaking;
+  transport_ = std::make_unique<UserspaceTls>(*std::move(engine));
   handshake_at_ = now;
 }
 
+void Connection::OnTransportBytes(std::string_view bytes, absl::Time now) {
+  if (transport_->kind() == Transport::Kind::kPlain) {
+    DeliverInput(bytes, now);
+  } else {
+    OnCiphertext(bytes, now);
+  }
+}
+
 void Connection::OnCiphertext(std::string_view bytes, absl::Time now) {
-  tls_->PutCiphertext(bytes);
-  if (transport_ == Transport::kHandshaking) {
-    absl::StatusOr<tls::Progress> progress = tls_->Handshake();
-    wire_.append(tls_->TakeCiphertext());  // handshake messages, or the alert of a failure
-    if (!progress.ok()) {
-      FailTls(progress.status(), now);
+  UserspaceTls* tls = userspace_tls();
+  UserspaceTls::Input input;
+  absl::Status received = tls->Receive(bytes, wire_, input);
+  if (!received.ok()) {
+    FailTls(received, now);
+    return;
+  }
+  if (input.handshake_done) {
+    OnHandshakeDone(now);
+    if (done_ || closing_ || SwitchingToKernel()) return;
+    // Application data may have come with the client's Finished: decrypt it.
+    received = tls->Receive(std::string_view(), wire_, input);
+    if (!received.ok()) {
+      FailTls(received, now);
       return;
     }
-    if (*progress == tls::Progress::kNeedInput) return;
-    OnHandshakeDone(now);
-    if (done_ || closing_ || transport_ == Transport::kKernelTlsSwitch) return;
-    // Application data may have come with the client's Finished: fall through and decrypt it.
-  } else if (transport_ == Transport::kKernelTlsSwitch) {
-    // Read before the cancel took effect: ExportForKernel() decrypts it for the session.
-    return;
   }
-  plaintext_.clear();
-  absl::Status decrypted = tls_->Decrypt(plaintext_);
-  wire_.append(tls_->TakeCiphertext());
-  if (!decrypted.ok()) {
-    FailTls(decrypted, now);
-    return;
-  }
-  if (!plaintext_.empty()) DeliverInput(plaintext_, now);
-  if (tls_->peer_closed() && !done_) {
+  if (!input.plaintext.empty()) DeliverInput(input.plaintext, now);
+  if (input.peer_closed && !done_) {
     // close_notify: the client is gone. A message in progress is dropped with the session.
     if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
     done_ = true;
@@ -653,7 +587,8 @@ void Connection::OnHandshakeDone(absl::Time now) {
   // Kernel TLS takes TLS 1.2 and 1.3 only: a TLS 1.0/1.1 session (a client of a
   // [[policy.tls_floor]]) stays on OpenSSL's record layer. A TLS 1.3 session may see KeyUpdates;
   // it moves only if the kernel can take new keys.
-  const std::string& version = tls_->facts().version;
+  UserspaceTls* tls = userspace_tls();
+  const std::string& version = tls->engine().facts().version;
   const bool kernel_can =
       version == "TLSv1.2" || (version == "TLSv1.3" && shard_.kernel_tls_rekey());
   if (kernel_tls_wanted_ && kernel_can) {
@@ -661,7 +596,7 @@ void Connection::OnHandshakeDone(absl::Time now) {
     // it gets the keys. What the receive brings until the cancel lands goes to OpenSSL, which
     // decrypts it in ExportForKernel(). Flush() completes the move (CompleteKernelTls) once the
     // receive has ended and our last userspace records (a TLS 1.2 Finished) are sent.
-    transport_ = Transport::kKernelTlsSwitch;
+    tls->BeginKernelSwitch();
     if (recv_armed_) {
       io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
       io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
@@ -669,12 +604,13 @@ void Connection::OnHandshakeDone(absl::Time now) {
     MarkDirty();
     return;
   }
-  transport_ = Transport::kTls;
+  tls->StayInUserspace();
   FinishHandshake(now, /*kernel=*/false);
 }
 
 void Connection::CompleteKernelTls(absl::Time now) {
-  absl::StatusOr<tls::KtlsHandoff> keys = tls_->ExportForKernel();
+  UserspaceTls* tls = userspace_tls();
+  absl::StatusOr<tls::KtlsHandoff> keys = tls->engine().ExportForKernel();
   bool tx_installed = false;
   absl::Status installed = keys.ok() ? InstallKernelTls(fd_, *keys, &tx_installed) : keys.status();
   if (!installed.ok() && tx_installed) {
@@ -692,7 +628,7 @@ void Connection::CompleteKernelTls(absl::Time now) {
     core::LogInfo(absl::StrCat("tls shard=", shard_.index(),
                                " client=", session_.facts().client.ToString(),
                                " kernel TLS not used: ", installed.message()));
-    transport_ = Transport::kTls;
+    tls->StayInUserspace();
     recv_rearm_ = true;
     FinishHandshake(now, /*kernel=*/false);
     if (done_ || closing_) return;
@@ -701,21 +637,19 @@ void Connection::CompleteKernelTls(absl::Time now) {
     } else if (!keys.ok()) {
       OnCiphertext(std::string_view(), now);  // what the export read is returned now
     }
-    if (tls_->peer_closed() && !done_) {
+    if (tls->engine().peer_closed() && !done_) {
       if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
       done_ = true;
     }
     return;
   }
-  const bool peer_closed = tls_->peer_closed();
+  const bool peer_closed = tls->engine().peer_closed();
   std::string pending = std::move(keys->pending_plaintext);
-  ktls_ = std::make_unique<KernelTls>();
-  ktls_->keys = *std::move(keys);
-  ktls_->recv_msg.msg_control = ktls_->control;
-  ktls_->recv_msg.msg_controllen = sizeof(ktls_->control);
-  transport_ = Transport::kKernelTls;
-  FinishHandshake(now, /*kernel=*/true);
-  tls_.reset();  // the kernel has the keys; OpenSSL's session is no longer needed
+  // The facts of the handshake, before OpenSSL's session goes: the kernel has the keys.
+  std::unique_ptr<Transport> userspace = std::move(transport_);
+  transport_ = std::make_unique<KernelTls>(fd_, *std::move(keys));
+  FinishHandshake(now, /*kernel=*/true, &tls->engine());
+  userspace.reset();  // OpenSSL's session is no longer needed
   if (!pending.empty() && !done_ && !closing_) DeliverInput(pending, now);
   if (peer_closed && !done_) {
     if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
@@ -726,61 +660,37 @@ void Connection::CompleteKernelTls(absl::Time now) {
 }
 
 void Connection::OnKernelRecord(uint8_t record_type, std::string_view payload, absl::Time now) {
-  KernelTls& k = *ktls_;
-  const tls::KtlsRecordDecision decision =
-      tls::ClassifyKtlsRecord(k.keys.tls_version, record_type, payload);
-  switch (decision.action) {
-    case tls::KtlsRecordDecision::Action::kSessionData:
+  const KernelTls::RecordResult result = kernel_tls()->OnRecord(record_type, payload);
+  switch (result.action) {
+    case KernelTls::RecordResult::Action::kData:
       DeliverInput(payload, now);  // held, not handed over, while reading is paused
       return;
-    case tls::KtlsRecordDecision::Action::kPeerClosed:
+    case KernelTls::RecordResult::Action::kPeerClosed:
       // close_notify: the client is gone. A message in progress is dropped with the session.
       if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-close";
       done_ = true;
       MarkDirty();
       return;
-    case tls::KtlsRecordDecision::Action::kPeerAlert:
+    case KernelTls::RecordResult::Action::kPeerAlert:
       core::LogWarning(
           absl::StrCat("tls shard=", shard_.index(), " client=", session_.facts().client.ToString(),
-                       " sent TLS alert ", decision.peer_alert, " (kernel record layer)"));
+                       " sent TLS alert ", result.peer_alert, " (kernel record layer)"));
       if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-alert";
       done_ = true;
       MarkDirty();
       return;
-    case tls::KtlsRecordDecision::Action::kKeyUpdate: {
-      // RFC 8446 §4.6.3: the client's next records use its next traffic secret. The kernel holds
-      // further records back until it has the new receive key.
-      absl::Status advanced = tls::AdvanceTrafficKeys(k.keys, tls::KtlsSide::kRx);
-      if (advanced.ok()) advanced = UpdateKernelTlsKey(fd_, k.keys, tls::KtlsSide::kRx);
-      if (!advanced.ok()) {
-        FailKernelTls(kAlertInternalError,
-                      absl::StrCat("cannot follow the client's KeyUpdate: ", advanced.message()));
-        return;
-      }
-      if (decision.update_requested) k.key_update_owed = true;
+    case KernelTls::RecordResult::Action::kNone:
+      // A KeyUpdate followed, or a renegotiation refused: our records owed go out at Flush.
       MarkDirty();
       return;
-    }
-    case tls::KtlsRecordDecision::Action::kRefuseRenegotiation:
-      // A TLS 1.2 renegotiation attempt: refuse it politely and go on (RFC 5246 §7.2.2).
-      k.no_renegotiation_owed = true;
-      MarkDirty();
-      return;
-    case tls::KtlsRecordDecision::Action::kFail:
-      FailKernelTls(decision.fatal_alert, decision.reason);
+    case KernelTls::RecordResult::Action::kFailed:
+      FailKernelTls(kernel_tls()->goodbye_alert(), result.reason);
       return;
   }
 }
 
-void Connection::SendKernelKeyUpdate() {
-  // key_update(24), length 1, update_not_requested.
-  static constexpr char kKeyUpdate[] = {kHandshakeKeyUpdate, 0, 0, 1, 0};
-  absl::Status sent = SendKernelTlsRecord(fd_, kTlsRecordHandshake,
-                                          std::string_view(kKeyUpdate, sizeof(kKeyUpdate)));
-  if (absl::IsUnavailable(sent)) return;  // the socket buffer is full: next Flush
-  if (sent.ok()) sent = tls::AdvanceTrafficKeys(ktls_->keys, tls::KtlsSide::kTx);
-  if (sent.ok()) sent = UpdateKernelTlsKey(fd_, ktls_->keys, tls::KtlsSide::kTx);
-  ktls_->key_update_owed = false;
+void Connection::SendKernelOwed() {
+  const absl::Status sent = kernel_tls()->SendOwed();
   if (!sent.ok()) {
     core::LogWarning(absl::StrCat("tls shard=", shard_.index(),
                                   " client=", session_.facts().client.ToString(),
@@ -796,15 +706,15 @@ void Connection::FailKernelTls(uint8_t alert, std::string_view why) {
                                 " listener=", session_.facts().listener->name,
                                 " failed: ", core::Av(why), " (kernel record layer)"));
   if (end_reason_.empty() && !session_.closed()) end_reason_ = "tls-failed";
-  ktls_->goodbye_level = kAlertLevelFatal;
-  ktls_->goodbye_alert = alert;
+  kernel_tls()->Fail(alert);
   out_.replies.clear();
   closing_ = true;
   MarkDirty();
 }
 
-void Connection::FinishHandshake(absl::Time now, bool kernel) {
-  core::TlsFacts facts = tls_->facts();
+void Connection::FinishHandshake(absl::Time now, bool kernel, const tls::Engine* engine) {
+  if (engine == nullptr) engine = &userspace_tls()->engine();
+  core::TlsFacts facts = engine->facts();
   facts.ktls = kernel;
   shard_.mutable_counters().traffic.CountHandshake(facts, kernel);
   const policy::ConnectionFacts& conn = session_.facts();
@@ -827,18 +737,20 @@ void Connection::FailTls(const absl::Status& status, absl::Time now) {
   const std::string prefix =
       absl::StrCat("tls shard=", shard_.index(), " client=", session_.facts().client.ToString(),
                    " listener=", session_.facts().listener->name);
-  if (tls_ != nullptr && tls_->version_refusal().has_value()) {
+  UserspaceTls* tls = userspace_tls();
+  if (tls != nullptr && tls->engine().version_refusal().has_value()) {
     // Too old a protocol for this client (its listener's min_tls, or its tls_floor's): OpenSSL
     // sent protocol_version. One line an operator can act on, e.g. by adding a tls_floor.
-    const tls::Engine::VersionRefusal& refusal = *tls_->version_refusal();
+    const tls::Engine::VersionRefusal& refusal = *tls->engine().version_refusal();
     core::LogWarning(absl::StrCat(prefix, " handshake refused: client offered ", refusal.offered,
                                   ", minimum ", refusal.minimum));
   } else {
     core::LogWarning(absl::StrCat(prefix, " failed: ", status.message()));
   }
-  if (transport_ == Transport::kHandshaking || transport_ == Transport::kPlain) {
-    shard_.mutable_counters().traffic.CountHandshakeFailure(tls_ != nullptr ? tls_->failure_reason()
-                                                                            : "engine not created");
+  if (tls == nullptr && transport_->kind() == Transport::Kind::kPlain) {
+    shard_.mutable_counters().traffic.CountHandshakeFailure("engine not created");
+  } else if (tls != nullptr && tls->state() == UserspaceTls::State::kHandshaking) {
+    shard_.mutable_counters().traffic.CountHandshakeFailure(tls->engine().failure_reason());
   }
   if (end_reason_.empty()) end_reason_ = "tls-failed";
   session_.OnTlsFailed(now, out_);
@@ -856,13 +768,9 @@ void Connection::Tick(absl::Time now) {
     }
     return;
   }
-  if (proxy_.has_value()) {
+  if (preamble_ != nullptr) {
     // Still waiting for the PROXY header: nothing else runs yet.
-    if (now >= proxy_deadline_) {
-      EndPreamble("timeout",
-                  absl::StrCat("no header within ",
-                               absl::ToInt64Seconds(snapshot_->config.timeouts.proxy), " s"));
-    }
+    if (preamble_->Expired(now)) EndPreamble("timeout", preamble_->TimeoutDetail());
     return;
   }
   if (closing_ && send_inflight_) {
@@ -895,7 +803,7 @@ void Connection::Tick(absl::Time now) {
 
 void Connection::Drain(absl::Time now) {
   if (done_ || closing_) return;
-  if (proxy_.has_value()) {
+  if (preamble_ != nullptr) {
     EndPreamble("shutdown", "before the header");
     return;
   }
@@ -914,8 +822,7 @@ void Connection::MarkDirty() { shard_.MarkDirty(this); }
 size_t Connection::QueuedOutput() const { return wire_.size() + (sending_.size() - send_offset_); }
 
 void Connection::PauseIfBackedUp() {
-  const bool reading = transport_ == Transport::kPlain || transport_ == Transport::kTls ||
-                       transport_ == Transport::kKernelTls;
+  const bool reading = transport_->carrying();
   if (recv_paused_ || done_ || !reading) return;
   // A client whose replies back up, or a session that cannot take more input now (a message
   // streaming in faster than the store writes it).
@@ -947,9 +854,7 @@ void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
   }
   // A large message is coming in: end the multishot receive before the session has to wait for
   // the store, so that it is re-armed one receive at a time (ArmRecv) and no burst piles up here.
-  if (recv_armed_ && !recv_single_shot_ && !recv_switch_sent_ && !done_ &&
-      (transport_ == Transport::kPlain || transport_ == Transport::kTls ||
-       transport_ == Transport::kKernelTls) &&
+  if (recv_armed_ && !recv_single_shot_ && !recv_switch_sent_ && !done_ && transport_->carrying() &&
       session_.receiving_large_message()) {
     io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
     io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
@@ -985,24 +890,14 @@ void Connection::DropClosingInput(size_t bytes) {
 }
 
 void Connection::Flush(absl::Time now) {
-  if (!done_ && transport_ == Transport::kKernelTlsSwitch && !recv_armed_ && !send_inflight_ &&
-      wire_.empty()) {
+  if (!done_ && SwitchingToKernel() && !recv_armed_ && !send_inflight_ && wire_.empty()) {
     CompleteKernelTls(now);
   }
-  if (!done_ && ktls_ != nullptr && !send_inflight_) {
-    // Records of our own go out between sends, so they keep their place in the stream.
-    if (ktls_->no_renegotiation_owed) {
-      const char alert[] = {static_cast<char>(kAlertLevelWarning),
-                            static_cast<char>(kAlertNoRenegotiation)};
-      if (!absl::IsUnavailable(
-              SendKernelTlsRecord(fd_, kTlsRecordAlert, std::string_view(alert, 2)))) {
-        ktls_->no_renegotiation_owed = false;
-      }
-    }
-    if (ktls_->key_update_owed) SendKernelKeyUpdate();
-  }
+  // Records of our own go out between sends, so they keep their place in the stream.
+  if (!done_ && kernel_tls() != nullptr && !send_inflight_) SendKernelOwed();
   if (!done_) {
-    if (!wire_.empty() && !send_inflight_ && (ktls_ == nullptr || !ktls_->key_update_owed)) {
+    if (!wire_.empty() && !send_inflight_ &&
+        (kernel_tls() == nullptr || !kernel_tls()->key_update_owed())) {
       // One write per batch: everything the session produced since the last send (RFC 2920).
       SendWire();
     }
@@ -1030,17 +925,13 @@ void Connection::Flush(absl::Time now) {
     }
     // Also while closing: a single-shot receive ends after each read, and the linger needs one.
     if (recv_rearm_ && !recv_armed_ && !recv_paused_ && !closing_read_stopped_ &&
-        transport_ != Transport::kKernelTlsSwitch) {
+        !SwitchingToKernel()) {
       ArmRecv();
     }
     if (closing_ && !fin_sent_ && !send_inflight_ && wire_.empty() && !spool_inflight_) {
-      if (ktls_ != nullptr) {
-        // The TLS goodbye after the last reply: close_notify, or the alert of a failure. Best
-        // effort: a full socket buffer at this point means the client is not reading anyway.
-        const char alert[] = {static_cast<char>(ktls_->goodbye_level),
-                              static_cast<char>(ktls_->goodbye_alert)};
-        SendKernelTlsRecord(fd_, kTlsRecordAlert, std::string_view(alert, 2)).IgnoreError();
-      }
+      // The TLS goodbye after the last reply under kernel TLS: close_notify, or the alert of a
+      // failure.
+      if (KernelTls* ktls = kernel_tls(); ktls != nullptr) ktls->SendGoodbye();
       // Replies are out: half-close and wait (bounded) for the client's EOF.
       shutdown(fd_, SHUT_WR);
       fin_sent_ = true;
@@ -1083,7 +974,7 @@ void Connection::LogEnd(absl::Time now) {
   logged_ = true;
   // Admit() logged the one line of a refused connection, EndPreamble() that of a failed preamble.
   if (refused_ || preamble_failed_) return;
-  if (proxy_.has_value()) {
+  if (preamble_ != nullptr) {
     // The peer went away (or the connection was aborted) before its PROXY header: no session.
     core::LogInfo(
         absl::StrCat("proxy shard=", shard_.index(), " client=", session_.facts().client.ToString(),

@@ -1,6 +1,9 @@
 // The connection driver: joins one accepted socket to one smtp::Session. It moves bytes between
 // the ring and the session, executes the session's actions (send, deliver, close) and owns the
 // lifetime rules: a Connection is destroyed only when none of its operations is in flight.
+// Three pieces sit between the socket and the session: the PROXY preamble stage (net/preamble.h,
+// until the header is in), the transport (net/transport.h: plain, TLS in userspace, TLS in the
+// kernel) and the session itself; Connection does their I/O on the shard's ring.
 #pragma once
 
 #include <stdint.h>
@@ -17,13 +20,13 @@
 #include "core/snapshot.h"
 #include "net/generation.h"
 #include "net/milter_link.h"
+#include "net/preamble.h"
 #include "net/reactor.h"
 #include "net/runtime.h"
 #include "net/spool.h"
+#include "net/transport.h"
 #include "policy/policy.h"
-#include "smtp/proxy_header.h"
 #include "smtp/session.h"
-#include "tls/engine.h"
 
 namespace ringmx::net {
 
@@ -94,7 +97,7 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   // deadline (the configured greet pause from `now`), which Tick() checks: the greeting follows
   // the shard's clock, one tick late at most.
   void StartSession(absl::Time now);
-  // PROXY preamble: the first bytes of the connection go to `proxy_` until it has the header.
+  // PROXY preamble: the first bytes of the connection go to `preamble_` until it has the header.
   // Done: the header's client becomes the session's (smtp::Session::SetProxiedClient),
   // StartSession() runs and the bytes after the header go on as client data. Malformed: logged
   // and closed.
@@ -111,13 +114,16 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   void AfterSession();  // executes what the session asked for in out_; moves replies to wire_
   // Starts the server side of a TLS handshake (implicit TLS at accept, or after STARTTLS's 220).
   void BeginTls(absl::Time now);
-  // Feeds ciphertext to the engine: handshake steps, then records decrypted into the session.
+  // Bytes from the socket (not kernel TLS) through the transport: plaintext to the session;
+  // ciphertext to the userspace TLS layer (handshake steps, then records decrypted).
+  void OnTransportBytes(std::string_view bytes, absl::Time now);
   void OnCiphertext(std::string_view bytes, absl::Time now);
   // The handshake is done: either start moving the record layer to the kernel, or go on in
   // userspace (FinishHandshake).
   void OnHandshakeDone(absl::Time now);
   // Logs the TLS line and tells the session, with `kernel` saying which record layer it got.
-  void FinishHandshake(absl::Time now, bool kernel);
+  // `engine`: the userspace layer's, when the transport is already the kernel's.
+  void FinishHandshake(absl::Time now, bool kernel, const tls::Engine* engine = nullptr);
   // Hands the keys to the kernel once the receive has stopped and our last userspace records are
   // out (Flush calls it); falls back to userspace when the hand-off is not possible.
   void CompleteKernelTls(absl::Time now);
@@ -125,8 +131,8 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   // tls::ClassifyKtlsRecord says what it is; this does the I/O that asks for (new receive key,
   // alerts owed, closing).
   void OnKernelRecord(uint8_t record_type, std::string_view payload, absl::Time now);
-  // Kernel TLS: our KeyUpdate (RFC 8446 §4.6.3), then our new transmit key.
-  void SendKernelKeyUpdate();
+  // Kernel TLS: our records owed (no_renegotiation, KeyUpdate) between sends.
+  void SendKernelOwed();
   // Kernel TLS: ends the connection with a fatal alert (sent before the FIN).
   void FailKernelTls(uint8_t alert, std::string_view why);
   void FailTls(const absl::Status& status, absl::Time now);
@@ -149,18 +155,14 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   void PauseIfBackedUp();
   void LogEnd(absl::Time now);
 
-  // How bytes on the socket relate to the session's bytes.
-  enum class Transport {
-    kPlain,        // cleartext SMTP
-    kHandshaking,  // TLS handshake in progress; the session waits
-    // Handshake done, the record layer is moving to the kernel: the receive is being cancelled
-    // (what it still brings is ciphertext for OpenSSL) and our userspace records are leaving.
-    // The session waits; its replies stay in out_ until the move is over.
-    kKernelTlsSwitch,
-    kTls,        // TLS up; records through OpenSSL in userspace
-    kKernelTls,  // TLS up; records in the kernel (TLS ULP), plaintext on the socket
-  };
-  struct KernelTls;  // kernel TLS state, only for connections that use it
+  // The transport when it is TLS in userspace / in the kernel; nullptr otherwise.
+  UserspaceTls* userspace_tls();
+  KernelTls* kernel_tls();
+  // TLS in userspace in `state`.
+  bool TlsIn(UserspaceTls::State state);
+  // The record layer is moving to the kernel (UserspaceTls::State::kSwitching): the receive is
+  // being cancelled and the session's replies stay in out_ until the move is over.
+  bool SwitchingToKernel() { return TlsIn(UserspaceTls::State::kSwitching); }
 
   Shard& shard_;
   const int fd_;
@@ -170,11 +172,10 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   // release in the destructor. `refused_`: Admit() said no (LogEnd logs nothing more).
   std::optional<core::IpAddress> admitted_;
   bool refused_ = false;
-  // Set while a listener with `proxy_protocol` waits for the connection's PROXY header; reset once
-  // the header is in (or the connection failed). Bytes read meanwhile go to OnPreamble().
-  std::optional<smtp::ProxyHeaderParser> proxy_;
-  // When a connection still waiting for its header is closed (timeouts.proxy_s after Start()).
-  absl::Time proxy_deadline_ = absl::InfiniteFuture();
+  // Set while a listener with `proxy_protocol` waits for the connection's PROXY header (from
+  // Start() on); reset once the header is in (or the connection failed). Bytes read meanwhile go
+  // to OnPreamble().
+  std::unique_ptr<ProxyPreamble> preamble_;
   // The preamble failed and logged its line (EndPreamble): LogEnd logs nothing more.
   bool preamble_failed_ = false;
   // The config generation this connection started with: its Snapshot and TLS contexts (a reload
@@ -183,9 +184,9 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   const size_t listener_index_;
   const absl::Duration greet_pause_;
   smtp::Session session_;
-  Transport transport_ = Transport::kPlain;
-  std::unique_ptr<tls::Engine> tls_;  // set from BeginTls() on; released once the kernel has TLS
-  std::unique_ptr<KernelTls> ktls_;   // set when the kernel took the record layer
+  // The record layer: plain at accept; UserspaceTls from BeginTls() on; KernelTls once the kernel
+  // took the keys (the userspace one is released then).
+  std::unique_ptr<Transport> transport_;
   // The shard's kernel has TLS ULP and the config (tls.ktls) lets connections use it.
   const bool kernel_tls_wanted_;
   // Bytes for the socket (ciphertext under TLS), in order; moved to `sending_` by Flush().
@@ -196,7 +197,6 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   Op recv_op_;
   Op send_op_;
 
-  std::string plaintext_;  // scratch for decrypted records, reused
   // Bytes handed to the kernel by the send in flight; `send_offset_` of them are already sent.
   std::string sending_;
   size_t send_offset_ = 0;

@@ -2,9 +2,10 @@
 // handshake. Once the kernel holds the receive key, every record type reaches us as plaintext with
 // its content type (TLS_GET_RECORD_TYPE): application data for the session, but also alerts and
 // post-handshake messages (KeyUpdate, a TLS 1.2 renegotiation attempt) that OpenSSL would have
-// handled. This file decides what each one means; net/connection.cc does the I/O the decision asks
-// for (new keys, alerts on the wire, closing). Pure: no socket, no OpenSSL, so the rules can be
-// unit-tested and fuzzed without a kernel that has TLS ULP.
+// handled. This file decides what each one means; net/transport.cc (KernelTls) and
+// net/connection.cc do the I/O the decision asks for (new keys, alerts on the wire, closing). Pure:
+// no socket, no OpenSSL, so the rules can be unit-tested and fuzzed without a kernel that has TLS
+// ULP.
 #pragma once
 
 #include <stdint.h>
