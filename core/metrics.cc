@@ -28,6 +28,10 @@ constexpr Metric kShardMetrics[] = {
      &ShardStats::connections_total},
     {"ringmx_connections_refused_total", Type::kCounter,
      "Connections refused for a [limits] limit.", &ShardStats::connections_refused},
+    {"ringmx_proxy_refused_total", Type::kCounter,
+     "Connections closed before their session by a proxy_protocol listener (untrusted peer, "
+     "malformed or missing PROXY header).",
+     &ShardStats::proxy_refused},
     {"ringmx_messages_accepted_total", Type::kCounter, "Messages accepted (250 after DATA/BDAT).",
      &ShardStats::messages_accepted},
     {"ringmx_messages_rejected_total", Type::kCounter, "Messages refused after their content.",
@@ -131,6 +135,8 @@ void AppendFields(JsonWriter& json, const ShardStats& s) {
       .Uint(s.connections_total)
       .Key("connections_refused")
       .Uint(s.connections_refused)
+      .Key("proxy_refused")
+      .Uint(s.proxy_refused)
       .Key("messages_accepted")
       .Uint(s.messages_accepted)
       .Key("messages_rejected")
@@ -269,6 +275,7 @@ void ShardStats::Merge(const ShardStats& o) {
   connections_open += o.connections_open;
   connections_total += o.connections_total;
   connections_refused += o.connections_refused;
+  proxy_refused += o.proxy_refused;
   messages_accepted += o.messages_accepted;
   messages_rejected += o.messages_rejected;
   bytes_accepted += o.bytes_accepted;

@@ -22,6 +22,7 @@ struct ShardStats {
   uint64_t connections_open = 0;  // gauge
   uint64_t connections_total = 0;
   uint64_t connections_refused = 0;  // refused for a [limits] limit
+  uint64_t proxy_refused = 0;        // closed in the PROXY preamble (untrusted, malformed, timeout)
   uint64_t messages_accepted = 0;
   uint64_t messages_rejected = 0;
   uint64_t bytes_accepted = 0;

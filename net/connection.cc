@@ -154,6 +154,7 @@ void Connection::EndPreamble(std::string_view reason, std::string_view detail) {
   if (reason == "shutdown") {
     core::LogInfo(line);
   } else {
+    ShardCounters::Add(shard_.mutable_counters().proxy_refused, 1);  // before the line tells of it
     core::LogWarning(line);
   }
   preamble_.reset();

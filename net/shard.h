@@ -105,6 +105,9 @@ struct ShardCounters {
   std::atomic<uint64_t> connections_total{0};
   // Connections refused with 421 (or closed, on implicit TLS) for a `[limits]` limit.
   std::atomic<uint64_t> connections_refused{0};
+  // Connections a `proxy_protocol` listener closed before their session: an untrusted peer, a
+  // malformed or truncated PROXY header, or none within timeouts.proxy_s (not shutdown).
+  std::atomic<uint64_t> proxy_refused{0};
   std::atomic<uint64_t> messages_accepted{0};
   std::atomic<uint64_t> messages_rejected{0};
   std::atomic<uint64_t> bytes_accepted{0};

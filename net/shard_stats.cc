@@ -58,6 +58,7 @@ core::ShardStats ReadShardStats(const Shard& shard) {
   out.connections_open = load(c.connections_open);
   out.connections_total = load(c.connections_total);
   out.connections_refused = load(c.connections_refused);
+  out.proxy_refused = load(c.proxy_refused);
   out.messages_accepted = load(c.messages_accepted);
   out.messages_rejected = load(c.messages_rejected);
   out.bytes_accepted = load(c.bytes_accepted);

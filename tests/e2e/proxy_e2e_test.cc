@@ -211,6 +211,7 @@ TEST_F(ProxyTest, UntrustedPeerIsClosedWithoutGreeting) {
   EXPECT_TRUE(client->WaitClosed(absl::Seconds(10), &rest));
   EXPECT_EQ(rest, "");
   EXPECT_TRUE(server_->WaitForLog("listener=mx untrusted, closed")) << server_->Log();
+  EXPECT_EQ(server_->Stat("proxy_refused"), 1);
 }
 
 TEST_F(ProxyTest, MalformedHeaderIsClosedWithoutGreeting) {
@@ -232,6 +233,7 @@ TEST_F(ProxyTest, MalformedHeaderIsClosedWithoutGreeting) {
   EXPECT_TRUE(server_->WaitForLog("malformed: no PROXY header of an accepted version"))
       << server_->Log();
   EXPECT_TRUE(server_->WaitForLog("listener=smtps malformed")) << server_->Log();
+  EXPECT_EQ(server_->Stat("proxy_refused"), 3) << "each closed connection counted once";
 }
 
 TEST_F(ProxyTest, PeerLeavingBeforeTheHeaderIsNoSession) {
