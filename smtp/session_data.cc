@@ -312,7 +312,10 @@ bool Session::MakeRoom(absl::Time now, Output& out) {
   }
   if (s.fragment_outstanding) return false;
   EmitFragment(now, out);
-  return true;
+  // A piece that went to the milters first may wait for their answer (input_blocked()): nothing
+  // more is consumed until then, so the end of the data cannot reach the milters while they
+  // still have the piece.
+  return !input_blocked();
 }
 
 void Session::EmitFragment(absl::Time now, Output& out) {

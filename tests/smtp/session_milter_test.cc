@@ -169,7 +169,7 @@ class Driver {
         ADD_FAILURE() << "the session stays blocked";
         return;
       }
-      const size_t n = std::min<size_t>(input.size(), 64 * 1024);
+      const size_t n = std::min<size_t>(input.size(), slice);
       session_->OnInput(input.substr(0, n), kT0, out_);
       input.remove_prefix(n);
       Pump();
@@ -180,6 +180,7 @@ class Driver {
     Pump();
   }
 
+  size_t slice = 64 * 1024;  // the most input handed over in one OnInput()
   std::string replies;
   std::vector<core::SpoolRecord> records;  // body = fragments + tail
   std::vector<std::string> stored;         // trace_headers + body of each record
@@ -550,6 +551,29 @@ TEST(SessionMilterTest, ALargeBodyStreamsThroughTheMilterAndTheStore) {
   EXPECT_EQ(seen, body);
   // Bounded: the held header section, a piece with the milters and the decoder's buffer.
   EXPECT_LT(d.max_memory, 1200u * 1024);
+}
+
+// Reads that run from one stored piece into the end of the data, to a milter that answers every
+// BODY chunk: once a piece waits
+// for the milter, nothing more of the input is consumed, so the end of the data never reaches the
+// milters while they still have the piece (the fuzzer found the session_milter target's check
+// `!busy()` failing here).
+TEST(SessionMilterTest, AReadWithAPieceAndTheEndOfDataWaitsForThePieceAtTheMilter) {
+  Driver d(MilterConfig(1), 1);
+  d.slice = 128 * 1024;
+  d.Start();
+  std::string body;
+  for (int i = 0; body.size() < 300 * 1024; ++i) body += "line " + std::to_string(i) + "\r\n";
+  d.Send("EHLO c\r\n" + Transaction(body) + "NOOP\r\n");
+  ASSERT_EQ(d.records.size(), 1u) << d.replies;
+  EXPECT_EQ(d.records[0].body, body);
+  EXPECT_EQ(d.records[0].fragments, 1u);  // one 256 KiB piece, then the tail
+  EXPECT_TRUE(d.replies.ends_with("250 2.0.0 Ok\r\n")) << d.replies;
+  std::string seen;
+  for (const std::string& p : d.milter(0).received) {
+    if (p[0] == 'B') seen += p.substr(2);
+  }
+  EXPECT_EQ(seen, body);
 }
 
 TEST(SessionMilterTest, EnvelopeAndHeaderChangesReachTheRecord) {
