@@ -398,8 +398,11 @@ bool ConnSwarm::Run(absl::Time deadline, size_t max_unanswered,
     absl::Time wake = std::min(deadline, now + absl::Milliseconds(100));
     if (on_tick) wake = std::min(wake, next_tick);
     for (size_t index : trickling_) wake = std::min(wake, conns_[index].next_send);
-    const int timeout_ms =
-        static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - now)));
+    // Rounded up: a timeout truncated to whole milliseconds would return at once for the last
+    // fraction of every wait and spin the loop, taking a core's worth of CPU from the server
+    // under test that shares the machine.
+    const int timeout_ms = static_cast<int>(std::max<int64_t>(
+        0, absl::ToInt64Milliseconds(absl::Ceil(wake - now, absl::Milliseconds(1)))));
     const int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
     now = absl::Now();
     for (int i = 0; i < n; ++i) {
