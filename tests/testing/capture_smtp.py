@@ -9,7 +9,9 @@ the file exists: written to a temporary name, then renamed). Each accepted messa
 DIR/<n>.eml (the data as received: dot-unstuffing undone, line ends kept, without the final
 ".\r\n") and DIR/<n>.env (the MAIL command line, then one line per accepted RCPT command, as sent,
 each ending in LF), n = 1, 2, ... in the order the messages were accepted; the .env file is renamed
-into place last, so a reader that sees <n>.env sees the whole message.
+into place last, so a reader that sees <n>.env sees the whole message. DIR/sessions holds the number
+of connections accepted so far (rewritten, by rename, at each new one), so that a test can see
+whether its client reused a connection.
 
 Canned replies: DIR/replies, read again at every RCPT (so a test may rewrite it at any time; write
 it to another name and rename it), holds lines "address<TAB>reply", e.g.
@@ -30,6 +32,14 @@ class Capture:
         self.directory = directory
         self.extensions = extensions
         self.count = 0
+        self.sessions = 0
+
+    def count_session(self):
+        self.sessions += 1
+        path = os.path.join(self.directory, "sessions")
+        with open(path + ".tmp", "w", encoding="ascii") as f:
+            f.write("%d\n" % self.sessions)
+        os.rename(path + ".tmp", path)
 
     def canned_reply(self, address):
         try:
@@ -62,6 +72,7 @@ class Capture:
 
         mail_line = None
         rcpt_lines = []
+        self.count_session()
         try:
             await reply("220 capture.test ESMTP capture_smtp.py")
             while True:

@@ -27,24 +27,18 @@ constexpr int kMaxEvents = 1024;
 
 std::string ErrnoText(const char* what, int err) { return absl::StrCat(what, ": ", strerror(err)); }
 
-// Moves every complete reply at the front of `in` to `replies` (as TakeReply() does, but erasing
-// what it took once: a read may bring thousands of pipelined replies). Returns how many.
+// Moves every complete reply at the front of `in` to `replies` (as TakeReply() does, with the
+// same parser, but erasing what it took once: a read may bring thousands of pipelined replies).
+// Returns how many.
 size_t TakeReplies(std::string& in, std::vector<SmtpReply>& replies) {
   size_t start = 0;
-  size_t pos = 0;
   size_t taken = 0;
-  size_t eol;
-  while ((eol = in.find("\r\n", pos)) != std::string::npos) {
-    const std::string_view line(in.data() + pos, eol - pos);
-    pos = eol + 2;
-    if (line.size() >= 4 && line[3] == '-') continue;  // a continuation line
+  int code = -1;
+  while (const size_t length = ReplyLength(std::string_view(in).substr(start), code)) {
     SmtpReply& reply = replies.emplace_back();
-    reply.text.assign(in, start, pos - start);
-    if (line.size() >= 3 && line[0] >= '0' && line[0] <= '9' && line[1] >= '0' && line[1] <= '9' &&
-        line[2] >= '0' && line[2] <= '9') {
-      reply.code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-    }
-    start = pos;
+    reply.text.assign(in, start, length);
+    reply.code = code;
+    start += length;
     ++taken;
   }
   in.erase(0, start);

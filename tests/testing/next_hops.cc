@@ -659,6 +659,12 @@ bool CaptureSmtp::WaitForMessages(size_t count, absl::Duration timeout) const {
   return PollUntil([&] { return Messages().size() >= count; }, timeout);
 }
 
+size_t CaptureSmtp::Sessions() const {
+  size_t n = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(dir_ + "/sessions")), &n)) return 0;
+  return n;
+}
+
 std::string CaptureSmtp::Log() const { return ReadFile(dir_ + "/capture.log"); }
 
 bool CaptureSmtp::Stop(absl::Duration timeout) {

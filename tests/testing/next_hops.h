@@ -216,6 +216,8 @@ class CaptureSmtp {
   // Every message stored so far, in the order the server accepted them.
   std::vector<CapturedMessage> Messages() const;
   bool WaitForMessages(size_t count, absl::Duration timeout = absl::Seconds(30)) const;
+  // How many connections it has accepted so far (0 before the first).
+  size_t Sessions() const;
   std::string Log() const;
 
   // SIGTERM, wait (then SIGKILL after `timeout`). True if it exited in time.

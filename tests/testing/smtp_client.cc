@@ -114,25 +114,32 @@ bool SmtpClient::Fill(absl::Time deadline) {
   }
 }
 
-bool TakeReply(std::string& buffer, SmtpReply& reply) {
+size_t ReplyLength(std::string_view bytes, int& code) {
   smtp::ReplyParser parser;
-  std::string_view rest = buffer;
+  std::string_view rest = bytes;
   smtp::Reply parsed;
   const smtp::ReplyParser::Result r = parser.Parse(rest, parsed);
-  if (r == smtp::ReplyParser::Result::kNeedMore) return false;
-  size_t consumed = buffer.size() - rest.size();
-  int code = parsed.code;
+  if (r == smtp::ReplyParser::Result::kNeedMore) return 0;
+  size_t consumed = bytes.size() - rest.size();
+  code = parsed.code;
   if (r == smtp::ReplyParser::Result::kError) {
-    // Malformed: hand over the bytes up to the end of the line where it went wrong, code -1, so
-    // that a test can see what the server sent; wait if that line has not ended yet.
-    const size_t eol = buffer.find('\n', consumed == 0 ? 0 : consumed - 1);
-    if (eol == std::string::npos) return false;
+    // Malformed: the bytes up to the end of the line where it went wrong, code -1, so that a
+    // test can see what the server sent; wait if that line has not ended yet.
+    const size_t eol = bytes.find('\n', consumed == 0 ? 0 : consumed - 1);
+    if (eol == std::string_view::npos) return 0;
     consumed = eol + 1;
     code = -1;
   }
-  reply.text = buffer.substr(0, consumed);
+  return consumed;
+}
+
+bool TakeReply(std::string& buffer, SmtpReply& reply) {
+  int code = -1;
+  const size_t length = ReplyLength(buffer, code);
+  if (length == 0) return false;
+  reply.text = buffer.substr(0, length);
   reply.code = code;
-  buffer.erase(0, consumed);
+  buffer.erase(0, length);
   return true;
 }
 

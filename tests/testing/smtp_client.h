@@ -23,6 +23,10 @@ struct SmtpReply {
 // Moves the first complete reply (all its lines) out of `buffer` into `reply`. False, leaving both
 // untouched, if `buffer` does not hold a whole reply yet.
 bool TakeReply(std::string& buffer, SmtpReply& reply);
+// The length of the first complete reply at the front of `bytes`, its code in `code` (-1 for a
+// malformed reply, which then ends at the end of the line where it went wrong); 0 if `bytes` does
+// not hold a whole reply yet. Both use smtp::ReplyParser, the one reply parser of the tree.
+size_t ReplyLength(std::string_view bytes, int& code);
 
 class SmtpClient {
  public:
