@@ -1,12 +1,16 @@
 // End-to-end delivery rules (issue 12) that need no real mailbox server, against the capture
 // SMTP server of tests/testing/next_hops.h as next hop and as bounce hop: failover to the next hop
-// of a route, a hop marked down holding its mail while other routes flow, relay recipients no
-// route covers, no silent downgrade of 8-bit and SMTPUTF8 mail, NOTIFY=SUCCESS to a hop without
-// DSN, NOTIFY=NEVER, the end of the lifetime, retries on their own, connection reuse, routes
-// changed by a reload, and what `ringmx queue list`, the log line and the stats say about a
-// deferred recipient before and after a restart. tests/e2e/delivery_hops_e2e_test.cc covers the
-// real Dovecot and Postfix hops.
+// of a route, a hop that never greets, a hop marked down holding its mail while other routes flow,
+// relay recipients no route covers, recipient verification against the hop's answers, no silent
+// downgrade of 8-bit and SMTPUTF8 mail, NOTIFY=SUCCESS to a hop without DSN, NOTIFY=NEVER, the end
+// of the lifetime, retries on their own, connection reuse, routes changed by a reload, and what
+// `ringmx queue list`, the log line and the stats say about a deferred recipient before and after a
+// restart. tests/e2e/delivery_hops_e2e_test.cc covers the real Dovecot and Postfix hops.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <memory>
@@ -123,6 +127,33 @@ TEST_F(DeliveryRulesTest, FailsOverToTheNextHopWhenTheFirstRefusesConnections) {
   EXPECT_TRUE(bounce_->Messages().empty());
 }
 
+TEST_F(DeliveryRulesTest, AHopThatNeverGreetsTimesOutAndDefers) {
+  // A socket that listens and never accepts: the kernel completes the connection, no greeting
+  // ever comes.
+  const int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(silent, 16), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const uint16_t port = ntohs(addr.sin_port);
+  StartServer(Config({port}, "", "command_timeout_s = 1\nhop_down_s = 600\n"));
+  const std::string id = Send("", {"<alice@example.test>"});
+  EXPECT_TRUE(server_->WaitForLog(
+      absl::StrCat(" id=", id, " to=<alice@example.test> hop=", HopName(port), " delay=")))
+      << server_->Log();
+  EXPECT_TRUE(server_->WaitForLog("attempt=1 status=deferred")) << server_->Log();
+  EXPECT_TRUE(server_->WaitForLog("timeout talking to " + HopName(port))) << server_->Log();
+  EXPECT_TRUE(server_->WaitForLog(absl::StrCat("hop=", HopName(port), " down for ")))
+      << server_->Log();
+  EXPECT_EQ(server_->Stat("queue_messages"), 1);
+  EXPECT_TRUE(bounce_->Messages().empty());
+  close(silent);
+}
+
 TEST_F(DeliveryRulesTest, AHopMarkedDownHoldsItsMailWhileOtherRoutesFlow) {
   const uint16_t dead = FreeLoopbackPort();
   ASSERT_NE(dead, 0);
@@ -174,6 +205,60 @@ TEST_F(DeliveryRulesTest, ARelayRecipientNoRouteCoversIsRefusedAtRcpt) {
   EXPECT_EQ(elsewhere.Enhanced(), "5.4.4") << elsewhere.text;
   EXPECT_EQ(client->Command("RCPT TO:<alice@example.test>").code, 250);
   client->Command("QUIT");
+}
+
+TEST_F(DeliveryRulesTest, VerificationTurnsTheHopsAnswersIntoRcptReplies) {
+  auto hop = StartHop("hop");
+  ASSERT_NE(hop, nullptr);
+  hop->SetRecipientReply("ghost@example.test", "550 5.1.1 no such user");
+  hop->SetRecipientReply("busy@example.test", "451 4.3.0 table busy");
+  StartServer(Config({hop->port()}, "verify_recipients = true\n"));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_EQ(client->Command("EHLO client.remote.test").code, 250);
+  ASSERT_EQ(client->Command("MAIL FROM:<sender@remote.test>").code, 250);
+  EXPECT_EQ(client->Command("RCPT TO:<alice@example.test>").code, 250);
+  const SmtpReply ghost = client->Command("RCPT TO:<ghost@example.test>");
+  EXPECT_EQ(ghost.code, 550) << ghost.text;
+  EXPECT_EQ(ghost.Enhanced(), "5.1.1") << ghost.text;
+  // A 4xx from the hop is a temporary answer, and nothing is cached ...
+  const SmtpReply busy = client->Command("RCPT TO:<busy@example.test>");
+  EXPECT_EQ(busy.code, 450) << busy.text;
+  EXPECT_EQ(busy.Enhanced(), "4.4.1") << busy.text;
+  EXPECT_TRUE(server_->WaitForLog("to=<busy@example.test> hop=" + HopName(hop->port()) +
+                                  " result=tempfail"))
+      << server_->Log();
+  // ... so the next RCPT asks again and gets the hop's new answer; ghost stays unknown from the
+  // cache.
+  hop->ClearRecipientReply("busy@example.test");
+  EXPECT_EQ(client->Command("RCPT TO:<busy@example.test>").code, 250);
+  hop->ClearRecipientReply("ghost@example.test");
+  EXPECT_EQ(client->Command("RCPT TO:<ghost@example.test>").code, 550);
+  ASSERT_EQ(client->Command("DATA").code, 354);
+  ASSERT_EQ(client->Command(std::string(kPlainMessage) + ".").code, 250);
+  client->Command("QUIT");
+  // The probes were transactions without data: only the message itself was stored.
+  ASSERT_TRUE(hop->WaitForMessages(1)) << server_->Log();
+  EXPECT_EQ(hop->Messages().size(), 1u);
+  EXPECT_EQ(hop->Messages()[0].recipients,
+            (std::vector<std::string>{"alice@example.test", "busy@example.test"}));
+  EXPECT_TRUE(WaitQueueEmpty()) << server_->Log();
+}
+
+TEST_F(DeliveryRulesTest, AnUnreachableHopCanBeSetToAcceptUnverifiedRecipients) {
+  const uint16_t dead = FreeLoopbackPort();
+  ASSERT_NE(dead, 0);
+  StartServer(Config({dead}, "verify_recipients = true\nverify_unreachable = \"accept\"\n"));
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_EQ(client->Command("EHLO client.remote.test").code, 250);
+  ASSERT_EQ(client->Command("MAIL FROM:<sender@remote.test>").code, 250);
+  const SmtpReply rcpt = client->Command("RCPT TO:<alice@example.test>", absl::Seconds(40));
+  EXPECT_EQ(rcpt.code, 250) << rcpt.text;
+  client->Command("QUIT");
+  EXPECT_TRUE(
+      server_->WaitForLog("to=<alice@example.test> hop=" + HopName(dead) + " result=unreachable"))
+      << server_->Log();
 }
 
 TEST_F(DeliveryRulesTest, EightBitMailToAHopWithout8BitMimeFailsWithADsnInsteadOfADowngrade) {
@@ -232,17 +317,23 @@ TEST_F(DeliveryRulesTest, NotifyNeverLeavesARecipientOutOfTheFailureDsn) {
   ASSERT_NE(hop, nullptr);
   hop->SetRecipientReply("ghost@example.test", "550 5.1.1 no such user");
   hop->SetRecipientReply("bob@example.test", "550 5.1.1 no such user");
+  hop->SetRecipientReply("carol@example.test", "554 5.7.1 not for you");
   StartServer(Config({hop->port()}));
-  Send("", {"<ghost@example.test> NOTIFY=NEVER", "<bob@example.test>", "<alice@example.test>"});
+  Send("", {"<ghost@example.test> NOTIFY=NEVER", "<bob@example.test>", "<alice@example.test>",
+            "<carol@example.test> NOTIFY=FAILURE"});
+  // One DSN for the message, listing both failures that asked for one.
   const CapturedMessage dsn = OnlyDsn();
   EXPECT_TRUE(absl::StrContains(dsn.data, "Final-Recipient: rfc822; bob@example.test"));
+  EXPECT_TRUE(absl::StrContains(dsn.data, "Final-Recipient: rfc822; carol@example.test"));
+  EXPECT_TRUE(absl::StrContains(dsn.data, "Status: 5.7.1")) << dsn.data;
   EXPECT_FALSE(absl::StrContains(dsn.data, "ghost@example.test")) << dsn.data;
   EXPECT_FALSE(absl::StrContains(dsn.data, "Final-Recipient: rfc822; alice@example.test"));
   ASSERT_TRUE(hop->WaitForMessages(1)) << server_->Log();
   EXPECT_EQ(hop->Messages()[0].recipients, std::vector<std::string>{"alice@example.test"});
   EXPECT_TRUE(WaitQueueEmpty()) << server_->Log();
-  EXPECT_EQ(server_->Stat("delivery_bounced"), 2);
+  EXPECT_EQ(server_->Stat("delivery_bounced"), 3);
   EXPECT_EQ(server_->Stat("delivery_sent"), 1);
+  EXPECT_EQ(server_->Stat("dsns_queued"), 1);
 }
 
 TEST_F(DeliveryRulesTest, ARecipientPastItsLifetimeFailsWithTheHopsTemporaryStatus) {
