@@ -6,10 +6,7 @@
 // of the lifetime, retries on their own, connection reuse, routes changed by a reload, and what
 // `ringmx queue list`, the log line and the stats say about a deferred recipient before and after a
 // restart. tests/e2e/delivery_hops_e2e_test.cc covers the real Dovecot and Postfix hops.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -130,16 +127,9 @@ TEST_F(DeliveryRulesTest, FailsOverToTheNextHopWhenTheFirstRefusesConnections) {
 TEST_F(DeliveryRulesTest, AHopThatNeverGreetsTimesOutAndDefers) {
   // A socket that listens and never accepts: the kernel completes the connection, no greeting
   // ever comes.
-  const int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  uint16_t port = 0;
+  const int silent = ListenOnLoopback(port, 16);
   ASSERT_GE(silent, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(silent, 16), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const uint16_t port = ntohs(addr.sin_port);
   StartServer(Config({port}, "", "command_timeout_s = 1\nhop_down_s = 600\n"));
   const std::string id = Send("", {"<alice@example.test>"});
   EXPECT_TRUE(server_->WaitForLog(

@@ -11,8 +11,6 @@
 //    while a session it accepted finishes its message; restart-only keys, a bad certificate and
 //    an address in use are refused by name, and the running config serves on.
 // The reloads go straight to the control socket (no `ringmx ctl` process per reload).
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -35,6 +33,7 @@
 
 #include "tests/e2e/e2e_util.h"
 #include "tests/testing/conn_swarm.h"
+#include "tests/testing/next_hops.h"
 #include "tests/testing/proc_stats.h"
 #include "tests/testing/sanitizers.h"
 #include "tests/testing/test_pki.h"
@@ -500,18 +499,11 @@ TEST_F(ReloadLoadTest, ListenersAddedAndRemovedAtReload) {
   }
   {
     // An address someone else holds: the reload is refused and names the listener.
-    const int blocker = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    uint16_t busy_port = 0;
+    const int blocker = ListenOnLoopback(busy_port, 1);
     ASSERT_GE(blocker, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(bind(blocker, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    ASSERT_EQ(listen(blocker, 1), 0);
-    socklen_t len = sizeof(addr);
-    getsockname(blocker, reinterpret_cast<sockaddr*>(&addr), &len);
-    reply =
-        Reload(Config(2, Listener("mx", "127.0.0.1:0") +
-                             Listener("busy", absl::StrCat("127.0.0.1:", ntohs(addr.sin_port)))));
+    reply = Reload(Config(2, Listener("mx", "127.0.0.1:0") +
+                                 Listener("busy", absl::StrCat("127.0.0.1:", busy_port))));
     close(blocker);
     EXPECT_TRUE(absl::StartsWith(reply, "error listener[1]")) << reply;
   }

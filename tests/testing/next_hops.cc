@@ -177,21 +177,44 @@ bool PollUntil(const std::function<bool()>& done, absl::Duration timeout) {
   return true;
 }
 
-uint16_t FreeLoopbackPort() {
+namespace {
+
+// A TCP socket bound to 127.0.0.1 on a port the kernel chose, that port in `port`; -1 on failure.
+int BindLoopback(uint16_t& port) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
   socklen_t len = sizeof(addr);
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return -1;
   }
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
+}  // namespace
+
+uint16_t FreeLoopbackPort() {
+  uint16_t port = 0;
+  const int fd = BindLoopback(port);
+  if (fd < 0) return 0;
   close(fd);
   return port;
+}
+
+int ListenOnLoopback(uint16_t& port, int backlog) {
+  const int fd = BindLoopback(port);
+  if (fd < 0) return -1;
+  if (listen(fd, backlog) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 bool WaitForGreeting(uint16_t port, absl::Duration timeout) {

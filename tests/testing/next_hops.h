@@ -35,6 +35,11 @@ namespace ringmx::testing {
 // failure. Another process may take it before the caller binds it; rare enough for tests.
 uint16_t FreeLoopbackPort();
 
+// A TCP socket listening on 127.0.0.1 on a port the kernel chose (in `port`), which never accepts
+// unless the caller does: connections to it complete in the kernel (up to `backlog`) and then
+// hear nothing. The caller closes it. -1 on failure.
+int ListenOnLoopback(uint16_t& port, int backlog);
+
 // True once 127.0.0.1:`port` accepts a connection and sends a line starting with "220" within
 // `timeout` (tried again every 20 ms until then).
 bool WaitForGreeting(uint16_t port, absl::Duration timeout);
