@@ -576,13 +576,16 @@ void Deliverer::OnResults(OutboundConnection& connection,
     if (result.status == smtp::RecipientResult::Status::kDeferred && !result.local) {
       job.hop_deferred = true;
     }
-    if (result.status == smtp::RecipientResult::Status::kDeferred && result.local &&
-        !connection.was_ready() && job.hop_index + 1 < hops) {
-      job.failover.emplace_back(rcpt, std::move(result));
-      continue;
-    }
     if (result.reply.code == 421) {
       down_.MarkDown(connection.hop_name(), now, now + message.snapshot->config.delivery.hop_down);
+    }
+    // A hop that never got as far as a transaction (refused or timed out, closed, a 421 or
+    // other refusal at the greeting, TLS that failed) did not judge these recipients: the
+    // route's next hop gets them at once.
+    if (result.status == smtp::RecipientResult::Status::kDeferred && !connection.was_ready() &&
+        job.hop_index + 1 < hops) {
+      job.failover.emplace_back(rcpt, std::move(result));
+      continue;
     }
     Record(message, job, &connection, rcpt, result, now);
   }

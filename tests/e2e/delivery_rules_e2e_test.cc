@@ -1,18 +1,24 @@
 // End-to-end delivery rules (issue 12) that need no real mailbox server, against the capture
 // SMTP server of tests/testing/next_hops.h as next hop and as bounce hop: failover to the next hop
-// of a route, a hop that never greets, a hop marked down holding its mail while other routes flow,
-// relay recipients no route covers, recipient verification against the hop's answers, no silent
-// downgrade of 8-bit and SMTPUTF8 mail, NOTIFY=SUCCESS to a hop without DSN, NOTIFY=NEVER, the end
-// of the lifetime, retries on their own, connection reuse, routes changed by a reload, and what
-// `ringmx queue list`, the log line and the stats say about a deferred recipient before and after a
-// restart. tests/e2e/delivery_hops_e2e_test.cc covers the real Dovecot and Postfix hops.
+// of a route (refused connection, 421 greeting), a hop that never greets, a hop marked down holding
+// its mail while other routes flow, relay recipients no route covers, recipient verification
+// against the hop's answers, no silent downgrade of 8-bit and SMTPUTF8 mail, NOTIFY=SUCCESS to a
+// hop without DSN, NOTIFY=NEVER, the end of the lifetime, retries on their own, connection reuse,
+// routes changed by a reload, and what `ringmx queue list`, the log line and the stats say about a
+// deferred recipient before and after a restart. tests/e2e/delivery_hops_e2e_test.cc covers the
+// real Dovecot and Postfix hops.
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <regex>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -139,6 +145,42 @@ TEST_F(DeliveryRulesTest, FailsOverToTheNextHopWhenTheFirstRefusesConnections) {
   EXPECT_NE(server_->Log().find("attempt=1 status=sent"), std::string::npos) << server_->Log();
   EXPECT_EQ(server_->Stat("delivery_deferred"), 0);
   EXPECT_TRUE(bounce_->Messages().empty());
+}
+
+TEST_F(DeliveryRulesTest, FailsOverToTheNextHopWhenTheFirstGreetsWith421) {
+  // A hop that answers every connection with 421 and closes it.
+  uint16_t busy_port = 0;
+  const int busy = ListenOnLoopback(busy_port, 16);
+  ASSERT_GE(busy, 0);
+  std::atomic<bool> stop{false};
+  std::thread refuser([&] {
+    for (int i = 0; i < 20000 && !stop; ++i) {  // 50 ms each: bounded at 1000 s
+      pollfd p{busy, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      const int c = accept4(busy, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      constexpr std::string_view kBusy = "421 4.3.2 too busy, try another\r\n";
+      (void)!write(c, kBusy.data(), kBusy.size());
+      close(c);
+    }
+  });
+  auto hop = StartHop("hop");
+  ASSERT_NE(hop, nullptr);
+  StartServer(Config({busy_port, hop->port()}, "", "hop_down_s = 600\n"));
+  const std::string id = Send("", {"<alice@example.test>"});
+  ASSERT_TRUE(hop->WaitForMessages(1)) << server_->Log();
+  EXPECT_TRUE(WaitQueueEmpty()) << server_->Log();
+  stop = true;
+  refuser.join();
+  close(busy);
+  EXPECT_TRUE(server_->WaitForLog(absl::StrCat("hop=", HopName(busy_port), " down for ")))
+      << server_->Log();
+  // Sent on the first attempt, to the second hop: the 421 did not defer the recipient.
+  EXPECT_TRUE(server_->WaitForLog(
+      absl::StrCat(" id=", id, " to=<alice@example.test> hop=", HopName(hop->port()))))
+      << server_->Log();
+  EXPECT_NE(server_->Log().find("attempt=1 status=sent"), std::string::npos) << server_->Log();
+  EXPECT_EQ(server_->Stat("delivery_deferred"), 0) << server_->Log();
 }
 
 TEST_F(DeliveryRulesTest, AHopThatNeverGreetsTimesOutAndDefers) {
