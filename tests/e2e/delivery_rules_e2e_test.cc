@@ -425,6 +425,15 @@ TEST_F(DeliveryRulesTest, OneConnectionCarriesManyMessages) {
   EXPECT_EQ(static_cast<size_t>(server_->Stat("outbound_connections_total")), sessions);
   EXPECT_EQ(static_cast<size_t>(server_->Stat("delivery_attempts")), kMessages);
   EXPECT_EQ(static_cast<size_t>(server_->Stat("delivery_sent")), kMessages);
+  // The Prometheus text says the same (one shard: shard="0").
+  const std::string metrics = server_->Control("metrics");
+  EXPECT_TRUE(absl::StrContains(metrics, "\nringmx_delivery_attempts_total{shard=\"0\"} 20\n"))
+      << metrics;
+  EXPECT_TRUE(absl::StrContains(metrics, "\nringmx_delivery_sent_total{shard=\"0\"} 20\n"))
+      << metrics;
+  EXPECT_TRUE(absl::StrContains(
+      metrics, absl::StrCat("\nringmx_outbound_connections_total{shard=\"0\"} ", sessions, "\n")))
+      << metrics;
 }
 
 TEST_F(DeliveryRulesTest, AReloadedRouteSendsNewMailToItsNewHop) {
