@@ -4,9 +4,9 @@
 // its mail while other routes flow, relay recipients no route covers, recipient verification
 // against the hop's answers, no silent downgrade of 8-bit and SMTPUTF8 mail, NOTIFY=SUCCESS to a
 // hop without DSN, NOTIFY=NEVER, the end of the lifetime, retries on their own, connection reuse,
-// routes changed by a reload, and what `ringmx queue list`, the log line and the stats say about a
-// deferred recipient before and after a restart. tests/e2e/delivery_hops_e2e_test.cc covers the
-// real Dovecot and Postfix hops.
+// routes checked by `ringmx check` and changed by a reload, and what `ringmx queue list`, the log
+// line and the stats say about a deferred recipient before and after a restart.
+// tests/e2e/delivery_hops_e2e_test.cc covers the real Dovecot and Postfix hops.
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -308,6 +308,34 @@ TEST_F(DeliveryRulesTest, AnUnreachableHopCanBeSetToAcceptUnverifiedRecipients) 
   EXPECT_TRUE(
       server_->WaitForLog("to=<alice@example.test> hop=" + HopName(dead) + " result=unreachable"))
       << server_->Log();
+}
+
+TEST_F(DeliveryRulesTest, RingmxCheckValidatesTheRoutes) {
+  const std::string path = dir_ / "check.toml";
+  auto check = [&](const std::string& config) {
+    { std::ofstream(path, std::ios::binary | std::ios::trunc) << config; }
+    return RunCommand({RingmxBinary(), "check", "-c", path}, absl::Seconds(30));
+  };
+  const CommandResult good = check(Config({2525}));
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+  // A host name: this version does no lookups.
+  const CommandResult name = check(BasicConfig(
+      dir_, "",
+      "[[route]]\ndomains = [\"example.test\"]\nnext_hop = [\"smtp:relay.example.test\"]\n"
+      "[delivery]\nbounce_next_hop = \"smtp:[127.0.0.1]:25\"\n"));
+  EXPECT_NE(name.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(name.output, "route[0].next_hop[0]")) << name.output;
+  // A local domain no route covers; no bounce hop.
+  const CommandResult uncovered =
+      check(BasicConfig(dir_, "",
+                        "[[route]]\ndomains = [\"other.test\"]\nnext_hop = [\"smtp:[127.0.0.1]\"]\n"
+                        "[delivery]\nbounce_next_hop = \"smtp:[127.0.0.1]:25\"\n"));
+  EXPECT_NE(uncovered.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(uncovered.output, "example.test")) << uncovered.output;
+  const CommandResult no_bounce = check(
+      BasicConfig(dir_, "", "[[route]]\ndomains = [\"*\"]\nnext_hop = [\"smtp:[127.0.0.1]\"]\n"));
+  EXPECT_NE(no_bounce.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(no_bounce.output, "bounce_next_hop")) << no_bounce.output;
 }
 
 TEST_F(DeliveryRulesTest, EightBitMailToAHopWithout8BitMimeFailsWithADsnInsteadOfADowngrade) {
