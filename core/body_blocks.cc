@@ -54,6 +54,15 @@ std::string BodyBlocks::Flatten() const {
   return out;
 }
 
+bool operator==(const BodyBlocks& blocks, std::string_view bytes) {
+  if (blocks.size_ != bytes.size()) return false;
+  for (const std::string& b : blocks.blocks_) {
+    if (bytes.substr(0, b.size()) != std::string_view(b)) return false;
+    bytes.remove_prefix(b.size());
+  }
+  return true;
+}
+
 void BodyBlocks::clear() {
   decltype(blocks_)().swap(blocks_);
   size_ = 0;

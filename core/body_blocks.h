@@ -59,6 +59,9 @@ class BodyBlocks {
   void clear();
   // Heap bytes held by the blocks (their capacities).
   size_t capacity() const;
+  // Whether the blocks hold exactly `bytes`, wherever the block boundaries fall.
+  friend bool operator==(const BodyBlocks& blocks, std::string_view bytes);
+
   // Capacity of the last block (0 without blocks).
   size_t last_block_capacity() const { return blocks_.empty() ? 0 : blocks_.back().capacity(); }
 
