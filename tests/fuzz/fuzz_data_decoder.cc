@@ -59,12 +59,13 @@ std::vector<Message> Decode(DataDecoder::Mode mode, uint64_t limit, std::string_
   if (mode == DataDecoder::Mode::kChunked) {
     decoder.Finish();
     RINGMX_CHECK(decoder.done());
-    out.push_back({true, decoder.error(), decoder.size(), decoder.body().Flatten(), content.size()});
+    out.push_back(
+        {true, decoder.error(), decoder.size(), decoder.body().Flatten(), content.size()});
     // Finish() is idempotent and Consume() after it takes nothing.
     decoder.Finish();
     RINGMX_CHECK(decoder.Consume("x\r\n") == 0);
-    RINGMX_CHECK(out.back() ==
-                 Message({true, decoder.error(), decoder.size(), decoder.body().Flatten(), content.size()}));
+    RINGMX_CHECK(out.back() == Message({true, decoder.error(), decoder.size(),
+                                        decoder.body().Flatten(), content.size()}));
   } else if (static_cast<int>(out.size()) < kMaxMessages) {
     // The unfinished message: what the decoder has so far (its error only counts once complete,
     // since a pending CR or dot may still change it).

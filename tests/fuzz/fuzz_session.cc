@@ -275,8 +275,8 @@ struct Transcript {
     for (size_t i = 0; i < records.size(); ++i) {
       const core::SpoolRecord& a = records[i];
       const core::SpoolRecord& b = o.records[i];
-      if (a.id != b.id || a.trace_headers != b.trace_headers || a.body.Flatten() != b.body.Flatten() ||
-          a.envelope_json != b.envelope_json) {
+      if (a.id != b.id || a.trace_headers != b.trace_headers ||
+          a.body.Flatten() != b.body.Flatten() || a.envelope_json != b.envelope_json) {
         return false;
       }
     }

@@ -525,8 +525,8 @@ std::string Written(const queue_files::EncodedRecords& records) {
 TEST(EncodeMessageTest, ABodyInBlocksIsEncodedByteForByteAsInOnePiece) {
   std::mt19937 rng(7);
   // Small bodies, and one larger than a record (a fragment record then spans blocks).
-  for (size_t size : {size_t{0}, size_t{1}, size_t{5000}, size_t{300000},
-                      queue_files::kFragmentBytes + 12345}) {
+  for (size_t size :
+       {size_t{0}, size_t{1}, size_t{5000}, size_t{300000}, queue_files::kFragmentBytes + 12345}) {
     std::string body = FragmentBytes(3, size);
     const core::BodyBlocks blocks = InBlocks(body, rng, size > 1000000 ? 3000000 : 20000);
     const core::BodyBlocks::Views views = blocks.views();

@@ -115,8 +115,8 @@ void Drain(const Env& env, Session& session, Output& out, DriverState& d, Transc
 bool SameRecords(const std::vector<core::SpoolRecord>& a, const std::vector<core::SpoolRecord>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].id != b[i].id || a[i].trace_headers != b[i].trace_headers || a[i].body.Flatten() != b[i].body.Flatten() ||
-        a[i].envelope_json != b[i].envelope_json) {
+    if (a[i].id != b[i].id || a[i].trace_headers != b[i].trace_headers ||
+        a[i].body.Flatten() != b[i].body.Flatten() || a[i].envelope_json != b[i].envelope_json) {
       return false;
     }
   }
