@@ -100,9 +100,12 @@ size_t DataDecoder::NextBlockBytes(size_t n) const {
   const bool streaming = buffer_limit_ != SIZE_MAX;
   size_t next;
   if (body_.block_count() == 0) {
-    // A later piece of a streamed message: the message is large, one block for the whole piece.
+    // A later piece of a streamed message: the message is large, one block for the whole piece
+    // (or for what the size limit still allows: size() already counts these `n` octets).
     // The first piece: what the first input brought (a small message fits one small block).
-    next = streamed_ ? left : std::max(n, size_t{4096});
+    const uint64_t allowed = n + (max_bytes_ > size_ ? max_bytes_ - size_ : 0);
+    next = streamed_ ? static_cast<size_t>(std::min<uint64_t>(left, allowed))
+                     : std::max(n, size_t{4096});
   } else {
     next = std::max(2 * body_.last_block_capacity(), n);
     // Once the next doubling would leave less than itself before the limit, the rest goes in

@@ -314,6 +314,23 @@ TEST(DataDecoderTest, StreamingBlocksDoubleToTheLimitAndNeverMove) {
   EXPECT_EQ(d.capacity(), kLimit);
 }
 
+TEST(DataDecoderTest, ALaterPieceNearTheSizeLimitGetsOnlyWhatTheLimitAllows) {
+  constexpr size_t kLimit = 64 * 1024;
+  constexpr uint64_t kMax = kLimit + 1000;
+  DataDecoder d;
+  d.set_buffer_limit(kLimit);
+  d.Begin(Mode::kDotStuffed, kMax);
+  const std::string line = std::string(98, 'x') + "\r\n";
+  while (d.StreamRoom() >= line.size()) d.Consume(line);
+  const uint64_t before = d.size();
+  d.TakeChunk();
+  d.Consume(line);
+  // One block for the rest of the message: the line and what the limit still allows after it.
+  EXPECT_EQ(d.body().block_count(), 1u);
+  EXPECT_EQ(d.capacity(), kMax - before);
+  EXPECT_EQ(d.error(), Error::kNone);
+}
+
 TEST(DataDecoderTest, ASmallMessageIsOneSmallBlock) {
   DataDecoder d;
   d.set_buffer_limit(256 * 1024);
