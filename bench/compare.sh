@@ -376,9 +376,9 @@ server_log_tail() {
 }
 
 # The server's own count of messages it took, so far.
-ringmx_stat() {  # KEY
+ringmx_stat() {  # KEY: the whole server's value (the first; per_shard repeats the key per shard)
   timeout 5 "$ringmx" ctl -s "$srv_dir/control.sock" --json stats 2>/dev/null \
-    | grep -o "\"$1\":[0-9]*" | cut -d: -f2 || true
+    | grep -o "\"$1\":[0-9]*" | head -n 1 | cut -d: -f2 || true
 }
 postfix_sent() { grep -c ' status=sent ' "$srv_dir/maillog" || true; }
 postfix_queued() {

@@ -8,14 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "core/body_blocks.h"
+
 namespace ringmx::core {
 
 struct SpoolRecord {
   std::string id;             // queue id
   std::string trace_headers;  // "Received: ...\r\n", stored before the body
   // The message exactly as received (after dot-unstuffing), CRLF kept; with `fragments` > 0 only
-  // what follows the streamed fragments (the store computes the body size: fragments + this).
-  std::string body;
+  // what follows the streamed fragments (the store computes the body size: fragments + this). In
+  // the blocks the decoder filled (written from there, never joined).
+  BodyBlocks body;
   std::string envelope_json;  // the envelope and session facts (`ringmx queue export`: <id>.json)
   std::string sender;         // MAIL FROM address ("" for the null sender)
   std::vector<std::string> recipients;  // RCPT TO addresses, in order
@@ -35,7 +38,7 @@ struct SpoolRecord {
 struct SpoolFragment {
   std::string id;      // the message's queue id
   uint32_t index = 0;  // 0, 1, ... in order
-  std::string bytes;
+  BodyBlocks bytes;    // the decoder's blocks (written from there, never joined)
 };
 
 }  // namespace ringmx::core

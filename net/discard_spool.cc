@@ -37,7 +37,7 @@ class DiscardSpool final : public Spool, public CompletionHandler {
     ++pending_;
   }
 
-  void SubmitFragment(std::string_view id, uint32_t /*index*/, std::string /*bytes*/,
+  void SubmitFragment(std::string_view id, uint32_t /*index*/, core::BodyBlocks /*bytes*/,
                       FragmentWaiter* waiter) override {
     queued_.push_back({nullptr, waiter, std::string(id)});  // the bytes are dropped here
     ++pending_;

@@ -112,9 +112,12 @@ absl::StatusOr<int> CreateSegmentSync(int dir_fd, const std::string& dir, uint64
   return fd.release();
 }
 
-void EncodeMessage(q::MessageHeader& header, std::string_view body, EncodedRecords& out,
-                   const q::SegmentKey& key, uint32_t streamed, uint64_t streamed_bytes) {
-  header.body_size = streamed_bytes + body.size();
+void EncodeMessage(q::MessageHeader& header, std::span<const std::string_view> body,
+                   EncodedRecords& out, const q::SegmentKey& key, uint32_t streamed,
+                   uint64_t streamed_bytes) {
+  size_t left = 0;  // body octets not in a record yet
+  for (std::string_view part : body) left += part.size();
+  header.body_size = streamed_bytes + left;
   header.fragments = streamed;
   // What the kMessage record holds besides its tail (an upper bound). An envelope near
   // kMaxRecordPayload itself cannot be stored (EncodeMessagePrefix checks); the limits on
@@ -124,14 +127,34 @@ void EncodeMessage(q::MessageHeader& header, std::string_view body, EncodedRecor
   for (std::string_view recipient : header.recipients) fields += 4 + recipient.size();
   for (const q::RecipientStatus& state : header.states) fields += state.reply.size();
   const size_t max_tail = fields < q::kMaxRecordPayload ? q::kMaxRecordPayload - fields : 0;
-  while (body.size() > std::min(kFragmentBytes, max_tail)) {
-    const std::string_view part = body.substr(0, kFragmentBytes);
-    out.push_back({q::EncodeFragmentPrefix(header.id, header.fragments, part, key), part,
-                   q::RecordType::kFragment, header.fragments});
+  // The next `n` body octets as views, which may span parts.
+  size_t part = 0;
+  size_t offset = 0;
+  const auto take = [&](size_t n) {
+    core::BodyBlocks::Views views;
+    while (n > 0 && part < body.size()) {
+      const std::string_view piece = body[part].substr(offset, n);
+      if (!piece.empty()) views.push_back(piece);
+      n -= piece.size();
+      offset += piece.size();
+      if (offset == body[part].size()) {
+        ++part;
+        offset = 0;
+      }
+    }
+    return views;
+  };
+  while (left > std::min(kFragmentBytes, max_tail)) {
+    core::BodyBlocks::Views views = take(kFragmentBytes);
+    std::string prefix = q::EncodeFragmentPrefix(header.id, header.fragments, views, key);
+    out.push_back(
+        {std::move(prefix), std::move(views), q::RecordType::kFragment, header.fragments});
     ++header.fragments;
-    body.remove_prefix(kFragmentBytes);
+    left -= kFragmentBytes;
   }
-  out.push_back({q::EncodeMessagePrefix(header, body, key), body, q::RecordType::kMessage});
+  core::BodyBlocks::Views views = take(left);
+  std::string prefix = q::EncodeMessagePrefix(header, views, key);
+  out.push_back({std::move(prefix), std::move(views), q::RecordType::kMessage});
 }
 
 // Names in `dir` other than "." and "..".
@@ -247,12 +270,15 @@ absl::Status Adopt(const std::string& from, const std::string& to, uint64_t& cop
       header.states.push_back(recipient.status);
     }
     EncodedRecords records;
-    EncodeMessage(header, body, records, key);
+    const std::string_view whole = body;
+    EncodeMessage(header, std::span<const std::string_view>(&whole, 1), records, key);
     for (const EncodedRecord& r : records) {
       RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), r.prefix, offset, segment));
       offset += r.prefix.size();
-      RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), r.tail, offset, segment));
-      offset += r.tail.size();
+      for (std::string_view part : r.tail) {
+        RINGMX_RETURN_IF_ERROR(WriteAllAt(fd.get(), part, offset, segment));
+        offset += part.size();
+      }
     }
     ++copied;
   }

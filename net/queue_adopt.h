@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+#include "core/body_blocks.h"
 #include "core/queue/index.h"
 #include "core/queue/log_format.h"
 #include "core/queue/store_files.h"
@@ -89,19 +91,21 @@ std::string DescribeReplay(const core::queue::ReplayReport& report,
 // `fragment_index` tell the index what the record was (see QueueLog::ApplyToIndex()).
 struct EncodedRecord {
   std::string prefix;
-  std::string_view tail;
+  // In parts when the body is held in blocks (core/body_blocks.h): written one iovec each.
+  core::BodyBlocks::Views tail;
   core::queue::RecordType type{};
   uint32_t fragment_index = 0;  // kFragment
 };
 using EncodedRecords = std::vector<EncodedRecord>;
 
-// Encodes `header` with `body` for a segment of `key`: kFragment records first when the body is
-// larger than one record may hold, then the kMessage with the last part as its tail (views into
-// `body`, which must outlive `out`). `streamed` fragments holding `streamed_bytes` were written
-// before (QueueLog::SubmitFragment()); the fragments made here are numbered after them.
-// `header.fragments` and `body_size` are set here.
-void EncodeMessage(core::queue::MessageHeader& header, std::string_view body, EncodedRecords& out,
-                   const core::queue::SegmentKey& key, uint32_t streamed = 0,
+// Encodes `header` with `body` (its parts one after the other, e.g. a chain's blocks) for a
+// segment of `key`: kFragment records first when the body is larger than one record may hold
+// (a record's tail may span parts), then the kMessage with the last part as its tail (views into
+// the bytes `body` views, which must outlive `out`). `streamed` fragments holding `streamed_bytes`
+// were written before (QueueLog::SubmitFragment()); the fragments made here are numbered after
+// them. `header.fragments` and `body_size` are set here.
+void EncodeMessage(core::queue::MessageHeader& header, std::span<const std::string_view> body,
+                   EncodedRecords& out, const core::queue::SegmentKey& key, uint32_t streamed = 0,
                    uint64_t streamed_bytes = 0);
 
 }  // namespace queue_files

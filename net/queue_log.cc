@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <span>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -80,17 +81,18 @@ struct QueueLog::Op final : public CompletionHandler {
 // moved, so that views into its members stay valid until it is answered.
 //
 // No body byte is copied in userspace between the session's buffer and the write: the session's
-// std::string is moved into `record.body` (a move of its heap buffer), the records' tails are
-// views into it, the group's iovecs point at those views, and once the group is durable the index
-// is told from `header` and the records' Locations (ApplyToIndex()), never from a frame rebuilt
-// around the body. The only other reader of the body is the CRC (EncodeMessage()).
+// blocks (core::BodyBlocks) are moved into `record.body` (a move of their heap buffers), the
+// records' tails are views into them, the group's iovecs point at those views (one per block), and
+// once the group is durable the index is told from `header` and the records' Locations
+// (ApplyToIndex()), never from a frame rebuilt around the body. The only other reader of the body
+// is the CRC (EncodeMessage()).
 struct QueueLog::Entry {
-  std::string id;            // the message the records are about
-  core::SpoolRecord record;  // messages: the tails point into record.body
-  q::MessageHeader header;   // messages: as encoded (views into `record`), for the index
-  uint32_t streamed = 0;     // messages: fragments written before by SubmitFragment()
-  std::string fragment;      // streamed fragments: the session's bytes (the tail points here)
-  q::MessageOp op{};         // operations: what the kMessageOp record says
+  std::string id;             // the message the records are about
+  core::SpoolRecord record;   // messages: the tails point into record.body
+  q::MessageHeader header;    // messages: as encoded (views into `record`), for the index
+  uint32_t streamed = 0;      // messages: fragments written before by SubmitFragment()
+  core::BodyBlocks fragment;  // streamed fragments: the session's bytes (the tail points here)
+  q::MessageOp op{};          // operations: what the kMessageOp record says
   EncodedRecords records;
   // The key `records` are framed with: kUnkeyed until their group starts, which re-keys them for
   // the active segment (q::RekeyRecord()).
@@ -271,7 +273,8 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
     core::LogError(absl::StrCat(options_.name, " ", entry->error.message()));
   } else {
     entry->streamed = r.fragments;
-    EncodeMessage(header, r.body, entry->records, q::kUnkeyed, r.fragments, stream.stored_bytes);
+    const core::BodyBlocks::Views body = r.body.views();
+    EncodeMessage(header, body, entry->records, q::kUnkeyed, r.fragments, stream.stored_bytes);
   }
   const bool abort_stream = !entry->error.ok() && had_stream && stream.submitted > 0;
   queue_.push_back(std::move(entry));
@@ -279,13 +282,13 @@ void QueueLog::Submit(core::SpoolRecord record, SpoolWaiter* waiter) {
   if (abort_stream) QueueAbort(r.id);
 }
 
-void QueueLog::SubmitFragment(std::string_view id, uint32_t index, std::string bytes,
+void QueueLog::SubmitFragment(std::string_view id, uint32_t index, core::BodyBlocks bytes,
                               FragmentWaiter* waiter) {
   RINGMX_DCHECK(waiter != nullptr);
   auto entry = std::make_unique<Entry>();
   entry->id = std::string(id);
   entry->fragment_waiter = waiter;
-  // Moved, not copied: the record's tail points into the entry's string until the write is done.
+  // Moved, not copied: the record's tail points into the entry's blocks until the write is done.
   entry->fragment = std::move(bytes);
   Stream& stream = streams_[entry->id];
   if (id.empty() || index != stream.submitted || entry->fragment.size() > kMaxFragmentBytes) {
@@ -301,8 +304,10 @@ void QueueLog::SubmitFragment(std::string_view id, uint32_t index, std::string b
                                          " refused: an earlier one failed"));
   } else {
     ++stream.submitted;
-    entry->records.push_back({q::EncodeFragmentPrefix(id, index, entry->fragment, q::kUnkeyed),
-                              entry->fragment, q::RecordType::kFragment, index});
+    core::BodyBlocks::Views views = entry->fragment.views();
+    std::string prefix = q::EncodeFragmentPrefix(id, index, views, q::kUnkeyed);
+    entry->records.push_back(
+        {std::move(prefix), std::move(views), q::RecordType::kFragment, index});
   }
   queue_.push_back(std::move(entry));
   ++unanswered_;
@@ -600,16 +605,21 @@ void QueueLog::StartGroup() {
   while (!queue_.empty()) {
     Entry& entry = *queue_.front();
     const size_t n = entry.records.size();
-    if (!group_.empty() && pieces_.size() + 2 * n > kMaxGroupPieces) break;
+    size_t entry_pieces = n;  // a prefix per record, and a piece per part of each tail
+    for (const EncodedRecord& record : entry.records) entry_pieces += record.tail.size();
+    if (!group_.empty() && pieces_.size() + entry_pieces > kMaxGroupPieces) break;
     entry.where.resize(n);
     for (size_t i = 0; i < n; ++i) {
       EncodedRecord& record = entry.records[i];
       // The segment is known only now: 8 bytes of each header change, the CRC is not recomputed.
       q::RekeyRecord(record.prefix, entry.key, active_key_);
-      const uint64_t size = record.prefix.size() + record.tail.size();
-      entry.where[i] = q::Location{active_seq_, offset, size};
+      uint64_t size = record.prefix.size();
       pieces_.push_back(record.prefix);
-      if (!record.tail.empty()) pieces_.push_back(record.tail);
+      for (std::string_view part : record.tail) {
+        size += part.size();
+        pieces_.push_back(part);
+      }
+      entry.where[i] = q::Location{active_seq_, offset, size};
       offset += size;
     }
     entry.key = active_key_;
@@ -896,7 +906,8 @@ void QueueLog::OnRelocationsRead(std::vector<RelocationRead> reads, bool failed)
     for (const q::QueuedRecipient& recipient : m->recipients) {
       header.states.push_back(recipient.status);
     }
-    EncodeMessage(header, entry->relocated_body, entry->records, q::kUnkeyed);
+    const std::string_view body = entry->relocated_body;
+    EncodeMessage(header, std::span<const std::string_view>(&body, 1), entry->records, q::kUnkeyed);
     queue_.push_back(std::move(entry));
     ++unanswered_;
     ++relocations_unapplied_;

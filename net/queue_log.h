@@ -125,7 +125,7 @@ class QueueLog final : public Spool {
   // unless `record.fragments` equals the fragments handed over and stored for its id; a refused
   // or failed streamed message gets a kAbort from the log itself. Abort() appends a kAbort
   // through the next group.
-  void SubmitFragment(std::string_view id, uint32_t index, std::string bytes,
+  void SubmitFragment(std::string_view id, uint32_t index, core::BodyBlocks bytes,
                       FragmentWaiter* waiter) override;
   void Abort(std::string_view id) override;
   void Flush() override;

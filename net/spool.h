@@ -82,7 +82,7 @@ class Spool {
   // `id`, through the next group commit. `waiter->OnFragmentStored()` is called from a completion
   // once that group is synced, never from inside the call; with kInternal if `index` is not the
   // next one expected for `id` or `bytes` is larger than kMaxFragmentBytes.
-  virtual void SubmitFragment(std::string_view id, uint32_t index, std::string bytes,
+  virtual void SubmitFragment(std::string_view id, uint32_t index, core::BodyBlocks bytes,
                               FragmentWaiter* waiter) = 0;
   // The transaction whose fragments of `id` were handed over ends without a message: the store
   // appends an abort record (no waiter; it rides with the next group) so that neither memory nor

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "smtp/internal/bounded_string.h"
 #include "smtp/limits.h"
 
 namespace ringmx::smtp {
@@ -39,7 +38,7 @@ const char* FindCrOrLf(const char* p, const char* end) {
 
 }  // namespace
 
-size_t DataDecoder::capacity() const { return internal::HeapBytes(body_); }
+size_t DataDecoder::capacity() const { return body_.capacity(); }
 
 void DataDecoder::Begin(Mode mode, uint64_t max_message_bytes, uint64_t size_hint) {
   mode_ = mode;
@@ -48,10 +47,11 @@ void DataDecoder::Begin(Mode mode, uint64_t max_message_bytes, uint64_t size_hin
   max_bytes_ = max_message_bytes;
   size_ = 0;
   line_len_ = 0;
+  streamed_ = false;
   body_.clear();
   if (size_hint > 0) {
-    const size_t cap = BufferCap();
-    internal::GrowWithin(body_, static_cast<size_t>(std::min<uint64_t>(size_hint, cap)), cap);
+    const size_t first = static_cast<size_t>(std::min<uint64_t>(size_hint, BufferCap()));
+    if (first > 0) body_.AddBlock(first);
   }
 }
 
@@ -59,10 +59,7 @@ size_t DataDecoder::BufferCap() const {
   return std::min(static_cast<size_t>(max_bytes_), buffer_limit_);
 }
 
-void DataDecoder::Clear() {
-  Begin(Mode::kDotStuffed, 0);
-  std::string().swap(body_);
-}
+void DataDecoder::Clear() { Begin(Mode::kDotStuffed, 0); }
 
 DataDecoder::Error DataDecoder::error() const {
   // Most important first, so the answer does not depend on the order faults were seen in.
@@ -73,7 +70,7 @@ DataDecoder::Error DataDecoder::error() const {
 }
 
 void DataDecoder::Fail(Error error) {
-  if (errors_ == 0) std::string().swap(body_);  // a refused message holds no memory
+  if (errors_ == 0) body_.clear();  // a refused message holds no memory
   errors_ |= Bit(error);
 }
 
@@ -85,15 +82,38 @@ void DataDecoder::Count(size_t n) {
 void DataDecoder::Append(const char* data, size_t n) {
   Count(n);
   if (errors_ != 0) return;
-  // The caller keeps within the buffer limit (see set_buffer_limit); max() keeps GrowWithin's
-  // precondition even if it did not.
-  const size_t cap = std::max(BufferCap(), body_.size() + n);
-  // Streaming: once a doubling would land within a factor of two short of the buffer limit, grow
-  // to the limit itself, so the buffer is not moved once more just before it is full.
-  const size_t floor =
-      buffer_limit_ != SIZE_MAX && 4 * body_.capacity() >= cap ? cap : size_t{4096};
-  if (body_.size() + n > body_.capacity()) internal::GrowWithin(body_, n, cap, floor);
-  body_.append(data, n);
+  while (n > 0) {
+    if (body_.room() == 0) body_.AddBlock(NextBlockBytes(n));
+    const size_t k = std::min(n, body_.room());
+    body_.AppendToLast(data, k);
+    data += k;
+    n -= k;
+  }
+}
+
+size_t DataDecoder::NextBlockBytes(size_t n) const {
+  const size_t cap = BufferCap();
+  const size_t held = body_.capacity();
+  // The caller keeps within the buffer limit (see set_buffer_limit), and Count() failed the
+  // message before it passes max_message_bytes; the max() keeps a block for `n` even if not.
+  const size_t left = cap > held ? cap - held : 0;
+  const bool streaming = buffer_limit_ != SIZE_MAX;
+  size_t next;
+  if (body_.block_count() == 0) {
+    // A later piece of a streamed message: the message is large, one block for the whole piece
+    // (or for what the size limit still allows: size() already counts these `n` octets).
+    // The first piece: what the first input brought (a small message fits one small block).
+    const uint64_t allowed = n + (max_bytes_ > size_ ? max_bytes_ - size_ : 0);
+    next = streamed_ ? static_cast<size_t>(std::min<uint64_t>(left, allowed))
+                     : std::max(n, size_t{4096});
+  } else {
+    next = std::max(2 * body_.last_block_capacity(), n);
+    // Once the next doubling would leave less than itself before the limit, the rest goes in
+    // this block: no small last block.
+    if (streaming && left > next && left - next < next) next = left;
+  }
+  next = std::min({next, left, streaming ? cap : kMaxBlockBytes});
+  return std::max(next, n);
 }
 
 void DataDecoder::AddLineLength(size_t n) {
@@ -102,21 +122,16 @@ void DataDecoder::AddLineLength(size_t n) {
   if (line_len_ > kMaxTextLineOctets) Fail(Error::kLineTooLong);
 }
 
-std::string DataDecoder::TakeChunk() {
-  std::string chunk = std::move(body_);
-  body_ = std::string();
-  // The rest of a message that streams is most likely at least one more whole buffer.
-  const uint64_t left = max_bytes_ > size_ ? max_bytes_ - size_ : 0;
-  if (errors_ == 0 && left > 0 && buffer_limit_ != SIZE_MAX) {
-    internal::GrowWithin(body_, static_cast<size_t>(std::min<uint64_t>(left, buffer_limit_)),
-                         BufferCap());
-  }
+core::BodyBlocks DataDecoder::TakeChunk() {
+  core::BodyBlocks chunk = std::move(body_);
+  body_.clear();
+  streamed_ = true;
   return chunk;
 }
 
-std::string DataDecoder::TakeBody() {
-  std::string body = std::move(body_);
-  body_ = std::string();
+core::BodyBlocks DataDecoder::TakeBody() {
+  core::BodyBlocks body = std::move(body_);
+  body_.clear();
   return body;
 }
 

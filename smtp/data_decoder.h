@@ -29,6 +29,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/body_blocks.h"
+
 namespace ringmx::smtp {
 
 // Shard-local; one per session, reused for every message of the session.
@@ -39,10 +41,17 @@ class DataDecoder {
 
   DataDecoder() = default;
 
+  // The body is kept in blocks (core::BodyBlocks), each allocated once and never moved: each
+  // content octet is copied once, into the last block, and a full block is followed by a new
+  // one, never regrown. The first block is the first input's size (at least 4 KiB), the next ones
+  // double up to the buffer limit (kMaxBlockBytes without one); a piece taken while streaming is
+  // followed by a piece of one block of the buffer limit (the message is large).
+  static constexpr size_t kMaxBlockBytes = size_t{256} << 10;
+
   // Starts a new message, dropping anything left from the previous one. `size_hint`: the size the
-  // client announced (MAIL FROM SIZE=, RFC 1870), 0 if none: the body buffer is allocated at
-  // that size up front (at most the buffer limit), so a message that keeps its word is copied
-  // into it once and never moved by a regrowth.
+  // client announced (MAIL FROM SIZE=, RFC 1870), 0 if none: the first block is allocated at
+  // that size up front (at most the buffer limit), so a message that keeps its word is in one
+  // block.
   void Begin(Mode mode, uint64_t max_message_bytes, uint64_t size_hint = 0);
 
   // Streaming (the session hands the body to the store in pieces): the body buffer grows to at
@@ -74,17 +83,19 @@ class DataDecoder {
   uint64_t size() const { return size_; }
   // The decoded message so far (since the last TakeChunk()): exactly the client's bytes after
   // unstuffing, CR LF kept. For DATA it excludes the terminating "." CR LF (the CR LF before the
-  // dot belongs to the message). Empty after an error.
-  const std::string& body() const { return body_; }
+  // dot belongs to the message). Empty after an error. Block boundaries fall anywhere (inside a
+  // line, between CR and LF): they follow the allocation, not the content.
+  const core::BodyBlocks& body() const { return body_; }
   // Drops the message and frees the body's memory (RSET, EHLO, close).
   void Clear();
   // Moves the body out (after done()/Finish() with no error). The decoder needs Begin() again.
-  std::string TakeBody();
-  // Moves the content decoded so far out, mid-message, and goes on with an empty buffer (already
-  // allocated at the buffer limit: the next piece fills it without regrowth). size() still counts
+  core::BodyBlocks TakeBody();
+  // Moves the content decoded so far out, mid-message, and goes on with an empty buffer (its
+  // first block, allocated when content comes, is the whole buffer limit). size() still counts
   // every octet of the message. Only without error().
-  std::string TakeChunk();
-  // Heap bytes held for the body; never more than max_message_bytes.
+  core::BodyBlocks TakeChunk();
+  // Heap bytes held for the body; never more than max_message_bytes (nor the buffer limit while
+  // streaming).
   size_t capacity() const;
 
  private:
@@ -102,6 +113,8 @@ class DataDecoder {
   void Count(size_t n);
   // Counts and stores `n` content octets (stores nothing after an error).
   void Append(const char* data, size_t n);
+  // The capacity of the next block when `n` more octets do not fit the last one.
+  size_t NextBlockBytes(size_t n) const;
   // The most the body buffer may hold: min(max_message_bytes, buffer limit).
   size_t BufferCap() const;
   // Adds `n` octets to the current line's length and checks the line limit.
@@ -114,9 +127,11 @@ class DataDecoder {
   size_t buffer_limit_ = SIZE_MAX;  // set_buffer_limit()
   uint64_t size_ = 0;
   size_t line_len_ = 0;  // content octets of the current line so far
-  // Invariant: heap held by body_ <= max_bytes_ (grown by Append through GrowWithin, never by
-  // std::string doubling past the limit), and none once errors_ != 0.
-  std::string body_;
+  // True after TakeChunk() until Begin(): the next piece starts with a block of the buffer limit.
+  bool streamed_ = false;
+  // Invariant: heap held by body_ <= BufferCap() (blocks are sized by NextBlockBytes()), and none
+  // once errors_ != 0.
+  core::BodyBlocks body_;
 };
 
 }  // namespace ringmx::smtp

@@ -138,7 +138,7 @@ bool Session::tls_handshake_pending() const { return state_->tls_pending; }
 size_t Session::MemoryUsageForTest() const {
   return internal::HeapBytes(state_->line) + state_->decoder.capacity() +
          internal::HeapBytes(state_->pending) + internal::HeapBytes(state_->milter_headers) +
-         internal::HeapBytes(state_->milter_body);
+         state_->milter_body.capacity();
 }
 
 void Session::Reply(Output& out, std::string_view line) {
@@ -998,7 +998,7 @@ void Session::ResetTransaction(Output& out) {
   s.milter_header_scan = 0;
   s.milter_header_field_open = false;
   std::string().swap(s.milter_headers);
-  std::string().swap(s.milter_body);
+  s.milter_body.clear();
   s.milter_body_bytes = 0;
   s.milter_changes.clear();
   s.milter_quarantine.reset();

@@ -337,7 +337,7 @@ class Session {
   void MiltersAnswered(uint8_t wait, absl::Time now, Output& out);
   // A piece of the message's content through the milters (the body splits off the held header
   // section); `end`: the data is complete.
-  void MilterContent(std::string bytes, bool end, absl::Time now, Output& out);
+  void MilterContent(core::BodyBlocks bytes, bool end, absl::Time now, Output& out);
   void MilterContentAnswered(bool end, absl::Time now, Output& out);
   // End of a message whose content went to the milters: refuse, discard, or deliver.
   void FinishMilterMessage(absl::Time now, Output& out);

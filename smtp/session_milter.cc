@@ -245,17 +245,18 @@ void Session::MiltersAnswered(uint8_t wait_value, absl::Time now, Output& out) {
   }
 }
 
-void Session::MilterContent(std::string bytes, bool end, absl::Time now, Output& out) {
+void Session::MilterContent(core::BodyBlocks bytes, bool end, absl::Time now, Output& out) {
   State& s = *state_;
   if (s.milter_header_too_large || s.milter_refusal.has_value() || s.milter_discard) {
     // The message is decided: the rest of its data is read and dropped.
     if (end) FinishMilterMessage(now, out);
     return;
   }
-  std::string body;
+  core::BodyBlocks body;
   if (!s.milter_headers_done) {
-    s.milter_headers.append(bytes);
-    std::string().swap(bytes);
+    // The header section is held whole (the milters get it in one step): copied out of the blocks.
+    for (std::string_view block : bytes.views()) s.milter_headers.append(block);
+    bytes.clear();
     std::string& h = s.milter_headers;
     size_t body_offset = std::string::npos;
     while (true) {
@@ -300,7 +301,7 @@ void Session::MilterContent(std::string bytes, bool end, absl::Time now, Output&
   event.kind = MilterEvent::Kind::kContent;
   event.send_headers = s.milter_headers_done && !s.milter_headers_sent;
   event.headers = s.milter_headers;
-  event.body = s.milter_body;
+  event.body = s.milter_body.views();
   event.end = end;
   if (event.send_headers) s.milter_headers_sent = true;
   if (!event.send_headers && s.milter_body.empty() && !end) return;
@@ -317,7 +318,7 @@ void Session::MilterContentAnswered(bool end, absl::Time now, Output& out) {
   if (outcome.kind == VK::kDiscard) s.milter_discard = true;
   if (!end) {
     if (s.milter_refusal.has_value() || s.milter_discard || s.milter_body.empty()) {
-      std::string().swap(s.milter_body);
+      s.milter_body.clear();
       return;
     }
     // The milters have this piece: on to the store.

@@ -58,10 +58,10 @@ void Run(benchmark::State& state, const std::string& input, DataDecoder::Mode mo
     }
     if (mode == DataDecoder::Mode::kChunked) decoder.Finish();
     if (take_body) {
-      std::string body = decoder.TakeBody();
-      benchmark::DoNotOptimize(body.data());
+      core::BodyBlocks body = decoder.TakeBody();
+      benchmark::DoNotOptimize(body.block_count());
     } else {
-      benchmark::DoNotOptimize(decoder.body().data());
+      benchmark::DoNotOptimize(decoder.body().block_count());
     }
     benchmark::ClobberMemory();
   }

@@ -74,7 +74,7 @@ void BM_QueueLogAppend(benchmark::State& state) {
     prototype.trace_headers =
         "Received: from client.example.test ([192.0.2.1]) by mx.example.test "
         "with ESMTPS id 0000000000000000; Sun, 6 Dec 2026 22:00:00 +0000\r\n";
-    prototype.body.assign(body_bytes, 'x');
+    prototype.body = std::string(body_bytes, 'x');
     prototype.envelope_json = std::string(400, 'j');
     prototype.sender = "sender@example.test";
     prototype.recipients = {"rcpt@example.test"};

@@ -68,7 +68,7 @@ int Drain(Session& session, Output& out) {
   int delivered = 0;
   while (out.deliver) {
     core::SpoolRecord record = std::move(*out.deliver);
-    benchmark::DoNotOptimize(record.body.data());
+    benchmark::DoNotOptimize(record.body.block_count());
     out.deliver.reset();
     ++delivered;
     session.OnDelivered(absl::OkStatus(), kNow, out);

@@ -8,6 +8,7 @@
 #include <bit>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -70,16 +71,23 @@ void BeginRecord(std::string& out, RecordType type, size_t reserve, const Segmen
   PutU8(out, static_cast<uint8_t>(type));
 }
 
-// Sets length and CRC of the record in `out` whose payload is out[13..] followed by `tail`.
-void FinishRecord(std::string& out, std::string_view tail, const SegmentKey& key) {
-  const size_t length = out.size() - kRecordHeaderSize + tail.size();
+// Sets length and CRC of the record in `out` whose payload is out[13..] followed by the parts of
+// `tail`, one after the other.
+void FinishRecord(std::string& out, std::span<const std::string_view> tail, const SegmentKey& key) {
+  size_t tail_size = 0;
+  for (std::string_view part : tail) tail_size += part.size();
+  const size_t length = out.size() - kRecordHeaderSize + tail_size;
   // Callers never build larger records: a larger message streams as fragments (header comment).
   RINGMX_CHECK(length <= kMaxRecordPayload);
   const uint32_t length32 = static_cast<uint32_t>(length);
   memcpy(out.data() + 8, &length32, 4);
   uint32_t crc = Crc32c(std::string_view(out).substr(8));
-  crc = Crc32cExtend(crc, tail) ^ key.crc_mask;
+  for (std::string_view part : tail) crc = Crc32cExtend(crc, part);
+  crc ^= key.crc_mask;
   memcpy(out.data() + 4, &crc, 4);
+}
+void FinishRecord(std::string& out, std::string_view tail, const SegmentKey& key) {
+  FinishRecord(out, std::span<const std::string_view>(&tail, 1), key);
 }
 
 // --- reading ------------------------------------------------------------------------------------
@@ -217,6 +225,11 @@ uint32_t Crc32cExtend(uint32_t crc, std::string_view data) {
 
 std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view tail,
                                 const SegmentKey& key) {
+  return EncodeMessagePrefix(header, std::span<const std::string_view>(&tail, 1), key);
+}
+
+std::string EncodeMessagePrefix(const MessageHeader& header, std::span<const std::string_view> tail,
+                                const SegmentKey& key) {
   const bool relocated = (header.flags & kMessageFlagRelocated) != 0;
   if (relocated) RINGMX_CHECK(header.states.size() == header.recipients.size());
   RINGMX_CHECK(header.recipients.size() <= std::numeric_limits<uint32_t>::max());
@@ -250,6 +263,11 @@ std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view ta
 
 std::string EncodeFragmentPrefix(std::string_view id, uint32_t index, std::string_view bytes,
                                  const SegmentKey& key) {
+  return EncodeFragmentPrefix(id, index, std::span<const std::string_view>(&bytes, 1), key);
+}
+
+std::string EncodeFragmentPrefix(std::string_view id, uint32_t index,
+                                 std::span<const std::string_view> bytes, const SegmentKey& key) {
   std::string out;
   BeginRecord(out, RecordType::kFragment, kStrMin + id.size() + 4, key);
   PutStr(out, id);
@@ -262,7 +280,7 @@ std::string EncodeAbort(std::string_view id, const SegmentKey& key) {
   std::string out;
   BeginRecord(out, RecordType::kAbort, kStrMin + id.size(), key);
   PutStr(out, id);
-  FinishRecord(out, {}, key);
+  FinishRecord(out, std::string_view(), key);
   return out;
 }
 
@@ -274,7 +292,7 @@ std::string EncodeRecipientState(std::string_view id, uint32_t recipient,
   PutStr(out, id);
   PutU32(out, recipient);
   PutStateFields(out, status);
-  FinishRecord(out, {}, key);
+  FinishRecord(out, std::string_view(), key);
   return out;
 }
 
@@ -285,7 +303,7 @@ std::string EncodeMessageOp(std::string_view id, MessageOp op, int64_t at_us,
   PutStr(out, id);
   PutU8(out, static_cast<uint8_t>(op));
   PutI64(out, at_us);
-  FinishRecord(out, {}, key);
+  FinishRecord(out, std::string_view(), key);
   return out;
 }
 

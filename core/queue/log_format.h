@@ -52,6 +52,7 @@
 #include <stdint.h>
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -156,6 +157,13 @@ std::string EncodeMessagePrefix(const MessageHeader& header, std::string_view ta
                                 const SegmentKey& key);
 std::string EncodeFragmentPrefix(std::string_view id, uint32_t index, std::string_view bytes,
                                  const SegmentKey& key);
+// The same with a tail in several parts (a body held in blocks, core/body_blocks.h), written one
+// after the other: the record is byte for byte the one the contiguous tail would give (the CRC is
+// continued across the parts).
+std::string EncodeMessagePrefix(const MessageHeader& header, std::span<const std::string_view> tail,
+                                const SegmentKey& key);
+std::string EncodeFragmentPrefix(std::string_view id, uint32_t index,
+                                 std::span<const std::string_view> bytes, const SegmentKey& key);
 // Whole small records.
 std::string EncodeAbort(std::string_view id, const SegmentKey& key);
 std::string EncodeRecipientState(std::string_view id, uint32_t recipient,

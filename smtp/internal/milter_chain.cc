@@ -1,6 +1,8 @@
 // The session's milter chain (smtp/internal/milter_chain.h).
 #include "smtp/internal/milter_chain.h"
 
+#include <span>
+#include <string_view>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -161,7 +163,7 @@ void MilterChain::Call(Output& out) {
       if (step_ == 0) {
         e.ContentHeaders(ev.headers, mo);
       } else if (step_ == 1) {
-        e.ContentBody(ev.body, mo);
+        e.ContentBody(std::span<const std::string_view>(ev.body.data(), ev.body.size()), mo);
       } else {
         e.ContentEnd(mo);
       }

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/body_blocks.h"
 #include "smtp/milter/session.h"
 #include "smtp/reply.h"
 #include "smtp/session.h"
@@ -39,7 +40,7 @@ struct MilterEvent {
   // kContent. The views are the session's and stay valid until the chain is done.
   bool send_headers = false;
   std::string_view headers;
-  std::string_view body;
+  core::BodyBlocks::Views body;  // the body piece's blocks
   bool end = false;
 };
 

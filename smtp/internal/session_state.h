@@ -201,7 +201,7 @@ struct Session::State {
   size_t milter_header_scan = 0;
   bool milter_header_field_open = false;  // a field started: a WSP line folds into it
   std::string milter_headers;
-  std::string milter_body;
+  core::BodyBlocks milter_body;
   uint64_t milter_body_bytes = 0;  // body octets handed to the store as fragments
   std::vector<internal::MilterOutcome::Changes> milter_changes;
   // A milter quarantined the message (its name and reason): stored on hold.

@@ -343,6 +343,8 @@ void Session::Data(Output& out) {
 void Session::EndContent() {
   content_active_ = false;
   piece_.reset();
+  body_parts_.clear();
+  body_next_ = 0;
   headers_.clear();
   modifications_.clear();
   modifications_bytes_ = 0;
@@ -367,15 +369,23 @@ void Session::ContentHeaders(std::string_view header_section, Output& out) {
 }
 
 void Session::ContentBody(std::string_view piece, Output& out) {
+  ContentBody(std::span<const std::string_view>(&piece, 1), out);
+}
+
+void Session::ContentBody(std::span<const std::string_view> parts, Output& out) {
   RINGMX_CHECK(idle());
-  if (!ContentOpen() || piece.empty()) return;
+  bool empty = true;
+  for (std::string_view part : parts) empty = empty && part.empty();
+  if (!ContentOpen() || empty) return;
   stage_ = Stage::kContent;
   if (!content_active_) {
     modifications_.clear();
     modifications_bytes_ = 0;
   }
   content_active_ = true;
-  piece_ = piece;
+  piece_ = std::string_view();
+  body_parts_.assign(parts.begin(), parts.end());
+  body_next_ = 0;
   body_offset_ = 0;
   step_ = ContentStep::kBody;
   AdvanceContent(out);
@@ -419,7 +429,12 @@ void Session::AdvanceContent(Output& out) {
         }
         break;
       case ContentStep::kBody: {
-        const std::string_view piece = piece_.value_or(std::string_view());
+        std::string_view piece = piece_.value_or(std::string_view());
+        while (body_offset_ >= piece.size() && body_next_ < body_parts_.size()) {
+          piece = body_parts_[body_next_++];
+          piece_ = piece;
+          body_offset_ = 0;
+        }
         if (body_offset_ >= piece.size() || (protocol_ & proto::kNoBody) != 0 ||
             skip_command_ == cmd::kBody) {
           step_ = ContentStep::kBetween;
@@ -436,6 +451,8 @@ void Session::AdvanceContent(Output& out) {
       case ContentStep::kBetween:
         // The piece is sent (and answered): the engine is idle until the next one.
         piece_.reset();
+        body_parts_.clear();
+        body_next_ = 0;
         return;
       case ContentStep::kEob:
         return;  // OnReply() finishes with the verdict

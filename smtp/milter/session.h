@@ -142,6 +142,9 @@ class Session {
   // two do nothing and ContentEnd answers at once (kAccept, or the default_action).
   void ContentHeaders(std::string_view header_section, Output& out);
   void ContentBody(std::string_view piece, Output& out);
+  // The same for a piece held in parts (a body's blocks, core/body_blocks.h), sent in order; a
+  // BODY chunk does not span two parts. The views (not the span) are borrowed likewise.
+  void ContentBody(std::span<const std::string_view> parts, Output& out);
   void ContentEnd(Output& out);
   // Ends the current transaction without a message (RSET, a refused MAIL or DATA, a lost
   // client): ABORT when the milter has one open. No reply; may be called any time.
@@ -231,9 +234,12 @@ class Session {
   void EndContent();
 
   // The content: `content_active_` from the first Content* call of a message to its verdict;
-  // `piece_` is the borrowed piece (the header section, or a body piece) not yet all sent.
+  // `piece_` is the borrowed piece (the header section, or a body piece) not yet all sent; a body
+  // piece in parts goes on with `body_parts_` from `body_next_`.
   bool content_active_ = false;
   std::optional<std::string_view> piece_;
+  std::vector<std::string_view> body_parts_;
+  size_t body_next_ = 0;
   ContentStep step_ = ContentStep::kBetween;
   std::vector<HeaderField> headers_;
   size_t header_index_ = 0;

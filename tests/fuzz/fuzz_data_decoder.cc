@@ -52,19 +52,20 @@ std::vector<Message> Decode(DataDecoder::Mode mode, uint64_t limit, std::string_
         RINGMX_CHECK(pos == piece_end);
         break;
       }
-      out.push_back({true, decoder.error(), decoder.size(), decoder.body(), pos});
+      out.push_back({true, decoder.error(), decoder.size(), decoder.body().Flatten(), pos});
       decoder.Begin(mode, limit);
     }
   }
   if (mode == DataDecoder::Mode::kChunked) {
     decoder.Finish();
     RINGMX_CHECK(decoder.done());
-    out.push_back({true, decoder.error(), decoder.size(), decoder.body(), content.size()});
+    out.push_back(
+        {true, decoder.error(), decoder.size(), decoder.body().Flatten(), content.size()});
     // Finish() is idempotent and Consume() after it takes nothing.
     decoder.Finish();
     RINGMX_CHECK(decoder.Consume("x\r\n") == 0);
-    RINGMX_CHECK(out.back() ==
-                 Message({true, decoder.error(), decoder.size(), decoder.body(), content.size()}));
+    RINGMX_CHECK(out.back() == Message({true, decoder.error(), decoder.size(),
+                                        decoder.body().Flatten(), content.size()}));
   } else if (static_cast<int>(out.size()) < kMaxMessages) {
     // The unfinished message: what the decoder has so far (its error only counts once complete,
     // since a pending CR or dot may still change it).

@@ -238,7 +238,7 @@ void CheckRecord(const core::SpoolRecord& record, const smtp::Session& session,
                  const core::Config& config) {
   RINGMX_CHECK(!record.id.empty());
   CheckHeader(record.trace_headers);
-  CheckBody(record.body, config.policy.max_message_size);
+  CheckBody(record.body.Flatten(), config.policy.max_message_size);
   const nlohmann::json j =
       nlohmann::json::parse(record.envelope_json, nullptr, /*allow_exceptions=*/false);
   RINGMX_CHECK(!j.is_discarded() && j.is_object());
@@ -275,8 +275,8 @@ struct Transcript {
     for (size_t i = 0; i < records.size(); ++i) {
       const core::SpoolRecord& a = records[i];
       const core::SpoolRecord& b = o.records[i];
-      if (a.id != b.id || a.trace_headers != b.trace_headers || a.body != b.body ||
-          a.envelope_json != b.envelope_json) {
+      if (a.id != b.id || a.trace_headers != b.trace_headers ||
+          a.body.Flatten() != b.body.Flatten() || a.envelope_json != b.envelope_json) {
         return false;
       }
     }

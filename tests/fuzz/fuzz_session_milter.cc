@@ -187,7 +187,7 @@ void Run(uint8_t flags, std::string_view answers, std::string_view client) {
       bool progressed = false;
       if (o.fragment) {
         RINGMX_CHECK(o.fragment->bytes.size() <= smtp::kStreamChunkBytes);
-        streams[o.fragment->id] += o.fragment->bytes;
+        streams[o.fragment->id] += o.fragment->bytes.Flatten();
         session.OnFragmentStored(absl::OkStatus(), kT0, out);
         progressed = true;
       }

@@ -5,6 +5,8 @@
 
 #include <memory>
 #include <optional>
+#include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,8 +38,9 @@ core::SpoolRecord MakeRecord(int n, size_t body_bytes = 100) {
   core::SpoolRecord record;
   record.id = absl::StrCat("ID", 100000 + n);
   record.trace_headers = absl::StrCat("Received: from test ", n, "\r\n");
-  record.body.assign(body_bytes, static_cast<char>('a' + n % 26));
-  if (body_bytes >= 2) record.body.replace(body_bytes - 2, 2, "\r\n");
+  std::string body(body_bytes, static_cast<char>('a' + n % 26));
+  if (body_bytes >= 2) body.replace(body_bytes - 2, 2, "\r\n");
+  record.body = std::move(body);
   record.envelope_json = absl::StrCat("{\"n\":", n, "}");
   record.sender = absl::StrCat("sender", n, "@example.test");
   record.recipients = {absl::StrCat("a", n, "@example.test"), "b@example.test"};
@@ -205,7 +208,7 @@ TEST_F(QueueLogTest, StoresOneMessageThatReplayFindsByteExact) {
   EXPECT_EQ(m->recipients[1].status.state, q::RecipientState::kPending);
   absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(*bytes, record.trace_headers + record.body);
+  EXPECT_EQ(*bytes, record.trace_headers + record.body.Flatten());
   absl::StatusOr<std::string> json = q::ReadEnvelopeJson(dir_, *m);
   ASSERT_TRUE(json.ok()) << json.status();
   EXPECT_EQ(*json, record.envelope_json);
@@ -420,7 +423,7 @@ TEST_F(QueueLogTest, LargeBodiesAreStoredAcrossManyIovecs) {
   absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   const core::SpoolRecord record = MakeRecord(2001, 3 << 20);
-  EXPECT_TRUE(*bytes == record.trace_headers + record.body);
+  EXPECT_TRUE(*bytes == record.trace_headers + record.body.Flatten());
 }
 
 TEST_F(QueueLogTest, AdoptsTheQueueOfARetiredShard) {
@@ -451,7 +454,7 @@ TEST_F(QueueLogTest, AdoptsTheQueueOfARetiredShard) {
   absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   const core::SpoolRecord record = MakeRecord(11, 2000);
-  EXPECT_EQ(*bytes, record.trace_headers + record.body);
+  EXPECT_EQ(*bytes, record.trace_headers + record.body.Flatten());
   // Adoption again is a no-op.
   log.reset();
   ASSERT_TRUE(AdoptRetiredShardQueues(tmp_.path(), 1).ok());
@@ -472,7 +475,7 @@ TEST_F(QueueLogTest, StreamedFragmentsAndTheFinalSubmitGiveTheExactBytes) {
     EXPECT_EQ(log->open_streams(), 1u);
     EXPECT_EQ(log->index().Find(record.id), nullptr);  // not a message before its kMessage
   }
-  body += record.body;
+  body += record.body.Flatten();
   record.fragments = 3;
   const std::string eml = record.trace_headers + body;
   ASSERT_TRUE(StoreRecord(*log, record).ok());
@@ -495,6 +498,106 @@ TEST_F(QueueLogTest, StreamedFragmentsAndTheFinalSubmitGiveTheExactBytes) {
   bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_TRUE(*bytes == eml);
+}
+
+// `bytes` in blocks of 1..max_block octets, as a session's decoder hands them over.
+core::BodyBlocks InBlocks(std::string_view bytes, std::mt19937& rng, size_t max_block) {
+  core::BodyBlocks blocks;
+  while (!bytes.empty()) {
+    const size_t n = std::min(bytes.size(), 1 + rng() % max_block);
+    blocks.AddBlock(n + rng() % 3);
+    blocks.AppendToLast(bytes.data(), n);
+    bytes.remove_prefix(n);
+  }
+  return blocks;
+}
+
+// The records EncodeMessage() makes, written out: prefix, then the tail's parts.
+std::string Written(const queue_files::EncodedRecords& records) {
+  std::string out;
+  for (const queue_files::EncodedRecord& r : records) {
+    out += r.prefix;
+    for (std::string_view part : r.tail) out += part;
+  }
+  return out;
+}
+
+TEST(EncodeMessageTest, ABodyInBlocksIsEncodedByteForByteAsInOnePiece) {
+  std::mt19937 rng(7);
+  // Small bodies, and one larger than a record (a fragment record then spans blocks).
+  for (size_t size :
+       {size_t{0}, size_t{1}, size_t{5000}, size_t{300000}, queue_files::kFragmentBytes + 12345}) {
+    std::string body = FragmentBytes(3, size);
+    const core::BodyBlocks blocks = InBlocks(body, rng, size > 1000000 ? 3000000 : 20000);
+    const core::BodyBlocks::Views views = blocks.views();
+    q::MessageHeader header;
+    header.id = "ID1";
+    header.sender = "s@example.test";
+    header.recipients = {"r@example.test"};
+    header.envelope_json = "{}";
+    header.trace_headers = "Received: x\r\n";
+    q::MessageHeader contiguous_header = header;
+    queue_files::EncodedRecords contiguous, chained;
+    const std::string_view whole = body;
+    queue_files::EncodeMessage(contiguous_header, std::span<const std::string_view>(&whole, 1),
+                               contiguous, q::kUnkeyed, 2, 777);
+    queue_files::EncodeMessage(header, views, chained, q::kUnkeyed, 2, 777);
+    ASSERT_EQ(chained.size(), contiguous.size()) << size;
+    for (size_t i = 0; i < chained.size(); ++i) {
+      EXPECT_EQ(chained[i].prefix, contiguous[i].prefix) << size << " record " << i;
+      EXPECT_EQ(chained[i].type, contiguous[i].type);
+      EXPECT_EQ(chained[i].fragment_index, contiguous[i].fragment_index);
+    }
+    EXPECT_TRUE(Written(chained) == Written(contiguous)) << size;
+    EXPECT_EQ(header.fragments, contiguous_header.fragments);
+    EXPECT_EQ(header.body_size, size + 777);
+  }
+}
+
+TEST_F(QueueLogTest, FragmentsAndBodiesInBlocksAreStoredByteExactAndReplay) {
+  std::unique_ptr<QueueLog> log = Open();
+  ASSERT_NE(log, nullptr);
+  std::mt19937 rng(11);
+  core::SpoolRecord record = MakeRecord(5);
+  const std::string tail = FragmentBytes(9, 40000);
+  record.body = InBlocks(tail, rng, 5000);
+  std::string body;
+  for (uint32_t i = 0; i < 3; ++i) {
+    const std::string bytes = FragmentBytes(i, 262144 - i);
+    body += bytes;
+    RecordingFragmentWaiter waiter;
+    log->SubmitFragment(record.id, i, InBlocks(bytes, rng, 70000), &waiter);
+    log->Flush();
+    ASSERT_TRUE(DriveUntil(*log, [&] { return waiter.calls == 1; }));
+    ASSERT_TRUE(waiter.result.ok()) << waiter.result;
+  }
+  body += tail;
+  record.fragments = 3;
+  const std::string eml = record.trace_headers + body;
+  // A second message, not streamed, whose body in blocks is larger than one record.
+  core::SpoolRecord big = MakeRecord(6);
+  const std::string big_body = FragmentBytes(4, queue_files::kFragmentBytes + 4097);
+  big.body = InBlocks(big_body, rng, 3 << 20);
+  const std::string big_id = big.id;
+  ASSERT_TRUE(StoreRecord(*log, std::move(record)).ok());
+  ASSERT_TRUE(StoreRecord(*log, std::move(big)).ok());
+  for (int pass = 0; pass < 2; ++pass) {  // as written, then after a restart (replay)
+    const q::QueuedMessage* m = log->index().Find(MakeRecord(5).id);
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->body_size, body.size());
+    absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_TRUE(*bytes == eml);
+    m = log->index().Find(big_id);
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(m->fragments.size(), 1u);
+    bytes = q::ReadMessageBytes(dir_, *m);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    EXPECT_TRUE(*bytes == MakeRecord(6).trace_headers + big_body);
+    log.reset();
+    log = Open();
+    ASSERT_NE(log, nullptr);
+  }
 }
 
 TEST_F(QueueLogTest, AbortedFragmentsLeaveNothingAndTheirSegmentIsDeleted) {
@@ -700,7 +803,7 @@ TEST_F(QueueLogTest, CompactionMovesALongLivedMessageSoOnlyTheActiveSegmentRemai
   EXPECT_EQ(m->recipients[0].status.state, q::RecipientState::kPending);
   absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(*bytes, held.trace_headers + held.body);
+  EXPECT_EQ(*bytes, held.trace_headers + held.body.Flatten());
   EXPECT_LT(log->behind_active_bytes(), 1u);
   const std::string before = Describe(log->index());
 
@@ -713,7 +816,7 @@ TEST_F(QueueLogTest, CompactionMovesALongLivedMessageSoOnlyTheActiveSegmentRemai
   ASSERT_NE(m, nullptr);
   bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(*bytes, held.trace_headers + held.body);
+  EXPECT_EQ(*bytes, held.trace_headers + held.body.Flatten());
   absl::StatusOr<std::string> json = q::ReadEnvelopeJson(dir_, *m);
   ASSERT_TRUE(json.ok()) << json.status();
   EXPECT_EQ(*json, held.envelope_json);
@@ -726,7 +829,9 @@ TEST_F(QueueLogTest, CompactionRelocatesABodyLargerThanOneRecordByteExact) {
   // segment then holds more than twice what is live.
   core::SpoolRecord dead = MakeRecord(1, size_t{50} << 20);
   core::SpoolRecord big = MakeRecord(2, queue_files::kFragmentBytes + (size_t{1} << 20) + 7);
-  for (size_t i = 0; i < big.body.size(); i += 4093) big.body[i] = static_cast<char>('0' + i % 10);
+  std::string big_body = big.body.Flatten();
+  for (size_t i = 0; i < big_body.size(); i += 4093) big_body[i] = static_cast<char>('0' + i % 10);
+  big.body = std::move(big_body);
   const std::string dead_id = dead.id;
   RecordingWaiter w1, w2;
   log->Submit(std::move(dead), &w1);
@@ -746,7 +851,7 @@ TEST_F(QueueLogTest, CompactionRelocatesABodyLargerThanOneRecordByteExact) {
   EXPECT_THAT(Segments(), ElementsAre(log->active_segment()));
   absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_TRUE(*bytes == big.trace_headers + big.body);
+  EXPECT_TRUE(*bytes == big.trace_headers + big.body.Flatten());
 
   log.reset();
   log = Open(1 << 20);
@@ -755,7 +860,7 @@ TEST_F(QueueLogTest, CompactionRelocatesABodyLargerThanOneRecordByteExact) {
   ASSERT_NE(m, nullptr);
   bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_TRUE(*bytes == big.trace_headers + big.body);
+  EXPECT_TRUE(*bytes == big.trace_headers + big.body.Flatten());
 }
 
 TEST_F(QueueLogTest, ACrashBetweenTheRelocationAndTheUnlinksReplaysToOneCopy) {
@@ -793,7 +898,7 @@ TEST_F(QueueLogTest, ACrashBetweenTheRelocationAndTheUnlinksReplaysToOneCopy) {
   EXPECT_TRUE(m->held);
   absl::StatusOr<std::string> bytes = q::ReadMessageBytes(dir_, *m);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
-  EXPECT_EQ(*bytes, held.trace_headers + held.body);
+  EXPECT_EQ(*bytes, held.trace_headers + held.body.Flatten());
   // Start-up removed what nothing needs: the segment of the latest copy and the new one remain.
   EXPECT_THAT(Segments(), ElementsAre(m->first_segment, log->active_segment()));
 }

@@ -50,7 +50,7 @@ Result Feed(Mode mode, std::string_view input, const std::vector<size_t>& cuts, 
   if (finish) d.Finish();
   r.done = d.done();
   r.error = d.error();
-  r.body = d.body();
+  r.body = d.body().Flatten();
   r.size = d.size();
   return r;
 }
@@ -171,8 +171,8 @@ TEST(DataDecoderTest, ChunkedModeKeepsDotsAndAllowsCrLfAcrossChunks) {
   d.Consume("\ncd");
   d.Finish();
   EXPECT_EQ(d.error(), Error::kNone);
-  EXPECT_EQ(d.body(), "ab\r\ncd");
-  EXPECT_EQ(d.TakeBody(), "ab\r\ncd");
+  EXPECT_EQ(d.body().Flatten(), "ab\r\ncd");
+  EXPECT_EQ(d.TakeBody().Flatten(), "ab\r\ncd");
 }
 
 TEST(DataDecoderTest, ChunkedModeRefusesBareCrLf) {
@@ -191,7 +191,7 @@ TEST(DataDecoderTest, ChunkedFailTooBigStoresNothingMore) {
   EXPECT_EQ(d.Consume("anything"), 8u);
   d.Finish();
   EXPECT_EQ(d.error(), Error::kTooBig);
-  EXPECT_EQ(d.body(), "");
+  EXPECT_EQ(d.body().Flatten(), "");
   EXPECT_EQ(d.capacity(), 0u);
 }
 
@@ -213,7 +213,7 @@ TEST(DataDecoderTest, BeginResetsForTheNextMessage) {
   EXPECT_EQ(d.Consume("ok\r\n.\r\n"), 7u);
   EXPECT_TRUE(d.done());
   EXPECT_EQ(d.error(), Error::kNone);
-  EXPECT_EQ(d.body(), "ok\r\n");
+  EXPECT_EQ(d.body().Flatten(), "ok\r\n");
   d.Clear();
   EXPECT_EQ(d.capacity(), 0u);
 }
@@ -229,14 +229,14 @@ std::vector<std::string> Stream(std::string_view input, size_t limit, size_t rea
   std::vector<std::string> pieces;
   size_t pos = 0;
   while (pos < input.size() && !d.done()) {
-    if (d.StreamRoom() == 0) pieces.push_back(d.TakeChunk());
+    if (d.StreamRoom() == 0) pieces.push_back(d.TakeChunk().Flatten());
     const size_t n = std::min({d.StreamRoom(), read_size, input.size() - pos});
     pos += d.Consume(input.substr(pos, n));
     EXPECT_LE(d.capacity(), limit);
   }
   EXPECT_TRUE(d.done());
   EXPECT_EQ(d.error(), Error::kNone);
-  pieces.push_back(d.TakeBody());
+  pieces.push_back(d.TakeBody().Flatten());
   return pieces;
 }
 
@@ -269,26 +269,154 @@ TEST(DataDecoderTest, StreamedPiecesJoinToTheWholeBodyAndStayWithinTheLimit) {
   }
 }
 
-TEST(DataDecoderTest, StreamingBufferGrowsStraightToItsLimitAtTheEnd) {
+// The blocks of the body so far; checks that no block seen before has moved.
+void ExpectBlocksStayPut(const core::BodyBlocks& body, std::vector<const char*>& seen) {
+  for (size_t i = 0; i < body.block_count(); ++i) {
+    if (i < seen.size()) {
+      EXPECT_EQ(body.block(i).data(), seen[i]) << "block " << i << " moved";
+    } else {
+      seen.push_back(body.block(i).data());
+    }
+  }
+}
+
+TEST(DataDecoderTest, StreamingBlocksDoubleToTheLimitAndNeverMove) {
   constexpr size_t kLimit = 256 * 1024;
   DataDecoder d;
   d.set_buffer_limit(kLimit);
   d.Begin(Mode::kDotStuffed, 1 << 24);
   const std::string line = std::string(98, 'x') + "\r\n";
-  size_t late_moves = 0;  // moves of a buffer that already held a quarter of the limit
-  const char* buffer = nullptr;
+  // One receive buffer's worth first, as the connection delivers it.
+  std::string first;
+  while (first.size() + line.size() <= 16380) first += line;
+  d.Consume(first);
+  std::vector<const char*> seen;
+  ExpectBlocksStayPut(d.body(), seen);
+  EXPECT_EQ(d.capacity(), first.size()) << "the first block is the first input's size";
   while (d.StreamRoom() >= line.size()) {
-    const bool late = d.capacity() >= kLimit / 4;
     d.Consume(line);
-    if (d.body().data() != buffer) {
-      if (late) ++late_moves;
-      buffer = d.body().data();
-    }
+    ExpectBlocksStayPut(d.body(), seen);
     ASSERT_LE(d.capacity(), kLimit);
   }
   EXPECT_EQ(d.capacity(), kLimit);
-  // Doublings up to a quarter of the limit, then the limit itself: one last move, not two.
-  EXPECT_EQ(late_moves, 1u);
+  // Doublings, the last block taking the rest to the limit (no small block at the end).
+  const core::BodyBlocks& body = d.body();
+  ASSERT_EQ(body.block_count(), 4u);
+  EXPECT_EQ(body.block(0).size(), first.size());
+  // Full blocks, each twice the one before (a block is moved on from only when full).
+  EXPECT_EQ(body.block(1).size(), 2 * first.size());
+  EXPECT_EQ(body.block(2).size(), 4 * first.size());
+  // The next piece is one block of the limit.
+  const core::BodyBlocks piece = d.TakeChunk();
+  EXPECT_EQ(d.capacity(), 0u);
+  d.Consume(line);
+  EXPECT_EQ(d.body().block_count(), 1u);
+  EXPECT_EQ(d.capacity(), kLimit);
+}
+
+TEST(DataDecoderTest, ALaterPieceNearTheSizeLimitGetsOnlyWhatTheLimitAllows) {
+  constexpr size_t kLimit = 64 * 1024;
+  constexpr uint64_t kMax = kLimit + 1000;
+  DataDecoder d;
+  d.set_buffer_limit(kLimit);
+  d.Begin(Mode::kDotStuffed, kMax);
+  const std::string line = std::string(98, 'x') + "\r\n";
+  while (d.StreamRoom() >= line.size()) d.Consume(line);
+  const uint64_t before = d.size();
+  d.TakeChunk();
+  d.Consume(line);
+  // One block for the rest of the message: the line and what the limit still allows after it.
+  EXPECT_EQ(d.body().block_count(), 1u);
+  EXPECT_EQ(d.capacity(), kMax - before);
+  EXPECT_EQ(d.error(), Error::kNone);
+}
+
+TEST(DataDecoderTest, ASmallMessageIsOneSmallBlock) {
+  DataDecoder d;
+  d.set_buffer_limit(256 * 1024);
+  d.Begin(Mode::kDotStuffed, 1 << 24);
+  const std::string body = std::string(990, 'x') + "\r\n";
+  d.Consume(body + ".\r\n");
+  ASSERT_TRUE(d.done());
+  EXPECT_EQ(d.body().block_count(), 1u);
+  EXPECT_EQ(d.capacity(), 4096u);
+  EXPECT_EQ(d.TakeBody().Flatten(), body);
+}
+
+// A message of `lines` (each without its CR LF) as DATA sends it: dot-stuffed, ended by ".".
+std::string Wire(const std::vector<std::string>& lines) {
+  std::string wire;
+  for (const std::string& l : lines) {
+    if (l.starts_with(".")) wire.push_back('.');
+    wire.append(l).append("\r\n");
+  }
+  return wire + ".\r\n";
+}
+
+// Block boundaries land at every offset of the content around them (inside a line, between CR
+// and LF, right after a removed dot, just before the terminating dot), with the input split at
+// the boundary too and byte by byte around it: the blocks join to the contiguous result.
+TEST(DataDecoderTest, BlockBoundariesAnywhereGiveTheSameBody) {
+  for (Mode mode : {Mode::kDotStuffed, Mode::kChunked}) {
+    for (size_t shift = 0; shift < 90; ++shift) {
+      std::vector<std::string> lines;
+      lines.push_back(std::string(shift, 'p'));
+      size_t content = shift + 2;
+      for (int i = 0; content < 40000; ++i) {
+        std::string l(i % 3 == 0 ? 1 : 0, '.');
+        l.append(i % 5 == 0 ? 0 : 20 + i % 57, 'a');
+        if (i % 7 == 0) l = "..";
+        content += l.size() + 2;
+        lines.push_back(std::move(l));
+      }
+      std::string message;
+      for (const std::string& l : lines) message.append(l).append("\r\n");
+      const std::string wire = mode == Mode::kDotStuffed ? Wire(lines) : message;
+      // First input: exactly one first block (4096 content octets when nothing is stuffed
+      // before it); then inputs cut at shifting places.
+      for (size_t read : {size_t{1}, size_t{333}, size_t{4096}, size_t{16384}}) {
+        DataDecoder d;
+        d.Begin(mode, 1 << 24);
+        std::vector<const char*> seen;
+        size_t pos = 0;
+        size_t n = std::min<size_t>(4096, wire.size());
+        while (pos < wire.size() && !d.done()) {
+          pos += d.Consume(std::string_view(wire).substr(pos, n));
+          ExpectBlocksStayPut(d.body(), seen);
+          n = std::min(read + shift % 7, wire.size() - pos);
+        }
+        if (mode == Mode::kChunked) d.Finish();
+        ASSERT_TRUE(d.done());
+        ASSERT_EQ(d.error(), Error::kNone) << "shift " << shift << " read " << read;
+        EXPECT_EQ(pos, wire.size());
+        EXPECT_GT(d.body().block_count(), 2u);
+        ASSERT_EQ(d.body().Flatten(), message) << "shift " << shift << " read " << read;
+        EXPECT_EQ(d.size(), message.size());
+      }
+    }
+  }
+}
+
+// The terminating CR LF "." CR LF split across inputs right where the first block is full.
+TEST(DataDecoderTest, TheEndOfDataAtABlockBoundaryInAnySplit) {
+  for (size_t body_size : {size_t{4094}, size_t{4095}, size_t{4096}, size_t{4097}}) {
+    std::string message;
+    while (body_size - message.size() >= 160) message.append(78, 'z').append("\r\n");
+    message.append(body_size - message.size() - 2, 'z').append("\r\n");
+    const std::string wire = message + ".\r\n";
+    for (size_t cut = body_size - 3; cut <= wire.size(); ++cut) {
+      for (size_t cut2 = cut; cut2 <= wire.size(); ++cut2) {
+        DataDecoder d;
+        d.Begin(Mode::kDotStuffed, 1 << 20);
+        size_t pos = d.Consume(std::string_view(wire).substr(0, cut));
+        pos += d.Consume(std::string_view(wire).substr(pos, cut2 - pos));
+        pos += d.Consume(std::string_view(wire).substr(pos));
+        ASSERT_TRUE(d.done()) << body_size << " " << cut << " " << cut2;
+        EXPECT_EQ(pos, wire.size());
+        EXPECT_EQ(d.body().Flatten(), message);
+      }
+    }
+  }
 }
 
 TEST(DataDecoderTest, AnnouncedSizeAllocatesTheBufferOnce) {
@@ -298,13 +426,15 @@ TEST(DataDecoderTest, AnnouncedSizeAllocatesTheBufferOnce) {
   d.Begin(Mode::kDotStuffed, 1 << 20, body.size());
   const size_t capacity = d.capacity();
   EXPECT_GE(capacity, body.size());
-  const char* const buffer = d.body().data();
+  ASSERT_EQ(d.body().block_count(), 1u);
+  const char* const buffer = d.body().block(0).data();
   for (size_t pos = 0; pos < body.size(); pos += 100)
     d.Consume(std::string_view(body).substr(pos, 100));
   d.Consume(".\r\n");
   ASSERT_TRUE(d.done());
-  EXPECT_EQ(d.body(), body);
-  EXPECT_EQ(d.body().data(), buffer) << "the body was moved by a regrowth";
+  EXPECT_EQ(d.body().Flatten(), body);
+  ASSERT_EQ(d.body().block_count(), 1u) << "a message that keeps its word is one block";
+  EXPECT_EQ(d.body().block(0).data(), buffer) << "the body was moved by a regrowth";
   EXPECT_EQ(d.capacity(), capacity);
   // A hint past the limit allocates no more than the limit.
   DataDecoder small;

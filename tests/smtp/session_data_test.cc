@@ -537,7 +537,7 @@ TEST(SessionDataTest, SessionWaitsForEachPieceAndHoldsInputMeanwhile) {
   ASSERT_TRUE(d.out().fragment.has_value());
   EXPECT_EQ(d.out().fragment->index, 0u);
   const std::string id = d.out().fragment->id;
-  std::string stored = std::move(d.out().fragment->bytes);
+  std::string stored = d.out().fragment->bytes.Flatten();
   d.out().Clear();
   EXPECT_TRUE(d.session().input_blocked());
   EXPECT_EQ(d.session().streaming_id(), id);
@@ -552,7 +552,7 @@ TEST(SessionDataTest, SessionWaitsForEachPieceAndHoldsInputMeanwhile) {
   d.session().OnFragmentStored(absl::OkStatus(), kT0, d.out());
   ASSERT_TRUE(d.out().fragment.has_value());
   EXPECT_EQ(d.out().fragment->index, 1u);
-  stored += d.out().fragment->bytes;
+  stored += d.out().fragment->bytes.Flatten();
   EXPECT_FALSE(d.out().deliver.has_value());
   d.out().Clear();
   EXPECT_TRUE(d.session().input_blocked());
@@ -560,7 +560,7 @@ TEST(SessionDataTest, SessionWaitsForEachPieceAndHoldsInputMeanwhile) {
   ASSERT_TRUE(d.out().deliver.has_value());
   EXPECT_EQ(d.out().deliver->id, id);
   EXPECT_EQ(d.out().deliver->fragments, 2u);
-  EXPECT_EQ(stored + d.out().deliver->body, body);
+  EXPECT_EQ(stored + d.out().deliver->body.Flatten(), body);
   EXPECT_EQ(d.session().streaming_id(), "");
   d.out().Clear();
   d.Delivered(absl::OkStatus());

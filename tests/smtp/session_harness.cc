@@ -84,7 +84,7 @@ void Drain(const Env& env, Session& session, Output& out, DriverState& d, Transc
     if (fragment) {
       EXPECT_FALSE(record.has_value()) << "a piece and its message in one Output";
       EXPECT_LE(fragment->bytes.size(), kStreamChunkBytes);
-      streams[fragment->id].append(fragment->bytes);
+      streams[fragment->id].append(fragment->bytes.Flatten());
       ++t.fragments;
       const absl::Status result = next_fragment_result < env.fragment_results.size()
                                       ? env.fragment_results[next_fragment_result]
@@ -98,7 +98,7 @@ void Drain(const Env& env, Session& session, Output& out, DriverState& d, Transc
       auto it = streams.find(record->id);
       EXPECT_NE(it, streams.end()) << "a streamed message without its pieces: " << record->id;
       if (it != streams.end()) {
-        record->body = it->second + record->body;
+        record->body = it->second + record->body.Flatten();
         streams.erase(it);
       }
     }
@@ -115,8 +115,8 @@ void Drain(const Env& env, Session& session, Output& out, DriverState& d, Transc
 bool SameRecords(const std::vector<core::SpoolRecord>& a, const std::vector<core::SpoolRecord>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (a[i].id != b[i].id || a[i].trace_headers != b[i].trace_headers || a[i].body != b[i].body ||
-        a[i].envelope_json != b[i].envelope_json) {
+    if (a[i].id != b[i].id || a[i].trace_headers != b[i].trace_headers ||
+        a[i].body.Flatten() != b[i].body.Flatten() || a[i].envelope_json != b[i].envelope_json) {
       return false;
     }
   }

@@ -225,15 +225,15 @@ class Driver {
       }
       if (o.fragment) {
         ++fragments;
-        streams_[o.fragment->id] += o.fragment->bytes;
+        streams_[o.fragment->id] += o.fragment->bytes.Flatten();
         session_->OnFragmentStored(absl::OkStatus(), kT0, out_);
         progressed = true;
       }
       if (o.deliver) {
         core::SpoolRecord r = std::move(*o.deliver);
-        r.body = streams_[r.id] + r.body;
+        r.body = streams_[r.id] + r.body.Flatten();
         streams_.erase(r.id);
-        stored.push_back(r.trace_headers + r.body);
+        stored.push_back(r.trace_headers + r.body.Flatten());
         records.push_back(std::move(r));
         session_->OnDelivered(absl::OkStatus(), kT0, out_);
         progressed = true;
