@@ -22,12 +22,12 @@ namespace ringmx::net {
 // or destroyed, so it must not outlive the ring (the Shard destroys its connections first).
 class HeldInput {
  public:
-  // Receive buffers one connection may hold at once (besides the ring's shard-wide cap): 16 x 16
-  // KiB, the 256 KiB that may wait anyway when the session is not storing. While a message
-  // streams in the connection reads one receive at a time, so one buffer is the usual case; the
-  // rest covers the burst a multishot receive can deliver in one batch before its cancel lands
-  // (measured up to ~760 KiB on kernel TLS in a VM), when the client did not announce SIZE=.
-  static constexpr size_t kMaxBuffers = 16;
+  // Receive buffers one connection may hold at once (besides the ring's shard-wide cap, which is
+  // what keeps the other connections supplied): 32 x 16 KiB. While a message streams in the
+  // connection reads one receive at a time, so one buffer is the usual case; the rest covers the
+  // burst a multishot receive can deliver in one batch before its cancel lands, when the client
+  // did not announce SIZE= (524 KiB held by one kernel-TLS session in the VM count, RESULTS.md).
+  static constexpr size_t kMaxBuffers = 32;
 
   explicit HeldInput(BufferRing& ring) : ring_(ring) {}
   ~HeldInput() { Clear(); }

@@ -126,7 +126,7 @@ TEST_F(HeldInputTest, CopiesBytesThatAreNotInTheBuffer) {
 }
 
 TEST_F(HeldInputTest, PastThePerConnectionCapBytesAreCopiedAndOrderIsKept) {
-  Init(128);  // 32 may be held shard-wide: the per-connection cap (16) is the one that bites
+  Init(256);  // 64 may be held shard-wide: the per-connection cap (32) is the one that bites
   HeldInput held(*ring_);
   std::string expected;
   for (size_t i = 0; i < HeldInput::kMaxBuffers + 3; ++i) {
