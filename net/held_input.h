@@ -26,7 +26,7 @@ class HeldInput {
   // what keeps the other connections supplied): 32 x 16 KiB. While a message streams in the
   // connection reads one receive at a time, so one buffer is the usual case; the rest covers the
   // burst a multishot receive can deliver in one batch before its cancel lands, when the client
-  // did not announce SIZE= (524 KiB held by one kernel-TLS session in the VM count, RESULTS.md).
+  // did not announce SIZE= (512 KiB held by one kernel-TLS session in the VM count, RESULTS.md).
   static constexpr size_t kMaxBuffers = 32;
 
   explicit HeldInput(BufferRing& ring) : ring_(ring) {}
