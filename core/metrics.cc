@@ -38,6 +38,15 @@ constexpr Metric kShardMetrics[] = {
      &ShardStats::messages_rejected},
     {"ringmx_message_bytes_accepted_total", Type::kCounter, "Bytes of accepted messages.",
      &ShardStats::bytes_accepted},
+    {"ringmx_input_held_in_place_bytes_total", Type::kCounter,
+     "Client input bytes that waited for their session in the receive buffer they came in.",
+     &ShardStats::input_held_in_place_bytes},
+    {"ringmx_input_held_copied_bytes_total", Type::kCounter,
+     "Client input bytes that waited for their session in a copy.",
+     &ShardStats::input_held_copied_bytes},
+    {"ringmx_recv_buffers_held", Type::kGauge,
+     "Receive buffers kept out of the ring while their bytes wait for a session.",
+     &ShardStats::recv_buffers_held},
     {"ringmx_store_errors_total", Type::kCounter, "Messages that could not be stored (4xx).",
      &ShardStats::store_errors},
     {"ringmx_queue_messages", Type::kGauge, "Messages in the queue.", &ShardStats::queue_messages},
@@ -145,6 +154,12 @@ void AppendFields(JsonWriter& json, const ShardStats& s) {
       .Uint(s.bytes_accepted)
       .Key("store_errors")
       .Uint(s.store_errors)
+      .Key("input_held_in_place_bytes")
+      .Uint(s.input_held_in_place_bytes)
+      .Key("input_held_copied_bytes")
+      .Uint(s.input_held_copied_bytes)
+      .Key("recv_buffers_held")
+      .Uint(s.recv_buffers_held)
       .Key("queue_messages")
       .Uint(s.queue_messages)
       .Key("queue_groups")
@@ -280,6 +295,9 @@ void ShardStats::Merge(const ShardStats& o) {
   messages_rejected += o.messages_rejected;
   bytes_accepted += o.bytes_accepted;
   store_errors += o.store_errors;
+  input_held_in_place_bytes += o.input_held_in_place_bytes;
+  input_held_copied_bytes += o.input_held_copied_bytes;
+  recv_buffers_held += o.recv_buffers_held;
   queue_messages += o.queue_messages;
   queue_groups += o.queue_groups;
   queue_records += o.queue_records;

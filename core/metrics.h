@@ -27,6 +27,11 @@ struct ShardStats {
   uint64_t messages_rejected = 0;
   uint64_t bytes_accepted = 0;
   uint64_t store_errors = 0;
+  // Client input that waited for its session (net/held_input.h): bytes kept in their receive
+  // buffer, bytes copied, and receive buffers kept out of the ring now (gauge).
+  uint64_t input_held_in_place_bytes = 0;
+  uint64_t input_held_copied_bytes = 0;
+  uint64_t recv_buffers_held = 0;
   uint64_t queue_messages = 0;            // gauge: messages in the queue
   uint64_t queue_groups = 0;              // group commits of the queue log
   uint64_t queue_records = 0;             // records those groups held

@@ -16,6 +16,7 @@ absl::StatusOr<std::unique_ptr<BufferRing>> BufferRing::Create(io_uring* ring, u
   br->group_id_ = group_id;
   br->count_ = count;
   br->buffer_size_ = buffer_size;
+  br->max_held_ = count / 4;
   br->ring_bytes_ = count * sizeof(io_uring_buf);
   void* mem =
       mmap(nullptr, br->ring_bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
@@ -59,6 +60,17 @@ void BufferRing::Recycle(uint16_t id) {
   io_uring_buf_ring_add(br_, base_ + static_cast<size_t>(id) * buffer_size_, buffer_size_, id,
                         io_uring_buf_ring_mask(count_), 0);
   io_uring_buf_ring_advance(br_, 1);
+}
+
+bool BufferRing::TryHold() {
+  if (held_ >= max_held_) return false;
+  ++held_;
+  return true;
+}
+
+void BufferRing::ReleaseHeld(uint16_t id) {
+  --held_;
+  Recycle(id);
 }
 
 }  // namespace ringmx::net

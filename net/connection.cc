@@ -67,7 +67,8 @@ Connection::Connection(Shard& shard, int fd, GenerationRef generation, size_t li
       session_(*snapshot_, std::move(facts), shard.ids()),
       transport_(std::make_unique<PlainTransport>()),
       kernel_tls_wanted_(shard.kernel_tls() && snapshot_->config.tls.ktls),
-      started_(now) {
+      started_(now),
+      held_input_(shard.buffers()) {
   recv_op_.connection = this;
   recv_op_.on_complete = &Connection::OnRecv;
   send_op_.connection = this;
@@ -241,6 +242,14 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
   const bool has_buffer = (cqe.flags & IORING_CQE_F_BUFFER) != 0;
   const uint16_t buffer_id = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
   KernelTls* ktls = kernel_tls();
+  // What HoldInput may keep in place; recycle() gives the buffer back unless it did.
+  if (has_buffer && cqe.res > 0) recv_buffer_ = buffer_id;
+  recv_buffer_held_ = false;
+  auto recycle = [&] {
+    if (!recv_buffer_held_) shard_.buffers().Recycle(buffer_id);
+    recv_buffer_.reset();
+    recv_buffer_held_ = false;
+  };
   if (cqe.res > 0 && ktls != nullptr) {
     if (has_buffer) {
       const std::string_view bytes =
@@ -257,7 +266,7 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
         } else if (!done_) {
           OnKernelRecord(record->record_type, record->payload, shard_.BatchNow());
         }
-        shard_.buffers().Recycle(buffer_id);
+        recycle();
         if (!recv_armed_ && !done_) recv_rearm_ = true;
         MarkDirty();
         return;
@@ -275,7 +284,7 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
       } else if (!done_) {
         OnKernelRecord(record->record_type, record->payload, shard_.BatchNow());
       }
-      shard_.buffers().Recycle(buffer_id);
+      recycle();
     }
     if (!recv_armed_ && !done_) recv_rearm_ = true;
   } else if (cqe.res > 0) {
@@ -291,8 +300,8 @@ void Connection::OnRecv(const io_uring_cqe& cqe) {
           OnTransportBytes(bytes, shard_.BatchNow());
         }
       }
-      // Whatever the session needs of these bytes it has copied.
-      shard_.buffers().Recycle(buffer_id);
+      // Whatever the session needs of these bytes it has copied, or held_input_ kept the buffer.
+      recycle();
     }
     if (!recv_armed_ && !done_) recv_rearm_ = true;
   } else if (cqe.res == -ENOBUFS) {
@@ -837,21 +846,12 @@ void Connection::PauseIfBackedUp() {
 }
 
 void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
-  if (recv_paused_) {
+  if (recv_paused_ || !held_input_.empty()) {
+    // Older input waits: this goes after it.
     HoldInput(bytes);
-    return;
-  }
-  // In slices: a session that starts waiting for the store (a delivery, or a piece of a message
-  // streaming in) buffers at most one slice; the rest waits here and reading pauses.
-  while (!bytes.empty() && !done_ && !session_.closed()) {
-    if (session_.input_blocked()) {
-      HoldInput(bytes);
-      break;
-    }
-    const size_t n = std::min(bytes.size(), kSessionSliceBytes);
-    session_.OnInput(bytes.substr(0, n), now, out_);
-    AfterSession();
-    bytes.remove_prefix(n);
+  } else {
+    const size_t taken = FeedSession(bytes, now);
+    if (taken < bytes.size()) HoldInput(bytes.substr(taken));
   }
   // A large message is coming in: end the multishot receive before the session has to wait for
   // the store, so that it is re-armed one receive at a time (ArmRecv) and no burst piles up here.
@@ -862,6 +862,22 @@ void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
     recv_switch_sent_ = true;
   }
   PauseIfBackedUp();
+}
+
+size_t Connection::FeedSession(std::string_view bytes, absl::Time now) {
+  // In slices: a session that starts waiting for the store (a delivery) buffers at most one
+  // slice; a session whose body buffer is full takes nothing more, and the rest waits here.
+  size_t taken = 0;
+  while (taken < bytes.size() && !done_ && !session_.closed()) {
+    if (session_.input_blocked()) return taken;
+    const size_t n = std::min(bytes.size() - taken, kSessionSliceBytes);
+    const size_t used = session_.OnInputUntilFull(bytes.substr(taken, n), now, out_);
+    AfterSession();
+    taken += used;
+    if (used < n) return taken;
+  }
+  // Ended: whatever is left means nothing any more.
+  return bytes.size();
 }
 
 void Connection::HoldInput(std::string_view bytes) {
@@ -876,7 +892,25 @@ void Connection::HoldInput(std::string_view bytes) {
     MarkDirty();
     return;
   }
-  held_input_.append(bytes);
+  ShardCounters& counters = shard_.mutable_counters();
+  if (held_input_.Hold(bytes, recv_buffer_held_ ? std::nullopt : recv_buffer_)) {
+    recv_buffer_held_ = true;
+    ShardCounters::Add(counters.input_held_in_place_bytes, bytes.size());
+    counters.recv_buffers_held.store(shard_.buffers().held(), std::memory_order_relaxed);
+  } else {
+    ShardCounters::Add(counters.input_held_copied_bytes, bytes.size());
+  }
+}
+
+void Connection::DeliverHeld(absl::Time now) {
+  while (!held_input_.empty() && !done_ && !session_.closed() && !session_.input_blocked()) {
+    const std::string_view front = held_input_.Front();
+    const size_t taken = FeedSession(front, now);
+    held_input_.Consume(std::min(taken, front.size()));
+    if (taken < front.size()) break;
+  }
+  if (done_ || session_.closed()) held_input_.Clear();
+  PauseIfBackedUp();
 }
 
 void Connection::DropClosingInput(size_t bytes) {
@@ -909,9 +943,7 @@ void Connection::Flush(absl::Time now) {
       recv_paused_ = false;
       recv_rearm_ = true;
       if (!held_input_.empty()) {
-        std::string held;
-        held.swap(held_input_);
-        DeliverInput(held, now);  // the session takes all of it; may pause again
+        DeliverHeld(now);  // as far as the session takes it; may pause again
         if (!wire_.empty() && !send_inflight_) SendWire();
       }
     }
@@ -921,7 +953,7 @@ void Connection::Flush(absl::Time now) {
       // read (and dropped, DropClosingInput) during the linger, or its unread input would reset
       // the connection before it reads our last reply.
       recv_paused_ = false;
-      std::string().swap(held_input_);
+      held_input_.Clear();
       recv_rearm_ = true;
     }
     // Also while closing: a single-shot receive ends after each read, and the linger needs one.
@@ -943,6 +975,8 @@ void Connection::Flush(absl::Time now) {
     }
   }
   if (done_) {
+    // Held receive buffers go back to the ring now, not when the connection is destroyed.
+    held_input_.Clear();
     if (fragment_inflight_ || !session_.streaming_id().empty()) AbandonStoreStream();
     // The session's milter connections end with it (QUIT went out if the session closed).
     for (std::unique_ptr<MilterLink>& link : milters_) {
@@ -960,6 +994,9 @@ void Connection::Flush(absl::Time now) {
     }
     if (Finished()) LogEnd(now);
   }
+  // Held buffers are taken only while a completion is handled and given back on the way here.
+  shard_.mutable_counters().recv_buffers_held.store(shard_.buffers().held(),
+                                                    std::memory_order_relaxed);
 }
 
 bool Connection::Finished() const {

@@ -19,6 +19,7 @@
 
 #include "core/snapshot.h"
 #include "net/generation.h"
+#include "net/held_input.h"
 #include "net/milter_link.h"
 #include "net/preamble.h"
 #include "net/reactor.h"
@@ -137,8 +138,12 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   void FailKernelTls(uint8_t alert, std::string_view why);
   void FailTls(const absl::Status& status, absl::Time now);
   void MarkDirty();
-  // Plaintext from the client: to the session, or held while the receive is paused.
+  // Plaintext from the client: to the session, or held while the receive is paused or the
+  // session cannot take it (HoldInput).
   void DeliverInput(std::string_view bytes, absl::Time now);
+  // Hands `bytes` to the session in slices until it cannot take more; returns how many it took
+  // (all of them once the session or the connection has ended).
+  size_t FeedSession(std::string_view bytes, absl::Time now);
   // Input read after the session ended (`closing_`): dropped; past kMaxClosingInputBytes the
   // receive is cancelled for good (`closing_read_stopped_`), so that a client still streaming is
   // stopped by TCP flow control instead of being read until the linger ends.
@@ -146,8 +151,12 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   // Replies not yet taken by the kernel.
   size_t QueuedOutput() const;
   // Keeps client input for later (reading is paused or about to be); closes a client that sends
-  // past the bound ("not-reading").
+  // past the bound ("not-reading"). Bytes of the receive buffer being handled
+  // (`recv_buffer_`) stay in it when HeldInput allows (the buffer is then not recycled).
   void HoldInput(std::string_view bytes);
+  // Hands held input to the session, oldest first, as far as it takes it (Flush, once reading
+  // resumes).
+  void DeliverHeld(absl::Time now);
   // Tells the store to drop the pieces of a message that was streaming in when the connection
   // ended without the session closing it.
   void AbandonStoreStream();
@@ -240,9 +249,15 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   // The receive was cancelled because more than kMaxQueuedOutputBytes of replies waited for the
   // client; Flush re-arms it once half of them have left.
   bool recv_paused_ = false;
-  // Client plaintext that arrived while paused (at most kMaxHeldInputBytes); the session gets
-  // it when the receive resumes.
-  std::string held_input_;
+  // Client plaintext that arrived while paused or that the session could not take yet (at most
+  // kMaxHeldInputBytes, or kMaxHeldInputWhileStoringBytes while a message streams in); the
+  // session gets it when the receive resumes. Kept in the receive buffers it came in where it
+  // can be (net/held_input.h), so a held body byte is copied once, by the session.
+  HeldInput held_input_;
+  // During OnRecv: the receive buffer of the completion being handled, and whether held_input_
+  // kept it (then OnRecv does not recycle it; HeldInput gives it back once consumed).
+  std::optional<uint16_t> recv_buffer_;
+  bool recv_buffer_held_ = false;
   // When the greet pause ends and Tick() sends the 220; InfiniteFuture() when there is no pause
   // or it is over. Input before it is early talk (the session answers 554).
   absl::Time greet_deadline_ = absl::InfiniteFuture();

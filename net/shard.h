@@ -112,6 +112,11 @@ struct ShardCounters {
   std::atomic<uint64_t> messages_rejected{0};
   std::atomic<uint64_t> bytes_accepted{0};
   std::atomic<uint64_t> store_errors{0};
+  // Client input that waited for its session (net/held_input.h): kept in its receive buffer, or
+  // copied; and the receive buffers held out of the ring now (gauge, set by the connections).
+  std::atomic<uint64_t> input_held_in_place_bytes{0};
+  std::atomic<uint64_t> input_held_copied_bytes{0};
+  std::atomic<uint64_t> recv_buffers_held{0};
   // The queue log's group commit (QueueLogCounters; zero in discard mode), copied after each
   // batch in which a group completed.
   std::atomic<uint64_t> queue_groups{0};

@@ -63,6 +63,9 @@ core::ShardStats ReadShardStats(const Shard& shard) {
   out.messages_rejected = load(c.messages_rejected);
   out.bytes_accepted = load(c.bytes_accepted);
   out.store_errors = load(c.store_errors);
+  out.input_held_in_place_bytes = load(c.input_held_in_place_bytes);
+  out.input_held_copied_bytes = load(c.input_held_copied_bytes);
+  out.recv_buffers_held = load(c.recv_buffers_held);
   out.queue_messages = load(c.queue_messages);
   out.queue_groups = load(c.queue_groups);
   out.queue_records = load(c.queue_records);

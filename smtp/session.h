@@ -227,13 +227,24 @@ class Session {
   // True while the session waits for a milter's answer.
   bool milter_outstanding() const;
 
+  // Like OnInput(), except for message data that cannot be taken now because the body buffer is
+  // full and its predecessor is still with the store (a large message streaming in faster than
+  // the store writes): that is not buffered. Returns how many octets of `input` the session
+  // used; the caller keeps the rest and offers it again, before any newer input, once
+  // input_blocked() is false. Everything else (pipelined commands during a delivery, a check or
+  // a milter, input after STARTTLS or the end) goes as with OnInput() and counts as used. The
+  // driver uses this so that it can keep the rest where it was received instead of having it
+  // copied twice (net/held_input.h).
+  size_t OnInputUntilFull(std::string_view input, absl::Time now, Output& out);
+
   // True while the session cannot take input now (a delivery or a stored piece is awaited and
   // nothing more fits): input given to OnInput() meanwhile is buffered, up to
   // kMaxPendingInputBytes; the driver should stop reading the client until this turns false.
   bool input_blocked() const;
 
   // True while message data is being received and the message is large (a quarter of a body
-  // buffer so far, or pieces already handed over): the driver then reads one receive at a time,
+  // buffer so far, pieces already handed over, or announced with SIZE= at a quarter of a body
+  // buffer or more): the driver then reads one receive at a time,
   // so that a fast sender waits in TCP rather than in the driver's memory.
   bool receiving_large_message() const;
 
@@ -374,6 +385,8 @@ class Session {
   void CutLongLine(Output& out);
   void ResetTransaction(Output& out);
   void BufferPending(std::string_view input);
+  // Receiving message data, the body buffer full and the previous piece not stored yet.
+  bool StreamFull() const;
   // Between transactions with nothing pending: a shutdown request can be honoured at once.
   bool Idle() const;
   void MaybeCloseForShutdown(Output& out);

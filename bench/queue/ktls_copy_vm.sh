@@ -6,8 +6,9 @@
 # ktls = true) runs under the shim, and `openssl s_client -starttls smtp -tls1_2` sends SESSIONS
 # sessions of one message of SIZE body bytes each, first without MAIL FROM SIZE=, then with it;
 # then the same over plain SMTP (busybox nc) as the control, in the same VM.
-# The shim's totals are printed before, between and after, and the host prints the copied bytes per
-# body byte. The server's log must show record_layer=kernel. Bounded: qemu is killed after 900 s.
+# The shim's totals (and the server's held-input counters) are printed before, between and after,
+# and the host prints the copied bytes per body byte. The server's log must show
+# record_layer=kernel. Bounded: qemu is killed after 900 s.
 #
 # usage: bash bench/queue/ktls_copy_vm.sh BUILD_DIR [SESSIONS] [SIZE]    (defaults 5, 1048576)
 set -euo pipefail
@@ -71,6 +72,8 @@ key = "/opt/ringmx/mx.key"
 ktls = true
 [log]
 file = "/tmp/run/ringmx.log"
+[control]
+socket = "/tmp/run/control.sock"
 TOML
 # One session's input after STARTTLS (s_client does EHLO and STARTTLS itself): the same body
 # lines as copy_count.py (76 octets + CRLF), sent pipelined, then QUIT.
@@ -106,7 +109,14 @@ server=$!
 i=0
 while ! grep -qs 'ringmx ready' /tmp/run/ringmx.log && [ $i -lt 120 ]; do sleep 1; i=$((i + 1)); done
 sleep 2
-snap() { echo "== counts $1"; sed "s/^/== c $1 /" /tmp/run/counts; }
+# The held-input counters too (ctl stats: bytes that waited in their receive buffer or in a copy;
+# builds before they existed print nothing there).
+snap() {
+  echo "== counts $1"
+  sed "s/^/== c $1 /" /tmp/run/counts
+  echo "== held after $1: $(/opt/ringmx/bin/ringmx ctl -c /opt/ringmx/ringmx.toml --json stats |
+    grep -oE '"(input_held_[a-z_]+|recv_buffers_held)":[0-9]+' | head -3 | tr '\n' ' ')"
+}
 snap start
 for mode in ktls-off ktls-on plain-off plain-on; do
   msg=/opt/ringmx/msg/${mode#*-}

@@ -162,6 +162,9 @@ struct Session::State {
   bool stream_failed = false;
   // The data ended while a piece was outstanding: Deliver() once it is stored.
   bool deliver_after_fragment = false;
+  // The size the client announced with MAIL FROM SIZE= (RFC 1870) for this transaction, 0 if
+  // none; receiving_large_message() looks at it.
+  uint64_t announced_size = 0;
   // Id and size of the outstanding delivery; OnDelivered() answers with them.
   std::string outstanding_id;
   uint64_t outstanding_size = 0;

@@ -112,11 +112,11 @@ TEST(RenderPrometheusTest, EveryMetricHasHelpAndTypeBeforeItsSamples) {
   EXPECT_EQ(types.at("ringmx_message_store_wait_seconds"), "histogram");
   EXPECT_EQ(types.at("ringmx_tls_handshake_seconds"), "histogram");
   EXPECT_EQ(Samples(text).at("ringmx_draining"), "1");
-  // 20 per-shard metrics, 2 shards each, plus 4 process-wide ones (generation, live config
+  // 23 per-shard metrics, 2 shards each, plus 4 process-wide ones (generation, live config
   // snapshots, draining, shards); replies by class (4 per shard) and record layer (2 per shard);
   // two merged histograms of 15 buckets, _sum and _count. The labelled families with no key yet
   // have no samples.
-  EXPECT_EQ(Samples(text).size(), 20u * 2 + 4 + 4 * 2 + 2 * 2 + 2 * 17);
+  EXPECT_EQ(Samples(text).size(), 23u * 2 + 4 + 4 * 2 + 2 * 2 + 2 * 17);
 }
 
 StatsSnapshot WithTraffic() {

@@ -296,8 +296,13 @@ struct Step {
 
 class Driver {
  public:
-  explicit Driver(const Setup& setup)
-      : setup_(setup), ids_(0), session_(setup.snapshot, setup.facts, ids_) {}
+  // `until_full`: feed through OnInputUntilFull as net/ does, keeping what the session leaves
+  // (a full body buffer) and offering it again before newer bytes; otherwise through OnInput.
+  Driver(const Setup& setup, bool until_full)
+      : setup_(setup),
+        ids_(0),
+        session_(setup.snapshot, setup.facts, ids_),
+        until_full_(until_full) {}
 
   // One call into the session, checked against its promises.
   template <typename F>
@@ -369,8 +374,22 @@ class Driver {
   }
 
   void Feed(std::string_view bytes) {
-    if (bytes.empty()) return;
-    Call([&](smtp::Session& s, smtp::Output& o) { s.OnInput(bytes, now_, o); }, bytes);
+    if (!until_full_) {
+      if (bytes.empty()) return;
+      Call([&](smtp::Session& s, smtp::Output& o) { s.OnInput(bytes, now_, o); }, bytes);
+      return;
+    }
+    held_.append(bytes);
+    if (held_.empty()) return;
+    const std::string input = std::move(held_);
+    held_.clear();
+    size_t used = 0;
+    Call([&](smtp::Session& s, smtp::Output& o) { used = s.OnInputUntilFull(input, now_, o); },
+         input);
+    RINGMX_CHECK(used <= input.size());
+    // Only a full body buffer leaves bytes to the caller, and the session then waits.
+    if (used < input.size()) RINGMX_CHECK(session_.input_blocked() && !session_.closed());
+    held_.assign(input, used);
   }
 
   void Greet() {
@@ -512,10 +531,13 @@ class Driver {
   uint64_t lines_fed_ = 0;
   uint64_t calls_ = 0;
   Transcript transcript_;
+  const bool until_full_;
+  std::string held_;  // until_full_: what the session left to the driver
 };
 
-Transcript Drive(const Setup& setup, const std::vector<Step>& steps, std::string_view text) {
-  Driver d(setup);
+Transcript Drive(const Setup& setup, const std::vector<Step>& steps, std::string_view text,
+                 bool until_full = false) {
+  Driver d(setup, until_full);
   if (!setup.greet_pause || setup.implicit) d.Greet();
   for (const Step& step : steps) d.Run(step, text);
   d.Finish(text);
@@ -589,6 +611,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // How the client's bytes were cut into reads must not change anything.
   const Transcript joined = Drive(setup, JoinFeeds(steps), text);
   RINGMX_CHECK(scripted == joined);
+  // The driver's entry (OnInputUntilFull, the rest kept by the driver) answers the same.
+  RINGMX_CHECK(scripted == Drive(setup, steps, text, /*until_full=*/true));
   if (getenv("RINGMX_FUZZ_TRACE") != nullptr) {
     // For whoever writes seeds: what the session answered.
     fprintf(stderr, "%s[%zu records, %s]\n", scripted.replies.c_str(), scripted.records.size(),

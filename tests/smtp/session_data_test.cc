@@ -567,6 +567,76 @@ TEST(SessionDataTest, SessionWaitsForEachPieceAndHoldsInputMeanwhile) {
   EXPECT_EQ(d.Take(), absl::StrCat("250 2.0.0 Ok: queued as ", id, "\r\n", kOk));
 }
 
+// OnInputUntilFull (the driver's entry, issue 10): what does not fit while the previous piece is
+// being stored is left to the caller, not buffered (it stays in the driver's receive buffer), and
+// offered again it completes the message exactly.
+TEST(SessionDataTest, InputThatDoesNotFitIsLeftToTheCaller) {
+  Env env(BigConfig());
+  Driver d(env);
+  d.Start();
+  EXPECT_EQ(d.session().OnInputUntilFull(absl::StrCat(kHead, "DATA\r\n"), kT0, d.out()),
+            sizeof(kHead) - 1 + 6);
+  d.Take();
+  const std::string message = NumberedBody(700 * 1024);
+  const std::string input = message + ".\r\nNOOP\r\n";
+  std::string_view rest = input;
+  // The first buffer fills and goes; the second fills and the rest is not taken.
+  const size_t used = d.session().OnInputUntilFull(rest.substr(0, 600 * 1024), kT0, d.out());
+  EXPECT_GE(used, kStreamChunkBytes);
+  EXPECT_LT(used, 600u * 1024);
+  ASSERT_TRUE(d.out().fragment.has_value());
+  const std::string id = d.out().fragment->id;
+  std::string stored = std::move(d.out().fragment->bytes);
+  d.out().Clear();
+  rest.remove_prefix(used);
+  EXPECT_TRUE(d.session().input_blocked());
+  // Nothing was kept: the body buffer and the command line only, no pending input.
+  EXPECT_LE(d.session().MemoryUsageForTest(), kStreamChunkBytes + kMaxCommandLineOctets);
+  // While it is blocked nothing is taken.
+  EXPECT_EQ(d.session().OnInputUntilFull(rest, kT0, d.out()), 0u);
+  EXPECT_FALSE(d.out().fragment.has_value());
+  // Stored: the session can go on, and the full buffer goes with the next input.
+  d.session().OnFragmentStored(absl::OkStatus(), kT0, d.out());
+  EXPECT_FALSE(d.session().input_blocked());
+  EXPECT_FALSE(d.out().fragment.has_value());
+  // The rest: up to the end of the data, then the NOOP waits in the session (a piece is out and
+  // the message must wait for it), as with OnInput.
+  EXPECT_EQ(d.session().OnInputUntilFull(rest, kT0, d.out()), rest.size());
+  ASSERT_TRUE(d.out().fragment.has_value());
+  EXPECT_EQ(d.out().fragment->index, 1u);
+  stored += d.out().fragment->bytes;
+  d.out().Clear();
+  EXPECT_EQ(d.Take(), "");
+  d.session().OnFragmentStored(absl::OkStatus(), kT0, d.out());
+  ASSERT_TRUE(d.out().deliver.has_value());
+  EXPECT_EQ(stored + d.out().deliver->body, message);
+  d.out().Clear();
+  d.Delivered(absl::OkStatus());
+  EXPECT_EQ(d.Take(), absl::StrCat("250 2.0.0 Ok: queued as ", id, "\r\n", kOk));
+  EXPECT_FALSE(d.session().input_blocked());
+}
+
+// A client that announced a large message (SIZE=) is read one receive at a time from its first
+// body octet; a small one only once its data reaches a quarter of a body buffer.
+TEST(SessionDataTest, LargeAnnouncedMessageIsLargeFromItsFirstOctet) {
+  Env env(BigConfig());
+  for (uint64_t announced : {uint64_t{0}, uint64_t{1024}, uint64_t{kStreamChunkBytes / 4}}) {
+    Driver d(env);
+    d.Start();
+    d.Input(absl::StrCat("EHLO client.example\r\nMAIL FROM:<sender@remote.test>",
+                         announced == 0 ? "" : absl::StrCat(" SIZE=", announced),
+                         "\r\nRCPT TO:<user@example.test>\r\n"));
+    EXPECT_FALSE(d.session().receiving_large_message()) << announced;
+    d.Input("DATA\r\n");
+    EXPECT_EQ(d.session().receiving_large_message(), announced >= kStreamChunkBytes / 4)
+        << announced;
+    d.Input(NumberedBody(kStreamChunkBytes / 4 + 100));
+    EXPECT_TRUE(d.session().receiving_large_message()) << announced;
+    d.Input(".\r\n");
+    EXPECT_FALSE(d.session().receiving_large_message()) << announced;
+  }
+}
+
 TEST(SessionDataTest, StoreErrorOnAPieceGives452AndAbortsTheStream) {
   Env env(BigConfig());
   env.fragment_results = {absl::ResourceExhaustedError("disk full")};
