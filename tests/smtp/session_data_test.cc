@@ -586,7 +586,7 @@ TEST(SessionDataTest, InputThatDoesNotFitIsLeftToTheCaller) {
   EXPECT_LT(used, 600u * 1024);
   ASSERT_TRUE(d.out().fragment.has_value());
   const std::string id = d.out().fragment->id;
-  std::string stored = std::move(d.out().fragment->bytes);
+  std::string stored = d.out().fragment->bytes.Flatten();
   d.out().Clear();
   rest.remove_prefix(used);
   EXPECT_TRUE(d.session().input_blocked());
@@ -604,12 +604,12 @@ TEST(SessionDataTest, InputThatDoesNotFitIsLeftToTheCaller) {
   EXPECT_EQ(d.session().OnInputUntilFull(rest, kT0, d.out()), rest.size());
   ASSERT_TRUE(d.out().fragment.has_value());
   EXPECT_EQ(d.out().fragment->index, 1u);
-  stored += d.out().fragment->bytes;
+  stored += d.out().fragment->bytes.Flatten();
   d.out().Clear();
   EXPECT_EQ(d.Take(), "");
   d.session().OnFragmentStored(absl::OkStatus(), kT0, d.out());
   ASSERT_TRUE(d.out().deliver.has_value());
-  EXPECT_EQ(stored + d.out().deliver->body, message);
+  EXPECT_EQ(stored + d.out().deliver->body.Flatten(), message);
   d.out().Clear();
   d.Delivered(absl::OkStatus());
   EXPECT_EQ(d.Take(), absl::StrCat("250 2.0.0 Ok: queued as ", id, "\r\n", kOk));
