@@ -206,13 +206,23 @@ void Connection::StartSession(absl::Time now) {
   AfterSession();
 }
 
+bool Connection::ReadOneAtATime() {
+  // Plain and userspace TLS: once a message is large (Session::receiving_large_message). Kernel
+  // TLS: from the first octet of every message, because a multishot recvmsg there delivers its
+  // burst (record by record, up to megabytes on a slow machine) before a cancel lands, and what
+  // the session cannot take then is copied a second time; the extra cancel and re-arm per message
+  // are small beside the kernel's decryption.
+  if (kernel_tls() != nullptr) return session_.receiving_message();
+  return session_.receiving_large_message();
+}
+
 void Connection::ArmRecv() {
   io_uring_sqe* sqe = shard_.reactor().Prepare(&recv_op_);
   if (KernelTls* ktls = kernel_tls(); ktls != nullptr) {
     // recvmsg, so that the kernel can say which kind of record the bytes come from.
     ktls->PrepareRecvMsg();
-    if (session_.receiving_large_message()) {
-      // One record at a time while a large message comes in, as below. Its completion holds the
+    if (ReadOneAtATime()) {
+      // One record at a time while a message comes in, as below. Its completion holds the
       // payload at the start of the buffer and the record type in the control area.
       io_uring_prep_recvmsg(sqe, fd_, &ktls->recv_msg(), 0);
       recv_single_shot_ = true;
@@ -856,7 +866,7 @@ void Connection::DeliverInput(std::string_view bytes, absl::Time now) {
   // A large message is coming in: end the multishot receive before the session has to wait for
   // the store, so that it is re-armed one receive at a time (ArmRecv) and no burst piles up here.
   if (recv_armed_ && !recv_single_shot_ && !recv_switch_sent_ && !done_ && transport_->carrying() &&
-      session_.receiving_large_message()) {
+      ReadOneAtATime()) {
     io_uring_sqe* sqe = shard_.reactor().Prepare(nullptr);
     io_uring_prep_cancel(sqe, static_cast<CompletionHandler*>(&recv_op_), 0);
     recv_switch_sent_ = true;

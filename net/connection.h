@@ -167,6 +167,8 @@ class Connection final : public SpoolWaiter, public FragmentWaiter, public Milte
   // The transport when it is TLS in userspace / in the kernel; nullptr otherwise.
   UserspaceTls* userspace_tls();
   KernelTls* kernel_tls();
+  // Whether the receive should be single-shot now (a message is streaming in), see ArmRecv().
+  bool ReadOneAtATime();
   // TLS in userspace in `state`.
   bool TlsIn(UserspaceTls::State state);
   // The record layer is moving to the kernel (UserspaceTls::State::kSwitching): the receive is

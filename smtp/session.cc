@@ -131,10 +131,15 @@ bool Session::StreamFull() const {
 
 std::string_view Session::streaming_id() const { return state_->stream_id; }
 
+bool Session::receiving_message() const {
+  const State& s = *state_;
+  return s.mode == Mode::kData ||
+         (s.mode == Mode::kChunk && s.chunk_disposition == Disposition::kStore);
+}
+
 bool Session::receiving_large_message() const {
   const State& s = *state_;
-  const bool receiving = s.mode == Mode::kData ||
-                         (s.mode == Mode::kChunk && s.chunk_disposition == Disposition::kStore);
+  const bool receiving = receiving_message();
   // A client that announced a large message (SIZE=) is read one receive at a time from its first
   // body octet, so that nothing of a multishot receive's burst waits in the driver; without SIZE=
   // from a quarter of a body buffer on.

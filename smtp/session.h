@@ -247,6 +247,9 @@ class Session {
   // buffer or more): the driver then reads one receive at a time,
   // so that a fast sender waits in TCP rather than in the driver's memory.
   bool receiving_large_message() const;
+  // True while message data (DATA, or BDAT chunks that are stored) is being received, whatever
+  // its size.
+  bool receiving_message() const;
 
   // The id of a message whose pieces were handed to the store and that has neither been handed
   // over whole (`deliver`) nor aborted: a driver that tears the connection down without closing
