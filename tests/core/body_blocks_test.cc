@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 
 #include "core/queue/log_format.h"
+#include "tests/testing/in_blocks.h"
 
 namespace ringmx::core {
 namespace {
@@ -22,18 +23,7 @@ namespace q = core::queue;
 
 constexpr q::SegmentKey kKey{0x2159454b, 0x9e3779b9};
 
-// `bytes` cut into blocks of 1..max_block octets, each allocated with 0..2 octets to spare (as
-// the decoder's last block often has).
-BodyBlocks InBlocks(std::string_view bytes, std::mt19937& rng, size_t max_block) {
-  BodyBlocks blocks;
-  while (!bytes.empty()) {
-    const size_t n = std::min(bytes.size(), 1 + rng() % max_block);
-    blocks.AddBlock(n + rng() % 3);
-    blocks.AppendToLast(bytes.data(), n);
-    bytes.remove_prefix(n);
-  }
-  return blocks;
-}
+using ::ringmx::testing::InBlocks;
 
 std::string RandomBytes(std::mt19937& rng, size_t n) {
   std::string s(n, '\0');

@@ -27,6 +27,23 @@ namespace {
 
 using DeliveryTest = ServerTest;
 
+// The queued message `id`, whose stored bytes must end with `body` (after our Received header);
+// null, with a failure recorded, when it is missing or differs.
+const StoredMessage* ExpectStoredBody(const QueueContents& queue, const std::string& id,
+                                      const std::string& body) {
+  auto it = queue.messages.find(id);
+  if (it == queue.messages.end()) {
+    ADD_FAILURE() << "not queued: " << id;
+    return nullptr;
+  }
+  const std::string& eml = it->second.eml;
+  if (eml.size() <= body.size() || eml.compare(eml.size() - body.size(), body.size(), body) != 0) {
+    ADD_FAILURE() << id << ": stored bytes differ";
+    return nullptr;
+  }
+  return &it->second;
+}
+
 TEST_F(DeliveryTest, StoresMessageByteExactWithReceivedHeaderAndEnvelope) {
   StartServer(BasicConfig(dir_));
   // 3000 lines with trailing spaces, a 998-octet line, 8-bit bytes, and lines that need dot
@@ -267,14 +284,10 @@ TEST_F(DeliveryTest, LargeMessagesStreamToTheQueueWithBoundedMemory) {
   EXPECT_TRUE(queue.problems.empty()) << queue.problems[0];
   ASSERT_EQ(queue.messages.size(), static_cast<size_t>(kClients));
   for (int c = 0; c < kClients; ++c) {
-    auto it = queue.messages.find(ids[c]);
-    ASSERT_NE(it, queue.messages.end()) << ids[c];
-    const std::string& eml = it->second.eml;
-    ASSERT_GT(eml.size(), bodies[c].size());
-    EXPECT_TRUE(eml.compare(eml.size() - bodies[c].size(), bodies[c].size(), bodies[c]) == 0)
-        << "client " << c << ": stored bytes differ";
+    const StoredMessage* stored = ExpectStoredBody(queue, ids[c], bodies[c]);
+    ASSERT_NE(stored, nullptr) << "client " << c;
     // Handed to the store in pieces while it arrived.
-    EXPECT_GE(it->second.entry.fragments.size(), kSize / (256 * 1024) - 1) << ids[c];
+    EXPECT_GE(stored->entry.fragments.size(), kSize / (256 * 1024) - 1) << ids[c];
   }
   // 96 MiB came in at once; the server held a bounded buffer per session, not the messages.
   const int64_t grew_kib = peak_kib.load() - rss_before;
@@ -333,12 +346,7 @@ TEST_F(DeliveryTest, HeldReceiveBuffersGoBackToTheRing) {
   const QueueContents queue = ReadQueue(server_->spool());
   ASSERT_EQ(queue.messages.size(), static_cast<size_t>(kClients));
   for (int c = 0; c < kClients; ++c) {
-    auto it = queue.messages.find(ids[c]);
-    ASSERT_NE(it, queue.messages.end()) << ids[c];
-    const std::string& eml = it->second.eml;
-    ASSERT_GT(eml.size(), bodies[c].size());
-    EXPECT_TRUE(eml.compare(eml.size() - bodies[c].size(), bodies[c].size(), bodies[c]) == 0)
-        << "client " << c << ": stored bytes differ";
+    EXPECT_NE(ExpectStoredBody(queue, ids[c], bodies[c]), nullptr) << "client " << c;
   }
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (server_->Stat("connections_open") != 0 && absl::Now() < deadline) {

@@ -24,6 +24,7 @@
 #include "net/queue_compact.h"
 #include "net/reactor.h"
 #include "tests/net/spool_test_util.h"
+#include "tests/testing/in_blocks.h"
 
 namespace ringmx::net {
 namespace {
@@ -500,17 +501,7 @@ TEST_F(QueueLogTest, StreamedFragmentsAndTheFinalSubmitGiveTheExactBytes) {
   EXPECT_TRUE(*bytes == eml);
 }
 
-// `bytes` in blocks of 1..max_block octets, as a session's decoder hands them over.
-core::BodyBlocks InBlocks(std::string_view bytes, std::mt19937& rng, size_t max_block) {
-  core::BodyBlocks blocks;
-  while (!bytes.empty()) {
-    const size_t n = std::min(bytes.size(), 1 + rng() % max_block);
-    blocks.AddBlock(n + rng() % 3);
-    blocks.AppendToLast(bytes.data(), n);
-    bytes.remove_prefix(n);
-  }
-  return blocks;
-}
+using ::ringmx::testing::InBlocks;
 
 // The records EncodeMessage() makes, written out: prefix, then the tail's parts.
 std::string Written(const queue_files::EncodedRecords& records) {
