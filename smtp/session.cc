@@ -124,9 +124,7 @@ bool Session::input_blocked() const {
 bool Session::StreamFull() const {
   const State& s = *state_;
   // The body buffer is full and its predecessor not stored yet.
-  const bool receiving = s.mode == Mode::kData ||
-                         (s.mode == Mode::kChunk && s.chunk_disposition == Disposition::kStore);
-  return receiving && s.fragment_outstanding && s.decoder.StreamRoom() == 0;
+  return receiving_message() && s.fragment_outstanding && s.decoder.StreamRoom() == 0;
 }
 
 std::string_view Session::streaming_id() const { return state_->stream_id; }
@@ -139,12 +137,12 @@ bool Session::receiving_message() const {
 
 bool Session::receiving_large_message() const {
   const State& s = *state_;
-  const bool receiving = receiving_message();
   // A client that announced a large message (SIZE=) is read one receive at a time from its first
   // body octet, so that nothing of a multishot receive's burst waits in the driver; without SIZE=
   // from a quarter of a body buffer on.
-  return !s.stream_id.empty() || (receiving && (s.decoder.size() >= kStreamChunkBytes / 4 ||
-                                                s.announced_size >= kStreamChunkBytes / 4));
+  return !s.stream_id.empty() ||
+         (receiving_message() &&
+          (s.decoder.size() >= kStreamChunkBytes / 4 || s.announced_size >= kStreamChunkBytes / 4));
 }
 
 bool Session::tls_handshake_pending() const { return state_->tls_pending; }
