@@ -2,6 +2,7 @@
 // (values move with traffic, only GET /metrics answers 200, `promtool check metrics` accepts the
 // text, `ringmx ctl metrics` prints the same metrics); the systemd side (the server's sd_notify
 // datagrams as systemd would receive them, and dist/ringmx.service through systemd-analyze).
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,10 +264,16 @@ TEST(UnitFileTest, SystemdAnalyzeVerify) {
   ASSERT_TRUE(absl::StrContains(unit, "\nType=notify\n"));
   ASSERT_TRUE(absl::StrContains(unit, "\nExecStart=/usr/bin/ringmx serve -c "));
   TempDir dir;
+  // ExecStart= splits at spaces: the binary goes in by a link at a path without one, since the
+  // checkout's own path may have a space in it (tools/fresh-machine-test.sh builds under "/tmp/x
+  // y").
+  const std::string binary = dir.path() + "/ringmx";
+  ASSERT_EQ(symlink(RingmxBinary().c_str(), binary.c_str()), 0) << strerror(errno);
+  ASSERT_EQ(binary.find(' '), std::string::npos) << binary;
   const std::string path = dir.path() + "/ringmx.service";
   {
     std::ofstream out(path, std::ios::binary);
-    out << absl::StrReplaceAll(unit, {{"/usr/bin/ringmx", RingmxBinary()}});
+    out << absl::StrReplaceAll(unit, {{"/usr/bin/ringmx", binary}});
   }
   CommandResult verify =
       RunCommand({"/usr/bin/systemd-analyze", "verify", path}, absl::Seconds(60));
@@ -277,8 +284,8 @@ TEST(UnitFileTest, SystemdAnalyzeVerify) {
   const std::string bad = dir.path() + "/bad.service";
   {
     std::ofstream out(bad, std::ios::binary);
-    out << absl::StrReplaceAll(
-        unit, {{"/usr/bin/ringmx", RingmxBinary()}, {"ProtectSystem=", "ProtectSytem="}});
+    out << absl::StrReplaceAll(unit,
+                               {{"/usr/bin/ringmx", binary}, {"ProtectSystem=", "ProtectSytem="}});
   }
   CommandResult bad_verify =
       RunCommand({"/usr/bin/systemd-analyze", "verify", bad}, absl::Seconds(60));
